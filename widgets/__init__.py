@@ -1,0 +1,1 @@
+"""Interactive widgets (filled in by the Jupyter issue)."""
