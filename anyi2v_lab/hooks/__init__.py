@@ -1,0 +1,21 @@
+"""Named hook points on a diffusers UNet: list them, capture them, edit them.
+
+>>> from anyi2v_lab.hooks import list_hook_points, run_with_cache
+>>> names = list_hook_points(unet, pattern="up_blocks.1.*attn1.query")
+>>> out, cache = run_with_cache(unet, sample, t, encoder_hidden_states=ehs, names=names)
+>>> cache[names[0]].shape        # (B, F, N, C)
+"""
+from .cache import ActivationCache, Capture, Entry
+from .context import CallInfo, HookContext
+from .memory import capture_bytes, estimate_capture_bytes
+from .motion import bypass_motion
+from .points import HookPoint, hook_points, list_hook_points, up_resnets, up_self_attention
+from .run import run_with_cache, run_with_hooks
+from .session import HookError, HookPointNotFired, HookSession, StopForward, hooked
+
+__all__ = [
+    "ActivationCache", "Capture", "Entry", "CallInfo", "HookContext", "capture_bytes",
+    "estimate_capture_bytes", "bypass_motion", "HookPoint", "hook_points", "list_hook_points",
+    "up_resnets", "up_self_attention", "run_with_cache", "run_with_hooks", "HookError",
+    "HookPointNotFired", "HookSession", "StopForward", "hooked",
+]

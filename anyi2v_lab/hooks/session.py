@@ -1,0 +1,276 @@
+"""Installing and removing hooks: the one place where modules are touched.
+
+``with hooked(unet, edits={name: fn}, capture=Capture([...])) as session:`` installs a per-module
+attention processor or torch hook for each named point, and removes every one of them on exit, also
+when an edit raises. Nothing is patched class-wide and no flag is left on a module.
+
+Safety nets, because a silent no-op is the classic failure of hook-based diffusion tools:
+
+* hooking a module that another session holds is an error;
+* after every complete UNet forward, a hooked point that did not fire raises
+  :class:`HookPointNotFired` (a diffusers upgrade that reroutes a forward cannot go unnoticed), and so
+  does a capture that stored nothing by the end of the session.
+"""
+from __future__ import annotations
+
+from contextlib import ExitStack, contextmanager
+from dataclasses import replace
+from typing import Callable, Iterable, Mapping, Sequence
+
+import torch
+import torch.nn as nn
+
+from ..layout import infer_branches
+from .attention import HookedAttnProcessor
+from .cache import ActivationCache, Capture, Entry
+from .context import CallInfo, HookContext
+from .points import HookPoint, hook_points, resolve
+
+EditFn = Callable[[torch.Tensor, HookContext], "torch.Tensor | None"]
+_OWNER = "_anyi2v_hook_owner"
+
+
+class HookError(RuntimeError):
+    """A hook could not be installed as asked."""
+
+
+class HookPointNotFired(HookError):
+    """A hooked point never ran: the model's forward no longer passes where the hook sits."""
+
+
+class StopForward(Exception):
+    """Raised inside the UNet after the last needed hook point (baukit's ``StopForward``)."""
+
+
+def _inside_backward() -> bool:
+    # Gradient checkpointing re-runs forwards during backward: edits must apply again (so the
+    # recomputation matches), but nothing may be captured or counted twice.
+    return torch._C._current_graph_task_id() != -1
+
+
+class HookSession:
+    """Live hooks on one UNet. Use through :func:`hooked`."""
+
+    def __init__(self, unet: nn.Module, edits: Mapping[str, EditFn | Sequence[EditFn]] | None = None,
+                 capture: Capture | None = None, stop_after: Iterable[str] | None = None,
+                 step_of: Callable[[int], int | None] | None = None, phase: str = "forward"):
+        self.unet = unet
+        self._registry = {p.name: p for p in hook_points(unet)}
+        self.edits: dict[str, list[EditFn]] = {}
+        for name, fns in (edits or {}).items():
+            for point in resolve(self._registry, [name]):
+                fns = [fns] if callable(fns) else list(fns)
+                self.edits.setdefault(point.name, []).extend(fns)
+        self.capture = capture
+        self.captured = {p.name for p in resolve(self._registry, capture.names)} if capture else set()
+        self.stop_names = {p.name for p in resolve(self._registry, stop_after or ())}
+        self.points = resolve(self._registry, [*self.edits, *self.captured, *self.stop_names])
+        self.cache = ActivationCache()
+        self.step_of = step_of
+        self.default_phase = phase
+        self._override: dict = {}
+        self._call = CallInfo(phase=phase)
+        self._fired: set[str] = set()
+        self._stack: ExitStack | None = None
+        self.calls = 0
+        self.stopped = 0
+        self._validate()
+
+    # ------------------------------------------------------------------ set-up
+    def _validate(self) -> None:
+        for p in self.points:
+            if p.site == "probs":
+                attn = self.unet.get_submodule(p.module)
+                if attn.norm_q is not None or attn.norm_k is not None:
+                    raise HookError(f"{p.name}: probabilities of a layer with q/k norms are not supported")
+
+    def __enter__(self) -> "HookSession":
+        stack = ExitStack()
+        try:
+            self._install(stack)
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        stack, self._stack = self._stack, None
+        stack.close()
+        if exc_type is None:
+            self._check_captures()
+
+    def _claim(self, stack: ExitStack, module: nn.Module, label: str) -> None:
+        owner = getattr(module, _OWNER, None)
+        if owner is not None:
+            raise HookError(f"{label} is already hooked by another session ({owner}); exit it first "
+                            f"or pass all edits and captures to one session")
+        setattr(module, _OWNER, f"HookSession@{id(self):x}")
+        stack.callback(delattr, module, _OWNER)
+
+    def _install(self, stack: ExitStack) -> None:
+        by_module: dict[str, dict[str, HookPoint]] = {}
+        for p in self.points:
+            by_module.setdefault(p.module, {})[p.site] = p
+        stack.enter_context(_removing(self.unet.register_forward_pre_hook(self._pre_unet, with_kwargs=True)))
+        stack.enter_context(_removing(self.unet.register_forward_hook(self._post_unet)))
+        for path, sites in by_module.items():
+            if path == "":
+                continue  # the UNet output is handled by _post_unet
+            module = self.unet.get_submodule(path)
+            self._claim(stack, module, path)
+            kind = next(iter(sites.values())).kind
+            if kind in ("self_attention", "cross_attention"):
+                original = module.processor
+                module.set_processor(HookedAttnProcessor(sites, self._fire, original))
+                stack.callback(module.set_processor, original)
+            elif kind == "resnet":
+                if "residual" in sites:
+                    hook = module.conv2.register_forward_hook(self._out_hook(sites["residual"]))
+                    stack.enter_context(_removing(hook))
+                if "output" in sites:
+                    stack.enter_context(_removing(module.register_forward_hook(self._out_hook(sites["output"]))))
+            elif kind == "motion":
+                if "input" in sites:
+                    hook = module.register_forward_pre_hook(self._in_hook(sites["input"]), with_kwargs=True)
+                    stack.enter_context(_removing(hook))
+                if "output" in sites:
+                    stack.enter_context(_removing(module.register_forward_hook(self._out_hook(sites["output"]))))
+
+    def _out_hook(self, point: HookPoint):
+        return lambda module, args, out: self._fire(point, out)
+
+    def _in_hook(self, point: HookPoint):
+        def hook(module, args, kwargs):
+            if args:
+                return (self._fire(point, args[0]), *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": self._fire(point, kwargs["hidden_states"])}
+        return hook
+
+    # ------------------------------------------------------------ per call
+    @contextmanager
+    def calling(self, **info):
+        """Set what the next UNet calls are (``timestep``, ``step_index``, ``branches``, ``phase``)
+        instead of inferring it from their arguments."""
+        unknown = set(info) - {"timestep", "step_index", "branches", "phase"}
+        if unknown:
+            raise TypeError(f"calling() got unknown fields {sorted(unknown)}")
+        previous, self._override = self._override, {**self._override, **info}
+        try:
+            yield self
+        finally:
+            self._override = previous
+
+    def _pre_unet(self, module, args, kwargs):
+        if _inside_backward():
+            return None
+        sample = args[0] if args else kwargs["sample"]
+        num_frames = sample.shape[2] if sample.ndim == 5 else 1
+        info = dict(self._override)
+        if "timestep" not in info:
+            t = args[1] if len(args) > 1 else kwargs.get("timestep")
+            info["timestep"] = None if t is None else int(t.flatten()[0]) if torch.is_tensor(t) else int(t)
+        if "step_index" not in info and self.step_of is not None and info["timestep"] is not None:
+            info["step_index"] = self.step_of(info["timestep"])
+        info.setdefault("branches", infer_branches(sample.shape[0]))
+        info.setdefault("phase", self.default_phase)
+        if len(info["branches"]) != sample.shape[0]:
+            raise HookError(f"branches={info['branches']} label {len(info['branches'])} batch elements, "
+                            f"but the UNet got a batch of {sample.shape[0]}")
+        self._call = CallInfo(num_frames=num_frames, **info)
+        self._fired = set()
+        if self.capture is not None and self.capture.max_bytes is not None:
+            self._check_budget(sample)
+        return None
+
+    def _check_budget(self, sample: torch.Tensor) -> None:
+        from .memory import capture_bytes
+
+        est = capture_bytes([self._registry[n] for n in self.captured], self.capture,
+                            batch=sample.shape[0], num_frames=self._call.num_frames,
+                            latent_hw=tuple(sample.shape[-2:]), default_dtype=sample.dtype)
+        if est > self.capture.max_bytes:
+            raise HookError(f"this capture would store ~{est / 2**30:.2f} GiB for one UNet call, over "
+                            f"max_bytes={self.capture.max_bytes}; restrict names, frames or branch, "
+                            f"or store in a smaller dtype")
+
+    def _post_unet(self, module, args, out):
+        if "output" in self.edits or "output" in self.captured:
+            point = self._registry["output"]
+            if isinstance(out, tuple):
+                out = (self._fire(point, out[0]), *out[1:])
+            else:
+                out.sample = self._fire(point, out.sample)
+        if not _inside_backward():
+            self.calls += 1
+            missing = [p.name for p in self.points if p.name not in self._fired]
+            if missing:
+                raise HookPointNotFired(
+                    f"{len(missing)} hooked point(s) did not run in a complete UNet forward: {missing[:4]}"
+                    f"{' ...' if len(missing) > 4 else ''}. The model's forward no longer passes where "
+                    f"these hooks sit (diffusers is pinned to 0.42.x for this reason).")
+        return out
+
+    def _fire(self, point: HookPoint, tensor: torch.Tensor) -> torch.Tensor:
+        ctx = HookContext(point, self._call)
+        for fn in self.edits.get(point.name, ()):
+            out = fn(tensor, ctx)
+            if out is not None:
+                if out.shape != tensor.shape:
+                    raise HookError(f"edit {getattr(fn, '__name__', fn)} on {point.name} returned shape "
+                                    f"{tuple(out.shape)}, expected {tuple(tensor.shape)}")
+                tensor = out
+        if _inside_backward():
+            return tensor
+        self._fired.add(point.name)
+        if point.name in self.captured and self.capture.wants(self._call):
+            stored, branches, frames = self.capture.reduce(ctx.frames(tensor), self._call)
+            c = self._call
+            self.cache.add(Entry(point.name, stored, c.timestep, c.step_index, c.phase, branches, frames))
+        if self.stop_names and self.stop_names <= self._fired:
+            self.stopped += 1
+            raise StopForward(point.name)
+        return tensor
+
+    def _check_captures(self) -> None:
+        empty = [n for n in sorted(self.captured) if n not in self.cache]
+        if empty and self.calls + self.stopped == 0:
+            raise HookPointNotFired(f"no UNet forward ran inside the session; nothing captured for {empty[:4]}")
+        if empty:
+            raise HookPointNotFired(
+                f"capture stored nothing for {empty[:4]}: its filter (timesteps={_fmt(self.capture.timesteps)}, "
+                f"steps={_fmt(self.capture.steps)}, phases={_fmt(self.capture.phases)}, "
+                f"branch={self.capture.branch}) matched none of the {self.calls + self.stopped} UNet calls")
+
+    def forward(self, *args, **kwargs):
+        """Call the UNet; returns ``None`` when the forward stopped early after the last needed point."""
+        try:
+            return self.unet(*args, **kwargs)
+        except StopForward:
+            return None
+
+
+def _fmt(values) -> str:
+    return "all" if values is None else str(sorted(values))
+
+
+@contextmanager
+def _removing(handle):
+    try:
+        yield handle
+    finally:
+        handle.remove()
+
+
+def hooked(unet: nn.Module, edits: Mapping[str, EditFn | Sequence[EditFn]] | None = None,
+           capture: Capture | Iterable[str] | None = None, stop_after: Iterable[str] | None = None,
+           step_of: Callable[[int], int | None] | None = None, phase: str = "forward") -> HookSession:
+    """Context manager: hooks installed on enter, removed on exit (also on error).
+
+    ``edits`` maps hook point names (or globs) to ``fn(tensor, ctx) -> tensor | None``; ``capture``
+    is a :class:`Capture` or a list of names; ``stop_after`` names the points after which the forward
+    ends (call the UNet through ``session.forward`` to swallow the stop).
+    """
+    if capture is not None and not isinstance(capture, Capture):
+        capture = Capture(tuple(capture))
+    return HookSession(unet, edits, capture, stop_after, step_of, phase)

@@ -1,0 +1,1 @@
+"""Model construction: tiny random test models, the SD1.5 shape on ``meta``, loading real weights."""

@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny random models, offline, seeded."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe():
+    from anyi2v_lab.models.tiny import tiny_pipeline
+
+    return tiny_pipeline(seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_unet(tiny_pipe):
+    return tiny_pipe.unet
+
+
+@pytest.fixture(scope="session")
+def sd15_unet():
+    from anyi2v_lab.models.tiny import sd15_motion_unet
+
+    return sd15_motion_unet()
+
+
+@pytest.fixture
+def unet_inputs():
+    """A seeded UNetMotionModel input: 1 video of 6 frames at 16x16 latents, per-frame embeddings."""
+    from anyi2v_lab.layout import per_frame
+
+    g = torch.Generator().manual_seed(0)
+    sample = torch.randn(1, 4, 6, 16, 16, generator=g)
+    ehs = per_frame(torch.randn(1, 77, 32, generator=g), 6)
+    return sample, 500, ehs
