@@ -108,6 +108,9 @@ class ActivationCache(Mapping):
     def add(self, entry: Entry) -> None:
         self._entries.setdefault(entry.name, []).append(entry)
 
+    def clear(self) -> None:
+        self._entries.clear()
+
     def __getitem__(self, name: str) -> torch.Tensor:
         return self.get(name)
 

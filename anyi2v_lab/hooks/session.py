@@ -71,6 +71,7 @@ class HookSession:
         self._override: dict = {}
         self._call = CallInfo(phase=phase)
         self._fired: set[str] = set()
+        self._stored: set[str] = set()
         self._stack: ExitStack | None = None
         self.calls = 0
         self.stopped = 0
@@ -99,6 +100,23 @@ class HookSession:
         stack.close()
         if exc_type is None:
             self._check_captures()
+
+    @contextmanager
+    def suspended(self):
+        """Remove this session's hooks for the block (another session may hook the same modules,
+        e.g. the optimisation passes inside a sampling loop), then reinstall them; the cache and
+        counters carry on."""
+        self._stack.close()
+        try:
+            yield self
+        finally:
+            stack = ExitStack()
+            try:
+                self._install(stack)
+            except BaseException:
+                stack.close()
+                raise
+            self._stack = stack
 
     def _claim(self, stack: ExitStack, module: nn.Module, label: str) -> None:
         owner = getattr(module, _OWNER, None)
@@ -227,13 +245,14 @@ class HookSession:
             stored, branches, frames = self.capture.reduce(ctx.frames(tensor), self._call)
             c = self._call
             self.cache.add(Entry(point.name, stored, c.timestep, c.step_index, c.phase, branches, frames))
+            self._stored.add(point.name)
         if self.stop_names and self.stop_names <= self._fired:
             self.stopped += 1
             raise StopForward(point.name)
         return tensor
 
     def _check_captures(self) -> None:
-        empty = [n for n in sorted(self.captured) if n not in self.cache]
+        empty = [n for n in sorted(self.captured) if n not in self._stored]
         if empty and self.calls + self.stopped == 0:
             raise HookPointNotFired(f"no UNet forward ran inside the session; nothing captured for {empty[:4]}")
         if empty:

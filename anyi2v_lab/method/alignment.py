@@ -1,0 +1,76 @@
+"""From a user trajectory in model pixels to what the optimisation needs on its grids."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from ..hooks import hook_points
+from ..trajectory import Trajectory, clip_frame_boxes, frame_boxes, query_points_at
+from .config import AnyI2VConfig, ConfigError
+from .loss import grid_boxes
+from .optimize import Alignment
+
+
+def to_model_space(trajectory: Trajectory, condition) -> Trajectory:
+    """Map a trajectory drawn on the condition's source image (or already on the model canvas) to
+    model pixels with the condition's resize policy."""
+    size = tuple(trajectory.image_size)
+    if size == tuple(condition.size):
+        return trajectory
+    if size == tuple(condition.source_size):
+        return trajectory.rescaled(condition.resize_map)
+    raise ValueError(
+        f"trajectory.image_size={size} matches neither the condition image {tuple(condition.source_size)} "
+        f"nor the model canvas {tuple(condition.size)}; draw it on one of them or rescale it with "
+        f"Trajectory.rescaled(ResizeMap.from_policy({size}, ..., policy))")
+
+
+def layer_shapes(unet, layers: tuple[str, ...], latent_hw: tuple[int, int]) -> list[tuple[int, int]]:
+    points = {p.module: p for p in hook_points(unet) if p.site in ("query", "residual")}
+    missing = [layer for layer in layers if layer not in points]
+    if missing:
+        raise ConfigError(f"layers {missing} are not spatial self-attentions or ResNets of this UNet; "
+                          f"list them with anyi2v_lab.hooks.list_hook_points(unet, site='query')")
+    return [(latent_hw[0] // points[l].downscale, latent_hw[1] // points[l].downscale) for l in layers]
+
+
+def build_alignment(trajectory: Trajectory, config: AnyI2VConfig, image_hw: tuple[int, int],
+                    latent_hw: tuple[int, int], shapes: list[tuple[int, int]], device) -> tuple[Alignment, np.ndarray]:
+    """Per-frame boxes on the alignment grid, query offsets per object, and the optional update
+    region. Returns the alignment and the model-pixel boxes ``(O, F, 4)``."""
+    H, W = image_hw
+    f = config.compress_factor
+    if H % f or W % f:
+        raise ConfigError(f"compress_factor={f} must divide the image size {W}x{H}")
+    boxes = frame_boxes(trajectory, config.num_frames)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        clip_frame_boxes(boxes, (W, H), [o.name for o in trajectory.objects])  # warns, or raises at frame 0
+    grid = grid_boxes(torch.from_numpy(boxes), f)
+    queries = []
+    for o, obj in enumerate(trajectory.objects):
+        cells = torch.from_numpy(np.floor(query_points_at(obj) / f)).long()
+        queries.append(cells - grid[o, 0, :2])  # (dx, dy) from the start box's top-left cell
+    region = None
+    if config.update_region == "boxes":
+        region = box_region(boxes, config.region_margin, (H, W), latent_hw)
+    align = Alignment(grid.to(device), queries, (H // f, W // f), shapes,
+                      None if region is None else region.to(device))
+    return align, boxes
+
+
+def box_region(boxes: np.ndarray, margin: float, image_hw: tuple[int, int], latent_hw) -> torch.Tensor:
+    """``(1, 1, F, h, w)`` 0/1 mask of the latent cells near any object's box in each frame (our
+    option: keeps the sign steps off the background)."""
+    H, W = image_hw
+    h, w = latent_hw
+    region = torch.zeros(1, 1, boxes.shape[1], h, w)
+    for obj in boxes:
+        for j, (x0, y0, x1, y1) in enumerate(obj):
+            mx, my = margin * (x1 - x0), margin * (y1 - y0)
+            c0, c1 = int(np.floor((x0 - mx) * w / W)), int(np.ceil((x1 + mx) * w / W))
+            r0, r1 = int(np.floor((y0 - my) * h / H)), int(np.ceil((y1 + my) * h / H))
+            region[..., j, max(r0, 0):max(r1, 0), max(c0, 0):max(c1, 0)] = 1
+    return region

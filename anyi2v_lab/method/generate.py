@@ -1,0 +1,174 @@
+"""The AnyI2V generation loop (spec 3.5).
+
+::
+
+    features = invert(condition, prompt)                       # 201 single-frame UNet calls
+    z = noise(16 frames)                                       # seeded, as diffusers' pipeline draws it
+    for i, t in enumerate(timesteps):                          # 961 ... 1
+        if trajectory and i <= opt_step: z = optimise(z, t)    # 5 sign steps, truncated cond-only UNet
+        eps = cfg(unet([z, z], t, inject if i <= load_feature_step))
+        z = ddim_step(eps, t, z)
+    video = vae.decode(z)
+
+With injection and optimisation off it is diffusers' ``AnimateDiffPipeline`` step for step.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..conditions import Condition, load_condition
+from ..hooks import ActivationCache, Capture, hooked
+from ..layout import per_frame
+from ..trajectory import Trajectory
+from .alignment import build_alignment, layer_shapes, to_model_space
+from .config import AnyI2VConfig, ConfigError
+from .features import FeatureBank
+from .injection import injection_edits
+from .inversion import invert_cached
+from .optimize import optimise_latents
+from .record import InspectionRecord
+
+
+@dataclass
+class GenerationResult:
+    """``video`` ``(F, H, W, 3)`` float in [0, 1]; ``frames`` the same as uint8."""
+
+    video: np.ndarray
+    latents: torch.Tensor
+    record: InspectionRecord
+    config: AnyI2VConfig
+    seed: int
+    prompt: str
+    negative_prompt: str
+    condition: Condition
+    trajectory: Trajectory | None
+    features: FeatureBank | None
+    cache: ActivationCache | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def frames(self) -> np.ndarray:
+        return (self.video * 255).round().clip(0, 255).astype(np.uint8)
+
+
+def model_size(pipe, config: AnyI2VConfig) -> tuple[int, int]:
+    """``(H, W)`` of the canvas: the config's, or the model's native size (512 for SD1.5)."""
+    native = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    return (config.height or native, config.width or native)
+
+
+def check_inputs(pipe, config: AnyI2VConfig, image_hw: tuple[int, int]) -> tuple[int, int]:
+    """Every cheap check before any expensive work; returns the latent size."""
+    H, W = image_hw
+    down = pipe.vae_scale_factor * 2 ** (len(pipe.unet.down_blocks) - 1)
+    if H % down or W % down:
+        raise ConfigError(f"image size {W}x{H} must be a multiple of {down} for this model "
+                          f"(VAE x{pipe.vae_scale_factor}, {len(pipe.unet.down_blocks)} UNet levels)")
+    latent_hw = (H // pipe.vae_scale_factor, W // pipe.vae_scale_factor)
+    if config.inject_residual and config.adain_patch is not None:
+        for layer, (h, w) in zip(config.res_layers, layer_shapes(pipe.unet, config.res_layers, latent_hw)):
+            if h % config.adain_patch or w % config.adain_patch:
+                raise ConfigError(f"adain_patch={config.adain_patch} does not tile {layer}'s {h}x{w} map at "
+                                  f"{W}x{H}; choose a patch dividing {h} and {w}, or adain_patch=None")
+    if config.inject_query or config.kv_consistency:
+        layer_shapes(pipe.unet, config.attn_layers, latent_hw)
+    return latent_hw
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
+             config: AnyI2VConfig = AnyI2VConfig(), *, negative_prompt: str = "", seed: int = 0,
+             progress: bool = True, keep_masks: bool = False, keep_pca: bool = False,
+             capture: Capture | None = None, edits: dict | None = None,
+             features: FeatureBank | None = None, inject: bool = True) -> GenerationResult:
+    """Generate a video from a condition image (path, PIL image, array or :class:`Condition`), a
+    prompt and optional trajectories.
+
+    ``capture``/``edits`` add the caller's own hook points to the sampling forwards (see
+    :mod:`anyi2v_lab.hooks`); ``features`` skips inversion with a precomputed bank; ``inject=False``
+    turns injection off (with no trajectory this is plain AnimateDiff sampling).
+    """
+    from tqdm.auto import tqdm
+
+    unet, device = pipe.unet, pipe.unet.device
+    image_hw = model_size(pipe, config)
+    latent_hw = check_inputs(pipe, config, image_hw)
+    if not isinstance(condition, Condition):
+        condition = load_condition(condition, size=(image_hw[1], image_hw[0]), policy=config.resize_policy)
+    if tuple(condition.size) != (image_hw[1], image_hw[0]):
+        raise ConfigError(f"the condition is {condition.size[0]}x{condition.size[1]} but the model canvas is "
+                          f"{image_hw[1]}x{image_hw[0]}; load it with size=(W, H) of the canvas")
+    record = InspectionRecord()
+    alignment = None
+    if trajectory is not None:
+        trajectory = to_model_space(trajectory, condition)
+        shapes = layer_shapes(unet, config.align_layers, latent_hw)
+        alignment, boxes = build_alignment(trajectory, config, image_hw, latent_hw, shapes, device)
+        record.boxes, record.grid_boxes = boxes, alignment.boxes.cpu().numpy()
+        record.grid_size = alignment.grid
+
+    cfg = config.guidance_scale > 1
+    cond, uncond = pipe.encode_prompt(prompt, device, 1, cfg, negative_prompt)
+    tic = time.perf_counter()
+    bank = features
+    needs_bank = inject and (config.inject_residual or config.inject_query)
+    if bank is None and needs_bank:
+        bank = invert_cached(pipe, condition.pixels, prompt, cond, config, progress=progress)
+    _sync(device)
+    record.timings["inversion"] = time.perf_counter() - tic
+
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    F_ = config.num_frames
+    z = pipe.prepare_latents(1, unet.config.in_channels, F_, image_hw[0], image_hw[1], cond.dtype, device,
+                             generator).float()
+    pipe.scheduler.set_timesteps(config.num_inference_steps, device=device)
+    timesteps = [int(t) for t in pipe.scheduler.timesteps]
+    record.timesteps = timesteps
+    inject_edits = injection_edits(bank, config) if inject and config.injects else {}
+    sample_embeds = per_frame(torch.cat([uncond, cond]) if cfg else cond, F_)
+    opt_embeds = per_frame(cond, F_)
+    branches = ("uncond", "cond") if cfg else ("cond",)
+    all_edits = _merge_edits(inject_edits, edits)
+    t_opt = 0.0
+    with hooked(unet, edits=all_edits, capture=capture, phase="sampling") as session:
+        for i, t in enumerate(tqdm(timesteps, desc="sampling", disable=not progress, leave=False)):
+            if alignment is not None and i <= config.opt_step:
+                tic = time.perf_counter()
+                with session.suspended():
+                    z = optimise_latents(unet, z, t, i, opt_embeds, inject_edits, alignment, config, record,
+                                         keep_masks, keep_pca)
+                t_opt += time.perf_counter() - tic
+            with torch.no_grad(), session.calling(timestep=t, step_index=i, branches=branches):
+                model_in = torch.cat([z, z]) if cfg else z
+                model_in = pipe.scheduler.scale_model_input(model_in, t)
+                eps = unet(model_in.to(unet.dtype), t, encoder_hidden_states=sample_embeds).sample.float()
+            if cfg:
+                eps_u, eps_c = eps.chunk(2)
+                eps = eps_u + config.guidance_scale * (eps_c - eps_u)
+            z = pipe.scheduler.step(eps, t, z, eta=0.0).prev_sample
+    _sync(device)
+    record.timings["optimisation"] = t_opt
+    tic = time.perf_counter()
+    with torch.no_grad():
+        video = pipe.decode_latents(z.to(pipe.vae.dtype))
+        video = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
+    record.timings["decode"] = time.perf_counter() - tic
+    record.finalise()
+    return GenerationResult(np.asarray(video, dtype=np.float32), z, record, config, seed, prompt, negative_prompt,
+                            condition, trajectory, bank, session.cache if capture is not None else None)
+
+
+def _merge_edits(a: dict, b: dict | None) -> dict:
+    out = {k: list(v) for k, v in a.items()}
+    for name, fns in (b or {}).items():
+        out.setdefault(name, []).extend([fns] if callable(fns) else list(fns))
+    return out

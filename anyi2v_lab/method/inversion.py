@@ -1,0 +1,125 @@
+"""DDIM inversion of the condition image, for its features only (spec 1.3).
+
+The condition is encoded as one frame, the motion modules are bypassed, the generation prompt is
+used without CFG, and the inverse schedule steps 1, 2, ..., t_alpha (the reference's 999-step grid,
+so 201 UNet calls for t_alpha = 201). The call at ``t = t_alpha`` sees the latent at noise level
+``t_alpha - 1``; its residual branches and queries of the configured layers become the
+:class:`FeatureBank`. The inverted latent itself is not used for generation (the paper starts from
+noise: the end of the chain keeps too much appearance).
+
+``schedule="fast"`` (not the reference) inverts in ``fast_inversion_steps`` coarse DDIM steps to level
+``t_alpha - 1`` and then makes the same capture call, so the captured call has the reference's
+semantics at about a twentieth of the cost; its features differ slightly from the exact chain's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..hooks import Capture, bypass_motion, hooked
+from ..models.scheduler import ddim_inverse_scheduler
+from .config import AnyI2VConfig
+from .features import FeatureBank, FeatureCache, model_fingerprint, tensor_fingerprint
+
+
+@dataclass
+class Inversion:
+    """The bank, the latent the capture call saw (level ``t_alpha - 1``), and the UNet calls made."""
+
+    bank: FeatureBank
+    latent: torch.Tensor
+    calls: int
+
+
+def capture_names(config: AnyI2VConfig) -> list[str]:
+    names = [f"{r}.residual" for r in config.res_layers] if config.inject_residual else []
+    return names + ([f"{a}.query" for a in config.attn_layers] if config.inject_query else [])
+
+
+@torch.no_grad()
+def encode_image(vae, pixels: torch.Tensor, sample: bool = False,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """``(1, 3, H, W)`` in [-1, 1] -> scaled latent ``(1, 4, 1, h, w)`` (one frame).
+
+    The posterior mean by default: the reference samples it without a seed, which makes inversion
+    non-deterministic.
+    """
+    dist = vae.encode(pixels.to(device=vae.device, dtype=vae.dtype)).latent_dist
+    latent = dist.sample(generator) if sample else dist.mean
+    return (latent * vae.config.scaling_factor).unsqueeze(2).float()
+
+
+def ddim_move(x: torch.Tensor, eps: torch.Tensor, alpha_from: torch.Tensor, alpha_to: torch.Tensor) -> torch.Tensor:
+    """Deterministic DDIM transport of ``x`` from cumulative alpha ``alpha_from`` to ``alpha_to``."""
+    x0 = (x - (1 - alpha_from).sqrt() * eps) / alpha_from.sqrt()
+    return alpha_to.sqrt() * x0 + (1 - alpha_to).sqrt() * eps
+
+
+def _eps(unet, latent: torch.Tensor, t: int, embeds: torch.Tensor) -> torch.Tensor:
+    return unet(latent.to(unet.dtype), t, encoder_hidden_states=embeds).sample.float()
+
+
+def invert(pipe, latent: torch.Tensor, embeds: torch.Tensor, config: AnyI2VConfig,
+           progress: bool = True) -> Inversion:
+    """Invert a one-frame latent ``(1, 4, 1, h, w)`` with conditional embeddings ``(1, T, D)`` and
+    capture the features of ``config``'s layers at ``config.inversion_timestep``."""
+    from tqdm.auto import tqdm
+
+    unet, t_alpha = pipe.unet, config.inversion_timestep
+    embeds = embeds.to(device=unet.device, dtype=unet.dtype)
+    latent = latent.to(unet.device).float()
+    with bypass_motion(unet), torch.no_grad():
+        if config.inversion_schedule == "reference":
+            inverse = ddim_inverse_scheduler(pipe.scheduler)
+            inverse.set_timesteps(999)
+            steps = [int(t) for t in inverse.timesteps if t < t_alpha]
+            for t in tqdm(steps, desc="inversion", disable=not progress, leave=False):
+                latent = inverse.step(_eps(unet, latent, t, embeds), t, latent).prev_sample
+        else:
+            alphas = pipe.scheduler.alphas_cumprod.to(latent.device)
+            levels = torch.linspace(0, t_alpha - 1, config.fast_inversion_steps + 1).round().long().tolist()
+            for a, b in tqdm(list(zip(levels, levels[1:])), desc="inversion (fast)", disable=not progress,
+                             leave=False):
+                latent = ddim_move(latent, _eps(unet, latent, b, embeds), alphas[a], alphas[b])
+        names = capture_names(config)
+        cache = {}
+        if names:  # the capture call stops after its last needed layer
+            capture = Capture(tuple(names), branch="cond", frames=(0,), dtype=unet.dtype)
+            with hooked(unet, capture=capture, stop_after=names, phase="inversion") as session:
+                with session.calling(timestep=t_alpha, step_index=None):
+                    session.forward(latent.to(unet.dtype), t_alpha, encoder_hidden_states=embeds)
+            cache = session.cache
+    bank = FeatureBank(
+        residuals={r: cache[f"{r}.residual"][0, 0] for r in config.res_layers if config.inject_residual},
+        queries={a: cache[f"{a}.query"][0, 0] for a in config.attn_layers if config.inject_query},
+        timestep=t_alpha,
+        meta={"schedule": config.inversion_schedule},
+    )
+    calls = (t_alpha if config.inversion_schedule == "reference" else config.fast_inversion_steps + 1)
+    return Inversion(bank, latent, calls)
+
+
+def settings_key(config: AnyI2VConfig) -> tuple:
+    return (config.inversion_timestep, config.inversion_schedule, config.fast_inversion_steps,
+            config.vae_sample, config.res_layers if config.inject_residual else (),
+            config.attn_layers if config.inject_query else ())
+
+
+_CACHE = FeatureCache()
+
+
+def invert_cached(pipe, pixels: torch.Tensor, prompt: str, embeds: torch.Tensor, config: AnyI2VConfig,
+                  cache: FeatureCache | None = _CACHE, progress: bool = True,
+                  generator: torch.Generator | None = None) -> FeatureBank:
+    """Encode the condition pixels and invert, reusing a bank computed for the same image, prompt,
+    model and settings (the features do not depend on the seed or the trajectory)."""
+    key = (tensor_fingerprint(pixels), prompt, model_fingerprint(pipe.unet), str(pipe.unet.dtype),
+           settings_key(config))
+    if cache is not None and not config.vae_sample and (bank := cache.get(key)) is not None:
+        return bank
+    latent = encode_image(pipe.vae, pixels, sample=config.vae_sample, generator=generator)
+    bank = invert(pipe, latent, embeds, config, progress=progress).bank
+    if cache is not None and not config.vae_sample:
+        cache.put(key, bank)
+    return bank

@@ -1,0 +1,142 @@
+"""The trajectory alignment loss (spec 3.3, the paper's Eq. 8), with the reference's defects fixed.
+
+Features are ``(F, C, H, W)`` on the alignment grid (image size / ``compress_factor``); boxes are
+``(x0, y0, x1, y1)`` integer grid cells, end-exclusive. For every object and every frame j >= 1, frame
+j's crop inside the moved box is pulled towards frame 0's crop inside the start box (resized to the
+moved box when the box size changes), weighted by the semantic masks, and normalised by the number of
+active mask cells. Fixed here: one frame-0 mask per object (the reference shares object 0's), query
+points scaled with the box and shifted when a box is clipped at the top or left border, frame-0 mask
+resized from the original each time (the reference's resizes accumulate).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .masks import semantic_mask
+
+
+def grid_boxes(boxes: torch.Tensor, factor: int) -> torch.Tensor:
+    """Pixel boxes ``(..., 4)`` -> grid boxes: floor division, at least one cell high and wide."""
+    g = torch.div(torch.as_tensor(boxes, dtype=torch.float64), factor, rounding_mode="floor").long()
+    g[..., 2] = torch.maximum(g[..., 2], g[..., 0] + 1)
+    g[..., 3] = torch.maximum(g[..., 3], g[..., 1] + 1)
+    return g
+
+
+def clip_box(box, height: int, width: int) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = (int(v) for v in box)
+    return max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+
+
+def box_crop(features: torch.Tensor, box) -> torch.Tensor:
+    """``features (C, H, W)`` inside ``box (x0, y0, x1, y1)``, clipped to the map; ``(C, h, w)``."""
+    x0, y0, x1, y1 = clip_box(box, features.shape[-2], features.shape[-1])
+    return features[:, y0:y1, x0:x1]
+
+
+def resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """``(C, h, w)`` -> ``(C, *size)``; identity when the size is already right."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    align = False if mode in ("bicubic", "bilinear") else None
+    return F.interpolate(x[None].float(), size=size, mode=mode, align_corners=align)[0].to(x.dtype)
+
+
+@dataclass
+class LossParts:
+    loss: torch.Tensor
+    count: torch.Tensor
+    masks: list[list[torch.Tensor | None]] | None  # [object][frame] -> (L, h, w) weights
+
+
+def _cut(x: torch.Tensor, box, height: int, width: int) -> torch.Tensor:
+    """Keep the part of a box-sized ``(C, h, w)`` tensor that lies inside the map."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    cx0, cy0, cx1, cy1 = clip_box(box, height, width)
+    return x[:, cy0 - y0: x.shape[1] - (y1 - cy1), cx0 - x0: x.shape[2] - (x1 - cx1)]
+
+
+def _query_tokens(target: torch.Tensor, offsets: torch.Tensor, scale: tuple[float, float], box, height, width):
+    """Vectors of ``target`` (a box-sized crop, already cut) at query offsets ``(K, 2)`` (dx, dy)
+    given in cells of the start box, scaled to this box and shifted by its clipping."""
+    x0, y0, _, _ = (int(v) for v in box)
+    cx0, cy0, _, _ = clip_box(box, height, width)
+    cols = (offsets[:, 0] * scale[1]).floor().long() - (cx0 - x0)
+    rows = (offsets[:, 1] * scale[0]).floor().long() - (cy0 - y0)
+    rows = rows.clamp(0, target.shape[1] - 1)
+    cols = cols.clamp(0, target.shape[2] - 1)
+    return target[:, rows, cols].T  # (K, C)
+
+
+def alignment_loss(features: torch.Tensor, layers: list[slice], boxes: torch.Tensor, queries: list[torch.Tensor],
+                   mask: str = "semantic", background_weight: float = 0.0, keep_masks: bool = False) -> LossParts:
+    """features ``(F, C, H, W)``; boxes ``(O, F, 4)`` grid cells; queries per object ``(K, 2)`` offsets
+    (dx, dy) in cells from the start box's top-left; ``mask`` in {"semantic", "static", "none"}."""
+    nf, _, H, W = features.shape
+    loss = features.new_zeros((), dtype=torch.float32)
+    count = features.new_zeros((), dtype=torch.float32)
+    kept = [] if keep_masks else None
+    for o in range(boxes.shape[0]):
+        b0 = boxes[o, 0].tolist()
+        target0 = box_crop(features[0], b0).detach()
+        if target0.numel() == 0:
+            raise ValueError(f"object {o}: its start box {b0} lies outside the {W}x{H} feature grid")
+        h0, w0 = b0[3] - b0[1], b0[2] - b0[0]
+        q = queries[o].to(features.device).float()
+        m0 = None
+        if mask != "none":
+            m0 = semantic_mask(_query_tokens(target0, q, (1.0, 1.0), b0, H, W), target0, layers)
+        per_frame = [m0] if keep_masks else None
+        for j in range(1, nf):
+            bj = boxes[o, j].tolist()
+            current = box_crop(features[j], bj)
+            if current.numel() == 0:
+                if keep_masks:
+                    per_frame.append(None)
+                continue  # the box has left the frame: nothing to align
+            hj, wj = bj[3] - bj[1], bj[2] - bj[0]
+            # the start crop is the clipped one; stretch it to the full moved box, then cut
+            target = _cut(resize(target0, (hj, wj), "bicubic"), bj, H, W)
+            if mask == "none":
+                weight = torch.ones(len(layers), *current.shape[1:], device=current.device)
+            else:
+                weight = _cut(resize(m0, (hj, wj), "bilinear"), bj, H, W)
+                if mask == "semantic":
+                    tokens = _query_tokens(target, q, (hj / h0, wj / w0), bj, H, W)
+                    weight = weight * semantic_mask(tokens, current, layers)
+            diff = target.float() - current.float()
+            for li, sl in enumerate(layers):
+                loss = loss + (weight[li] * diff[sl]).pow(2).mean(0).sum()
+            count = count + weight.sum()
+            if keep_masks:
+                per_frame.append(weight.detach())
+        if keep_masks:
+            kept.append(per_frame)
+    total = loss / count.clamp(min=1e-8)
+    if background_weight > 0:
+        total = total + background_weight * background_loss(features, boxes)
+    return LossParts(total, count, kept)
+
+
+def background_loss(features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Our option (not the reference's): outside every box of frame 0 and of frame j, frame j's
+    features should stay those of frame 0, against the background drift of the sign-gradient steps."""
+    nf, _, H, W = features.shape
+    free0 = _outside(boxes[:, 0], H, W, features.device)
+    terms = []
+    for j in range(1, nf):
+        free = free0 * _outside(boxes[:, j], H, W, features.device)
+        diff = (features[j].float() - features[0].detach().float()).pow(2).mean(0)
+        terms.append((diff * free).sum() / free.sum().clamp(min=1))
+    return torch.stack(terms).mean()
+
+
+def _outside(boxes: torch.Tensor, H: int, W: int, device) -> torch.Tensor:
+    free = torch.ones(H, W, device=device)
+    for box in boxes.tolist():
+        x0, y0, x1, y1 = clip_box(box, H, W)
+        free[y0:y1, x0:x1] = 0
+    return free

@@ -1,0 +1,135 @@
+"""Zero-shot trajectory control by latent optimisation (spec 3.2 and 3.4).
+
+Before each of the first ``opt_step + 1`` denoising steps, ``opt_iters`` times: run the UNet on the
+conditional branch with injection on, truncated after the last aligned layer; reduce each aligned
+layer's features by PCA (refit every iteration), upsample them to the alignment grid, compute the
+masked alignment loss and take one step on the whole fp32 video latent.
+
+The reference creates a fresh AdamW and GradScaler every iteration, so each update is one Adam step
+from zero state: ``z <- z * (1 - lr * wd) - lr * g / (|g| + eps)``, a sign-gradient step of size lr
+on every latent element. :func:`fresh_adamw_step` is that update in closed form (tested against
+``torch.optim.AdamW``); a non-finite gradient skips the iteration, as GradScaler does silently.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..hooks import Capture, hooked
+from .config import AnyI2VConfig
+from .loss import alignment_loss
+from .pca import pca_fit, pca_project
+from .record import InspectionRecord, Iteration
+
+
+@dataclass
+class Alignment:
+    """What the loss needs besides features, fixed for a generation.
+
+    ``boxes`` ``(O, F, 4)`` grid cells; ``queries`` per object ``(K, 2)`` cell offsets from the start
+    box; ``grid`` ``(Hg, Wg)``; ``shapes`` the latent-space ``(h, w)`` of each aligned layer;
+    ``region`` an optional ``(1, 1, F, h, w)`` mask of where the latent may change.
+    """
+
+    boxes: torch.Tensor
+    queries: list[torch.Tensor]
+    grid: tuple[int, int]
+    shapes: list[tuple[int, int]]
+    region: torch.Tensor | None = None
+
+
+def fresh_adamw_step(z: torch.Tensor, grad: torch.Tensor, lr: float, weight_decay: float = 0.01,
+                     eps: float = 1e-8) -> torch.Tensor:
+    """One step of a freshly created ``torch.optim.AdamW([z], lr)`` (default betas, eps, decay)."""
+    return z * (1 - lr * weight_decay) - lr * grad / (grad.abs() + eps)
+
+
+def layer_maps(features: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """A captured tensor ``(1, F, N, C)`` (tokens) or ``(1, F, C, h, w)`` (maps) -> ``(F, C, h, w)``."""
+    x = features[0]
+    if x.ndim == 3:
+        return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *shape)
+    return x
+
+
+def aligned_features(captured: list[torch.Tensor], alignment: Alignment, config: AnyI2VConfig,
+                     keep_pca: bool = False) -> tuple[torch.Tensor, list[slice], list[torch.Tensor]]:
+    """PCA-reduce and upsample each aligned layer; concatenate on channels.
+
+    Returns ``(F, sum M_l, Hg, Wg)`` fp32 features, each layer's channel slice, and (if asked) each
+    layer's first three components as ``(F, 3, h, w)`` maps.
+    """
+    maps, slices, previews, start = [], [], [], 0
+    for i, (x, shape) in enumerate(zip(captured, alignment.shapes)):
+        fmap = layer_maps(x, shape)  # (F, C, h, w)
+        nf, c, h, w = fmap.shape
+        tokens = fmap.permute(0, 2, 3, 1).reshape(-1, c)
+        if config.pca_dim is not None:
+            mean, comps = pca_fit(tokens.detach(), config.pca_dim, config.pca_method, seed=i)
+            tokens = pca_project(tokens, mean, comps)
+        else:
+            tokens = tokens.float()
+        reduced = tokens.reshape(nf, h, w, -1).permute(0, 3, 1, 2)
+        if keep_pca:
+            previews.append(reduced[:, :3].detach().clone())
+        maps.append(F.interpolate(reduced, size=alignment.grid, mode="bicubic", align_corners=False))
+        slices.append(slice(start, start + reduced.shape[1]))
+        start += reduced.shape[1]
+    return torch.cat(maps, 1), slices, previews
+
+
+def capture_sites(config: AnyI2VConfig) -> list[str]:
+    site = "query" if config.opt_target == "query" else "residual"
+    return [f"{layer}.{site}" for layer in config.align_layers]
+
+
+def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embeds: torch.Tensor,
+                     edits: dict, alignment: Alignment, config: AnyI2VConfig, record: InspectionRecord,
+                     keep_masks: bool = False, keep_pca: bool = False) -> torch.Tensor:
+    """Run ``config.opt_iters`` iterations on ``z`` ``(1, 4, F, h, w)`` fp32; returns the new latent.
+
+    ``embeds`` are the conditional embeddings per frame ``(F, T, D)``; ``edits`` the injection edits.
+    """
+    names = capture_sites(config)
+    capture = Capture(tuple(names), detach=False)
+    adam = None
+    with hooked(unet, edits=edits, capture=capture, stop_after=names, phase="optimisation") as session:
+        for it in range(config.opt_iters):
+            leaf = z.detach().requires_grad_(True)
+            with torch.enable_grad(), session.calling(timestep=timestep, step_index=step_index,
+                                                      branches=("cond",)):
+                session.forward(leaf.to(unet.dtype), timestep, encoder_hidden_states=embeds)
+                captured = [session.cache.entries(n)[-1].tensor for n in names]
+                session.cache.clear()
+                feats, slices, previews = aligned_features(captured, alignment, config, keep_pca)
+                parts = alignment_loss(feats, slices, alignment.boxes, alignment.queries, config.mask,
+                                       config.background_weight, keep_masks)
+                grad = torch.autograd.grad(parts.loss, leaf, allow_unused=True)[0]
+            if grad is None:
+                grad = torch.zeros_like(leaf)
+            ok = (parts.count > 0) & torch.isfinite(grad).all()
+            if config.optimizer == "fresh_adamw":
+                new = fresh_adamw_step(z, grad, config.lr)
+            else:  # non-reference: one AdamW persisting across the iterations of this step
+                adam = adam or torch.optim.AdamW([leaf], lr=config.lr)
+                new = _persistent_step(adam, z, grad)
+            if alignment.region is not None:
+                new = z + (new - z) * alignment.region
+            z = torch.where(ok, new, z).detach()  # no host sync: the skip is a select
+            pca = None
+            if keep_pca:
+                pca = {layer: p.cpu() for layer, p in zip(config.align_layers, previews)}
+            record.iterations.append(Iteration(step_index, timestep, it, parts.loss.detach(), parts.count.detach(),
+                                               ~ok, parts.masks, pca))
+    return z
+
+
+def _persistent_step(adam: torch.optim.AdamW, z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    param = adam.param_groups[0]["params"][0]
+    with torch.no_grad():
+        param.copy_(z)
+    param.grad = torch.nan_to_num(grad)
+    adam.step()
+    return param.detach().clone()

@@ -1,0 +1,62 @@
+"""The alignment loss against a hand computation, and its box/query geometry."""
+import torch
+
+from anyi2v_lab.method.loss import alignment_loss, box_crop, grid_boxes
+
+
+def test_grid_boxes_floor_and_min_size():
+    g = grid_boxes(torch.tensor([[[5.0, 9.0, 6.0, 9.5]]]), 4)
+    assert g.tolist() == [[[1, 2, 2, 3]]]
+
+
+def test_box_crop_clips():
+    f = torch.arange(2 * 5 * 6.0).view(2, 5, 6)
+    assert box_crop(f, (-2, 1, 3, 9)).shape == (2, 4, 3)
+    assert torch.equal(box_crop(f, (1, 1, 3, 4)), f[:, 1:4, 1:3])
+
+
+def test_unmasked_loss_is_the_mean_square_over_moved_boxes():
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(3, 4, 10, 10, generator=g)
+    boxes = torch.tensor([[[1, 1, 4, 3], [2, 1, 5, 3], [3, 2, 6, 4]]])  # same size, moving
+    layers = [slice(0, 2), slice(2, 4)]
+    parts = alignment_loss(feats, layers, boxes, [torch.zeros(1, 2)], mask="none")
+    target = feats[0, :, 1:3, 1:4]
+    num = 0.0
+    for j in (1, 2):
+        x0, y0, x1, y1 = boxes[0, j].tolist()
+        d = target - feats[j, :, y0:y1, x0:x1]
+        num += sum(float(d[sl].pow(2).mean(0).sum()) for sl in layers)
+    assert float(parts.count) == 2 * 2 * 6
+    assert abs(float(parts.loss) - num / 24) < 1e-5
+
+
+def test_loss_is_zero_when_frames_follow_the_path():
+    feats = torch.zeros(3, 2, 12, 12)
+    obj = torch.randn(2, 3, 3)
+    for j in range(3):
+        feats[j, :, 2:5, 2 + 2 * j:5 + 2 * j] = obj
+    boxes = torch.tensor([[[2, 2, 5, 5], [4, 2, 7, 5], [6, 2, 9, 5]]])
+    parts = alignment_loss(feats, [slice(0, 1), slice(1, 2)], boxes, [torch.tensor([[1, 1]])])
+    assert float(parts.loss) < 1e-10 and float(parts.count) > 0
+
+
+def test_masks_are_per_object_and_clipped_boxes_skip():
+    g = torch.Generator().manual_seed(1)
+    feats = torch.randn(3, 4, 8, 8, generator=g)
+    boxes = torch.tensor([[[0, 0, 3, 3], [1, 0, 4, 3], [9, 9, 12, 12]],   # leaves the map at frame 2
+                          [[4, 4, 8, 8], [4, 3, 8, 7], [3, 3, 7, 7]]])
+    parts = alignment_loss(feats, [slice(0, 2), slice(2, 4)], boxes, [torch.tensor([[1, 1]]), torch.tensor([[2, 2]])],
+                           keep_masks=True)
+    assert len(parts.masks) == 2
+    assert parts.masks[0][2] is None and parts.masks[1][2] is not None
+    assert parts.masks[1][0].shape == (2, 4, 4)  # object 1's own frame-0 mask, not object 0's
+
+
+def test_background_term_pulls_towards_frame_zero():
+    feats = torch.zeros(2, 1, 6, 6, requires_grad=True)
+    shifted = feats + torch.tensor([0.0, 1.0]).view(2, 1, 1, 1)
+    boxes = torch.tensor([[[0, 0, 2, 2], [0, 0, 2, 2]]])
+    with_bg = alignment_loss(shifted, [slice(0, 1)], boxes, [torch.zeros(1, 2)], mask="none", background_weight=1.0)
+    without = alignment_loss(shifted, [slice(0, 1)], boxes, [torch.zeros(1, 2)], mask="none")
+    assert float(with_bg.loss - without.loss) == 1.0
