@@ -1,0 +1,110 @@
+"""Diffusers state dicts written back in the original layouts: SD1.x LDM checkpoints and AnimateDiff motion modules.
+
+The inverse of diffusers' ``convert_ldm_*_checkpoint`` and ``convert_animatediff_checkpoint_to_diffusers``,
+written from the LDM naming (as diffusers' ``scripts/convert_diffusers_to_original_stable_diffusion.py`` has it)
+for any SD1.x-shaped UNet (``layers_per_block`` down layers, one more up) and any VAE depth.
+"""
+from __future__ import annotations
+
+import re
+
+import torch
+
+_RESNET = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"), ("conv2", "out_layers.3"),
+           ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection"))
+_UNET_TOP = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+             "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+
+
+def _resnet(rest: str) -> str:
+    head, _, tail = rest.partition(".")
+    return dict(_RESNET).get(head, head) + "." + tail
+
+
+def unet_key_to_ldm(key: str, layers: int = 2, up_has_attn=lambda i: i > 0) -> str:
+    """One diffusers UNet2DConditionModel key in the LDM layout (without the ``model.diffusion_model.`` prefix)."""
+    for old, new in _UNET_TOP.items():
+        if key.startswith(old + "."):
+            return new + key[len(old):]
+    m = re.match(r"(down_blocks|up_blocks)\.(\d+)\.(resnets|attentions|downsamplers|upsamplers)\.(\d+)\.(.*)", key)
+    if m:
+        kind, i, part, j, rest = m.group(1), int(m.group(2)), m.group(3), int(m.group(4)), m.group(5)
+        if kind == "down_blocks":
+            if part == "downsamplers":
+                return f"input_blocks.{(layers + 1) * (i + 1)}.0.op.{rest.removeprefix('conv.')}"
+            idx = (layers + 1) * i + j + 1
+            return f"input_blocks.{idx}.0.{_resnet(rest)}" if part == "resnets" else f"input_blocks.{idx}.1.{rest}"
+        idx = (layers + 1) * i + j  # up blocks have layers + 1 resnets
+        if part == "upsamplers":
+            return f"output_blocks.{(layers + 1) * i + layers}.{2 if up_has_attn(i) else 1}.{rest}"
+        return f"output_blocks.{idx}.0.{_resnet(rest)}" if part == "resnets" else f"output_blocks.{idx}.1.{rest}"
+    m = re.match(r"mid_block\.(resnets|attentions)\.(\d+)\.(.*)", key)
+    if m:
+        j = int(m.group(2))
+        return f"middle_block.{2 * j}.{_resnet(m.group(3))}" if m.group(1) == "resnets" else f"middle_block.1.{m.group(3)}"
+    raise KeyError(key)
+
+
+def unet_to_ldm(sd: dict, layers: int = 2) -> dict:
+    up_attn = {int(k.split(".")[1]) for k in sd if k.startswith("up_blocks.") and ".attentions." in k}
+    return {"model.diffusion_model." + unet_key_to_ldm(k, layers, up_attn.__contains__): v for k, v in sd.items()}
+
+
+def vae_to_ldm(sd: dict) -> dict:
+    n_up = 1 + max(int(k.split(".")[2]) for k in sd if k.startswith("decoder.up_blocks."))
+    out = {}
+    for k, v in sd.items():
+        new = re.sub(r"^encoder\.down_blocks\.(\d+)\.resnets\.", r"encoder.down.\1.block.", k)
+        new = re.sub(r"^encoder\.down_blocks\.(\d+)\.downsamplers\.0\.", r"encoder.down.\1.downsample.", new)
+        new = re.sub(r"^decoder\.up_blocks\.(\d+)\.(resnets|upsamplers\.0)\.",
+                     lambda m: f"decoder.up.{n_up - 1 - int(m.group(1))}."
+                               f"{'block' if m.group(2) == 'resnets' else 'upsample'}.", new)
+        new = re.sub(r"mid_block\.resnets\.(\d+)\.", lambda m: f"mid.block_{int(m.group(1)) + 1}.", new)
+        new = new.replace("conv_shortcut", "nin_shortcut").replace("conv_norm_out", "norm_out")
+        if ".mid_block.attentions.0." in new:
+            new = new.replace("mid_block.attentions.0.", "mid.attn_1.")
+            for old, ldm in (("group_norm.", "norm."), ("to_q.", "q."), ("to_k.", "k."), ("to_v.", "v."),
+                             ("to_out.0.", "proj_out.")):
+                new = new.replace(old, ldm)
+            if v.ndim == 2:  # LDM keeps its attention projections as 1x1 convs
+                v = v[:, :, None, None]
+        out["first_stage_model." + new] = v
+    return out
+
+
+def clip_to_ldm(sd: dict) -> dict:
+    """A flat (transformers >= 5.6) CLIPTextModel state dict as SD1.x stores it, position_ids buffer included."""
+    out = {"cond_stage_model.transformer.text_model." + k.removeprefix("text_model."): v for k, v in sd.items()}
+    n = next(v for k, v in sd.items() if k.endswith("position_embedding.weight")).shape[0]
+    out["cond_stage_model.transformer.text_model.embeddings.position_ids"] = torch.arange(n)[None]
+    return out
+
+
+def pipeline_to_ldm(unet2d, vae=None, text_encoder=None) -> dict:
+    """An SD1.x single-file checkpoint of whichever parts are given."""
+    sd = unet_to_ldm(unet2d.state_dict(), unet2d.config.layers_per_block) if unet2d is not None else {}
+    sd.update(vae_to_ldm(vae.state_dict()) if vae is not None else {})
+    sd.update(clip_to_ldm(text_encoder.state_dict()) if text_encoder is not None else {})
+    return {k: v.contiguous() for k, v in sd.items()}
+
+
+def motion_key_to_original(key: str) -> str:
+    key = re.sub(r"(motion_modules\.\d+)\.", r"\1.temporal_transformer.", key)
+    for new, old in ((".norms.0", ".norm1"), (".norms.1", ".norm2"), (".ff_norm", ".norm3"),
+                     (".attention_blocks.0", ".attn1"), (".attention_blocks.1", ".attn2")):
+        key = key.replace(old + ".", new + ".")
+    return key
+
+
+def adapter_to_original(sd: dict) -> dict:
+    """A diffusers MotionAdapter state dict in AnimateDiff's layout: ``temporal_transformer``, ``norms.N``,
+    ``attention_blocks.N``, and a ``pos_encoder.pe`` on each of the two attention blocks."""
+    out = {}
+    for k, v in sd.items():
+        if k.endswith(".pos_embed.pe"):
+            stem = motion_key_to_original(k[: -len("pos_embed.pe")])
+            for a in (0, 1):
+                out[f"{stem}attention_blocks.{a}.pos_encoder.pe"] = v.clone()
+        else:
+            out[motion_key_to_original(k)] = v
+    return {k: v.contiguous() for k, v in out.items()}
