@@ -1,1 +1,16 @@
-"""Interactive widgets (filled in by the Jupyter issue)."""
+"""Jupyter widgets (anywidget, no build step): draw trajectories, play results, inspect features.
+
+* :class:`TrajectoryCanvas`: draw boxes, paths and query points on a condition image; ``.trajectory``.
+* :class:`VideoPlayer`: frames with box, path and mask overlays; ``VideoPlayer.from_result(result)``.
+* :class:`FeatureViewer`: PCA-RGB features, attention of a clicked pixel and semantic masks over one
+  frame slider; ``FeatureViewer.from_result(result)`` / ``.from_cache(cache)``.
+
+The front ends are plain ES modules in ``js/`` (``bundle.esm`` inlines their shared ``logic.js``); the
+logic that changes a drawing lives in ``editing.py``.
+"""
+from .canvas import TrajectoryCanvas
+from .editing import Draft, EditorState, EventError, apply_event
+from .player import VideoPlayer
+from .viewer import FeatureViewer
+
+__all__ = ["TrajectoryCanvas", "VideoPlayer", "FeatureViewer", "Draft", "EditorState", "EventError", "apply_event"]

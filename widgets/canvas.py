@@ -1,0 +1,143 @@
+"""TrajectoryCanvas: draw boxes, paths and query points on a condition image, read them as a Trajectory.
+
+>>> canvas = TrajectoryCanvas(image, num_frames=16)       # display it, then draw
+>>> canvas.trajectory                                     # a Trajectory in image pixels (None: nothing drawn)
+>>> canvas.trajectory = Trajectory.load("traj.json")      # shows up on the canvas
+>>> canvas.save("traj.json")
+
+The browser sends gestures as small events (``widgets/editing.py``); :meth:`TrajectoryCanvas.handle_event`
+applies them here, so ``canvas.trajectory`` is current as soon as the kernel has read the event.
+"""
+from __future__ import annotations
+
+import anywidget
+import traitlets as t
+
+from anyi2v_lab.trajectory import Trajectory, TrajectoryError
+
+from .bundle import css, esm
+from .editing import Draft, EditorState, EventError, History, apply_event
+from .images import as_rgb, png_bytes
+from .mapping import view_size
+
+MODES = ("select", "box", "path", "points", "target")
+
+
+class TrajectoryCanvas(anywidget.AnyWidget):
+    """An editable trajectory over ``image`` (PIL, array, path or Condition).
+
+    ``trajectory``: an initial :class:`Trajectory` in pixels of this image. ``num_frames``: the frame count
+    of the path preview (and of the trajectory read back). ``display_width``: canvas width in screen pixels;
+    every synced number stays in image pixels.
+    """
+
+    _esm = esm("canvas.js")
+    _css = css("style.css")
+
+    image = t.Bytes(b"").tag(sync=True)
+    image_size = t.List(t.Int(), [1, 1]).tag(sync=True)
+    display_size = t.List(t.Int(), [1, 1]).tag(sync=True)
+    num_frames = t.Int(16).tag(sync=True)
+    objects = t.List(t.Dict()).tag(sync=True)
+    selected = t.Int(-1).tag(sync=True)
+    mode = t.Enum(MODES, "box").tag(sync=True)
+    status = t.Unicode("").tag(sync=True)
+
+    def __init__(self, image, trajectory: Trajectory | None = None, num_frames: int = 16,
+                 display_width: int = 512, **kwargs):
+        rgb = as_rgb(image)
+        size = (rgb.shape[1], rgb.shape[0])
+        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+            raise ValueError(f"num_frames = {num_frames!r} must be a positive integer, e.g. 16")
+        super().__init__(image=png_bytes(rgb), image_size=list(size),
+                         display_size=list(view_size(size, display_width)), num_frames=num_frames, **kwargs)
+        self._history = History()
+        self.on_msg(self._on_custom_msg)
+        if trajectory is not None:
+            self.trajectory = trajectory
+            self._history = History()  # the initial trajectory is not an edit to undo
+
+    # --- state ------------------------------------------------------------------------------------
+    @t.validate("objects")
+    def _check_objects(self, proposal):
+        try:
+            return [Draft.from_dict(d).to_dict() for d in proposal["value"]]
+        except EventError as e:
+            raise t.TraitError(f"objects: {e}") from None
+
+    @property
+    def state(self) -> EditorState:
+        return EditorState(tuple(Draft.from_dict(d) for d in self.objects), self.selected)
+
+    def _set_state(self, state: EditorState) -> None:
+        with self.hold_sync():
+            self.objects = [d.to_dict() for d in state.objects]
+            self.selected = state.selected
+
+    @property
+    def trajectory(self) -> Trajectory | None:
+        """The drawn objects that have a box, in image pixels; None while no object has a box."""
+        return self.state.to_trajectory(tuple(self.image_size), self.num_frames)
+
+    @trajectory.setter
+    def trajectory(self, traj: Trajectory | None) -> None:
+        if traj is not None:
+            if not isinstance(traj, Trajectory):
+                raise TypeError(f"trajectory must be a Trajectory or None, got {type(traj).__name__}")
+            if tuple(traj.image_size) != tuple(self.image_size):
+                raise TrajectoryError(
+                    f"trajectory.image_size = {traj.image_size} differs from the canvas image "
+                    f"{tuple(self.image_size)}; map it first with traj.rescaled(ResizeMap.from_policy("
+                    f"{traj.image_size}, {tuple(self.image_size)}))")
+            if traj.num_frames is not None:
+                self.num_frames = traj.num_frames
+        self._history.push(self.state)
+        self._set_state(EditorState.from_trajectory(traj))
+
+    # --- editing ----------------------------------------------------------------------------------
+    def handle_event(self, event: dict) -> None:
+        """Apply one editor event (``widgets/editing.py``; plus ``{"type": "undo"}``). Raises
+        :class:`EventError` on a malformed event, leaving the drawing unchanged."""
+        if isinstance(event, dict) and event.get("type") == "undo":
+            self.undo()
+            return
+        old = self.state
+        new = apply_event(old, event, tuple(self.image_size))
+        if new != old:
+            self._history.push(old)
+            self._set_state(new)
+
+    def undo(self) -> bool:
+        """Go back one edit; False when there is nothing to undo."""
+        prev = self._history.pop()
+        if prev is None:
+            return False
+        self._set_state(prev)
+        return True
+
+    def clear(self) -> None:
+        self.handle_event({"type": "clear"})
+
+    def _on_custom_msg(self, _widget, content, _buffers) -> None:
+        if not isinstance(content, dict) or content.get("kind") != "event":
+            return
+        try:
+            self.handle_event(content.get("event"))
+            self.status = ""
+        except (EventError, TrajectoryError) as e:
+            self.status = f"ignored: {e}"
+        self.send({"kind": "ack"})
+
+    # --- files ------------------------------------------------------------------------------------
+    def save(self, path, overwrite: bool = False) -> None:
+        """Write the trajectory as JSON (our schema, :meth:`Trajectory.save`)."""
+        traj = self.trajectory
+        if traj is None:
+            raise TrajectoryError("nothing to save: no object has a box yet; draw a box first")
+        traj.save(path, overwrite=overwrite)
+
+    def load(self, path) -> Trajectory:
+        """Read a trajectory file (ours, or the reference format) drawn on this image and show it."""
+        traj = Trajectory.load(path, image_size=tuple(self.image_size))
+        self.trajectory = traj
+        return traj

@@ -1,0 +1,93 @@
+"""Pure functions behind the feature viewer: feature maps, PCA-RGB images, attention maps.
+
+Shapes per frame: feature maps ``(F, C, h, w)``; attention probabilities ``(F, heads, N, N)`` with
+``N = h * w`` (self-attention over the spatial tokens of one frame).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from anyi2v_lab.method.pca import pca_fit, pca_project
+
+
+def token_grid(n: int, aspect: float = 1.0) -> tuple[int, int]:
+    """The ``(h, w)`` of ``n`` spatial tokens of an image whose width / height is ``aspect``
+    (UNet maps keep the image's aspect ratio)."""
+    h = max(1, round(math.sqrt(n / aspect)))
+    for dh in sorted(range(-2, 3), key=abs):
+        if h + dh > 0 and n % (h + dh) == 0:
+            return h + dh, n // (h + dh)
+    raise ValueError(f"{n} tokens do not form a grid of aspect {aspect:.3f}; pass the feature map as (F, C, h, w)")
+
+
+def feature_maps(x: torch.Tensor, aspect: float = 1.0) -> torch.Tensor:
+    """Per-frame features as maps: tokens ``(F, N, C)`` -> ``(F, C, h, w)``; maps pass through."""
+    if x.ndim == 4:
+        return x
+    if x.ndim != 3:
+        raise ValueError(f"features have shape {tuple(x.shape)}; give tokens (F, N, C) or maps (F, C, h, w)")
+    h, w = token_grid(x.shape[1], aspect)
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], h, w)
+
+
+def components_to_rgb(pcs: torch.Tensor, lo_q: float = 0.01, hi_q: float = 0.99) -> np.ndarray:
+    """Three components ``(F, 3, h, w)`` -> ``(F, h, w, 3)`` uint8. Each channel is stretched from its
+    ``lo_q`` to its ``hi_q`` quantile over all frames, so colours mean the same thing in every frame."""
+    x = pcs.detach().float().cpu()
+    if x.ndim != 4 or x.shape[1] < 1:
+        raise ValueError(f"components have shape {tuple(x.shape)}; give (F, 3, h, w)")
+    x = x[:, :3]
+    flat = x.transpose(0, 1).reshape(x.shape[1], -1)
+    lo = torch.quantile(flat, lo_q, dim=1).view(1, -1, 1, 1)
+    hi = torch.quantile(flat, hi_q, dim=1).view(1, -1, 1, 1)
+    y = ((x - lo) / torch.clamp(hi - lo, min=1e-12)).clamp(0, 1)
+    if y.shape[1] < 3:  # fewer than three channels: pad with zeros (dark) rather than fail
+        y = torch.cat([y, torch.zeros(y.shape[0], 3 - y.shape[1], *y.shape[2:])], 1)
+    return (y.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def pca_components(maps: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """``(F, C, h, w)`` -> the first ``k`` principal components ``(F, k, h, w)``, fitted jointly over
+    all frames and positions (deterministic signs: :func:`anyi2v_lab.method.pca.pca_fit`)."""
+    f, c, h, w = maps.shape
+    tokens = maps.detach().float().permute(0, 2, 3, 1).reshape(-1, c)
+    mean, comps = pca_fit(tokens, k)
+    return pca_project(tokens, mean, comps).reshape(f, h, w, -1).permute(0, 3, 1, 2)
+
+
+def pca_rgb(maps: torch.Tensor) -> np.ndarray:
+    """Feature maps ``(F, C, h, w)`` -> PCA-RGB images ``(F, h, w, 3)`` uint8 (first three components)."""
+    return components_to_rgb(pca_components(maps, 3))
+
+
+def query_index(point, image_size, grid) -> int:
+    """The token (row-major in ``grid`` = (h, w)) under ``point`` (x, y) of an ``image_size`` (W, H) image."""
+    (W, H), (h, w) = image_size, grid
+    col = min(max(int(point[0] * w / W), 0), w - 1)
+    row = min(max(int(point[1] * h / H), 0), h - 1)
+    return row * w + col
+
+
+def attention_map(probs: torch.Tensor, query: int, grid) -> np.ndarray:
+    """One frame's self-attention ``(heads, N, N)`` -> where token ``query`` looks, averaged over heads,
+    as an ``(h, w)`` float64 map summing to 1."""
+    if probs.ndim != 3 or probs.shape[1] != probs.shape[2]:
+        raise ValueError(f"probs have shape {tuple(probs.shape)}; give one frame's self-attention (heads, N, N)")
+    h, w = grid
+    if h * w != probs.shape[-1]:
+        raise ValueError(f"grid {grid} has {h * w} cells but the attention has {probs.shape[-1]} tokens")
+    return probs[:, query].double().mean(0).reshape(h, w).cpu().numpy()
+
+
+def heat_rgba(values: np.ndarray, cmap: str = "inferno", alpha: float = 0.7) -> np.ndarray:
+    """A map ``(h, w)`` -> RGBA ``(h, w, 4)`` uint8, scaled by its maximum (zero maps are transparent)."""
+    from matplotlib import colormaps
+
+    v = np.asarray(values, dtype=np.float64)
+    top = v.max() if v.size and v.max() > 0 else 1.0
+    rgba = colormaps[cmap](np.clip(v / top, 0, 1))
+    rgba[..., 3] = alpha
+    return (rgba * 255).round().astype(np.uint8)

@@ -1,0 +1,82 @@
+"""VideoPlayer: a frame scrubber with box, path and mask overlays.
+
+>>> VideoPlayer(frames, boxes=boxes, fps=8)      # frames (F, H, W, 3); boxes (O, F, 4) in frame pixels
+>>> VideoPlayer.from_result(result)              # a GenerationResult: its frames, boxes and masks
+"""
+from __future__ import annotations
+
+import anywidget
+import numpy as np
+import traitlets as t
+
+from anyi2v_lab.overlay import masks_from_record
+
+from .bundle import css, esm
+from .images import mask_tints, png_bytes, video_frames
+from .mapping import view_size
+
+
+def _per_frame(a, name: str, num_frames: int, last: int) -> list:
+    x = np.asarray(a, dtype=np.float64)
+    if x.ndim != 3 or x.shape[1] != num_frames or x.shape[2] != last or not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} has shape {x.shape}; give finite (objects, {num_frames} frames, {last}) "
+                         "in frame pixels")
+    return x.tolist()
+
+
+class VideoPlayer(anywidget.AnyWidget):
+    """Plays ``frames`` (F, H, W, 3) uint8 (or floats in [0, 1]) with optional overlays, all in frame
+    pixels: ``boxes`` (O, F, 4), ``paths`` (O, F, 2) (default: the box centres), ``masks`` (O, F, H, W) in
+    [0, 1] (tinted in the overlay colours). ``frame`` and ``playing`` are synced both ways."""
+
+    _esm = esm("player.js")
+    _css = css("style.css")
+
+    frames = t.List(t.Bytes()).tag(sync=True)
+    masks = t.List(t.Bytes()).tag(sync=True)
+    frame_size = t.List(t.Int(), [1, 1]).tag(sync=True)
+    display_size = t.List(t.Int(), [1, 1]).tag(sync=True)
+    boxes = t.List().tag(sync=True)
+    paths = t.List().tag(sync=True)
+    frame = t.Int(0).tag(sync=True)
+    playing = t.Bool(False).tag(sync=True)
+    fps = t.Float(8.0).tag(sync=True)
+    loop = t.Bool(True).tag(sync=True)
+
+    def __init__(self, frames, boxes=None, paths=None, masks=None, fps: float = 8, display_width: int | None = None,
+                 **kwargs):
+        video = video_frames(frames)
+        F, H, W = video.shape[:3]
+        if not fps > 0:
+            raise ValueError(f"fps = {fps!r} must be > 0")
+        box_list = [] if boxes is None else _per_frame(boxes, "boxes", F, 4)
+        if paths is None and boxes is not None:
+            b = np.asarray(boxes, dtype=np.float64)
+            paths = (b[..., :2] + b[..., 2:]) / 2
+        path_list = [] if paths is None else _per_frame(paths, "paths", F, 2)
+        mask_list = []
+        if masks is not None:
+            m = np.asarray(masks)
+            if m.ndim != 4 or m.shape[1:] != (F, H, W):
+                raise ValueError(f"masks has shape {m.shape}; give (objects, {F}, {H}, {W}) in [0, 1]")
+            mask_list = [png_bytes(tint) for tint in mask_tints(m)]
+        width = display_width or max(256, min(512, 4 * W))  # small model frames: enlarge (pixelated)
+        super().__init__(frames=[png_bytes(f) for f in video], masks=mask_list, frame_size=[W, H],
+                         display_size=list(view_size((W, H), width)), boxes=box_list, paths=path_list,
+                         fps=float(fps), **kwargs)
+
+    @t.validate("frame")
+    def _clamp_frame(self, proposal):
+        return int(min(max(proposal["value"], 0), max(len(self.frames) - 1, 0)))
+
+    @classmethod
+    def from_result(cls, result, masks: bool = True, **kwargs) -> "VideoPlayer":
+        """A player for a :class:`~anyi2v_lab.method.generate.GenerationResult`: its frames, the target boxes
+        of its record (model pixels = frame pixels) and, when the run kept them (``keep_masks=True``), the
+        semantic masks of the last optimisation iteration."""
+        frames = result.frames
+        boxes = result.record.boxes
+        m = None
+        if masks and boxes is not None:
+            m = masks_from_record(result.record, boxes.shape[0], frames.shape[0], frames.shape[1:3])
+        return cls(frames, boxes=boxes, masks=m, **kwargs)

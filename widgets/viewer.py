@@ -1,0 +1,163 @@
+"""FeatureViewer: a frame slider over three linked views of one generation.
+
+* the frame, tinted with the semantic masks of the record, with the target boxes;
+* the PCA-RGB image (first three components) of a hook point's features;
+* where a clicked pixel attends, from a captured self-attention ``.probs`` point.
+
+>>> FeatureViewer.from_result(result)             # frames, boxes, masks, the record's PCA, result.cache
+>>> FeatureViewer.from_cache(cache, frames=video)  # an ActivationCache from run_with_cache
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import anywidget
+import numpy as np
+import torch
+import traitlets as t
+
+from anyi2v_lab.overlay import masks_from_record
+
+from .bundle import css, esm
+from .features import attention_map, components_to_rgb, feature_maps, heat_rgba, pca_rgb, query_index, token_grid
+from .images import mask_tints, png_bytes, video_frames
+from .mapping import view_size
+
+
+def _entry_frames(cache, name: str, step=None, timestep=None) -> torch.Tensor:
+    """The last stored entry of ``name`` (optionally at a step or timestep), cond branch: ``(F, ...)``."""
+    hits = [e for e in cache.entries(name)
+            if (step is None or e.step_index == step) and (timestep is None or e.timestep == timestep)]
+    if not hits:
+        raise KeyError(f"{name!r} has no entry with step={step}, timestep={timestep}; "
+                       f"stored timesteps: {cache.timesteps(name)}")
+    e = hits[-1]
+    b = e.branches.index("cond") if "cond" in e.branches else len(e.branches) - 1
+    return e.tensor[min(b, e.tensor.shape[0] - 1)].detach().float().cpu()
+
+
+def _split_cache(cache, names, step, timestep) -> tuple[dict, dict]:
+    """``.probs`` points with spatial keys -> attention views; other spatial points -> feature views."""
+    features, probs = {}, {}
+    for name in (cache if names is None else names):
+        x = _entry_frames(cache, name, step, timestep)
+        if name.endswith(".probs"):
+            if x.shape[-1] == x.shape[-2]:  # cross-attention keys are text tokens: no spatial map
+                probs[name] = x
+        elif x.ndim in (3, 4) and name != "output":  # the UNet output is (C, F, H, W): not per frame
+            features[name] = x
+    return features, probs
+
+
+class FeatureViewer(anywidget.AnyWidget):
+    """Linked views of features, attention and masks.
+
+    ``features``: hook point -> ``(F, C, h, w)`` maps or ``(F, N, C)`` tokens (PCA-RGB is computed here);
+    ``components``: name -> ``(F, 3, h, w)`` already-projected components (e.g. the record's ``.pca``);
+    ``probs``: hook point -> ``(F, heads, N, N)`` self-attention; ``frames`` ``(F, H, W, 3)``;
+    ``masks`` ``(O, F, H, W)`` in [0, 1]; ``boxes`` ``(O, F, 4)`` in frame pixels.
+    ``query`` ((x, y) frame pixels) and ``frame`` are synced both ways.
+    """
+
+    _esm = esm("viewer.js")
+    _css = css("style.css")
+
+    frames = t.List(t.Bytes()).tag(sync=True)
+    masks = t.List(t.Bytes()).tag(sync=True)
+    boxes = t.List().tag(sync=True)
+    frame_size = t.List(t.Int(), [1, 1]).tag(sync=True)
+    panel_size = t.List(t.Int(), [1, 1]).tag(sync=True)
+    num_frames = t.Int(1).tag(sync=True)
+    frame = t.Int(0).tag(sync=True)
+    pca = t.Dict().tag(sync=True)  # name -> [PNG bytes per frame]
+    pca_point = t.Unicode("").tag(sync=True)
+    attention_points = t.List(t.Unicode()).tag(sync=True)
+    attention_point = t.Unicode("").tag(sync=True)
+    query = t.List(t.Float()).tag(sync=True)  # [] or [x, y] in frame pixels
+    attention = t.Bytes(b"").tag(sync=True)
+    status = t.Unicode("").tag(sync=True)
+
+    def __init__(self, features: Mapping[str, torch.Tensor] | None = None, probs: Mapping[str, torch.Tensor] | None = None,
+                 frames=None, masks=None, boxes=None, components: Mapping[str, torch.Tensor] | None = None,
+                 panel_width: int = 256, **kwargs):
+        features, probs, components = dict(features or {}), dict(probs or {}), dict(components or {})
+        video = None if frames is None else video_frames(frames)
+        counts = {f"features[{k!r}]": v.shape[0] for k, v in {**features, **components, **probs}.items()}
+        if video is not None:
+            counts["frames"] = video.shape[0]
+        if not counts:
+            raise ValueError("nothing to show: give frames, features, components or probs")
+        if len(set(counts.values())) > 1:
+            raise ValueError(f"frame counts differ: {counts}; capture every frame of the same video")
+        F = next(iter(counts.values()))
+        H, W = (video.shape[1:3] if video is not None else (panel_width, panel_width))
+        aspect = W / H
+        pca = {name: [png_bytes(im) for im in pca_rgb(feature_maps(torch.as_tensor(x), aspect))]
+               for name, x in features.items()}
+        for name, c in components.items():
+            pca[name] = [png_bytes(im) for im in components_to_rgb(c)]
+        for name, p in probs.items():
+            if p.ndim != 4 or p.shape[-1] != p.shape[-2]:
+                raise ValueError(f"probs[{name!r}] has shape {tuple(p.shape)}; give self-attention (F, heads, N, N) "
+                                 "(cross-attention has no spatial keys)")
+        self._probs = {k: torch.as_tensor(v).detach().float().cpu() for k, v in probs.items()}
+        mask_list = []
+        if masks is not None:
+            m = np.asarray(masks)
+            if video is None or m.ndim != 4 or m.shape[1:] != video.shape[:3]:
+                raise ValueError(f"masks has shape {m.shape}; give (objects, F, H, W) matching frames")
+            mask_list = [png_bytes(tint) for tint in mask_tints(m)]
+        box_list = [] if boxes is None else np.asarray(boxes, dtype=np.float64).tolist()
+        super().__init__(frames=[] if video is None else [png_bytes(f) for f in video], masks=mask_list,
+                         boxes=box_list, frame_size=[int(W), int(H)],
+                         panel_size=list(view_size((int(W), int(H)), panel_width)), num_frames=int(F), pca=pca,
+                         pca_point=next(iter(pca), ""), attention_points=list(self._probs),
+                         attention_point=next(iter(self._probs), ""), **kwargs)
+        self.observe(self._update_attention, ["frame", "attention_point", "query"])
+        self._update_attention()
+
+    @t.validate("frame")
+    def _clamp_frame(self, proposal):
+        return int(min(max(proposal["value"], 0), max(self.num_frames - 1, 0)))
+
+    def attention_at(self, point=None, frame: int | None = None, name: str | None = None) -> np.ndarray | None:
+        """The ``(h, w)`` attention map of the token under ``point`` (frame pixels) in ``frame`` of the
+        ``name`` probs (defaults: the current query, frame and attention point)."""
+        name = self.attention_point if name is None else name
+        point = self.query if point is None else point
+        frame = self.frame if frame is None else frame
+        if not name or len(point) != 2:
+            return None
+        probs = self._probs[name][frame]  # (heads, N, N)
+        grid = token_grid(probs.shape[-1], self.frame_size[0] / self.frame_size[1])
+        return attention_map(probs, query_index(point, self.frame_size, grid), grid)
+
+    def _update_attention(self, _change=None) -> None:
+        a = self.attention_at()
+        self.attention = b"" if a is None else png_bytes(heat_rgba(a))
+
+    # --- constructors -----------------------------------------------------------------------------
+    @classmethod
+    def from_cache(cls, cache, frames=None, *, step: int | None = None, timestep: int | None = None,
+                   names=None, **kwargs) -> "FeatureViewer":
+        """Views of an :class:`~anyi2v_lab.hooks.ActivationCache`: ``.probs`` points (self-attention) become
+        attention views, every other spatial point a PCA-RGB view. Each name's last entry is used
+        (or the one at ``step``/``timestep``), cond branch when there is one."""
+        features, probs = _split_cache(cache, names, step, timestep)
+        return cls(features=features, probs=probs, frames=frames, **kwargs)
+
+    @classmethod
+    def from_result(cls, result, cache=None, **kwargs) -> "FeatureViewer":
+        """Views of a :class:`~anyi2v_lab.method.generate.GenerationResult`: its frames, boxes and masks
+        (``keep_masks=True``), the PCA of the last optimisation iteration (``keep_pca=True``) and the hook
+        points of ``cache`` (default: ``result.cache``, filled by ``generate(..., capture=...)``)."""
+        rec, frames = result.record, result.frames
+        masks = None
+        if rec.boxes is not None:
+            masks = masks_from_record(rec, rec.boxes.shape[0], frames.shape[0], frames.shape[1:3])
+        its = [it for it in rec.iterations if it.pca]
+        components = {f"{layer} (optimisation PCA)": p for layer, p in its[-1].pca.items()} if its else {}
+        cache = result.cache if cache is None else cache
+        features, probs = _split_cache(cache, None, None, None) if cache is not None else ({}, {})
+        return cls(features=features, probs=probs, frames=frames, masks=masks, boxes=rec.boxes,
+                   components=components, **kwargs)
