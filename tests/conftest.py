@@ -1,19 +1,6 @@
 """Shared fixtures: tiny random models, offline, seeded."""
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# OpenMP workers that busy-wait make torch 20x slower when other processes share the 2 cores
-# (notebook kernels started by nbmake inherit this; it must be set before torch is imported).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-
 import pytest
 import torch
-
-# 2 threads on CI's idle 2 cores; ANYI2V_TEST_THREADS=1 on a busy machine (OpenMP oversubscription
-# slows tiny models down by 5x or more when other processes share the cores).
-torch.set_num_threads(int(os.environ.get("ANYI2V_TEST_THREADS", min(2, torch.get_num_threads()))))
 
 
 @pytest.fixture(scope="session")

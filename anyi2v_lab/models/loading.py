@@ -329,3 +329,13 @@ def load_pipeline(base: str | os.PathLike | None = None, *, checkpoint: str | os
              f" with {', '.join(replaced)} from {ckpt_path}" if replaced else "", adapter_name, len(merged), dtype,
              dev, pipe.load_report.seconds)
     return pipe
+
+
+def default_or_tiny(device: str = "cpu"):
+    """``(pipeline, label)``: the embedded toy model, or the tiny random model (clearly labelled) when
+    the toy weights are not installed. For notebooks and docs that must run anywhere."""
+    if (default_model_dir() / "unet").is_dir():
+        return load_pipeline(device=device, progress=False), "the embedded toy model (trained weights)"
+    from .tiny import tiny_pipeline
+    return tiny_pipeline(), ("the TINY RANDOM model (toy weights not installed): images are noise, only the "
+                             "mechanics mean something")

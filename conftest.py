@@ -1,0 +1,12 @@
+"""Environment for every test and for the notebook kernels nbmake starts (they inherit it).
+
+Set before torch is imported: no model hub, quiet libraries, and OpenMP workers that sleep instead of
+busy-waiting (busy-waiting makes torch many times slower when other processes share the 2 cores).
+"""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("MPLBACKEND", "Agg")
