@@ -144,7 +144,7 @@ def test_ablation_switches_run(tiny_pipe, image):
     traj = Trajectory.single((20, 20, 60, 60), [(40, 40), (80, 40)], image_size=(128, 128), query_points=[(40, 40)])
     base = AnyI2VConfig(**SMALL, opt_step=0, opt_iters=2)
     variants = [dict(kv_consistency=False), dict(pca_dim=None), dict(pca_dim=8), dict(mask="static"),
-                dict(mask="none"), dict(opt_target="residual"), dict(adain_patch=None), dict(update_region="boxes"),
+                dict(mask="none"), dict(opt_target="residual"), dict(adain_patch=None), dict(debias=False), dict(update_region="boxes"),
                 dict(background_weight=1.0), dict(optimizer="adam"), dict(pca_method="lowrank"),
                 dict(inject_uncond=True)]
     videos = []

@@ -208,7 +208,7 @@ class HookSession:
                             batch=sample.shape[0], num_frames=self._call.num_frames,
                             latent_hw=tuple(sample.shape[-2:]), default_dtype=sample.dtype)
         if est > self.capture.max_bytes:
-            raise HookError(f"this capture would store ~{est / 2**30:.2f} GiB for one UNet call, over "
+            raise HookError(f"this capture would store ~{_size(est)} for one UNet call, over "
                             f"max_bytes={self.capture.max_bytes}; restrict names, frames or branch, "
                             f"or store in a smaller dtype")
 
@@ -267,6 +267,10 @@ class HookSession:
             return self.unet(*args, **kwargs)
         except StopForward:
             return None
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.2f} MiB"
 
 
 def _fmt(values) -> str:

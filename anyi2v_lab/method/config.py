@@ -61,6 +61,7 @@ class AnyI2VConfig:
     inject_residual: bool = True
     inject_query: bool = True
     kv_consistency: bool = True
+    debias: bool = True  # False: inverted residuals replace frame 0's raw (the paper's "w/o debias", Fig. 10)
     adain_patch: int | None = 4  # None: global AdaIN (the paper's Fig. 10 comparison)
     adain_eps: float = 1e-6
     inject_uncond: bool = False

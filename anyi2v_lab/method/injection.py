@@ -33,7 +33,8 @@ def _targets(ctx: HookContext, config: AnyI2VConfig) -> list[int]:
 
 
 def residual_edit(stored: torch.Tensor, config: AnyI2VConfig, active):
-    """Replace frame 0's residual branch ``(C, h, w)`` by patch-AdaIN(stored -> current)."""
+    """Replace frame 0's residual branch ``(C, h, w)`` by patch-AdaIN(stored -> current), or by the
+    stored map itself when ``config.debias`` is off."""
     def edit(x: torch.Tensor, ctx: HookContext) -> torch.Tensor | None:
         if not active(ctx.call):
             return None
@@ -41,7 +42,10 @@ def residual_edit(stored: torch.Tensor, config: AnyI2VConfig, active):
         out = v.clone()
         for b in _targets(ctx, config):
             source = v[b, 0].detach()
-            out[b, 0] = patch_adain(stored.to(source), source, config.adain_patch, config.adain_eps)
+            if config.debias:
+                out[b, 0] = patch_adain(stored.to(source), source, config.adain_patch, config.adain_eps)
+            else:
+                out[b, 0] = stored.to(source)
         return ctx.merge(out)
     return edit
 
