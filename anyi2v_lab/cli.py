@@ -5,6 +5,8 @@
     anyi2v-lab generate --from-run runs/a/run.json --out runs/b      # redo a run exactly
     anyi2v-lab invert --condition depth.png --prompt "..." --out feats.safetensors
     anyi2v-lab points --pattern "up_blocks.1.*.query"                # list hook points
+    anyi2v-lab batch jobs.jsonl --out runs/batch                     # many jobs, resumable
+    torchrun --nproc_per_node 2 -m anyi2v_lab.cli batch jobs.jsonl --out runs/batch   # one process a GPU
 """
 from __future__ import annotations
 
@@ -144,6 +146,20 @@ def cmd_demo(args) -> int:
     return 0
 
 
+RUNTIMES = ("default", "fast", "baseline", "low-memory")
+
+
+def _runtime(name: str):
+    from .accel import Runtime
+    return {"default": Runtime(), "fast": Runtime.fast(), "baseline": Runtime.baseline(),
+            "low-memory": Runtime.low_mem()}[name]
+
+
+def cmd_batch(args) -> int:
+    from .batch import main_batch
+    return main_batch(args, load_model, _config(args), _runtime(args.runtime), model_spec(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anyi2v-lab", description="Training-free trajectory-controlled "
                                      "image-to-video with AnimateDiff (AnyI2V).")
@@ -179,6 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tiny", action="store_true", help="use the tiny random model (no toy weights needed)")
     p.add_argument("--fast", action="store_true", help="fewer steps, for a quick look")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("batch", help="run the generation jobs of a JSONL file (resumable; one process a GPU "
+                       "under torchrun or accelerate launch)")
+    p.add_argument("jobs", help="JSONL, one job a line: condition, trajectory, prompt, seed (see anyi2v_lab.batch)")
+    p.add_argument("--out", required=True, help="one folder a job, plus failed/ and summary.json")
+    p.add_argument("--runtime", choices=RUNTIMES, default="default",
+                   help="fast: compiled blocks (compiles once per process); low-memory: for 12 GB GPUs")
+    _config_args(p)
+    _model_args(p)
+    p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("points", help="list the hook points of a model (default: SD1.5 shape, no weights)")
     p.add_argument("--pattern", help="glob, e.g. 'up_blocks.1.*.query'")

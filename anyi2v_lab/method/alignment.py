@@ -56,7 +56,9 @@ def build_alignment(trajectory: Trajectory, config: AnyI2VConfig, image_hw: tupl
     region = None
     if config.update_region == "boxes":
         region = box_region(boxes, config.region_margin, (H, W), latent_hw)
-    align = Alignment(grid.to(device), queries, (H // f, W // f), shapes,
+    # grid boxes stay on the CPU: the loss slices with them (a device copy would sync every frame);
+    # the query offsets index device features, so they move once here
+    align = Alignment(grid, [q.to(device) for q in queries], (H // f, W // f), shapes,
                       None if region is None else region.to(device))
     return align, boxes
 

@@ -14,15 +14,17 @@ With injection and optimisation off it is diffusers' ``AnimateDiffPipeline`` ste
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..accel import (PhaseTimer, Runtime, backend_settings, compiled_regions, decode_video, hooked_modules,
+                     prepare_layout, timestep_tensor)
 from ..conditions import Condition, load_condition
 from ..hooks import ActivationCache, Capture, hooked
+from ..hooks.cache import names_of
 from ..layout import per_frame
 from ..trajectory import Trajectory
 from .alignment import build_alignment, layer_shapes, to_model_space
@@ -30,7 +32,7 @@ from .config import AnyI2VConfig, ConfigError
 from .features import FeatureBank
 from .injection import injection_edits
 from .inversion import invert_cached
-from .optimize import optimise_latents
+from .optimize import capture_sites, optimise_latents
 from .record import InspectionRecord
 
 
@@ -80,26 +82,26 @@ def check_inputs(pipe, config: AnyI2VConfig, image_hw: tuple[int, int]) -> tuple
     return latent_hw
 
 
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
              config: AnyI2VConfig = AnyI2VConfig(), *, negative_prompt: str = "", seed: int = 0,
              progress: bool = True, keep_masks: bool = False, keep_pca: bool = False,
              capture: Capture | None = None, edits: dict | None = None,
-             features: FeatureBank | None = None, inject: bool = True) -> GenerationResult:
+             features: FeatureBank | None = None, inject: bool = True,
+             runtime: Runtime | None = None) -> GenerationResult:
     """Generate a video from a condition image (path, PIL image, array or :class:`Condition`), a
     prompt and optional trajectories.
 
     ``capture``/``edits`` add the caller's own hook points to the sampling forwards (see
     :mod:`anyi2v_lab.hooks`); ``features`` skips inversion with a precomputed bank; ``inject=False``
-    turns injection off (with no trajectory this is plain AnimateDiff sampling).
+    turns injection off (with no trajectory this is plain AnimateDiff sampling). ``runtime``
+    (:class:`~anyi2v_lab.accel.Runtime`) chooses how fast and lean to run, never what is computed.
+    ``record.timings`` holds seconds per phase (device time on CUDA) and ``total``.
     """
     from tqdm.auto import tqdm
 
     unet, device = pipe.unet, pipe.unet.device
+    runtime = runtime or Runtime()
+    runtime.check_device(device)
     image_hw = model_size(pipe, config)
     latent_hw = check_inputs(pipe, config, image_hw)
     if not isinstance(condition, Condition):
@@ -117,51 +119,52 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
         record.grid_size = alignment.grid
 
     cfg = config.guidance_scale > 1
-    cond, uncond = pipe.encode_prompt(prompt, device, 1, cfg, negative_prompt)
-    tic = time.perf_counter()
-    bank = features
-    needs_bank = inject and (config.inject_residual or config.inject_query)
-    if bank is None and needs_bank:
-        bank = invert_cached(pipe, condition.pixels, prompt, cond, config, progress=progress)
-    _sync(device)
-    record.timings["inversion"] = time.perf_counter() - tic
+    prepare_layout(pipe, runtime)
+    timer = PhaseTimer(device)
+    with timer.phase("total"):
+        cond, uncond = pipe.encode_prompt(prompt, device, 1, cfg, negative_prompt)
+        bank = features
+        needs_bank = inject and (config.inject_residual or config.inject_query)
+        with timer.phase("inversion"):
+            if bank is None and needs_bank:
+                bank = invert_cached(pipe, condition.pixels, prompt, cond, config, progress=progress, runtime=runtime)
 
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    F_ = config.num_frames
-    z = pipe.prepare_latents(1, unet.config.in_channels, F_, image_hw[0], image_hw[1], cond.dtype, device,
-                             generator).float()
-    pipe.scheduler.set_timesteps(config.num_inference_steps, device=device)
-    timesteps = [int(t) for t in pipe.scheduler.timesteps]
-    record.timesteps = timesteps
-    inject_edits = injection_edits(bank, config) if inject and config.injects else {}
-    sample_embeds = per_frame(torch.cat([uncond, cond]) if cfg else cond, F_)
-    opt_embeds = per_frame(cond, F_)
-    branches = ("uncond", "cond") if cfg else ("cond",)
-    all_edits = _merge_edits(inject_edits, edits)
-    t_opt = 0.0
-    with hooked(unet, edits=all_edits, capture=capture, phase="sampling") as session:
-        for i, t in enumerate(tqdm(timesteps, desc="sampling", disable=not progress, leave=False)):
-            if alignment is not None and i <= config.opt_step:
-                tic = time.perf_counter()
-                with session.suspended():
-                    z = optimise_latents(unet, z, t, i, opt_embeds, inject_edits, alignment, config, record,
-                                         keep_masks, keep_pca)
-                t_opt += time.perf_counter() - tic
-            with torch.no_grad(), session.calling(timestep=t, step_index=i, branches=branches):
-                model_in = torch.cat([z, z]) if cfg else z
-                model_in = pipe.scheduler.scale_model_input(model_in, t)
-                eps = unet(model_in.to(unet.dtype), t, encoder_hidden_states=sample_embeds).sample.float()
-            if cfg:
-                eps_u, eps_c = eps.chunk(2)
-                eps = eps_u + config.guidance_scale * (eps_c - eps_u)
-            z = pipe.scheduler.step(eps, t, z, eta=0.0).prev_sample
-    _sync(device)
-    record.timings["optimisation"] = t_opt
-    tic = time.perf_counter()
-    with torch.no_grad():
-        video = pipe.decode_latents(z.to(pipe.vae.dtype))
-        video = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
-    record.timings["decode"] = time.perf_counter() - tic
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        F_ = config.num_frames
+        z = pipe.prepare_latents(1, unet.config.in_channels, F_, image_hw[0], image_hw[1], cond.dtype, device,
+                                 generator).float()
+        pipe.scheduler.set_timesteps(config.num_inference_steps, device=device)
+        timesteps = [int(t) for t in pipe.scheduler.timesteps]
+        record.timesteps = timesteps
+        inject_edits = injection_edits(bank, config) if inject and config.injects else {}
+        sample_embeds = per_frame(torch.cat([uncond, cond]) if cfg else cond, F_)
+        opt_embeds = per_frame(cond, F_)
+        branches = ("uncond", "cond") if cfg else ("cond",)
+        all_edits = _merge_edits(inject_edits, edits)
+        # blocks holding any hook of this run stay eager; the others may run compiled
+        hooked_names = [*all_edits, *names_of(capture), *(capture_sites(config) if alignment else [])]
+        held = hooked_modules(unet, hooked_names)
+        with backend_settings(runtime), hooked(unet, edits=all_edits, capture=capture, phase="sampling") as session:
+            for i, t in enumerate(tqdm(timesteps, desc="sampling", disable=not progress, leave=False)):
+                if alignment is not None and i <= config.opt_step:
+                    with timer.phase("optimisation"), session.suspended(), \
+                            compiled_regions(unet, runtime, "optimisation", held):
+                        z = optimise_latents(unet, z, t, i, opt_embeds, inject_edits, alignment, config, record,
+                                             keep_masks, keep_pca, runtime=runtime)
+                with timer.phase("sampling"), torch.no_grad(), compiled_regions(unet, runtime, "sampling", held), \
+                        session.calling(timestep=t, step_index=i, branches=branches):
+                    model_in = torch.cat([z, z]) if cfg else z
+                    model_in = pipe.scheduler.scale_model_input(model_in, t)
+                    eps = unet(model_in.to(unet.dtype), timestep_tensor(t, device),
+                               encoder_hidden_states=sample_embeds).sample.float()
+                    if cfg:
+                        eps_u, eps_c = eps.chunk(2)
+                        eps = eps_u + config.guidance_scale * (eps_c - eps_u)
+                    z = pipe.scheduler.step(eps, t, z, eta=0.0).prev_sample
+        with timer.phase("decode"):
+            video = decode_video(pipe, z, runtime.decode_chunk_size(F_))
+            video = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
+    record.timings.update(timer.totals())
     record.finalise()
     return GenerationResult(np.asarray(video, dtype=np.float32), z, record, config, seed, prompt, negative_prompt,
                             condition, trajectory, bank, session.cache if capture is not None else None)

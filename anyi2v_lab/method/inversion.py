@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..accel import GraphedCall, Runtime, graphed, timestep_tensor
 from ..hooks import Capture, bypass_motion, hooked
 from ..models.scheduler import ddim_inverse_scheduler
 from .config import AnyI2VConfig
@@ -56,39 +57,52 @@ def ddim_move(x: torch.Tensor, eps: torch.Tensor, alpha_from: torch.Tensor, alph
     return alpha_to.sqrt() * x0 + (1 - alpha_to).sqrt() * eps
 
 
-def _eps(unet, latent: torch.Tensor, t: int, embeds: torch.Tensor) -> torch.Tensor:
-    return unet(latent.to(unet.dtype), t, encoder_hidden_states=embeds).sample.float()
+def _eps_fn(unet, latent: torch.Tensor, embeds: torch.Tensor, graphs: bool):
+    """``eps(latent fp32, t) -> eps fp32`` for the hook-free calls: eager, or replayed from a CUDA
+    graph (captured once per shape and weights, cached on the UNet)."""
+    def call(x, t, e):
+        return unet(x, t, encoder_hidden_states=e).sample
+
+    if not graphs:
+        return lambda x, t: call(x.to(unet.dtype), timestep_tensor(t, x.device), embeds).float()
+    example = (latent.to(unet.dtype), timestep_tensor(1, latent.device), embeds)
+    key = (tuple(latent.shape), unet.dtype, tuple(embeds.shape))
+    graph = graphed(unet, "inversion", key, lambda: GraphedCall(call, example))
+    return lambda x, t: graph(x.to(unet.dtype), timestep_tensor(t, x.device), embeds).float()
 
 
 def invert(pipe, latent: torch.Tensor, embeds: torch.Tensor, config: AnyI2VConfig,
-           progress: bool = True) -> Inversion:
+           progress: bool = True, runtime: Runtime | None = None) -> Inversion:
     """Invert a one-frame latent ``(1, 4, 1, h, w)`` with conditional embeddings ``(1, T, D)`` and
     capture the features of ``config``'s layers at ``config.inversion_timestep``."""
     from tqdm.auto import tqdm
 
+    runtime = runtime or Runtime()
     unet, t_alpha = pipe.unet, config.inversion_timestep
     embeds = embeds.to(device=unet.device, dtype=unet.dtype)
     latent = latent.to(unet.device).float()
     with bypass_motion(unet), torch.no_grad():
+        eps = _eps_fn(unet, latent, embeds, runtime.graphs_on(unet.device))
         if config.inversion_schedule == "reference":
             inverse = ddim_inverse_scheduler(pipe.scheduler)
             inverse.set_timesteps(999)
             steps = [int(t) for t in inverse.timesteps if t < t_alpha]
             for t in tqdm(steps, desc="inversion", disable=not progress, leave=False):
-                latent = inverse.step(_eps(unet, latent, t, embeds), t, latent).prev_sample
+                latent = inverse.step(eps(latent, t), t, latent).prev_sample
         else:
             alphas = pipe.scheduler.alphas_cumprod.to(latent.device)
             levels = torch.linspace(0, t_alpha - 1, config.fast_inversion_steps + 1).round().long().tolist()
             for a, b in tqdm(list(zip(levels, levels[1:])), desc="inversion (fast)", disable=not progress,
                              leave=False):
-                latent = ddim_move(latent, _eps(unet, latent, b, embeds), alphas[a], alphas[b])
+                latent = ddim_move(latent, eps(latent, b), alphas[a], alphas[b])
         names = capture_names(config)
         cache = {}
         if names:  # the capture call stops after its last needed layer
             capture = Capture(tuple(names), branch="cond", frames=(0,), dtype=unet.dtype)
             with hooked(unet, capture=capture, stop_after=names, phase="inversion") as session:
                 with session.calling(timestep=t_alpha, step_index=None):
-                    session.forward(latent.to(unet.dtype), t_alpha, encoder_hidden_states=embeds)
+                    session.forward(latent.to(unet.dtype), timestep_tensor(t_alpha, latent.device),
+                                    encoder_hidden_states=embeds)
             cache = session.cache
     bank = FeatureBank(
         residuals={r: cache[f"{r}.residual"][0, 0] for r in config.res_layers if config.inject_residual},
@@ -111,7 +125,7 @@ _CACHE = FeatureCache()
 
 def invert_cached(pipe, pixels: torch.Tensor, prompt: str, embeds: torch.Tensor, config: AnyI2VConfig,
                   cache: FeatureCache | None = _CACHE, progress: bool = True,
-                  generator: torch.Generator | None = None) -> FeatureBank:
+                  generator: torch.Generator | None = None, runtime: Runtime | None = None) -> FeatureBank:
     """Encode the condition pixels and invert, reusing a bank computed for the same image, prompt,
     model and settings (the features do not depend on the seed or the trajectory)."""
     key = (tensor_fingerprint(pixels), prompt, model_fingerprint(pipe.unet), str(pipe.unet.dtype),
@@ -119,7 +133,7 @@ def invert_cached(pipe, pixels: torch.Tensor, prompt: str, embeds: torch.Tensor,
     if cache is not None and not config.vae_sample and (bank := cache.get(key)) is not None:
         return bank
     latent = encode_image(pipe.vae, pixels, sample=config.vae_sample, generator=generator)
-    bank = invert(pipe, latent, embeds, config, progress=progress).bank
+    bank = invert(pipe, latent, embeds, config, progress=progress, runtime=runtime).bank
     if cache is not None and not config.vae_sample:
         cache.put(key, bank)
     return bank

@@ -71,9 +71,23 @@ def _query_tokens(target: torch.Tensor, offsets: torch.Tensor, scale: tuple[floa
     return target[:, rows, cols].T  # (K, C)
 
 
+def _frame_groups(boxes: torch.Tensor, height: int, width: int) -> list[list[int]]:
+    """Frames 1.. of one object ``(F, 4)`` grouped by box size and clipping (frames whose box left
+    the map are dropped), in order of first appearance."""
+    groups: dict[tuple, list[int]] = {}
+    for j, box in enumerate(boxes.tolist()[1:], start=1):
+        x0, y0, x1, y1 = (int(v) for v in box)
+        cx0, cy0, cx1, cy1 = clip_box(box, height, width)
+        if cx1 <= cx0 or cy1 <= cy0:
+            continue  # the box has left the frame: nothing to align
+        groups.setdefault((x1 - x0, y1 - y0, cx0 - x0, cy0 - y0, x1 - cx1, y1 - cy1), []).append(j)
+    return list(groups.values())
+
+
 def alignment_loss(features: torch.Tensor, layers: list[slice], boxes: torch.Tensor, queries: list[torch.Tensor],
                    mask: str = "semantic", background_weight: float = 0.0, keep_masks: bool = False) -> LossParts:
-    """features ``(F, C, H, W)``; boxes ``(O, F, 4)`` grid cells; queries per object ``(K, 2)`` offsets
+    """features ``(F, C, H, W)``; boxes ``(O, F, 4)`` grid cells, read as Python ints (keep them on the
+    CPU: a device tensor would sync every frame); queries per object ``(K, 2)`` offsets
     (dx, dy) in cells from the start box's top-left; ``mask`` in {"semantic", "static", "none"}."""
     nf, _, H, W = features.shape
     loss = features.new_zeros((), dtype=torch.float32)
@@ -89,30 +103,29 @@ def alignment_loss(features: torch.Tensor, layers: list[slice], boxes: torch.Ten
         m0 = None
         if mask != "none":
             m0 = semantic_mask(_query_tokens(target0, q, (1.0, 1.0), b0, H, W), target0, layers)
-        per_frame = [m0] if keep_masks else None
-        for j in range(1, nf):
-            bj = boxes[o, j].tolist()
-            current = box_crop(features[j], bj)
-            if current.numel() == 0:
-                if keep_masks:
-                    per_frame.append(None)
-                continue  # the box has left the frame: nothing to align
+        per_frame = [m0] + [None] * (nf - 1) if keep_masks else None
+        # frames whose moved boxes share a size and a clipping see the same target, mask and query
+        # tokens: one batch of kernels for all of them instead of one set a frame
+        for frames in _frame_groups(boxes[o], H, W):
+            bj = boxes[o, frames[0]].tolist()
+            current = torch.stack([box_crop(features[j], boxes[o, j].tolist()) for j in frames])  # (N, C, h, w)
             hj, wj = bj[3] - bj[1], bj[2] - bj[0]
             # the start crop is the clipped one; stretch it to the full moved box, then cut
             target = _cut(resize(target0, (hj, wj), "bicubic"), bj, H, W)
             if mask == "none":
-                weight = torch.ones(len(layers), *current.shape[1:], device=current.device)
+                weight = torch.ones(len(frames), len(layers), *current.shape[2:], device=current.device)
             else:
-                weight = _cut(resize(m0, (hj, wj), "bilinear"), bj, H, W)
+                weight = _cut(resize(m0, (hj, wj), "bilinear"), bj, H, W).expand(len(frames), -1, -1, -1)
                 if mask == "semantic":
                     tokens = _query_tokens(target, q, (hj / h0, wj / w0), bj, H, W)
                     weight = weight * semantic_mask(tokens, current, layers)
-            diff = target.float() - current.float()
+            diff = target.float()[None] - current.float()
             for li, sl in enumerate(layers):
-                loss = loss + (weight[li] * diff[sl]).pow(2).mean(0).sum()
+                loss = loss + (weight[:, li, None] * diff[:, sl]).pow(2).mean(1).sum()
             count = count + weight.sum()
             if keep_masks:
-                per_frame.append(weight.detach())
+                for j, w in zip(frames, weight.detach().unbind(0)):
+                    per_frame[j] = w
         if keep_masks:
             kept.append(per_frame)
     total = loss / count.clamp(min=1e-8)

@@ -12,11 +12,13 @@ on every latent element. :func:`fresh_adamw_step` is that update in closed form 
 """
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from ..accel import Runtime, checkpointed_blocks, frozen, timestep_tensor
 from ..hooks import Capture, hooked
 from .config import AnyI2VConfig
 from .loss import alignment_loss
@@ -28,7 +30,7 @@ from .record import InspectionRecord, Iteration
 class Alignment:
     """What the loss needs besides features, fixed for a generation.
 
-    ``boxes`` ``(O, F, 4)`` grid cells; ``queries`` per object ``(K, 2)`` cell offsets from the start
+    ``boxes`` ``(O, F, 4)`` grid cells (on the CPU); ``queries`` per object ``(K, 2)`` cell offsets from the start
     box; ``grid`` ``(Hg, Wg)``; ``shapes`` the latent-space ``(h, w)`` of each aligned layer;
     ``region`` an optional ``(1, 1, F, h, w)`` mask of where the latent may change.
     """
@@ -61,17 +63,16 @@ def aligned_features(captured: list[torch.Tensor], alignment: Alignment, config:
     Returns ``(F, sum M_l, Hg, Wg)`` fp32 features, each layer's channel slice, and (if asked) each
     layer's first three components as ``(F, 3, h, w)`` maps.
     """
+    fmaps = [layer_maps(x, shape) for x, shape in zip(captured, alignment.shapes)]  # (F, C, h, w) each
+    tokens = [f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]) for f in fmaps]
+    fits = None
+    if config.pca_dim is not None:  # all fits first: eigh reads its status on the host, so wait once
+        fits = [pca_fit(t.detach(), config.pca_dim, config.pca_method, seed=i) for i, t in enumerate(tokens)]
     maps, slices, previews, start = [], [], [], 0
-    for i, (x, shape) in enumerate(zip(captured, alignment.shapes)):
-        fmap = layer_maps(x, shape)  # (F, C, h, w)
-        nf, c, h, w = fmap.shape
-        tokens = fmap.permute(0, 2, 3, 1).reshape(-1, c)
-        if config.pca_dim is not None:
-            mean, comps = pca_fit(tokens.detach(), config.pca_dim, config.pca_method, seed=i)
-            tokens = pca_project(tokens, mean, comps)
-        else:
-            tokens = tokens.float()
-        reduced = tokens.reshape(nf, h, w, -1).permute(0, 3, 1, 2)
+    for i, (fmap, tok) in enumerate(zip(fmaps, tokens)):
+        nf, _, h, w = fmap.shape
+        tok = pca_project(tok, *fits[i]) if fits is not None else tok.float()
+        reduced = tok.reshape(nf, h, w, -1).permute(0, 3, 1, 2)
         if keep_pca:
             previews.append(reduced[:, :3].detach().clone())
         maps.append(F.interpolate(reduced, size=alignment.grid, mode="bicubic", align_corners=False))
@@ -87,26 +88,37 @@ def capture_sites(config: AnyI2VConfig) -> list[str]:
 
 def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embeds: torch.Tensor,
                      edits: dict, alignment: Alignment, config: AnyI2VConfig, record: InspectionRecord,
-                     keep_masks: bool = False, keep_pca: bool = False) -> torch.Tensor:
+                     keep_masks: bool = False, keep_pca: bool = False, runtime: Runtime | None = None) -> torch.Tensor:
     """Run ``config.opt_iters`` iterations on ``z`` ``(1, 4, F, h, w)`` fp32; returns the new latent.
 
     ``embeds`` are the conditional embeddings per frame ``(F, T, D)``; ``edits`` the injection edits.
+    ``runtime.truncate`` stops each forward after the last aligned layer (the reference runs the
+    whole UNet); ``runtime.low_memory`` recomputes block activations in the backward.
     """
+    runtime = runtime or Runtime()
     names = capture_sites(config)
     capture = Capture(tuple(names), detach=False)
+    stop = names if runtime.truncate else None
+    t_in = timestep_tensor(timestep, z.device)
     adam = None
-    with hooked(unet, edits=edits, capture=capture, stop_after=names, phase="optimisation") as session:
+    with ExitStack() as stack:
+        stack.enter_context(frozen(unet))
+        if runtime.low_memory:
+            stack.enter_context(checkpointed_blocks(unet))
+        session = stack.enter_context(hooked(unet, edits=edits, capture=capture, stop_after=stop,
+                                             phase="optimisation"))
         for it in range(config.opt_iters):
             leaf = z.detach().requires_grad_(True)
             with torch.enable_grad(), session.calling(timestep=timestep, step_index=step_index,
                                                       branches=("cond",)):
-                session.forward(leaf.to(unet.dtype), timestep, encoder_hidden_states=embeds)
+                session.forward(leaf.to(unet.dtype), t_in, encoder_hidden_states=embeds)
                 captured = [session.cache.entries(n)[-1].tensor for n in names]
                 session.cache.clear()
                 feats, slices, previews = aligned_features(captured, alignment, config, keep_pca)
                 parts = alignment_loss(feats, slices, alignment.boxes, alignment.queries, config.mask,
                                        config.background_weight, keep_masks)
                 grad = torch.autograd.grad(parts.loss, leaf, allow_unused=True)[0]
+                del captured, feats
             if grad is None:
                 grad = torch.zeros_like(leaf)
             ok = (parts.count > 0) & torch.isfinite(grad).all()

@@ -1,0 +1,117 @@
+"""How to run the method, as opposed to what it computes (:class:`~anyi2v_lab.method.AnyI2VConfig`).
+
+Every setting here keeps the results within fp16 noise of the reference's way of running: it changes
+speed and memory, never the paper's hyper-parameters. ``Runtime.baseline()`` keeps the reference's
+choices (full UNet in the optimisation passes, eager, no graph capture) and is what the benchmark
+measures the fast path against.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+COMPILE = (False, "regional", "sampling")
+ATTENTION = ("auto", "flash", "efficient", "cudnn", "math")
+
+
+class RuntimeOptionError(ValueError):
+    """An impossible or unknown runtime setting."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Performance options for :func:`~anyi2v_lab.method.generate`.
+
+    * ``truncate``: optimisation forwards stop after the last aligned layer (the reference runs the
+      whole UNet and throws the output away).
+    * ``cuda_graphs``: replay the inversion's hook-free UNet calls from one CUDA graph; ``"auto"``
+      turns it on for CUDA devices.
+    * ``compile``: ``"regional"`` compiles every repeated block (ResNet, spatial transformer, motion
+      module, up/down sampler) that carries no hook of the run, for sampling and optimisation;
+      ``"sampling"`` only for the sampling forwards (half the compile time). Compiled code is cached
+      per process (and on disk by Inductor), so the cost is paid once a session.
+    * ``compile_levels``: compile only the blocks of the N finest resolution levels (``None``: all).
+      The fine levels hold the large, memory-bound activations that fusion speeds up; the coarse
+      ones are dominated by matrix products and would add many distinct graphs to compile.
+    * ``channels_last``: put conv weights (UNet and VAE) in NHWC; ``None`` leaves the model as it is.
+    * ``attention``: preferred SDPA kernel; ``"auto"`` is PyTorch's own choice.
+    * ``cudnn_benchmark``: let cuDNN time its convolution algorithms once per shape.
+    * ``low_memory``: gradient checkpointing of every block in the optimisation passes and a
+      frame-by-frame VAE decode, for 12 GB GPUs (about a third slower optimisation).
+    * ``decode_chunk``: frames per VAE decode call (``None``: all at once, or 1 with ``low_memory``).
+    """
+
+    truncate: bool = True
+    cuda_graphs: bool | str = "auto"
+    compile: bool | str = False
+    compile_backend: str = "inductor"
+    compile_mode: str | None = None
+    compile_levels: int | None = None
+    channels_last: bool | None = None
+    attention: str = "auto"
+    cudnn_benchmark: bool = False
+    low_memory: bool = False
+    decode_chunk: int | None = None
+
+    def __post_init__(self):
+        if self.compile is True:
+            object.__setattr__(self, "compile", "regional")
+        if self.compile not in COMPILE:
+            raise RuntimeOptionError(f"Runtime.compile={self.compile!r} is not one of {COMPILE}")
+        if self.cuda_graphs not in (True, False, "auto"):
+            raise RuntimeOptionError(f"Runtime.cuda_graphs={self.cuda_graphs!r}: use True, False or 'auto'")
+        if self.attention not in ATTENTION:
+            raise RuntimeOptionError(f"Runtime.attention={self.attention!r} is not one of {ATTENTION}")
+        if self.compile_levels is not None and (not isinstance(self.compile_levels, int) or self.compile_levels < 1):
+            raise RuntimeOptionError(f"Runtime.compile_levels={self.compile_levels!r} must be a positive integer or None")
+        if self.decode_chunk is not None and (not isinstance(self.decode_chunk, int) or self.decode_chunk < 1):
+            raise RuntimeOptionError(f"Runtime.decode_chunk={self.decode_chunk!r} must be a positive integer or None")
+        if self.low_memory and self.compile == "regional":
+            raise RuntimeOptionError("Runtime(low_memory=True, compile='regional'): checkpointed optimisation passes "
+                                "run eager; use compile='sampling' or False with low_memory")
+
+    # ------------------------------------------------------------ presets
+    @classmethod
+    def baseline(cls) -> "Runtime":
+        """The reference's choices: whole UNet in the optimisation passes, eager, no graphs."""
+        return cls(truncate=False, cuda_graphs=False, compile=False, channels_last=False)
+
+    @classmethod
+    def fast(cls, **changes) -> "Runtime":
+        """Everything that pays on an H100 (benchmarks/README.md): truncation, inversion graphs,
+        compiled sampling blocks on the two finest levels, cuDNN autotuning. Compiling the
+        optimisation passes too (``compile="regional"``) doubled the compile time for no measurable
+        gain there."""
+        return cls(**{"compile": "sampling", "compile_levels": 2, "cudnn_benchmark": True, **changes})
+
+    @classmethod
+    def low_mem(cls, **changes) -> "Runtime":
+        """For 12 GB GPUs: checkpointed optimisation passes, frame-by-frame decode."""
+        return cls(**{"low_memory": True, **changes})
+
+    def replace(self, **changes) -> "Runtime":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    # ------------------------------------------------------------ resolution
+    def check_device(self, device) -> None:
+        """Raise before any work when a setting cannot run on ``device``."""
+        if self.cuda_graphs is True and torch.device(device).type != "cuda":
+            raise RuntimeOptionError(f"Runtime.cuda_graphs=True needs a CUDA device, the model is on {device}; "
+                                f"use cuda_graphs='auto' or False")
+
+    def graphs_on(self, device) -> bool:
+        return self.cuda_graphs is True or (self.cuda_graphs == "auto" and torch.device(device).type == "cuda")
+
+    def compiles(self, phase: str) -> bool:
+        """Whether ``phase`` (``"sampling"`` or ``"optimisation"``) runs compiled blocks."""
+        return self.compile == "regional" or (self.compile == "sampling" and phase == "sampling")
+
+    def decode_chunk_size(self, num_frames: int) -> int:
+        if self.decode_chunk is not None:
+            return self.decode_chunk
+        return 1 if self.low_memory else num_frames

@@ -1,0 +1,212 @@
+"""Running a batch: this process's share of the jobs, failures recorded, the launcher's ranks."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .jobs import Job, JobError, Outcome, clean_partial, is_finished, read_jobs
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place among the launcher's processes (1 of 1 without a launcher)."""
+
+    rank: int = 0
+    world: int = 1
+    local: int = 0
+
+    @classmethod
+    def from_env(cls) -> "Ranks":
+        env = os.environ
+        return cls(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+
+    def device(self) -> str:
+        import torch
+        return f"cuda:{self.local}" if torch.cuda.is_available() else "cpu"
+
+
+class _Group:
+    """The launcher's process group for coordination only (gloo: no tensors travel, any device)."""
+
+    def __init__(self, ranks: Ranks):
+        self.ranks = ranks
+        self.dist = None
+        if ranks.world > 1:
+            import torch.distributed as dist
+            if not dist.is_initialized():
+                dist.init_process_group("gloo")
+            self.dist = dist
+
+    def broadcast(self, obj):
+        if self.dist is None:
+            return obj
+        box = [obj]
+        self.dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, obj) -> list:
+        if self.dist is None:
+            return [obj]
+        out = [None] * self.ranks.world if self.ranks.rank == 0 else None
+        self.dist.gather_object(obj, out, dst=0)
+        return out or []
+
+    def close(self) -> None:
+        if self.dist is not None and self.dist.is_initialized():
+            self.dist.destroy_process_group()
+
+
+RunJob = Callable[[Job, Path], None]
+
+
+def _record_failure(out: Path, job_id: str, error: str, detail: str = "") -> None:
+    from ..io import atomic_path
+
+    (out / "failed").mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "failed" / f"{job_id}.json") as tmp:
+        Path(tmp).write_text(json.dumps({"id": job_id, "error": error, "traceback": detail}, indent=2))
+
+
+def run_jobs(jobs: list[Job], out: Path, run_job: RunJob, ranks: Ranks, log=print) -> list[Outcome]:
+    """This rank's share of ``jobs`` (already the unfinished ones): run each, record failures, go on."""
+    outcomes = []
+    for job in jobs[ranks.rank::ranks.world]:
+        if is_finished(out, job):  # finished by a concurrent run meanwhile
+            outcomes.append(Outcome(job.id, "skipped", rank=ranks.rank))
+            continue
+        tic = time.perf_counter()
+        try:
+            run_job(job, out / job.id)
+        except Exception as e:  # noqa: BLE001 - one job's failure must not stop the others
+            _record_failure(out, job.id, f"{type(e).__name__}: {e}", traceback.format_exc())
+            outcomes.append(Outcome(job.id, "failed", time.perf_counter() - tic, ranks.rank, f"{type(e).__name__}: {e}"))
+            log(f"[rank {ranks.rank}] {job.id}: FAILED ({type(e).__name__}: {e})")
+            _free_cuda()
+            continue
+        (out / "failed" / f"{job.id}.json").unlink(missing_ok=True)
+        outcomes.append(Outcome(job.id, "done", time.perf_counter() - tic, ranks.rank))
+        log(f"[rank {ranks.rank}] {job.id}: done in {outcomes[-1].seconds:.1f} s")
+    return outcomes
+
+
+def _free_cuda() -> None:
+    import torch
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@dataclass
+class Summary:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    def to_dict(self) -> dict:
+        return {"done": self.count("done"), "skipped": self.count("skipped"), "failed": self.count("failed"),
+                "jobs": [asdict(o) for o in self.outcomes]}
+
+    def table(self) -> str:
+        rows = [f"{o.id:<24} {o.status:<8} {o.seconds:7.1f} s  rank {o.rank}" + (f"  {o.error}" if o.error else "")
+                for o in self.outcomes]
+        head = f"{self.count('done')} done, {self.count('skipped')} skipped (finished before), {self.count('failed')} failed"
+        return "\n".join([*rows, head])
+
+
+def run_batch(jobs_path, out, run_job: RunJob, ranks: Ranks | None = None, log=print) -> Summary:
+    """Read the jobs, skip the finished ones, share the rest among the launcher's processes, and
+    (on rank 0) write ``<out>/summary.json``. Every rank returns the full summary on rank 0 and its
+    own outcomes elsewhere."""
+    ranks = ranks or Ranks.from_env()
+    out = Path(out)
+    group = _Group(ranks)
+    try:
+        plan = None
+        if ranks.rank == 0:
+            jobs, bad = read_jobs(jobs_path)
+            out.mkdir(parents=True, exist_ok=True)
+            todo, skipped = [], []
+            for job in jobs:
+                if is_finished(out, job):
+                    skipped.append(Outcome(job.id, "skipped"))
+                else:
+                    clean_partial(out, job)
+                    todo.append(job)
+            for o in bad:
+                _record_failure(out, o.id, o.error)
+            plan = (todo, skipped + bad)
+            log(f"[batch] {len(jobs) + len(bad)} jobs: {len(skipped)} finished before, {len(todo)} to run, "
+                f"{len(bad)} invalid; {ranks.world} process(es)")
+        todo, early = group.broadcast(plan)
+        mine = run_jobs(todo, out, run_job, ranks, log)
+        gathered = group.gather(mine)
+        if ranks.rank != 0:
+            return Summary(mine)
+        order = {job.id: i for i, job in enumerate(todo)}
+        ran = sorted((o for part in gathered for o in part), key=lambda o: order.get(o.id, 0))
+        summary = Summary(early + ran)
+        from ..io import atomic_path
+        with atomic_path(out / "summary.json") as tmp:
+            Path(tmp).write_text(json.dumps(summary.to_dict(), indent=2))
+        return summary
+    finally:
+        group.close()
+
+
+def load_inputs(pipe, config, job: Job):
+    """The job's condition (on the model canvas) and trajectory (or None)."""
+    from ..conditions import compose_conditions, load_condition
+    from ..method.generate import model_size
+    from ..trajectory import Trajectory
+
+    trajectory = Trajectory.load(job.trajectory) if job.trajectory else None
+    h, w = model_size(pipe, config)
+    if len(job.condition) == 1 and not job.mask:
+        return load_condition(job.condition[0], size=(w, h), policy=config.resize_policy), trajectory
+    if len(job.mask) > len(job.condition):
+        raise JobError(f"{job.id}: {len(job.mask)} masks for {len(job.condition)} conditions; give at most one each")
+    masks = list(job.mask) + [None] * (len(job.condition) - len(job.mask))
+    return compose_conditions(list(zip(job.condition, masks)), size=(w, h), policy=config.resize_policy), trajectory
+
+
+def generation_runner(pipe, model: dict, config, runtime, log=print) -> RunJob:
+    """The usual job: load the inputs, :func:`~anyi2v_lab.method.generate`, write the run folder."""
+    def run(job: Job, target: Path) -> None:
+        from ..method import generate
+        from ..outputs import write_run
+
+        cfg = config.with_overrides(list(job.overrides)) if job.overrides else config
+        condition, trajectory = load_inputs(pipe, cfg, job)
+        result = generate(pipe, condition, job.prompt, trajectory, cfg, negative_prompt=job.negative_prompt,
+                          seed=job.seed, progress=False, keep_masks=trajectory is not None, runtime=runtime)
+        write_run(result, target, model=model, overwrite=True)
+    return run
+
+
+def main_batch(args, load_model, base_config, runtime, model: dict) -> int:
+    """The ``anyi2v-lab batch`` command body (kept here so that the CLI stays a thin parser)."""
+    ranks = Ranks.from_env()
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    model = {**model, "device": model.get("device") or ranks.device()}
+    import torch
+    if torch.device(model["device"]).type == "cuda" and torch.device(model["device"]).index is not None:
+        torch.cuda.set_device(model["device"])  # streams, graphs and events of this process live there
+    pipe = load_model(model)
+    if str(pipe.unet.device) != model["device"]:
+        pipe.to(model["device"])
+    summary = run_batch(args.jobs, args.out, generation_runner(pipe, model, base_config, runtime, log), ranks, log)
+    if ranks.rank != 0:
+        return 0  # rank 0 reports for all: a non-zero exit here would make the launcher kill rank 0
+    print(summary.table(), flush=True)
+    print(f"wrote {Path(args.out) / 'summary.json'}", file=sys.stderr)
+    return 1 if summary.failed else 0

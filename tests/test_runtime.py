@@ -1,0 +1,120 @@
+"""Runtime options: the fast paths compute what the baseline computes (tiny model, CPU)."""
+import numpy as np
+import pytest
+import torch
+
+from anyi2v_lab.accel import (PhaseTimer, Runtime, RuntimeOptionError, checkpointed_blocks, compile_units,
+                              compiled_regions, eligible_units, hooked_modules, timestep_tensor)
+from anyi2v_lab.accel.regions import unit_level
+from anyi2v_lab.method import AnyI2VConfig, generate
+from anyi2v_lab.method.inversion import capture_names
+from anyi2v_lab.method.optimize import capture_sites
+from anyi2v_lab.trajectory import Trajectory
+
+SMALL = dict(num_frames=4, num_inference_steps=2, inversion_timestep=5, opt_step=0, opt_iters=2)
+
+
+@pytest.fixture(scope="module")
+def image():
+    img = np.zeros((128, 128, 3), np.uint8)
+    img[40:90, 30:80] = (250, 40, 40)
+    img[:, :, 2] += np.linspace(0, 120, 128, dtype=np.uint8)[None]
+    return img
+
+
+@pytest.fixture(scope="module")
+def traj():
+    return Trajectory.single((20, 20, 60, 60), [(40, 40), (80, 40)], image_size=(128, 128), query_points=[(40, 40)])
+
+
+@pytest.fixture(scope="module")
+def baseline(tiny_pipe, image, traj):
+    return generate(tiny_pipe, image, "a red square", traj, AnyI2VConfig(**SMALL), seed=1, progress=False,
+                    runtime=Runtime.baseline())
+
+
+@pytest.mark.parametrize("runtime", [Runtime(), Runtime.low_mem(channels_last=False)], ids=["truncated", "low_memory"])
+def test_fast_paths_equal_the_baseline(tiny_pipe, image, traj, baseline, runtime):
+    res = generate(tiny_pipe, image, "a red square", traj, AnyI2VConfig(**SMALL), seed=1, progress=False,
+                   runtime=runtime)
+    # truncation stops after the captured layers and checkpointing recomputes the same activations:
+    # the latents, and therefore the optimisation, are bit-identical
+    assert torch.equal(res.latents, baseline.latents)
+    np.testing.assert_array_equal(res.record.losses(), baseline.record.losses())
+    # decoding frame by frame changes only the VAE's batch (float rounding)
+    np.testing.assert_allclose(res.video, baseline.video, atol=1e-5)
+    assert set(res.record.timings) >= {"inversion", "optimisation", "sampling", "decode", "total"}
+    assert not any("forward" in m.__dict__ for _, m in compile_units(tiny_pipe.unet))
+
+
+def test_compiled_blocks_equal_eager(tiny_pipe, image, traj, baseline):
+    # Dynamo's "eager" backend checks the regional plumbing (hooked blocks excluded, guards, grad mode)
+    # without Inductor's code generation, which takes minutes on a CPU; the finest level keeps it short.
+    rt = Runtime(compile="regional", compile_backend="eager", compile_levels=1, channels_last=False)
+    res = generate(tiny_pipe, image, "a red square", traj, AnyI2VConfig(**SMALL), seed=1, progress=False, runtime=rt)
+    assert torch.equal(res.latents, baseline.latents)
+    assert all(m._compiled_call_impl is None for _, m in compile_units(tiny_pipe.unet))
+
+
+def test_channels_last_within_float_noise(tiny_pipe, image):
+    cfg = AnyI2VConfig(**SMALL)
+    runs = [generate(tiny_pipe, image, "a red square", None, cfg, seed=2, progress=False,
+                     runtime=Runtime(channels_last=cl)) for cl in (False, True)]
+    np.testing.assert_allclose(runs[0].video, runs[1].video, atol=1e-3)  # other conv kernels: float rounding
+    from anyi2v_lab.accel import prepare_layout
+    prepare_layout(tiny_pipe, Runtime(channels_last=False))  # the session fixture goes back as it was
+    assert tiny_pipe.unet.conv_in.weight.is_contiguous()
+
+
+def test_hooked_blocks_are_never_compiled(sd15_unet):
+    cfg = AnyI2VConfig()
+    hooked = hooked_modules(sd15_unet, capture_names(cfg) + capture_sites(cfg) + [f"{a}.key" for a in cfg.attn_layers])
+    units = eligible_units(sd15_unet, hooked)
+    for path, _ in units:
+        assert not any(h == path or h.startswith(path + ".") for h in hooked)
+    assert {p for p, _ in units} >= {"down_blocks.0.resnets.0", "mid_block.attentions.0", "up_blocks.3.motion_modules.2"}
+    assert "up_blocks.1.attentions.0" not in {p for p, _ in units}
+    fine = eligible_units(sd15_unet, hooked, max_levels=2)
+    assert fine and all(unit_level(p, 4) < 2 for p, _ in fine) and len(fine) < len(units)
+    assert unit_level("up_blocks.3.resnets.0", 4) == 0 and unit_level("mid_block.resnets.0", 4) == 3
+
+
+def test_regions_and_checkpointing_are_restored_after_errors(tiny_unet):
+    rt = Runtime(compile="regional", compile_backend="eager")
+    with pytest.raises(KeyError):
+        with compiled_regions(tiny_unet, rt, "sampling") as paths, checkpointed_blocks(tiny_unet):
+            assert paths and tiny_unet.down_blocks[0].resnets[0]._compiled_call_impl is not None
+            raise KeyError("boom")
+    for _, m in compile_units(tiny_unet):
+        assert m._compiled_call_impl is None and "forward" not in m.__dict__
+    with compiled_regions(tiny_unet, Runtime(compile="sampling"), "optimisation") as paths:
+        assert paths == []  # compile="sampling" leaves the optimisation passes eager
+
+
+def test_runtime_validation_names_the_field():
+    with pytest.raises(RuntimeOptionError, match="compile='fast'"):
+        Runtime(compile="fast")
+    with pytest.raises(RuntimeOptionError, match="attention"):
+        Runtime(attention="xformers")
+    with pytest.raises(RuntimeOptionError, match="low_memory"):
+        Runtime(low_memory=True, compile="regional")
+    with pytest.raises(RuntimeOptionError, match="cuda_graphs=True needs a CUDA device"):
+        Runtime(cuda_graphs=True).check_device("cpu")
+    assert Runtime(compile=True).compile == "regional"
+    assert Runtime.fast().compiles("sampling") and not Runtime.fast().compiles("optimisation")
+    assert Runtime.baseline().truncate is False and not Runtime.baseline().graphs_on("cuda")
+    assert Runtime().graphs_on("cuda") and not Runtime().graphs_on("cpu")
+    assert Runtime.low_mem().decode_chunk_size(16) == 1 and Runtime().decode_chunk_size(16) == 16
+
+
+def test_timer_and_timestep_helpers():
+    timer = PhaseTimer("cpu")
+    for _ in range(3):
+        with timer.phase("a"):
+            pass
+    with timer.phase("b"):
+        sum(range(10000))
+    totals = timer.totals()
+    assert set(totals) == {"a", "b"} and totals["b"] > 0
+    t = timestep_tensor(961, "cpu")
+    assert t.dtype == torch.int64 and t.shape == (1,) and int(t) == 961
