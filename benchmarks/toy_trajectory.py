@@ -1,0 +1,234 @@
+"""The trajectory benchmark on the embedded toy model (issue: "Embedded default model ... benchmark").
+
+A fixed, seeded held-out set of toy scenes (half with one object, half with two; the condition
+modality cycles through canny, soft edges, depth, sketch and segmentation). Each scene's own ground-truth
+motion is the target: start box, end box and the 16 centres of the real video. Every variant runs on
+every case with the same seed; the object is tracked by its known colour.
+
+Metrics: ObjMC (DragAnything's pooled mean distance, px at the toy frame size and as a fraction of its
+width), first-frame IoU between the object's colour mask in frame 0 and its region in the condition,
+a Frechet distance on features of the toy VAE encoder (a network trained here) against real toy
+frames, and the motion-glitch rate.
+
+    python benchmarks/toy_trajectory.py --cases 50 --device cuda --workers 8     # the full benchmark (GPU)
+    python benchmarks/toy_trajectory.py --ci                                        # 5 cases, CPU
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+VARIANTS = {
+    "full": {},
+    "no_control": None,  # injection only: no trajectory
+    "no_kv": {"kv_consistency": False},
+    "no_pca": {"pca_dim": None},
+    "static_mask": {"mask": "static"},
+    "no_mask": {"mask": "none"},
+    "residual_target": {"opt_target": "residual"},
+    # our own switches, not in the reference
+    "ours_region": {"update_region": "boxes"},
+    "ours_background": {"background_weight": 1.0},
+    "ours_adain8": {"adain_patch": 8},
+    "ours_both_branches": {"inject_uncond": True},  # the spec's option: inject into both CFG branches
+    "ours_combined": {"inject_uncond": True, "update_region": "boxes", "background_weight": 1.0},
+}
+PAPER = {  # Table 1/2 of the paper: FID, FVD, ObjMC (px, probably at 512 px)
+    "full": (104.53, 569.89, 16.39), "no_kv": (108.18, 587.69, 16.81), "no_pca": (105.95, 585.04, 17.14),
+    "static_mask": (105.44, 598.15, 16.92), "no_mask": (105.78, 579.88, 17.62),
+    "residual_target": (129.40, 647.52, 36.23), "no_control": (141.95, 970.26, 38.26),
+}
+MODALITIES = ("canny", "hed", "depth", "sketch", "segmentation")
+BENCH_SEED = 2026
+
+
+def make_cases(n: int, size: int):
+    from anyi2v_lab.toy.world import heldout_cases
+
+    ones = heldout_cases((n + 1) // 2, seed=BENCH_SEED, size=size, num_objects=1)
+    twos = heldout_cases(n // 2, seed=BENCH_SEED + 1, size=size, num_objects=2)
+    cases = [c for pair in zip(ones, twos) for c in pair] + ones[len(twos):]
+    return [(c, MODALITIES[i % len(MODALITIES)]) for i, c in enumerate(cases[:n])]
+
+
+def trajectory_of(case):
+    from anyi2v_lab.trajectory import ObjectTrack, Trajectory
+
+    size = case.frames.shape[2], case.frames.shape[1]
+    objs = tuple(ObjectTrack(box=tuple(map(float, case.boxes[o, 0])), target_box=tuple(map(float, case.boxes[o, -1])),
+                             path=tuple(map(tuple, case.centres[o].astype(float))),
+                             query_points=(tuple(map(float, case.centres[o, 0])),), name=obj.colour)
+                 for o, obj in enumerate(case.objects))
+    return Trajectory(objs, image_size=size)
+
+
+def run_worker(rank: int, jobs: list, args, queue) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, args.workers)))
+    from anyi2v_lab.method import AnyI2VConfig, generate
+    from anyi2v_lab.models.loading import load_pipeline
+
+    device = args.device
+    pipe = load_pipeline(args.model, device=device, dtype=args.dtype, progress=False)
+    base = AnyI2VConfig(guidance_scale=args.guidance, inversion_schedule=args.inversion)
+    cases = dict(enumerate(make_cases(args.cases, pipe.unet.config.sample_size * pipe.vae_scale_factor)))
+    for ci, variant in jobs:
+        case, modality = cases[ci]
+        overrides = VARIANTS[variant]
+        config = base.replace(**(overrides or {}))
+        tic = time.perf_counter()
+        res = generate(pipe, case.conditions[modality], case.caption, None if overrides is None else trajectory_of(case),
+                       config, seed=args.seed + ci, progress=False)
+        queue.put((ci, variant, res.frames, time.perf_counter() - tic))
+    queue.put(None)
+
+
+def evaluate(cases, frames: dict, vae, real_fd_floor: bool = True) -> dict:
+    import torch
+
+    from anyi2v_lab.metrics import colour_mask, frechet_distance, iou, objmc, vae_features
+    from anyi2v_lab.toy.tracking import motion_glitch_rate, track_objects
+
+    real = np.stack([c.frames for c, _ in cases])
+    real_feats = vae_features(vae, real.reshape(-1, *real.shape[2:]))
+    out = {}
+    for variant, videos in frames.items():
+        vids = np.stack([videos[i] for i in range(len(cases))])
+        tr = track_objects(torch.from_numpy(vids), [c for c, _ in cases])
+        targets, tracked, per_case, ious = [], [], [], []
+        for i, (case, _) in enumerate(cases):
+            n = len(case.objects)
+            cen = tr["centroid"][i, :n].numpy()
+            targets.append(case.centres[:n])
+            tracked.append(cen)
+            per_case.append(objmc(case.centres[:n], cen)["objmc"])
+            ious += [iou(colour_mask(vids[i, 0], obj.rgb), case.masks[o, 0]) for o, obj in enumerate(case.objects)]
+        m = objmc(np.concatenate(targets), np.concatenate(tracked))
+        width = real.shape[3]
+        out[variant] = {
+            "objmc_px": m["objmc"], "objmc_frac_width": m["objmc"] / width, "missed_points": m["missed"],
+            "frame0_iou": float(np.mean(ious)), "fd_vae": frechet_distance(vae_features(vae, vids.reshape(-1, *vids.shape[2:])), real_feats),
+            "glitch_rate": motion_glitch_rate(torch.from_numpy(vids), [c for c, _ in cases])["rate"],
+            "objmc_per_case": per_case,
+        }
+    # floors: the tracker on the real videos, and FD between two halves of real frames
+    tr = track_objects(torch.from_numpy(real), [c for c, _ in cases])
+    floor = objmc(np.concatenate([c.centres for c, _ in cases]),
+                  np.concatenate([tr["centroid"][i, :len(c.objects)].numpy() for i, (c, _) in enumerate(cases)]))
+    half = len(real_feats) // 2
+    out["_floors"] = {"objmc_px_real_videos": floor["objmc"],
+                      "fd_vae_real_half_vs_half": frechet_distance(real_feats[:half], real_feats[half:])}
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cases", type=int, default=50)
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--model", default=None, help="default: the embedded toy model")
+    p.add_argument("--guidance", type=float, default=8.0, help="CFG scale (the paper's 8)")
+    p.add_argument("--inversion", default="reference", choices=("reference", "fast"))
+    p.add_argument("--dtype", default="float32", help="model dtype (the toy model is small: fp32 everywhere)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="benchmarks/results/toy_trajectory.json")
+    p.add_argument("--ci", action="store_true", help="5 cases, full and no_control, fast inversion (CPU)")
+    p.add_argument("--save-frames", type=int, default=0, help="also save the videos of the first N cases (.npz)")
+    p.add_argument("--deadline", type=float, default=0, help="stop collecting after this many seconds and "
+                   "evaluate the cases every variant finished (0: no deadline)")
+    args = p.parse_args(argv)
+    if args.ci:
+        args.cases, args.variants, args.inversion = 5, "full,no_control", "fast"
+    variants = args.variants.split(",")
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise SystemExit(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
+    jobs = [(ci, v) for ci in range(args.cases) for v in variants]
+    shards = [[j for j in jobs if j[0] % args.workers == r] for r in range(args.workers)]
+    tic = time.perf_counter()
+    frames: dict = {v: {} for v in variants}
+    times = []
+    import torch.multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=run_worker, args=(r, shards[r], args, queue)) for r in range(args.workers)]
+    for pr in procs:
+        pr.start()
+    done, total = 0, len(jobs)
+    import queue as queue_mod
+    while done < args.workers:
+        if args.deadline and time.perf_counter() - tic > args.deadline:
+            print(f"deadline of {args.deadline:.0f} s reached: evaluating the complete cases", flush=True)
+            break
+        try:
+            item = queue.get(timeout=5)
+        except queue_mod.Empty:
+            if not any(pr.is_alive() for pr in procs):
+                raise SystemExit("the workers died without finishing; see their errors above")
+            continue
+        if item is None:
+            done += 1
+            continue
+        ci, v, fr, sec = item
+        frames[v][ci] = fr
+        times.append(sec)
+        print(f"[{sum(len(x) for x in frames.values())}/{total}] case {ci} {v}: {sec:.1f} s", flush=True)
+    for pr in procs:
+        pr.join(timeout=1 if done < args.workers else None)
+        if pr.is_alive():
+            pr.terminate()
+        elif pr.exitcode:
+            raise SystemExit(f"a worker failed (exit code {pr.exitcode})")
+    complete = [ci for ci in range(args.cases) if all(ci in frames[v] for v in variants)]
+    if not complete:
+        raise SystemExit("no case finished every variant before the deadline; raise --deadline or lower --cases")
+    frames = {v: {i: frames[v][ci] for i, ci in enumerate(complete)} for v in variants}
+    from anyi2v_lab.models.loading import load_pipeline
+    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype, progress=False)
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    if args.save_frames:
+        keep = {f"{v}/{ci}": frames[v][ci] for v in variants for ci in range(min(args.save_frames, len(complete)))}
+        np.savez_compressed(Path(args.out).with_suffix(".frames.npz"), **keep)
+    all_cases = make_cases(args.cases, size)
+    results = evaluate([all_cases[ci] for ci in complete], frames, pipe.vae)
+    from anyi2v_lab.outputs import versions
+    report = {"settings": {k: v for k, v in vars(args).items()}, "size": size, "versions": versions(),
+              "cases_evaluated": len(complete),
+              "seconds": time.perf_counter() - tic, "seconds_per_video": float(np.mean(times)),
+              "results": results, "paper": PAPER}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(table(report))
+    return 0
+
+
+def table(report: dict) -> str:
+    """A markdown table of the results next to the paper's."""
+    res, size = report["results"], report["size"]
+    full = res.get("full", {}).get("objmc_px")
+    rows = ["| variant | ObjMC px | ObjMC / width | vs full | frame-0 IoU | FD (toy VAE) | glitches | paper FID / FVD / ObjMC |",
+            "|---|---|---|---|---|---|---|---|"]
+    for v, r in res.items():
+        if v.startswith("_"):
+            continue
+        paper = " / ".join(f"{x:g}" for x in PAPER[v]) if v in PAPER else "(ours)"
+        delta = "" if full is None or v == "full" else f"{r['objmc_px'] - full:+.2f}"
+        rows.append(f"| {v} | {r['objmc_px']:.2f} | {100 * r['objmc_frac_width']:.1f}% | {delta} | {r['frame0_iou']:.3f} | "
+                    f"{r['fd_vae']:.2f} | {100 * r['glitch_rate']:.1f}% | {paper} |")
+    fl = res["_floors"]
+    rows.append(f"\nFloors: the tracker on the real videos scores ObjMC {fl['objmc_px_real_videos']:.2f} px; "
+                f"FD between two halves of the real frames {fl['fd_vae_real_half_vs_half']:.2f}. Frame {size} px.")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
