@@ -1,4 +1,5 @@
 """Shared fixtures: tiny random models, offline, seeded."""
+import numpy as np
 import pytest
 import torch
 
@@ -31,3 +32,12 @@ def unet_inputs():
     sample = torch.randn(1, 4, 6, 16, 16, generator=g)
     ehs = per_frame(torch.randn(1, 77, 32, generator=g), 6)
     return sample, 500, ehs
+
+
+@pytest.fixture(scope="session")
+def image():
+    """A 128 x 128 condition image: a red square on a blue ramp."""
+    img = np.zeros((128, 128, 3), np.uint8)
+    img[40:90, 30:80] = (250, 40, 40)
+    img[:, :, 2] += np.linspace(0, 120, 128, dtype=np.uint8)[None]
+    return img

@@ -14,14 +14,6 @@ from anyi2v_lab.trajectory import ObjectTrack, Trajectory
 SMALL = dict(num_frames=4, num_inference_steps=3, inversion_timestep=21)
 
 
-@pytest.fixture(scope="module")
-def image():
-    img = np.zeros((128, 128, 3), np.uint8)
-    img[40:90, 30:80] = (250, 40, 40)
-    img[:, :, 2] += np.linspace(0, 120, 128, dtype=np.uint8)[None]
-    return img
-
-
 def test_plain_loop_equals_diffusers_pipeline(tiny_pipe, image):
     cfg = AnyI2VConfig(**SMALL, guidance_scale=7.5, inject_residual=False, inject_query=False, kv_consistency=False)
     ours = generate(tiny_pipe, image, "a red square", None, cfg, seed=3, negative_prompt="blurry", progress=False)

@@ -20,20 +20,6 @@ from helpers.tiny_files import frames, save_tiny
 HEADS8 = TinySpec(heads=8)  # AnimateDiff's 8 motion heads: what an original-layout file implies
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two intra-op threads on a 2-core machine shared with other jobs run these tiny models ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """Seed 0 as base + adapter folders and as an LDM checkpoint; a seed-1 base to replace; seed 0's frames."""
@@ -167,7 +153,8 @@ def test_missing_path_suggests_close_names(tiny):
 
 
 @pytest.mark.parametrize("role", ["base", "motion_adapter"])
-def test_hub_id_offline_fails_fast_and_says_why(tiny, role):
+def test_hub_id_offline_fails_fast_and_says_why(tiny, role, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     hub = {"base": loading.SD15_HUB_ID, "motion_adapter": "guoyww/animatediff-motion-adapter-v1-5-3"}[role]
     kw = {"base": (hub, tiny["adapter0"]), "motion_adapter": (tiny["base0"], hub)}[role]
     with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE=1") as e:

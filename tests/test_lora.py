@@ -25,19 +25,6 @@ MOTION = {"down_blocks.0.motion_modules.0.temporal_transformer.transformer_block
 RANK, ALPHA = 4, 2.0
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def pipe():
     return tiny_pipeline(0)

@@ -15,14 +15,6 @@ SMALL = dict(num_frames=4, num_inference_steps=2, inversion_timestep=5, opt_step
 
 
 @pytest.fixture(scope="module")
-def image():
-    img = np.zeros((128, 128, 3), np.uint8)
-    img[40:90, 30:80] = (250, 40, 40)
-    img[:, :, 2] += np.linspace(0, 120, 128, dtype=np.uint8)[None]
-    return img
-
-
-@pytest.fixture(scope="module")
 def traj():
     return Trajectory.single((20, 20, 60, 60), [(40, 40), (80, 40)], image_size=(128, 128), query_points=[(40, 40)])
 

@@ -85,7 +85,7 @@ def test_motion_unet_splits_back_exactly():
 
 def test_fresh_adapter_leaves_the_image_model_unchanged():
     """Zero-initialised motion modules: the motion UNet equals the image UNet frame by frame."""
-    from anyi2v_lab.toy.model import motion_bypassed
+    from anyi2v_lab.hooks import bypass_motion
     torch.manual_seed(0)
     unet = tm.build_unet().eval()
     mu = tm.motion_unet(unet, tm.build_motion_adapter(zero_out=True)).eval()
@@ -93,7 +93,7 @@ def test_fresh_adapter_leaves_the_image_model_unchanged():
     with torch.no_grad():
         ref = torch.stack([unet(z[:, :, f], 500, emb).sample for f in range(3)], 2)
         out = mu(z, 500, emb.repeat_interleave(3, 0)).sample
-        with motion_bypassed(mu):
+        with bypass_motion(mu):
             one = mu(z[:, :, :1], 500, emb).sample
     assert torch.allclose(out, ref, atol=1e-4) and torch.allclose(one[:, :, 0], ref[:, :, 0], atol=1e-4)
 

@@ -86,14 +86,18 @@ class HookSession:
                     raise HookError(f"{p.name}: probabilities of a layer with q/k norms are not supported")
 
     def __enter__(self) -> "HookSession":
+        self._stack = self._installed()
+        return self
+
+    def _installed(self) -> ExitStack:
+        """Install every hook; on failure remove what was installed and re-raise."""
         stack = ExitStack()
         try:
             self._install(stack)
         except BaseException:
             stack.close()
             raise
-        self._stack = stack
-        return self
+        return stack
 
     def __exit__(self, exc_type, exc, tb) -> None:
         stack, self._stack = self._stack, None
@@ -110,13 +114,7 @@ class HookSession:
         try:
             yield self
         finally:
-            stack = ExitStack()
-            try:
-                self._install(stack)
-            except BaseException:
-                stack.close()
-                raise
-            self._stack = stack
+            self._stack = self._installed()
 
     def _claim(self, stack: ExitStack, module: nn.Module, label: str) -> None:
         owner = getattr(module, _OWNER, None)

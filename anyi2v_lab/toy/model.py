@@ -8,7 +8,6 @@ runs at 8x8 and ``up_blocks.2`` at 16x16 (image/8 and image/4).
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from pathlib import Path
 
@@ -101,21 +100,6 @@ def split_motion_unet(model: UNetMotionModel) -> tuple[UNet2DConditionModel, Mot
     adapter = build_motion_adapter(zero_out=False).to(unet.dtype)
     adapter.load_state_dict({k: v for k, v in sd.items() if "motion_modules" in k}, strict=True)
     return unet, adapter
-
-
-@contextlib.contextmanager
-def motion_bypassed(unet: UNetMotionModel):
-    """Run a UNetMotionModel as its image model: every motion module returns its input unchanged
-    (running with num_frames=1 is not the same: temporal attention over one frame still changes it)."""
-    from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
-    mods = [m for m in unet.modules() if isinstance(m, AnimateDiffTransformer3D)]
-    for m in mods:
-        m.forward = lambda hidden_states, *a, **k: hidden_states
-    try:
-        yield unet
-    finally:
-        for m in mods:
-            del m.forward
 
 
 def count_params(module: torch.nn.Module) -> int:

@@ -38,7 +38,7 @@ import torch.nn.functional as Fn
 from anyi2v_lab.toy import model as tm
 from anyi2v_lab.toy import world
 from anyi2v_lab.toy.evaluate import evaluate
-from anyi2v_lab.toy.model import motion_bypassed
+from anyi2v_lab.hooks import bypass_motion
 from anyi2v_lab.toy.scene import to_dev
 from anyi2v_lab.toy.tokenizer import build_tokenizer
 
@@ -196,7 +196,7 @@ class Trainer:
         with torch.autocast(**self.amp):
             emb = self.encode_text(caps)
             if bypass:                                   # the motion UNet as an image model
-                with motion_bypassed(net):
+                with bypass_motion(net):
                     pred = net(zt[:, :, None], t, emb).sample[:, :, 0]
             else:
                 pred = net(zt, t, emb).sample
