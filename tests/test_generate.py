@@ -120,7 +120,7 @@ def two_objects():
 def test_optimisation_loss_falls_and_masks_are_per_object(tiny_pipe, image):
     cfg = AnyI2VConfig(**SMALL, opt_step=1, opt_iters=4)
     res = generate(tiny_pipe, image, "a red square", two_objects(), cfg, seed=0, progress=False, keep_masks=True,
-                   keep_pca=True)
+                   keep_pca=True, keep_latents=True)
     losses = res.record.losses()
     assert losses.shape == (2, 4)
     assert np.all(np.isfinite(losses))
@@ -130,6 +130,11 @@ def test_optimisation_loss_falls_and_masks_are_per_object(tiny_pipe, image):
     assert it.masks[0][0].shape != it.masks[1][0].shape or not torch.equal(it.masks[0][0], it.masks[1][0])
     assert it.pca[cfg.opt_layers[0]].shape[:2] == (4, 3)
     assert res.record.boxes.shape == (2, 4, 4)
+    # each kept latent is one sign step away from the previous one: |dz| <= lr (plus the 1e-4 decay)
+    lat = [it.latent for it in res.record.iterations[:4]]
+    for a, b in zip(lat, lat[1:]):
+        step = (b - a).abs()
+        assert float(step.max()) <= cfg.lr * (1 + 1e-3) + 1e-4 * float(a.abs().max()) and float(step.mean()) > 0
 
 
 def test_ablation_switches_run(tiny_pipe, image):

@@ -85,6 +85,7 @@ def check_inputs(pipe, config: AnyI2VConfig, image_hw: tuple[int, int]) -> tuple
 def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
              config: AnyI2VConfig = AnyI2VConfig(), *, negative_prompt: str = "", seed: int = 0,
              progress: bool = True, keep_masks: bool = False, keep_pca: bool = False,
+             keep_latents: bool = False,
              capture: Capture | None = None, edits: dict | None = None,
              features: FeatureBank | None = None, inject: bool = True,
              runtime: Runtime | None = None) -> GenerationResult:
@@ -95,7 +96,9 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     :mod:`anyi2v_lab.hooks`); ``features`` skips inversion with a precomputed bank; ``inject=False``
     turns injection off (with no trajectory this is plain AnimateDiff sampling). ``runtime``
     (:class:`~anyi2v_lab.accel.Runtime`) chooses how fast and lean to run, never what is computed.
-    ``record.timings`` holds seconds per phase (device time on CUDA) and ``total``.
+    ``record.timings`` holds seconds per phase (device time on CUDA) and ``total``. ``keep_masks``,
+    ``keep_pca`` and ``keep_latents`` store each optimisation iteration's loss masks, PCA maps and
+    updated latent in ``record.iterations`` (for notebooks and plots).
     """
     from tqdm.auto import tqdm
 
@@ -150,7 +153,7 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
                     with timer.phase("optimisation"), session.suspended(), \
                             compiled_regions(unet, runtime, "optimisation", held):
                         z = optimise_latents(unet, z, t, i, opt_embeds, inject_edits, alignment, config, record,
-                                             keep_masks, keep_pca, runtime=runtime)
+                                             keep_masks, keep_pca, runtime=runtime, keep_latents=keep_latents)
                 with timer.phase("sampling"), torch.no_grad(), compiled_regions(unet, runtime, "sampling", held), \
                         session.calling(timestep=t, step_index=i, branches=branches):
                     model_in = torch.cat([z, z]) if cfg else z

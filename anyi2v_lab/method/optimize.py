@@ -88,7 +88,8 @@ def capture_sites(config: AnyI2VConfig) -> list[str]:
 
 def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embeds: torch.Tensor,
                      edits: dict, alignment: Alignment, config: AnyI2VConfig, record: InspectionRecord,
-                     keep_masks: bool = False, keep_pca: bool = False, runtime: Runtime | None = None) -> torch.Tensor:
+                     keep_masks: bool = False, keep_pca: bool = False, runtime: Runtime | None = None,
+                     keep_latents: bool = False) -> torch.Tensor:
     """Run ``config.opt_iters`` iterations on ``z`` ``(1, 4, F, h, w)`` fp32; returns the new latent.
 
     ``embeds`` are the conditional embeddings per frame ``(F, T, D)``; ``edits`` the injection edits.
@@ -133,8 +134,9 @@ def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embe
             pca = None
             if keep_pca:
                 pca = {layer: p.cpu() for layer, p in zip(config.align_layers, previews)}
+            latent = z.detach().cpu() if keep_latents else None
             record.iterations.append(Iteration(step_index, timestep, it, parts.loss.detach(), parts.count.detach(),
-                                               ~ok, parts.masks, pca))
+                                               ~ok, parts.masks, pca, latent))
     return z
 
 

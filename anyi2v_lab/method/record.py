@@ -19,6 +19,7 @@ class Iteration:
     skipped: bool  # no active mask cell, or a non-finite gradient: no update was made
     masks: list[list[torch.Tensor | None]] | None = None  # [object][frame] -> (L, h, w) loss weights
     pca: dict[str, torch.Tensor] | None = None  # layer -> (F, 3, h, w) first three components
+    latent: torch.Tensor | None = None  # (1, 4, F, h, w) the latent after this iteration's update
 
 
 @dataclass
