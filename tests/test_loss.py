@@ -59,4 +59,4 @@ def test_background_term_pulls_towards_frame_zero():
     boxes = torch.tensor([[[0, 0, 2, 2], [0, 0, 2, 2]]])
     with_bg = alignment_loss(shifted, [slice(0, 1)], boxes, [torch.zeros(1, 2)], mask="none", background_weight=1.0)
     without = alignment_loss(shifted, [slice(0, 1)], boxes, [torch.zeros(1, 2)], mask="none")
-    assert float(with_bg.loss - without.loss) == 1.0
+    assert float((with_bg.loss - without.loss).detach()) == 1.0
