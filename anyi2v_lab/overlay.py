@@ -40,22 +40,15 @@ def draw_overlay(frames: np.ndarray, boxes: np.ndarray | None = None, masks: np.
 
 
 def masks_from_record(record, num_objects: int, num_frames: int, image_hw: tuple[int, int]) -> np.ndarray | None:
-    """The last optimisation iteration's loss weights, per object and frame, resized to the image."""
-    its = [it for it in record.iterations if it.masks is not None]
-    if not its:
+    """The last optimisation iteration's loss weights per object and frame, averaged over layers and
+    resized (nearest) to the image: ``(O, F, H, W)``; None when the record kept no masks."""
+    from .method.record import mask_grid
+
+    if not record.iterations or record.iterations[-1].masks is None:
         return None
-    last = its[-1].masks
     out = np.zeros((num_objects, num_frames, *image_hw), np.float32)
-    gx0 = record.grid_boxes
     for o in range(num_objects):
-        for j, m in enumerate(last[o]):
-            if m is None:
-                continue
-            x0, y0, x1, y1 = (int(v) for v in gx0[o, j])
-            gh, gw = record.grid_size
-            cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, gw), min(y1, gh)
-            grid = np.zeros((gh, gw), np.float32)
-            grid[cy0:cy1, cx0:cx1] = m.float().mean(0).cpu().numpy()[: cy1 - cy0, : cx1 - cx0]
+        for j, grid in enumerate(mask_grid(record, -1, o).mean(1)):  # (F, Hg, Wg)
             up = Image.fromarray(grid).resize((image_hw[1], image_hw[0]), Image.Resampling.NEAREST)
             out[o, j] = np.asarray(up)
     return out

@@ -10,7 +10,8 @@ import math
 import numpy as np
 import torch
 
-from anyi2v_lab.method.pca import pca_fit, pca_project
+from anyi2v_lab.plots.data import normalise_rgb
+from anyi2v_lab.plots.data import pca_rgb as plots_pca_rgb
 
 
 def token_grid(n: int, aspect: float = 1.0) -> tuple[int, int]:
@@ -33,34 +34,24 @@ def feature_maps(x: torch.Tensor, aspect: float = 1.0) -> torch.Tensor:
     return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], h, w)
 
 
-def components_to_rgb(pcs: torch.Tensor, lo_q: float = 0.01, hi_q: float = 0.99) -> np.ndarray:
-    """Three components ``(F, 3, h, w)`` -> ``(F, h, w, 3)`` uint8. Each channel is stretched from its
-    ``lo_q`` to its ``hi_q`` quantile over all frames, so colours mean the same thing in every frame."""
-    x = pcs.detach().float().cpu()
+def components_to_rgb(pcs: torch.Tensor, quantile: float = 0.01) -> np.ndarray:
+    """Three components ``(F, 3, h, w)`` -> ``(F, h, w, 3)`` uint8, each channel stretched between its
+    ``quantile`` and ``1 - quantile`` over all frames (:func:`anyi2v_lab.plots.normalise_rgb`), so
+    colours mean the same thing in every frame."""
+    x = pcs.detach()
     if x.ndim != 4 or x.shape[1] < 1:
         raise ValueError(f"components have shape {tuple(x.shape)}; give (F, 3, h, w)")
-    x = x[:, :3]
-    flat = x.transpose(0, 1).reshape(x.shape[1], -1)
-    lo = torch.quantile(flat, lo_q, dim=1).view(1, -1, 1, 1)
-    hi = torch.quantile(flat, hi_q, dim=1).view(1, -1, 1, 1)
-    y = ((x - lo) / torch.clamp(hi - lo, min=1e-12)).clamp(0, 1)
-    if y.shape[1] < 3:  # fewer than three channels: pad with zeros (dark) rather than fail
-        y = torch.cat([y, torch.zeros(y.shape[0], 3 - y.shape[1], *y.shape[2:])], 1)
-    return (y.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
-
-
-def pca_components(maps: torch.Tensor, k: int = 3) -> torch.Tensor:
-    """``(F, C, h, w)`` -> the first ``k`` principal components ``(F, k, h, w)``, fitted jointly over
-    all frames and positions (deterministic signs: :func:`anyi2v_lab.method.pca.pca_fit`)."""
-    f, c, h, w = maps.shape
-    tokens = maps.detach().float().permute(0, 2, 3, 1).reshape(-1, c)
-    mean, comps = pca_fit(tokens, k)
-    return pca_project(tokens, mean, comps).reshape(f, h, w, -1).permute(0, 3, 1, 2)
+    return _to_uint8(normalise_rgb(x[:, :3], quantile))
 
 
 def pca_rgb(maps: torch.Tensor) -> np.ndarray:
-    """Feature maps ``(F, C, h, w)`` -> PCA-RGB images ``(F, h, w, 3)`` uint8 (first three components)."""
-    return components_to_rgb(pca_components(maps, 3))
+    """Feature maps ``(F, C, h, w)`` -> PCA-RGB images ``(F, h, w, 3)`` uint8 (first three components,
+    fitted over all frames: :func:`anyi2v_lab.plots.pca_rgb`)."""
+    return _to_uint8(plots_pca_rgb(maps.detach().float()))
+
+
+def _to_uint8(rgb: np.ndarray) -> np.ndarray:
+    return (rgb * 255).round().astype(np.uint8)
 
 
 def query_index(point, image_size, grid) -> int:

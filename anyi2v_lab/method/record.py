@@ -57,3 +57,31 @@ class InspectionRecord:
                     setattr(it, key, float(value))
             if torch.is_tensor(it.skipped):
                 it.skipped = bool(it.skipped)
+
+
+def mask_grid(record: InspectionRecord, iteration: int = -1, obj: int = 0) -> np.ndarray:
+    """One iteration's loss weights of object ``obj`` placed on the alignment grid: ``(F, L, Hg, Wg)``.
+
+    Frame 0 holds the object's frame-0 semantic mask, frame j >= 1 the weight of its loss term
+    (frame-0 mask moved with the box times frame j's mask); zero outside the box and for frames whose
+    box left the grid. Needs ``generate(..., keep_masks=True)`` with a trajectory.
+    """
+    its = record.iterations
+    if not its:
+        raise ValueError("the record has no optimisation iterations: generate with a trajectory")
+    it = its[iteration]
+    if it.masks is None:
+        raise ValueError("the record kept no masks: generate(..., keep_masks=True)")
+    if not 0 <= obj < len(it.masks):
+        raise ValueError(f"obj={obj}, but the record has {len(it.masks)} object(s)")
+    gh, gw = record.grid_size
+    per_frame = it.masks[obj]
+    layers = next(m.shape[0] for m in per_frame if m is not None)
+    out = np.zeros((len(per_frame), layers, gh, gw), np.float32)
+    for j, m in enumerate(per_frame):
+        if m is None:
+            continue
+        x0, y0, x1, y1 = (int(v) for v in record.grid_boxes[obj, j])
+        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, gw), min(y1, gh)
+        out[j, :, cy0:cy1, cx0:cx1] = m.float().cpu().numpy()[:, : cy1 - cy0, : cx1 - cx0]
+    return out

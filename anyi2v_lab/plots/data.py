@@ -13,7 +13,7 @@ import torch
 
 from ..hooks import ActivationCache
 from ..method.pca import explained_variance, pca_fit, pca_project
-from ..method.record import InspectionRecord
+from ..method.record import InspectionRecord, mask_grid  # noqa: F401  (re-exported)
 
 
 _ABBREV = {"up_blocks": "up", "down_blocks": "down", "mid_block": "mid", "resnets": "res", "attentions": "attn",
@@ -181,34 +181,6 @@ def attention_of_pixel(source, name: str | None = None, *, pixel, image_size=Non
     weights = probs[:, :, row * w + col]  # (F, heads, N)
     weights = weights.mean(1) if head is None else weights[:, head]
     return weights.reshape(-1, h, w).numpy(), (row, col)
-
-
-def mask_grid(record: InspectionRecord, iteration: int = -1, obj: int = 0) -> np.ndarray:
-    """One iteration's loss weights of object ``obj`` placed on the alignment grid: ``(F, L, Hg, Wg)``.
-
-    Frame 0 holds the object's frame-0 semantic mask, frame j >= 1 the weight of its loss term
-    (frame-0 mask moved with the box times frame j's mask); zero outside the box and for frames whose
-    box left the grid. Needs ``generate(..., keep_masks=True)`` with a trajectory.
-    """
-    its = record.iterations
-    if not its:
-        raise ValueError("the record has no optimisation iterations: generate with a trajectory")
-    it = its[iteration]
-    if it.masks is None:
-        raise ValueError("the record kept no masks: generate(..., keep_masks=True)")
-    if not 0 <= obj < len(it.masks):
-        raise ValueError(f"obj={obj}, but the record has {len(it.masks)} object(s)")
-    gh, gw = record.grid_size
-    per_frame = it.masks[obj]
-    layers = next(m.shape[0] for m in per_frame if m is not None)
-    out = np.zeros((len(per_frame), layers, gh, gw), np.float32)
-    for j, m in enumerate(per_frame):
-        if m is None:
-            continue
-        x0, y0, x1, y1 = (int(v) for v in record.grid_boxes[obj, j])
-        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, gw), min(y1, gh)
-        out[j, :, cy0:cy1, cx0:cx1] = m.float().cpu().numpy()[:, : cy1 - cy0, : cx1 - cx0]
-    return out
 
 
 def box_centres(boxes) -> np.ndarray:
