@@ -64,15 +64,10 @@ def _config(args):
 
 
 def _condition(args, size, policy):
-    from .conditions import compose_conditions, load_condition
+    from .conditions import condition_from_files
     if not args.condition:
         raise SystemExit("error: --condition is required (an image path; repeat it with --mask for mixed conditions)")
-    if len(args.condition) == 1 and not args.mask:
-        return load_condition(args.condition[0], size=size, policy=policy)
-    masks = args.mask + [None] * (len(args.condition) - len(args.mask))
-    if len(masks) != len(args.condition):
-        raise SystemExit(f"error: {len(args.mask)} --mask for {len(args.condition)} --condition; give at most one each")
-    return compose_conditions(list(zip(args.condition, masks)), size=size, policy=policy)
+    return condition_from_files(args.condition, args.mask, size=size, policy=policy)
 
 
 def cmd_generate(args) -> int:

@@ -235,3 +235,17 @@ def compose_conditions(layers, size=(512, 512), policy: str = "stretch", *, back
         canvas[sel] = np.asarray(cond.image)[sel]
     image = Image.fromarray(canvas, "RGB")
     return Condition(pil_to_pixels(image), image, first.resize_map, first.source_size)
+
+
+def condition_from_files(images, masks=(), size=(512, 512), policy: str = "stretch") -> Condition:
+    """The condition of a run given as paths: one image, or several with a mask each (the last
+    ones may go without, meaning "the whole image") composed by :func:`compose_conditions`."""
+    images, masks = list(images), list(masks)
+    if not images:
+        raise ConditionError("no condition image given; pass at least one image path")
+    if len(masks) > len(images):
+        raise ConditionError(f"{len(masks)} masks for {len(images)} condition images; give at most one mask each")
+    if len(images) == 1 and not masks:
+        return load_condition(images[0], size=size, policy=policy)
+    masks += [None] * (len(images) - len(masks))
+    return compose_conditions(list(zip(images, masks)), size=size, policy=policy)

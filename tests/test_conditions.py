@@ -163,3 +163,23 @@ def test_errors_are_clear(tmp_path):
     with pytest.raises(ConditionError, match="2-D"):
         compose_conditions([(np.zeros((8, 8), np.uint8), np.zeros((2, 2, 2)))], (8, 8))
     assert issubclass(ConditionError, ValueError)
+
+
+def test_condition_from_files_one_or_composed(tmp_path):
+    from anyi2v_lab.conditions import ConditionError, condition_from_files
+
+    a, b, m = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "m.png"
+    Image.new("RGB", (32, 32), (255, 0, 0)).save(a)
+    Image.new("RGB", (32, 32), (0, 0, 255)).save(b)
+    mask = Image.new("L", (32, 32), 0)
+    mask.paste(255, (0, 0, 16, 32))
+    mask.save(m)
+    one = condition_from_files([a], size=(16, 16))
+    assert np.asarray(one.image)[0, 0].tolist() == [255, 0, 0]
+    both = condition_from_files([b, a], [None, m], size=(16, 16))  # red painted where the mask is set
+    px = np.asarray(both.image)
+    assert px[8, 2].tolist() == [255, 0, 0] and px[8, 13].tolist() == [0, 0, 255]
+    with pytest.raises(ConditionError, match="at most one mask each"):
+        condition_from_files([a], [m, m])
+    with pytest.raises(ConditionError, match="no condition image"):
+        condition_from_files([])

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .jobs import Job, JobError, Outcome, clean_partial, is_finished, read_jobs
+from .jobs import Job, Outcome, clean_partial, is_finished, read_jobs
 
 
 @dataclass(frozen=True)
@@ -165,18 +165,13 @@ def run_batch(jobs_path, out, run_job: RunJob, ranks: Ranks | None = None, log=p
 
 def load_inputs(pipe, config, job: Job):
     """The job's condition (on the model canvas) and trajectory (or None)."""
-    from ..conditions import compose_conditions, load_condition
+    from ..conditions import condition_from_files
     from ..method.generate import model_size
     from ..trajectory import Trajectory
 
     trajectory = Trajectory.load(job.trajectory) if job.trajectory else None
     h, w = model_size(pipe, config)
-    if len(job.condition) == 1 and not job.mask:
-        return load_condition(job.condition[0], size=(w, h), policy=config.resize_policy), trajectory
-    if len(job.mask) > len(job.condition):
-        raise JobError(f"{job.id}: {len(job.mask)} masks for {len(job.condition)} conditions; give at most one each")
-    masks = list(job.mask) + [None] * (len(job.condition) - len(job.mask))
-    return compose_conditions(list(zip(job.condition, masks)), size=(w, h), policy=config.resize_policy), trajectory
+    return condition_from_files(job.condition, job.mask, size=(w, h), policy=config.resize_policy), trajectory
 
 
 def generation_runner(pipe, model: dict, config, runtime, log=print) -> RunJob:
