@@ -37,15 +37,9 @@ def demo_inputs(size: int = 64):
     return case, Trajectory((obj,), image_size=(size, size)), case.modality_caption("rgb")
 
 
-def objmc(target: np.ndarray, achieved: np.ndarray) -> float:
-    """DragAnything's ObjMC: mean Euclidean distance between target and tracked points, pooled over
-    every frame and object (frames where the object is not found count as missing, not as zero)."""
-    d = np.linalg.norm(target - achieved, axis=-1)
-    return float(np.nanmean(d))
-
-
 def run_demo(out: Path, overwrite: bool = False, tiny: bool = False, fast: bool = False) -> dict:
     from .method import AnyI2VConfig, generate
+    from .metrics import objmc
     from .outputs import write_run
 
     tic = time.perf_counter()
@@ -66,7 +60,7 @@ def run_demo(out: Path, overwrite: bool = False, tiny: bool = False, fast: bool 
     result = _with_tracking(result, case)
     elapsed = time.perf_counter() - tic
     target = (result.record.boxes[..., :2] + result.record.boxes[..., 2:]) / 2
-    score = objmc(target, result.extra["achieved"])
+    score = objmc(target, result.extra["achieved"])["objmc"]
     summary = {"model": label, "caption": case.caption, "modality": DEMO_MODALITY, "objmc_px": score,
                "objmc_frac_width": score / size, "seconds": elapsed, "timings": result.record.timings}
 

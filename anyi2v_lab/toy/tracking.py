@@ -247,13 +247,7 @@ def frechet_colour_distance(frames_a, frames_b, bins: int = 4) -> float:
         gb = (g / 8).long().clamp(max=15).flatten(1)
         gh = torch.zeros(v.shape[0], 16, device=v.device).scatter_add_(1, gb, torch.ones_like(gb, dtype=torch.float32))
         hist, gh = hist / cell.shape[1], gh / gb.shape[1]
-        return torch.cat([hist, gh], 1).double().cpu()
+        return torch.cat([hist, gh], 1).double().cpu().numpy()
 
-    def stats(x):
-        return x.mean(0), torch.cov(x.T)
-
-    (m1, c1), (m2, c2) = stats(feats(frames_a)), stats(feats(frames_b))
-    w, V = torch.linalg.eigh(c1)
-    s1 = V @ torch.diag(w.clamp(min=0).sqrt()) @ V.T
-    mid = torch.linalg.eigvalsh(s1 @ c2 @ s1).clamp(min=0).sqrt().sum()
-    return float((m1 - m2).pow(2).sum() + c1.trace() + c2.trace() - 2 * mid)
+    from anyi2v_lab.metrics import frechet_distance
+    return frechet_distance(feats(frames_a), feats(frames_b))
