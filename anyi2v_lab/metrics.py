@@ -34,18 +34,19 @@ def colour_mask(frame: np.ndarray, rgb, tau: float = 60.0) -> np.ndarray:
 
 
 def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets ``(n, d)`` (as FID does)."""
-    from scipy import linalg
+    """Frechet distance between Gaussians fitted to two feature sets ``(n, d)`` (as FID does).
 
+    The trace term uses the symmetric form ``tr sqrt(S_a^1/2 S_b S_a^1/2)`` with eigendecompositions,
+    which is exact for singular covariances too (histogram or few-sample features), where a general
+    matrix square root of ``S_a S_b`` is ill-conditioned.
+    """
     a, b = np.asarray(feats_a, np.float64), np.asarray(feats_b, np.float64)
     mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = linalg.sqrtm(cov_a @ cov_b)
-    if not np.isfinite(covmean).all():  # near-singular product: regularise as pytorch-fid does
-        eps = np.eye(a.shape[1]) * 1e-6
-        covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
-    covmean = covmean.real
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    w, v = np.linalg.eigh(cov_a)
+    root_a = (v * np.sqrt(w.clip(min=0))) @ v.T
+    mid = np.sqrt(np.linalg.eigvalsh(root_a @ cov_b @ root_a).clip(min=0)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * mid)
 
 
 @torch.no_grad()
