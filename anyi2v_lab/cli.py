@@ -123,14 +123,15 @@ def cmd_invert(args) -> int:
 
 
 def cmd_points(args) -> int:
-    from .hooks import hook_points
+    from .hooks import hook_points, list_hook_points
     if args.model in (None, "sd15"):
         from .models.tiny import sd15_motion_unet
         unet = sd15_motion_unet()
     else:
         unet = load_model(model_spec(args)).unet
+    chosen = set(list_hook_points(unet, pattern=args.pattern))
     for p in hook_points(unet):
-        if args.pattern is None or __import__("fnmatch").fnmatchcase(p.name, args.pattern):
+        if p.name in chosen:
             print(f"{p.name:<70} {p.kind:<16} {p.layout:<6} C={p.channels:<5} 1/{p.downscale}")
     return 0
 
