@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import random
 import time
@@ -67,6 +68,10 @@ class TrainConfig:
     vae_noise: float = 0.1
     ema: float = 0.999
     warmup: int = 100
+    # cosine decay of each phase's lr to this fraction over its time budget (or step cap, whichever ends
+    # first): the committed run kept lr constant and its losses were still falling when time ran out
+    lr_final: float = 0.1
+    deadline: float | None = None    # seconds after start: checkpoint and exit cleanly (a call's time limit)
     ckpt_every: float = 120.0
     eval_videos: int = 128
     eval_cfg: tuple = (3.0, 5.0, 7.5)
@@ -263,8 +268,15 @@ class Trainer:
                  f"{cfg.max_steps[name]} steps, lr {cfg.lr[name]}, batch {cfg.batch[name]}")
         t0, last_ck, acc, acc_n = time.time() - elapsed, time.time(), torch.zeros((), device=self.dev), 0
         while step < cfg.max_steps[name] and time.time() - t0 < cfg.seconds[name]:
+            if cfg.deadline is not None and time.time() - self.log.t0 > cfg.deadline:
+                self.save(name, dict(opt=opt.state_dict(), ema=ema, step=step, elapsed=time.time() - t0))
+                self.log(f"{name}: deadline of {cfg.deadline:.0f} s reached at step {step}; checkpoint saved, "
+                         "continue with --resume")
+                raise SystemExit(0)
+            done = max((time.time() - t0) / cfg.seconds[name], step / cfg.max_steps[name])
+            decay = cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
             for g in opt.param_groups:
-                g["lr"] = cfg.lr[name] * min(1.0, (step + 1) / cfg.warmup)
+                g["lr"] = cfg.lr[name] * min(1.0, (step + 1) / cfg.warmup) * decay
             loss = loss_fn(step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -383,6 +395,9 @@ def main(argv=None):
     p.add_argument("--image-every", type=int, default=4, help="joint phase: every n-th step is an image batch")
     p.add_argument("--joint-text", action="store_true", help="joint phase: train the text encoder too")
     p.add_argument("--vae-noise", type=float, default=0.1, help="posterior noise scale in the VAE phases")
+    p.add_argument("--lr-final", type=float, default=0.1, help="cosine-decay each phase's lr to this fraction")
+    p.add_argument("--deadline", type=float, default=None,
+                   help="seconds after start: checkpoint, exit 0 and continue later with --resume")
     p.add_argument("--tiny", action="store_true", help="a few tiny steps of every phase (a CPU check)")
     a = p.parse_args(argv)
     base = TrainConfig()
@@ -400,7 +415,8 @@ def main(argv=None):
     kw = dict(out=a.out, export=a.export, seed=a.seed, device=a.device, seconds=seconds, max_steps=steps,
               batch=batch, lr=lr, eval_videos=a.eval_videos, eval_steps=a.eval_steps, grid_cfg=a.grid_cfg,
               eval_cfg=tuple(float(x) for x in a.eval_cfg.split(",")), init_from=a.init_from,
-              image_every=a.image_every, joint_text=a.joint_text, vae_noise=a.vae_noise)
+              image_every=a.image_every, joint_text=a.joint_text, vae_noise=a.vae_noise,
+              lr_final=a.lr_final, deadline=a.deadline)
     cfg = TrainConfig(**{**kw, **extra})
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     log = Log(Path(cfg.out) / "train.log")
