@@ -139,16 +139,14 @@ def microbench(pipe, config, log) -> dict:
             try:
                 with backend_settings(Runtime(attention=a, cudnn_benchmark=True)):
                     out["cfg_step_ms"][f"cl={cl},attn={a}"] = _event_ms(cfg_call)
-                    if a == "auto":
-                        out["opt_full_fwd_bwd_ms"][f"cl={cl}"] = _event_ms(opt_call, 2)
+                    out["opt_full_fwd_bwd_ms"][f"cl={cl},attn={a}"] = _event_ms(opt_call, 2)
             except Exception as e:  # noqa: BLE001 - a kernel missing on this device
                 out["cfg_step_ms"][f"cl={cl},attn={a}"] = f"{type(e).__name__}: {e}"[:200]
         log(f"variants cl={cl}: {out['cfg_step_ms']} {out['opt_full_fwd_bwd_ms']}")
     score = {}
     for key, ms in out["cfg_step_ms"].items():
         if isinstance(ms, float):
-            cl = key.split(",")[0]
-            score[key] = 25 * ms + 30 * out["opt_full_fwd_bwd_ms"].get(cl, 0.0)
+            score[key] = 25 * ms + 30 * out["opt_full_fwd_bwd_ms"].get(key, 0.0)
     best = min(score, key=score.get)
     out["chosen"] = {"channels_last": best.startswith("cl=True"), "attention": best.split("attn=")[1]}
     prepare_layout(pipe, Runtime(channels_last=out["chosen"]["channels_last"]))
@@ -169,6 +167,11 @@ def microbench(pipe, config, log) -> dict:
         x = torch.randn(4096, c, device=dev)
         cov = x.T @ x / 4095
         out[f"eigh_{c}_ms"] = _event_ms(lambda: torch.linalg.eigh(cov), 3)
+        # how long the host is held: eigh checks its status on the host, so nothing queues behind it
+        torch.cuda.synchronize() if dev.type == "cuda" else None
+        tic = time.perf_counter()
+        torch.linalg.eigh(cov)
+        out[f"eigh_{c}_host_ms"] = 1000 * (time.perf_counter() - tic)
     log(f"micro: {({k: v for k, v in out.items() if k.endswith('_ms') and not isinstance(v, dict)})}")
     return out
 
@@ -199,8 +202,12 @@ def profile_run(pipe, inputs, config, runtime, log) -> dict:
         generate(pipe, inputs["condition"], inputs["prompt"], inputs["trajectory"], config, seed=0,
                  progress=False, runtime=runtime)
     cuda = torch.cuda.is_available()
-    rows = []
+    rows, ranges = [], {}
     for e in prof.key_averages():
+        if e.key.startswith("anyi2v."):  # the method's named ranges: host time and the kernels they launched
+            ranges[e.key] = {"calls": e.count, "cpu_ms_per_call": e.cpu_time_total / 1000 / e.count,
+                             "device_ms_per_call": getattr(e, "device_time_total", 0) / 1000 / e.count}
+            continue
         dev_us = getattr(e, "self_device_time_total", 0) if cuda else e.self_cpu_time_total
         if dev_us > 0 and (not cuda or getattr(e, "device_type", None) is not None and "CUDA" in str(e.device_type)):
             rows.append((e.key, dev_us, e.count))
@@ -211,8 +218,10 @@ def profile_run(pipe, inputs, config, runtime, log) -> dict:
     top = sorted(rows, key=lambda r: -r[1])[:15]
     out = {"total_kernel_ms": total / 1000, "share_by_category": {k: round(v / total, 3) for k, v in
                                                                    sorted(by_cat.items(), key=lambda kv: -kv[1])},
-           "top_kernels": [{"name": k[:120], "ms": us / 1000, "calls": n} for k, us, n in top]}
+           "top_kernels": [{"name": k[:120], "ms": us / 1000, "calls": n} for k, us, n in top],
+           "ranges": ranges}
     log(f"profile: {out['share_by_category']}")
+    log(f"profile ranges: {ranges}")
     return out
 
 

@@ -94,6 +94,8 @@ def test_runtime_validation_names_the_field():
         Runtime(cuda_graphs=True).check_device("cpu")
     assert Runtime(compile=True).compile == "regional"
     assert Runtime.fast().compiles("sampling") and not Runtime.fast().compiles("optimisation")
+    assert Runtime.fast().compiles("inversion") and not Runtime().compiles("inversion")
+    assert Runtime().cudnn_benchmark and not Runtime.baseline().cudnn_benchmark
     assert Runtime.baseline().truncate is False and not Runtime.baseline().graphs_on("cuda")
     assert Runtime().graphs_on("cuda") and not Runtime().graphs_on("cpu")
     assert Runtime.low_mem().decode_chunk_size(16) == 1 and Runtime().decode_chunk_size(16) == 16
@@ -110,3 +112,24 @@ def test_timer_and_timestep_helpers():
     assert set(totals) == {"a", "b"} and totals["b"] > 0
     t = timestep_tensor(961, "cpu")
     assert t.dtype == torch.int64 and t.shape == (1,) and int(t) == 961
+
+
+def test_inversion_compiles_every_level_but_the_bypassed_motion_modules(tiny_unet):
+    from anyi2v_lab.hooks import bypass_motion
+    from anyi2v_lab.hooks.motion import motion_modules
+
+    rt = Runtime(compile_inversion=True, compile_levels=1, compile_backend="eager")
+    motion = [p for p, _ in motion_modules(tiny_unet)]
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 4, 1, 16, 16, generator=g)
+    emb = torch.randn(1, 77, tiny_unet.config.cross_attention_dim, generator=g)
+    t = timestep_tensor(21, "cpu")
+    with torch.no_grad(), bypass_motion(tiny_unet):
+        eager = tiny_unet(x, t, encoder_hidden_states=emb).sample
+        with compiled_regions(tiny_unet, rt, "inversion", motion) as paths:
+            compiled = tiny_unet(x, t, encoder_hidden_states=emb).sample
+    levels = {unit_level(p, len(tiny_unet.down_blocks)) for p in paths}
+    assert levels == set(range(len(tiny_unet.down_blocks)))  # compile_levels limits sampling, not inversion
+    assert not any(p.startswith(m) for p in paths for m in motion)
+    assert torch.equal(compiled, eager)
+    assert all(m._compiled_call_impl is None for _, m in compile_units(tiny_unet))

@@ -95,8 +95,9 @@ def compiled_regions(unet: nn.Module, runtime: Runtime, phase: str, hooked: Iter
         yield []
         return
     _configure_dynamo()
-    units = [(p, m) for p, m in eligible_units(unet, hooked, runtime.compile_levels)
-             if m._compiled_call_impl is None]
+    # the inversion's batch-1 calls are short kernels at every level: fusion pays everywhere
+    levels = None if phase == "inversion" else runtime.compile_levels
+    units = [(p, m) for p, m in eligible_units(unet, hooked, levels) if m._compiled_call_impl is None]
     for _, m in units:
         m._compiled_call_impl = _compiled(m, runtime)
     try:

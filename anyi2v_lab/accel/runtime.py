@@ -35,9 +35,14 @@ class Runtime:
     * ``compile_levels``: compile only the blocks of the N finest resolution levels (``None``: all).
       The fine levels hold the large, memory-bound activations that fusion speeds up; the coarse
       ones are dominated by matrix products and would add many distinct graphs to compile.
+    * ``compile_inversion``: compile the image model's blocks (all levels) for the inversion's graphed
+      single-frame calls. A graph replay has no launch overhead left, so its time is the kernels'
+      own, and at batch 1 those are many short ones that fusion merges. Only with CUDA graphs (an
+      eager compiled call would pay Dynamo's guards on every block, 200 times).
     * ``channels_last``: put conv weights (UNet and VAE) in NHWC; ``None`` leaves the model as it is.
     * ``attention``: preferred SDPA kernel; ``"auto"`` is PyTorch's own choice.
-    * ``cudnn_benchmark``: let cuDNN time its convolution algorithms once per shape.
+    * ``cudnn_benchmark``: let cuDNN time its convolution algorithms once per shape (on by default:
+      about a second the first time a process meets a shape, then faster convolutions every call).
     * ``low_memory``: gradient checkpointing of every block in the optimisation passes and a
       frame-by-frame VAE decode, for 12 GB GPUs (about a third slower optimisation).
     * ``decode_chunk``: frames per VAE decode call (``None``: all at once, or 1 with ``low_memory``).
@@ -49,9 +54,10 @@ class Runtime:
     compile_backend: str = "inductor"
     compile_mode: str | None = None
     compile_levels: int | None = None
+    compile_inversion: bool = False
     channels_last: bool | None = None
     attention: str = "auto"
-    cudnn_benchmark: bool = False
+    cudnn_benchmark: bool = True
     low_memory: bool = False
     decode_chunk: int | None = None
 
@@ -76,15 +82,15 @@ class Runtime:
     @classmethod
     def baseline(cls) -> "Runtime":
         """The reference's choices: whole UNet in the optimisation passes, eager, no graphs."""
-        return cls(truncate=False, cuda_graphs=False, compile=False, channels_last=False)
+        return cls(truncate=False, cuda_graphs=False, compile=False, channels_last=False, cudnn_benchmark=False)
 
     @classmethod
     def fast(cls, **changes) -> "Runtime":
-        """Everything that pays on an H100 (benchmarks/README.md): truncation, inversion graphs,
-        compiled sampling blocks on the two finest levels, cuDNN autotuning. Compiling the
-        optimisation passes too (``compile="regional"``) doubled the compile time for no measurable
-        gain there."""
-        return cls(**{"compile": "sampling", "compile_levels": 2, "cudnn_benchmark": True, **changes})
+        """Everything that pays on an H100 (benchmarks/README.md): truncation, inversion graphs of
+        compiled blocks, compiled sampling blocks on the two finest levels, cuDNN autotuning.
+        Compiling the optimisation passes too (``compile="regional"``) doubled the compile time for
+        no measurable gain there."""
+        return cls(**{"compile": "sampling", "compile_levels": 2, "compile_inversion": True, **changes})
 
     @classmethod
     def low_mem(cls, **changes) -> "Runtime":
@@ -108,7 +114,9 @@ class Runtime:
         return self.cuda_graphs is True or (self.cuda_graphs == "auto" and torch.device(device).type == "cuda")
 
     def compiles(self, phase: str) -> bool:
-        """Whether ``phase`` (``"sampling"`` or ``"optimisation"``) runs compiled blocks."""
+        """Whether ``phase`` (``"sampling"``, ``"optimisation"`` or ``"inversion"``) runs compiled blocks."""
+        if phase == "inversion":
+            return self.compile_inversion
         return self.compile == "regional" or (self.compile == "sampling" and phase == "sampling")
 
     def decode_chunk_size(self, num_frames: int) -> int:

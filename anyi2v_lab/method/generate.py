@@ -124,7 +124,7 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     cfg = config.guidance_scale > 1
     prepare_layout(pipe, runtime)
     timer = PhaseTimer(device)
-    with timer.phase("total"):
+    with timer.phase("total"), backend_settings(runtime):
         cond, uncond = pipe.encode_prompt(prompt, device, 1, cfg, negative_prompt)
         bank = features
         needs_bank = inject and (config.inject_residual or config.inject_query)
@@ -147,7 +147,7 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
         # blocks holding any hook of this run stay eager; the others may run compiled
         hooked_names = [*all_edits, *names_of(capture), *(capture_sites(config) if alignment else [])]
         held = hooked_modules(unet, hooked_names)
-        with backend_settings(runtime), hooked(unet, edits=all_edits, capture=capture, phase="sampling") as session:
+        with hooked(unet, edits=all_edits, capture=capture, phase="sampling") as session:
             for i, t in enumerate(tqdm(timesteps, desc="sampling", disable=not progress, leave=False)):
                 if alignment is not None and i <= config.opt_step:
                     with timer.phase("optimisation"), session.suspended(), \

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..accel import GraphedCall, Runtime, graphed, timestep_tensor
+from ..accel import GraphedCall, Runtime, compiled_regions, graphed, timestep_tensor
 from ..hooks import Capture, bypass_motion, hooked
+from ..hooks.motion import motion_modules
 from ..models.scheduler import ddim_inverse_scheduler
 from .config import AnyI2VConfig
 from .features import FeatureBank, FeatureCache, model_fingerprint, tensor_fingerprint
@@ -57,17 +58,26 @@ def ddim_move(x: torch.Tensor, eps: torch.Tensor, alpha_from: torch.Tensor, alph
     return alpha_to.sqrt() * x0 + (1 - alpha_to).sqrt() * eps
 
 
-def _eps_fn(unet, latent: torch.Tensor, embeds: torch.Tensor, graphs: bool):
+def _eps_fn(unet, latent: torch.Tensor, embeds: torch.Tensor, runtime: Runtime):
     """``eps(latent fp32, t) -> eps fp32`` for the hook-free calls: eager, or replayed from a CUDA
-    graph (captured once per shape and weights, cached on the UNet)."""
+    graph (captured once per shape, weights and compile setting, cached on the UNet), whose kernels
+    are the compiled blocks' when ``runtime.compile_inversion``. Call inside ``bypass_motion``."""
     def call(x, t, e):
         return unet(x, t, encoder_hidden_states=e).sample
 
-    if not graphs:
+    if not runtime.graphs_on(unet.device):
         return lambda x, t: call(x.to(unet.dtype), timestep_tensor(t, x.device), embeds).float()
     example = (latent.to(unet.dtype), timestep_tensor(1, latent.device), embeds)
-    key = (tuple(latent.shape), unet.dtype, tuple(embeds.shape))
-    graph = graphed(unet, "inversion", key, lambda: GraphedCall(call, example))
+    compiled = runtime.compiles("inversion")
+    key = (tuple(latent.shape), unet.dtype, tuple(embeds.shape), compiled,
+           (runtime.compile_backend, runtime.compile_mode) if compiled else None)
+
+    def build() -> GraphedCall:
+        # the bypassed motion modules stay out: compiling their identity forward would buy nothing
+        with compiled_regions(unet, runtime, "inversion", [p for p, _ in motion_modules(unet)]):
+            return GraphedCall(call, example)  # warm-up compiles, the capture records Inductor's kernels
+
+    graph = graphed(unet, "inversion", key, build)
     return lambda x, t: graph(x.to(unet.dtype), timestep_tensor(t, x.device), embeds).float()
 
 
@@ -82,7 +92,7 @@ def invert(pipe, latent: torch.Tensor, embeds: torch.Tensor, config: AnyI2VConfi
     embeds = embeds.to(device=unet.device, dtype=unet.dtype)
     latent = latent.to(unet.device).float()
     with bypass_motion(unet), torch.no_grad():
-        eps = _eps_fn(unet, latent, embeds, runtime.graphs_on(unet.device))
+        eps = _eps_fn(unet, latent, embeds, runtime)
         if config.inversion_schedule == "reference":
             inverse = ddim_inverse_scheduler(pipe.scheduler)
             inverse.set_timesteps(999)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.profiler import record_function
 
 from ..accel import Runtime, checkpointed_blocks, frozen, timestep_tensor
 from ..hooks import Capture, hooked
@@ -110,15 +111,19 @@ def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embe
                                              phase="optimisation"))
         for it in range(config.opt_iters):
             leaf = z.detach().requires_grad_(True)
+            # named ranges: a torch.profiler trace splits each iteration's time between them
             with torch.enable_grad(), session.calling(timestep=timestep, step_index=step_index,
                                                       branches=("cond",)):
-                session.forward(leaf.to(unet.dtype), t_in, encoder_hidden_states=embeds)
+                with record_function("anyi2v.optimisation.forward"):
+                    session.forward(leaf.to(unet.dtype), t_in, encoder_hidden_states=embeds)
                 captured = [session.cache.entries(n)[-1].tensor for n in names]
                 session.cache.clear()
-                feats, slices, previews = aligned_features(captured, alignment, config, keep_pca)
-                parts = alignment_loss(feats, slices, alignment.boxes, alignment.queries, config.mask,
-                                       config.background_weight, keep_masks)
-                grad = torch.autograd.grad(parts.loss, leaf, allow_unused=True)[0]
+                with record_function("anyi2v.optimisation.pca_and_loss"):
+                    feats, slices, previews = aligned_features(captured, alignment, config, keep_pca)
+                    parts = alignment_loss(feats, slices, alignment.boxes, alignment.queries, config.mask,
+                                           config.background_weight, keep_masks)
+                with record_function("anyi2v.optimisation.backward"):
+                    grad = torch.autograd.grad(parts.loss, leaf, allow_unused=True)[0]
                 del captured, feats
             if grad is None:
                 grad = torch.zeros_like(leaf)
