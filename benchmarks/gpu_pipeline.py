@@ -243,6 +243,8 @@ def main() -> int:
             extra = {k: v for k, v in fast.to_dict().items() if k in ("channels_last", "attention")}
             if kind != "fresh":
                 extra.update(compile_backend=args.compile_backend, compile=args.compile)
+            if kind == "cached" and "error" in st.get("compiled", {}):
+                extra.update(compile_inversion=False)  # still measure the rest if the graphed compile failed
             st[kind], video = run_child(args, kind, left() - reserve, log, extra)
             if video is not None:
                 videos[kind] = video

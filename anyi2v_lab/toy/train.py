@@ -338,7 +338,7 @@ class Trainer:
     def load(self, path: str) -> dict:
         ck = torch.load(path, map_location=self.dev, weights_only=False)
         self.done, self.state, self.sf, self.history = ck["done"], ck["state"], ck["sf"], ck["history"]
-        self.gen.set_state(ck["gen"])
+        self.gen.set_state(ck["gen"].cpu())  # map_location moved the CPU generator's state to the device
         self.vae.load_state_dict(ck["vae"])
         self.vae.register_to_config(scaling_factor=self.sf)
         self.text.load_state_dict(ck["text"])
