@@ -1,5 +1,7 @@
 """The alignment loss against a hand computation, and its box/query geometry."""
+import pytest
 import torch
+import torch.nn.functional as F
 
 from anyi2v_lab.method.loss import alignment_loss, box_crop, grid_boxes
 
@@ -60,3 +62,18 @@ def test_background_term_pulls_towards_frame_zero():
     with_bg = alignment_loss(shifted, [slice(0, 1)], boxes, [torch.zeros(1, 2)], mask="none", background_weight=1.0)
     without = alignment_loss(shifted, [slice(0, 1)], boxes, [torch.zeros(1, 2)], mask="none")
     assert float((with_bg.loss - without.loss).detach()) == 1.0
+
+
+@pytest.mark.parametrize("h, w, size", [(8, 8, (16, 16)), (16, 16, (16, 16)), (5, 7, (12, 9)), (32, 16, (16, 32))])
+def test_bicubic_resize_equals_interpolate_forward_and_backward(h, w, size):
+    from anyi2v_lab.method.optimize import bicubic_resize
+
+    g = torch.Generator().manual_seed(h * w)
+    x = torch.randn(3, 4, h, w, generator=g, dtype=torch.float64, requires_grad=True)
+    up = torch.randn(3, 4, *size, generator=g, dtype=torch.float64)
+    ref = F.interpolate(x, size=size, mode="bicubic", align_corners=False)
+    out = bicubic_resize(x, size)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    g_ref, = torch.autograd.grad((ref * up).sum(), x)
+    g_out, = torch.autograd.grad((out * up).sum(), x)
+    torch.testing.assert_close(g_out, g_ref, rtol=0, atol=1e-12)

@@ -95,7 +95,9 @@ def test_runtime_validation_names_the_field():
     assert Runtime(compile=True).compile == "regional"
     assert Runtime.fast().compiles("sampling") and not Runtime.fast().compiles("optimisation")
     assert Runtime.fast().compiles("inversion") and not Runtime().compiles("inversion")
-    assert Runtime().cudnn_benchmark and not Runtime.baseline().cudnn_benchmark
+    assert Runtime.fast().cudnn_benchmark and not Runtime().cudnn_benchmark
+    assert Runtime().overlaps_pca("cuda") and not Runtime().overlaps_pca("cpu")
+    assert not Runtime.low_mem().overlaps_pca("cuda") and not Runtime.baseline().overlaps_pca("cuda")
     assert Runtime.baseline().truncate is False and not Runtime.baseline().graphs_on("cuda")
     assert Runtime().graphs_on("cuda") and not Runtime().graphs_on("cpu")
     assert Runtime.low_mem().decode_chunk_size(16) == 1 and Runtime().decode_chunk_size(16) == 16

@@ -41,8 +41,12 @@ class Runtime:
       eager compiled call would pay Dynamo's guards on every block, 200 times).
     * ``channels_last``: put conv weights (UNet and VAE) in NHWC; ``None`` leaves the model as it is.
     * ``attention``: preferred SDPA kernel; ``"auto"`` is PyTorch's own choice.
-    * ``cudnn_benchmark``: let cuDNN time its convolution algorithms once per shape (on by default:
-      about a second the first time a process meets a shape, then faster convolutions every call).
+    * ``cudnn_benchmark``: let cuDNN time its convolution algorithms once per shape. Off by default:
+      the first video of a fresh process took 31.4 s with it against 15.6 s without (H100, full size:
+      every forward and backward shape is timed); after a warm-up it pays (``fast()``).
+    * ``overlap_pca``: on CUDA, start each aligned layer's PCA fit (an ``eigh`` that holds its thread
+      until the GPU is done) on a side stream as soon as the forward has produced the layer, so it
+      runs while the forward goes on. Off with ``low_memory`` (its backward re-runs the forward).
     * ``low_memory``: gradient checkpointing of every block in the optimisation passes and a
       frame-by-frame VAE decode, for 12 GB GPUs (about a third slower optimisation).
     * ``decode_chunk``: frames per VAE decode call (``None``: all at once, or 1 with ``low_memory``).
@@ -57,7 +61,8 @@ class Runtime:
     compile_inversion: bool = False
     channels_last: bool | None = None
     attention: str = "auto"
-    cudnn_benchmark: bool = True
+    cudnn_benchmark: bool = False
+    overlap_pca: bool = True
     low_memory: bool = False
     decode_chunk: int | None = None
 
@@ -82,7 +87,7 @@ class Runtime:
     @classmethod
     def baseline(cls) -> "Runtime":
         """The reference's choices: whole UNet in the optimisation passes, eager, no graphs."""
-        return cls(truncate=False, cuda_graphs=False, compile=False, channels_last=False, cudnn_benchmark=False)
+        return cls(truncate=False, cuda_graphs=False, compile=False, channels_last=False, overlap_pca=False)
 
     @classmethod
     def fast(cls, **changes) -> "Runtime":
@@ -90,7 +95,8 @@ class Runtime:
         compiled blocks, compiled sampling blocks on the two finest levels, cuDNN autotuning.
         Compiling the optimisation passes too (``compile="regional"``) doubled the compile time for
         no measurable gain there."""
-        return cls(**{"compile": "sampling", "compile_levels": 2, "compile_inversion": True, **changes})
+        return cls(**{"compile": "sampling", "compile_levels": 2, "compile_inversion": True, "cudnn_benchmark": True,
+                      **changes})
 
     @classmethod
     def low_mem(cls, **changes) -> "Runtime":
@@ -112,6 +118,9 @@ class Runtime:
 
     def graphs_on(self, device) -> bool:
         return self.cuda_graphs is True or (self.cuda_graphs == "auto" and torch.device(device).type == "cuda")
+
+    def overlaps_pca(self, device) -> bool:
+        return self.overlap_pca and not self.low_memory and torch.device(device).type == "cuda"
 
     def compiles(self, phase: str) -> bool:
         """Whether ``phase`` (``"sampling"``, ``"optimisation"`` or ``"inversion"``) runs compiled blocks."""

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch.profiler import record_function
 
 from ..accel import Runtime, checkpointed_blocks, frozen, timestep_tensor
+from ..accel.overlap import SideStreams, side_streams
 from ..hooks import Capture, hooked
 from .config import AnyI2VConfig
 from .loss import alignment_loss
@@ -57,18 +58,54 @@ def layer_maps(features: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     return x
 
 
+_RESAMPLE: dict = {}
+
+
+def bicubic_matrix(n_in: int, n_out: int, device, dtype=torch.float32) -> torch.Tensor:
+    """``(n_out, n_in)``: 1-D bicubic resampling as ``F.interpolate`` does it (A = -0.75,
+    ``align_corners=False``, borders clamped), built by resampling the identity in float64."""
+    key = (n_in, n_out, str(device), dtype)
+    if key not in _RESAMPLE:
+        eye = torch.eye(n_in, dtype=torch.float64).view(n_in, 1, n_in, 1)
+        m = F.interpolate(eye, size=(n_out, 1), mode="bicubic", align_corners=False)[:, 0, :, 0].T
+        _RESAMPLE[key] = m.to(device=device, dtype=dtype).contiguous()
+    return _RESAMPLE[key]
+
+
+def bicubic_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``(..., h, w) -> (..., H, W)``, equal to ``F.interpolate(x, size, mode="bicubic")``: the
+    bicubic kernel is separable, so two small matrix products do it. Why: PyTorch's bicubic backward
+    kernel took 5.8 ms a call at batch 16 on an H100, the products' backward takes microseconds."""
+    rows = bicubic_matrix(x.shape[-2], size[0], x.device, x.dtype)
+    cols = bicubic_matrix(x.shape[-1], size[1], x.device, x.dtype)
+    return rows @ x @ cols.T
+
+
+def layer_tokens(features: torch.Tensor, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A captured tensor (see :func:`layer_maps`) -> its ``(F, C, h, w)`` maps and ``(F*h*w, C)`` tokens."""
+    fmap = layer_maps(features, shape)
+    return fmap, fmap.permute(0, 2, 3, 1).reshape(-1, fmap.shape[1])
+
+
+def layer_fit(features: torch.Tensor, shape: tuple[int, int], config: AnyI2VConfig, seed: int):
+    """The PCA fit ``(mean, components)`` of one captured layer (spec 3.2)."""
+    return pca_fit(layer_tokens(features, shape)[1].detach(), config.pca_dim, config.pca_method, seed=seed)
+
+
 def aligned_features(captured: list[torch.Tensor], alignment: Alignment, config: AnyI2VConfig,
-                     keep_pca: bool = False) -> tuple[torch.Tensor, list[slice], list[torch.Tensor]]:
+                     keep_pca: bool = False, fits: list | None = None
+                     ) -> tuple[torch.Tensor, list[slice], list[torch.Tensor]]:
     """PCA-reduce and upsample each aligned layer; concatenate on channels.
 
     Returns ``(F, sum M_l, Hg, Wg)`` fp32 features, each layer's channel slice, and (if asked) each
-    layer's first three components as ``(F, 3, h, w)`` maps.
+    layer's first three components as ``(F, 3, h, w)`` maps. ``fits`` are :func:`layer_fit`'s results
+    when computed elsewhere (overlapping the forward).
     """
-    fmaps = [layer_maps(x, shape) for x, shape in zip(captured, alignment.shapes)]  # (F, C, h, w) each
-    tokens = [f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]) for f in fmaps]
-    fits = None
-    if config.pca_dim is not None:  # all fits first: eigh reads its status on the host, so wait once
-        fits = [pca_fit(t.detach(), config.pca_dim, config.pca_method, seed=i) for i, t in enumerate(tokens)]
+    fmaps, tokens = zip(*(layer_tokens(x, shape) for x, shape in zip(captured, alignment.shapes)))
+    if config.pca_dim is not None and fits is None:  # all fits first: eigh reads its status on the host
+        fits = [layer_fit(x, shape, config, i) for i, (x, shape) in enumerate(zip(captured, alignment.shapes))]
+    if config.pca_dim is None:
+        fits = None
     maps, slices, previews, start = [], [], [], 0
     for i, (fmap, tok) in enumerate(zip(fmaps, tokens)):
         nf, _, h, w = fmap.shape
@@ -76,7 +113,7 @@ def aligned_features(captured: list[torch.Tensor], alignment: Alignment, config:
         reduced = tok.reshape(nf, h, w, -1).permute(0, 3, 1, 2)
         if keep_pca:
             previews.append(reduced[:, :3].detach().clone())
-        maps.append(F.interpolate(reduced, size=alignment.grid, mode="bicubic", align_corners=False))
+        maps.append(bicubic_resize(reduced, alignment.grid))
         slices.append(slice(start, start + reduced.shape[1]))
         start += reduced.shape[1]
     return torch.cat(maps, 1), slices, previews
@@ -103,13 +140,19 @@ def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embe
     stop = names if runtime.truncate else None
     t_in = timestep_tensor(timestep, z.device)
     adam = None
+    overlap = runtime.overlaps_pca(z.device) and config.pca_dim is not None
+    futures: dict = {}
     with ExitStack() as stack:
         stack.enter_context(frozen(unet))
         if runtime.low_memory:
             stack.enter_context(checkpointed_blocks(unet))
+        if overlap:  # each layer's PCA fit starts as soon as the forward has produced it
+            side = side_streams(z.device, workers=len(names))
+            edits = _with_fit_starters(edits, names, alignment.shapes, config, side, futures)
         session = stack.enter_context(hooked(unet, edits=edits, capture=capture, stop_after=stop,
                                              phase="optimisation"))
         for it in range(config.opt_iters):
+            futures.clear()
             leaf = z.detach().requires_grad_(True)
             # named ranges: a torch.profiler trace splits each iteration's time between them
             with torch.enable_grad(), session.calling(timestep=timestep, step_index=step_index,
@@ -119,7 +162,8 @@ def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embe
                 captured = [session.cache.entries(n)[-1].tensor for n in names]
                 session.cache.clear()
                 with record_function("anyi2v.optimisation.pca_and_loss"):
-                    feats, slices, previews = aligned_features(captured, alignment, config, keep_pca)
+                    fits = [side.result(futures[i]) for i in range(len(names))] if overlap else None
+                    feats, slices, previews = aligned_features(captured, alignment, config, keep_pca, fits)
                     parts = alignment_loss(feats, slices, alignment.boxes, alignment.queries, config.mask,
                                            config.background_weight, keep_masks)
                 with record_function("anyi2v.optimisation.backward"):
@@ -143,6 +187,24 @@ def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embe
             record.iterations.append(Iteration(step_index, timestep, it, parts.loss.detach(), parts.count.detach(),
                                                ~ok, parts.masks, pca, latent))
     return z
+
+
+def _with_fit_starters(edits: dict, names: list[str], shapes, config: AnyI2VConfig, side: SideStreams,
+                       futures: dict) -> dict:
+    """``edits`` plus, last on each captured point, an observer that starts that layer's PCA fit on a
+    side stream; it sees the tensor the capture stores (after every other edit) and changes nothing."""
+    out = {k: list(v) if not callable(v) else [v] for k, v in edits.items()}
+
+    def starter(i: int):
+        def start_fit(x: torch.Tensor, ctx) -> None:
+            if torch._C._current_graph_task_id() == -1:  # not a checkpoint recomputation in the backward
+                futures[i] = side.submit(layer_fit, ctx.frames(x).detach(), shapes[i], config, i)
+            return None
+        return start_fit
+
+    for i, name in enumerate(names):
+        out.setdefault(name, []).append(starter(i))
+    return out
 
 
 def _persistent_step(adam: torch.optim.AdamW, z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
