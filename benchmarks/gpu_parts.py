@@ -132,7 +132,7 @@ def microbench(pipe, config, log) -> dict:
             y = unet(leaf.to(unet.dtype), t, encoder_hidden_states=emb.repeat(F, 1, 1)).sample
             torch.autograd.grad(y.float().square().mean(), leaf)
 
-    attn = ("auto", "flash", "cudnn") if dev.type == "cuda" else ("auto",)
+    attn = ("auto", "flash", "cudnn", "efficient") if dev.type == "cuda" else ("auto",)
     for cl in (False, True):
         prepare_layout(pipe, Runtime(channels_last=cl))
         for a in attn:

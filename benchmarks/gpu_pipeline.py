@@ -177,6 +177,7 @@ def main() -> int:
     p.add_argument("--budget", type=float, default=1e9, help="seconds for the whole run; stages past it are skipped")
     p.add_argument("--compile-backend", default="inductor", help="'eager' checks the compiled path's plumbing fast")
     p.add_argument("--compile", default="sampling", choices=("sampling", "regional"), help="what the compiled runs compile")
+    p.add_argument("--fresh-attention", default="", help="also a fresh process per SDPA kernel, e.g. efficient,flash")
     p.add_argument("--log")
     p.add_argument("--child", choices=("fresh", "compiled", "cached"), help=argparse.SUPPRESS)
     p.add_argument("--child-out", help=argparse.SUPPRESS)
@@ -200,7 +201,8 @@ def main() -> int:
     log(f"model built in {result['build_s']:.1f} s on {result['env']['device_name']}")
     inputs, config = make_inputs(pipe), paper_config(args.quick)
     videos, st = {}, result["stages"]
-    fast = Runtime(cudnn_benchmark=True)  # eager: truncation, inversion graphs, PCA overlap, cuDNN autotuning
+    # eager, warmed up: truncation, inversion graphs, PCA overlap, cuDNN autotuning and attention
+    fast = Runtime(cudnn_benchmark=True, attention="auto")
 
     def stage(name: str, fn, need: float = 30.0):
         if name not in stages:
@@ -247,14 +249,18 @@ def main() -> int:
         st["profile"] = profile_run(pipe, inputs, warm_config(config).replace(opt_iters=3), fast, log)
 
     def lowmem():
-        rt = Runtime.low_mem(cudnn_benchmark=True)
+        rt = Runtime.low_mem(cudnn_benchmark=True, attention="auto")
         st["low_memory"], videos["low_memory"] = timed(pipe, inputs, config, rt, log, "low_memory")
 
     def child(kind: str, reserve: float):
         def go():
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            extra = {k: v for k, v in fast.to_dict().items() if k in ("channels_last", "attention", "overlap_pca")}
+            # a fresh process runs the default Runtime(); the compiled ones fast()'s with this run's choices
+            extra = {} if kind == "fresh" else {k: v for k, v in fast.to_dict().items()
+                                                 if k in ("channels_last", "attention")}
+            if not fast.overlap_pca:
+                extra["overlap_pca"] = False
             if kind != "fresh":
                 extra.update(compile_backend=args.compile_backend, compile=args.compile)
             if kind == "cached" and "error" in st.get("compiled", {}):
@@ -273,6 +279,16 @@ def main() -> int:
     stage("profile", profile, 60)
     stage("lowmem", lowmem, 60)
     stage("fresh", child("fresh", 0), 60)
+    for kernel in filter(None, args.fresh_attention.split(",")):  # first-use costs differ per SDPA kernel
+        def fresh_with(kernel=kernel):
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            extra = {"attention": kernel, "overlap_pca": fast.overlap_pca}
+            st[f"fresh_{kernel}"], video = run_child(args, "fresh", left(), log, extra)
+            if video is not None:
+                videos[f"fresh_{kernel}"] = video
+        stages.append(f"fresh_{kernel}")
+        stage(f"fresh_{kernel}", fresh_with, 60)
     stage("compiled", child("compiled", 85), 200)
     stage("cached", child("cached", 0), 60)
     result["comparison"] = compare(videos, st)
@@ -285,7 +301,8 @@ def main() -> int:
 def print_table(result: dict, log) -> None:
     st, base = result["stages"], result["stages"].get("baseline", {}).get("wall_s")
     log(f"{'case':<12} {'video s':>8} {'x base':>7} {'warm-up s':>9} {'peak GB':>8}  phases")
-    for name in ("baseline", "fast_eager", "low_memory", "fresh", "compiled", "cached"):
+    fresh_kernels = [k for k in st if k.startswith("fresh_")]
+    for name in ("baseline", "fast_eager", "low_memory", "fresh", *fresh_kernels, "compiled", "cached"):
         r = st.get(name, {})
         if "wall_s" not in r:
             log(f"{name:<12} {r.get('error', r.get('skipped', 'not run'))[:80]}")

@@ -96,6 +96,8 @@ def test_runtime_validation_names_the_field():
     assert Runtime.fast().compiles("sampling") and not Runtime.fast().compiles("optimisation")
     assert Runtime.fast().compiles("inversion") and not Runtime().compiles("inversion")
     assert Runtime.fast().cudnn_benchmark and not Runtime().cudnn_benchmark
+    # cuDNN attention builds its kernels at first use: the one-off default avoids it, fast() warms up
+    assert Runtime().attention == "flash" and Runtime.fast().attention == Runtime.baseline().attention == "auto"
     assert Runtime().overlaps_pca("cuda") and not Runtime().overlaps_pca("cpu")
     assert not Runtime.low_mem().overlaps_pca("cuda") and not Runtime.baseline().overlaps_pca("cuda")
     assert Runtime.baseline().truncate is False and not Runtime.baseline().graphs_on("cuda")

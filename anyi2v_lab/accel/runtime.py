@@ -40,7 +40,10 @@ class Runtime:
       own, and at batch 1 those are many short ones that fusion merges. Only with CUDA graphs (an
       eager compiled call would pay Dynamo's guards on every block, 200 times).
     * ``channels_last``: put conv weights (UNet and VAE) in NHWC; ``None`` leaves the model as it is.
-    * ``attention``: preferred SDPA kernel; ``"auto"`` is PyTorch's own choice.
+    * ``attention``: preferred SDPA kernel on CUDA; ``"auto"`` is PyTorch's own choice, which is
+      cuDNN's attention on an H100: the fastest once running, but cuDNN builds its kernels at first
+      use, about 2.6 s per process for this job's shapes. So the default is ``"flash"`` (a fresh
+      process's first video: 13.7 s against 16.3 s) and ``fast()``, which warms up, keeps ``"auto"``.
     * ``cudnn_benchmark``: let cuDNN time its convolution algorithms once per shape. Off by default:
       the first video of a fresh process took 31.4 s with it against 15.6 s without (H100, full size:
       every forward and backward shape is timed); after a warm-up it pays (``fast()``).
@@ -60,7 +63,7 @@ class Runtime:
     compile_levels: int | None = None
     compile_inversion: bool = False
     channels_last: bool | None = None
-    attention: str = "auto"
+    attention: str = "flash"
     cudnn_benchmark: bool = False
     overlap_pca: bool = True
     low_memory: bool = False
@@ -87,7 +90,8 @@ class Runtime:
     @classmethod
     def baseline(cls) -> "Runtime":
         """The reference's choices: whole UNet in the optimisation passes, eager, no graphs."""
-        return cls(truncate=False, cuda_graphs=False, compile=False, channels_last=False, overlap_pca=False)
+        return cls(truncate=False, cuda_graphs=False, compile=False, channels_last=False, overlap_pca=False,
+                   attention="auto")
 
     @classmethod
     def fast(cls, **changes) -> "Runtime":
@@ -96,7 +100,7 @@ class Runtime:
         Compiling the optimisation passes too (``compile="regional"``) doubled the compile time for
         no measurable gain there."""
         return cls(**{"compile": "sampling", "compile_levels": 2, "compile_inversion": True, "cudnn_benchmark": True,
-                      **changes})
+                      "attention": "auto", **changes})
 
     @classmethod
     def low_mem(cls, **changes) -> "Runtime":

@@ -19,10 +19,11 @@ def _sdpa_order(name: str):
 
 
 @contextmanager
-def backend_settings(runtime: Runtime):
-    """The preferred SDPA kernel (others stay as fallbacks) and cuDNN autotuning, restored on exit."""
+def backend_settings(runtime: Runtime, device="cuda"):
+    """The preferred SDPA kernel (others stay as fallbacks; CUDA only, a CPU keeps PyTorch's choice)
+    and cuDNN autotuning, restored on exit."""
     with ExitStack() as stack:
-        if runtime.attention != "auto":
+        if runtime.attention != "auto" and torch.device(device).type == "cuda":
             from torch.nn.attention import sdpa_kernel
             stack.enter_context(sdpa_kernel(_sdpa_order(runtime.attention), set_priority=True))
         previous = torch.backends.cudnn.benchmark

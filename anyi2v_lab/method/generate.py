@@ -124,7 +124,7 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     cfg = config.guidance_scale > 1
     prepare_layout(pipe, runtime)
     timer = PhaseTimer(device)
-    with timer.phase("total"), backend_settings(runtime):
+    with timer.phase("total"), backend_settings(runtime, device):
         cond, uncond = pipe.encode_prompt(prompt, device, 1, cfg, negative_prompt)
         bank = features
         needs_bank = inject and (config.inject_residual or config.inject_query)
