@@ -137,3 +137,46 @@ def test_inversion_compiles_every_level_but_the_bypassed_motion_modules(tiny_une
     assert not any(p.startswith(m) for p in paths for m in motion)
     assert torch.equal(compiled, eager)
     assert all(m._compiled_call_impl is None for _, m in compile_units(tiny_unet))
+
+
+def test_fit_starters_see_what_the_capture_stores(tiny_pipe):
+    """The observers that start each layer's PCA fit early (on side streams on a GPU) must fit the
+    very tensor the capture stores, after the injection edits: a synchronous stand-in checks that."""
+    from concurrent.futures import Future
+
+    from anyi2v_lab.accel.overlap import SideStreams
+    from anyi2v_lab.hooks import Capture, hooked
+    from anyi2v_lab.method.alignment import layer_shapes
+    from anyi2v_lab.method.optimize import _with_fit_starters, layer_fit
+
+    class Inline:  # SideStreams' interface, run at once on the CPU
+        def submit(self, fn, *args):
+            f = Future()
+            f.set_result(fn(*args))
+            return f
+
+        def result(self, future):
+            return future.result()
+
+    cfg = AnyI2VConfig(**SMALL)
+    unet = tiny_pipe.unet
+    names = capture_sites(cfg)
+    shapes = layer_shapes(unet, cfg.align_layers, (16, 16))
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(1, 4, 4, 16, 16, generator=g)
+    emb = torch.randn(4, 77, unet.config.cross_attention_dim, generator=g)
+    noise = lambda x, ctx: x + 1.0  # an earlier edit on the same point: the starter must see its result  # noqa: E731
+    futures: dict = {}
+    edits = _with_fit_starters({names[0]: [noise]}, names, shapes, cfg, Inline(), futures)
+    assert edits[names[0]][0] is noise and len(edits[names[0]]) == 2
+    with torch.no_grad(), hooked(unet, edits=edits, capture=Capture(tuple(names), detach=False),
+                                 stop_after=names, phase="optimisation") as session:
+        with session.calling(timestep=501, step_index=0, branches=("cond",)):
+            session.forward(z, timestep_tensor(501, "cpu"), encoder_hidden_states=emb)
+    for i, name in enumerate(names):
+        stored = session.cache.entries(name)[-1].tensor
+        mean, comps = layer_fit(stored, shapes[i], cfg, i)
+        early_mean, early_comps = futures[i].result()
+        assert torch.equal(mean, early_mean) and torch.equal(comps, early_comps)
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        SideStreams("cpu")

@@ -2,8 +2,7 @@
 tagged condition images, then the motion modules on videos with the image model frozen, then a short
 joint fine-tune that keeps image batches (motion modules bypassed) in the mix. Evaluates and exports.
 
-    python -m anyi2v_lab.toy.train --out outputs/toy --export anyi2v_lab/toy/weights   # defaults: the
-    # recipe recommended after the committed run (VAE 120 s instead of 40 s), not yet run itself
+    python -m anyi2v_lab.toy.train --out outputs/toy --export anyi2v_lab/toy/weights   # the defaults
 
 The committed weights came from two 10-minute GPU calls (H100, then H200):
 
@@ -15,7 +14,9 @@ The committed weights came from two 10-minute GPU calls (H100, then H200):
 The code changed between and after the two calls (the UNet learns posterior means from the second on,
 coarser textures, 4 frames per scene in image batches, --vae-noise, the defaults), so re-running gives
 the recipe, not the bits: anyi2v_lab/toy/weights/README.md has the record. ``--phases decoder``
-fine-tunes the VAE decoder alone (latent space kept), e.g. on a CPU.
+fine-tunes the VAE decoder alone (latent space kept), e.g. on a CPU. A from-scratch run with the
+current defaults' VAE phase (2026-11-26: VAE 36.8 dB, but colour binding 39 %) was not adopted; the
+weights' README.md has its numbers.
 
 Each phase runs for a time budget (seconds) or a step cap, whichever ends first, so a run fits a fixed
 time limit on any machine. Progress goes to stdout and <out>/train.log; <out>/ckpt.pt holds the full
@@ -54,7 +55,7 @@ class TrainConfig:
     export: str | None = None
     seed: int = 0
     device: str = "auto"
-    # defaults: the recipe recommended after the committed run (its VAE phase was 40 s), not yet run
+    # defaults: the committed run's recipe with a longer, near-deterministic VAE phase (its was 40 s)
     seconds: dict = field(default_factory=lambda: {"vae": 120, "image": 100, "motion": 150, "joint": 150, "decoder": 0})
     max_steps: dict = field(default_factory=lambda: {p: 10**9 for p in PHASES})
     batch: dict = field(default_factory=lambda: {"vae": 256, "image": 512, "motion": 64, "joint": 64, "decoder": 64})
