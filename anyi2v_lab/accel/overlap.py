@@ -24,7 +24,8 @@ def _tensors(out) -> list[torch.Tensor]:
 class SideStreams:
     """``submit(fn, *tensors)`` runs ``fn`` on a side stream of ``device`` after the work already
     queued on the current stream; ``result(future)`` makes the current stream wait for it and
-    returns ``fn``'s output. Use as a context manager (the threads end on exit)."""
+    returns ``fn``'s output. :func:`side_streams` keeps one per device for the process; a context
+    manager use ends the threads on exit."""
 
     def __init__(self, device, workers: int = 2):
         self.device = torch.device(device)

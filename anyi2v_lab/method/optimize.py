@@ -102,10 +102,10 @@ def aligned_features(captured: list[torch.Tensor], alignment: Alignment, config:
     when computed elsewhere (overlapping the forward).
     """
     fmaps, tokens = zip(*(layer_tokens(x, shape) for x, shape in zip(captured, alignment.shapes)))
-    if config.pca_dim is not None and fits is None:  # all fits first: eigh reads its status on the host
-        fits = [layer_fit(x, shape, config, i) for i, (x, shape) in enumerate(zip(captured, alignment.shapes))]
     if config.pca_dim is None:
         fits = None
+    elif fits is None:  # all fits first: eigh reads its status on the host, so wait once
+        fits = [layer_fit(x, shape, config, i) for i, (x, shape) in enumerate(zip(captured, alignment.shapes))]
     maps, slices, previews, start = [], [], [], 0
     for i, (fmap, tok) in enumerate(zip(fmaps, tokens)):
         nf, _, h, w = fmap.shape
