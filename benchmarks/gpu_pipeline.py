@@ -232,9 +232,10 @@ def main() -> int:
         # everything else without them rather than lose the run
         nonlocal fast
         quick = warm_config(config).replace(opt_iters=2)
+        from anyi2v_lab.method import generate
+
         runs = {}
         for on in (False, True):
-            from anyi2v_lab.method import generate
             runs[on] = generate(pipe, inputs["condition"], inputs["prompt"], inputs["trajectory"], quick, seed=0,
                                 progress=False, runtime=fast.replace(overlap_pca=on)).latents
         st["overlap_check"] = {"max_abs": float((runs[True] - runs[False]).abs().max()),
@@ -252,7 +253,9 @@ def main() -> int:
         rt = Runtime.low_mem(cudnn_benchmark=True, attention="auto")
         st["low_memory"], videos["low_memory"] = timed(pipe, inputs, config, rt, log, "low_memory")
 
-    def child(kind: str, reserve: float):
+    def child(kind: str, reserve: float, label: str | None = None, runtime: dict | None = None):
+        label = label or kind
+
         def go():
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
@@ -265,9 +268,9 @@ def main() -> int:
                 extra.update(compile_backend=args.compile_backend, compile=args.compile)
             if kind == "cached" and "error" in st.get("compiled", {}):
                 extra.update(compile_inversion=False)  # still measure the rest if the graphed compile failed
-            st[kind], video = run_child(args, kind, left() - reserve, log, extra)
+            st[label], video = run_child(args, kind, left() - reserve, log, {**extra, **(runtime or {})})
             if video is not None:
-                videos[kind] = video
+                videos[label] = video
         return go
 
     stage("baseline", baseline, 60)
@@ -280,15 +283,8 @@ def main() -> int:
     stage("lowmem", lowmem, 60)
     stage("fresh", child("fresh", 0), 60)
     for kernel in filter(None, args.fresh_attention.split(",")):  # first-use costs differ per SDPA kernel
-        def fresh_with(kernel=kernel):
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            extra = {"attention": kernel, "overlap_pca": fast.overlap_pca}
-            st[f"fresh_{kernel}"], video = run_child(args, "fresh", left(), log, extra)
-            if video is not None:
-                videos[f"fresh_{kernel}"] = video
         stages.append(f"fresh_{kernel}")
-        stage(f"fresh_{kernel}", fresh_with, 60)
+        stage(f"fresh_{kernel}", child("fresh", 0, f"fresh_{kernel}", {"attention": kernel}), 60)
     stage("compiled", child("compiled", 85), 200)
     stage("cached", child("cached", 0), 60)
     result["comparison"] = compare(videos, st)

@@ -247,3 +247,13 @@ def test_embeddings_must_be_per_frame(tiny_unet, unet_inputs):
     sample, t, ehs = unet_inputs
     with pytest.raises(ValueError, match="per_frame"):
         run_with_cache(tiny_unet, sample, t, encoder_hidden_states=ehs[:1], names=[Q + ".query"])
+
+
+def test_merge_edits_keeps_order_and_accepts_single_functions():
+    from anyi2v_lab.hooks import merge_edits
+
+    f, g, h = (lambda x, ctx: x), (lambda x, ctx: x + 1), (lambda x, ctx: x * 2)
+    first = {"a": [f], "b": g}
+    merged = merge_edits(first, None, {"a": h, "c": [g, h]})
+    assert merged == {"a": [f, h], "b": [g], "c": [g, h]}
+    assert first == {"a": [f], "b": g}  # the inputs are not changed

@@ -11,11 +11,11 @@ from .memory import capture_bytes, estimate_capture_bytes
 from .motion import bypass_motion
 from .points import HookPoint, hook_points, list_hook_points, up_resnets, up_self_attention
 from .run import run_with_cache, run_with_hooks
-from .session import HookError, HookPointNotFired, HookSession, StopForward, hooked
+from .session import HookError, HookPointNotFired, HookSession, StopForward, hooked, merge_edits
 
 __all__ = [
     "ActivationCache", "Capture", "Entry", "CallInfo", "HookContext", "capture_bytes",
     "estimate_capture_bytes", "bypass_motion", "HookPoint", "hook_points", "list_hook_points",
     "up_resnets", "up_self_attention", "run_with_cache", "run_with_hooks", "HookError",
-    "HookPointNotFired", "HookSession", "StopForward", "hooked",
+    "HookPointNotFired", "HookSession", "StopForward", "hooked", "merge_edits",
 ]

@@ -48,6 +48,16 @@ def _inside_backward() -> bool:
     return torch._C._current_graph_task_id() != -1
 
 
+def merge_edits(*edits: Mapping[str, EditFn | Sequence[EditFn]] | None) -> dict[str, list[EditFn]]:
+    """Edit maps (a function or a list of functions per name) as one ``{name: [fn, ...]}``, each
+    name's functions in the order given: later maps' edits run after earlier ones'."""
+    out: dict[str, list[EditFn]] = {}
+    for mapping in edits:
+        for name, fns in (mapping or {}).items():
+            out.setdefault(name, []).extend([fns] if callable(fns) else list(fns))
+    return out
+
+
 class HookSession:
     """Live hooks on one UNet. Use through :func:`hooked`."""
 
@@ -57,9 +67,8 @@ class HookSession:
         self.unet = unet
         self._registry = {p.name: p for p in hook_points(unet)}
         self.edits: dict[str, list[EditFn]] = {}
-        for name, fns in (edits or {}).items():
+        for name, fns in merge_edits(edits).items():
             for point in resolve(self._registry, [name]):
-                fns = [fns] if callable(fns) else list(fns)
                 self.edits.setdefault(point.name, []).extend(fns)
         self.capture = capture
         self.captured = {p.name for p in resolve(self._registry, capture.names)} if capture else set()

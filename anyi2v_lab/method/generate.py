@@ -23,7 +23,7 @@ import torch
 from ..accel import (PhaseTimer, Runtime, backend_settings, compiled_regions, decode_video, hooked_modules,
                      prepare_layout, timestep_tensor)
 from ..conditions import Condition, load_condition
-from ..hooks import ActivationCache, Capture, hooked
+from ..hooks import ActivationCache, Capture, hooked, merge_edits
 from ..hooks.cache import names_of
 from ..layout import per_frame
 from ..trajectory import Trajectory
@@ -143,7 +143,7 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
         sample_embeds = per_frame(torch.cat([uncond, cond]) if cfg else cond, F_)
         opt_embeds = per_frame(cond, F_)
         branches = ("uncond", "cond") if cfg else ("cond",)
-        all_edits = _merge_edits(inject_edits, edits)
+        all_edits = merge_edits(inject_edits, edits)
         # blocks holding any hook of this run stay eager; the others may run compiled
         hooked_names = [*all_edits, *names_of(capture), *(capture_sites(config) if alignment else [])]
         held = hooked_modules(unet, hooked_names)
@@ -171,10 +171,3 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     record.finalise()
     return GenerationResult(np.asarray(video, dtype=np.float32), z, record, config, seed, prompt, negative_prompt,
                             condition, trajectory, bank, session.cache if capture is not None else None)
-
-
-def _merge_edits(a: dict, b: dict | None) -> dict:
-    out = {k: list(v) for k, v in a.items()}
-    for name, fns in (b or {}).items():
-        out.setdefault(name, []).extend([fns] if callable(fns) else list(fns))
-    return out

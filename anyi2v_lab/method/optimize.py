@@ -21,7 +21,7 @@ from torch.profiler import record_function
 
 from ..accel import Runtime, checkpointed_blocks, frozen, timestep_tensor
 from ..accel.overlap import SideStreams, side_streams
-from ..hooks import Capture, hooked
+from ..hooks import Capture, hooked, merge_edits
 from .config import AnyI2VConfig
 from .loss import alignment_loss
 from .pca import pca_fit, pca_project
@@ -193,8 +193,6 @@ def _with_fit_starters(edits: dict, names: list[str], shapes, config: AnyI2VConf
                        futures: dict) -> dict:
     """``edits`` plus, last on each captured point, an observer that starts that layer's PCA fit on a
     side stream; it sees the tensor the capture stores (after every other edit) and changes nothing."""
-    out = {k: list(v) if not callable(v) else [v] for k, v in edits.items()}
-
     def starter(i: int):
         def start_fit(x: torch.Tensor, ctx) -> None:
             if torch._C._current_graph_task_id() == -1:  # not a checkpoint recomputation in the backward
@@ -202,9 +200,7 @@ def _with_fit_starters(edits: dict, names: list[str], shapes, config: AnyI2VConf
             return None
         return start_fit
 
-    for i, name in enumerate(names):
-        out.setdefault(name, []).append(starter(i))
-    return out
+    return merge_edits(edits, {name: starter(i) for i, name in enumerate(names)})
 
 
 def _persistent_step(adam: torch.optim.AdamW, z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
