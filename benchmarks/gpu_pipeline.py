@@ -173,10 +173,10 @@ def main() -> int:
     p.add_argument("--weights", help="SD1.5 diffusers folder (default: random fp16 weights at full size)")
     p.add_argument("--tiny", action="store_true", help="the tiny random model (a CPU check of the script)")
     p.add_argument("--quick", action="store_true", help="4 frames, 3 steps, inversion to 21, 2 x 2 optimisation")
-    p.add_argument("--stages", default="baseline,variants,overlap,fast,profile,lowmem,fresh,compiled,cached")
+    p.add_argument("--stages", default="baseline,variants,overlap,fast,nograph,profile,lowmem,fresh,compiled,cached")
     p.add_argument("--budget", type=float, default=1e9, help="seconds for the whole run; stages past it are skipped")
     p.add_argument("--compile-backend", default="inductor", help="'eager' checks the compiled path's plumbing fast")
-    p.add_argument("--compile", default="sampling", choices=("sampling", "regional"), help="what the compiled runs compile")
+    p.add_argument("--compile", default="regional", choices=("sampling", "regional"), help="what the compiled runs compile (fast()'s: regional)")
     p.add_argument("--fresh-attention", default="", help="also a fresh process per SDPA kernel, e.g. efficient,flash")
     p.add_argument("--log")
     p.add_argument("--child", choices=("fresh", "compiled", "cached"), help=argparse.SUPPRESS)
@@ -245,11 +245,19 @@ def main() -> int:
     def fast_eager():
         st["fast_eager"], videos["fast_eager"] = timed(pipe, inputs, config, fast, log, "fast_eager")
 
+    def fast_nograph():
+        # the same runtime with eager optimisation passes: what the captured passes gain, in one run
+        st["fast_nograph"], videos["fast_nograph"] = timed(pipe, inputs, config, fast.replace(graph_optimisation=False),
+                                                           log, "fast_nograph")
+
     def profile():
         # a short job with three optimisation iterations: the method's ranges split their time
         st["profile"] = profile_run(pipe, inputs, warm_config(config).replace(opt_iters=3), fast, log)
 
     def lowmem():
+        from anyi2v_lab.accel import clear_graphs
+
+        clear_graphs()  # earlier stages' graph pools would count against the low-memory peak
         rt = Runtime.low_mem(cudnn_benchmark=True, attention="auto")
         st["low_memory"], videos["low_memory"] = timed(pipe, inputs, config, rt, log, "low_memory")
 
@@ -264,6 +272,8 @@ def main() -> int:
                                                  if k in ("channels_last", "attention")}
             if not fast.overlap_pca:
                 extra["overlap_pca"] = False
+            if not fast.graph_optimisation:
+                extra["graph_optimisation"] = False
             if kind != "fresh":
                 extra.update(compile_backend=args.compile_backend, compile=args.compile)
             if kind == "cached" and "error" in st.get("compiled", {}):
@@ -279,6 +289,9 @@ def main() -> int:
     if "error" in st.get("overlap", {}):
         fast = fast.replace(overlap_pca=False)
     stage("fast", fast_eager, 60)
+    if "error" in st.get("fast", {}):  # measure the rest with eager optimisation passes
+        fast = fast.replace(graph_optimisation=False)
+    stage("nograph", fast_nograph, 60)
     stage("profile", profile, 60)
     stage("lowmem", lowmem, 60)
     stage("fresh", child("fresh", 0), 60)
@@ -287,6 +300,8 @@ def main() -> int:
         stage(f"fresh_{kernel}", child("fresh", 0, f"fresh_{kernel}", {"attention": kernel}), 60)
     stage("compiled", child("compiled", 85), 200)
     stage("cached", child("cached", 0), 60)
+    # the Inductor cache also holds the sampling-only compile's graphs: the preset without compiled passes
+    stage("cached_sampling", child("cached", 0, "cached_sampling", {"compile": "sampling"}), 60)
     result["comparison"] = compare(videos, st)
     result["total_s"] = time.time() - T0
     save()
@@ -298,7 +313,8 @@ def print_table(result: dict, log) -> None:
     st, base = result["stages"], result["stages"].get("baseline", {}).get("wall_s")
     log(f"{'case':<12} {'video s':>8} {'x base':>7} {'warm-up s':>9} {'peak GB':>8}  phases")
     fresh_kernels = [k for k in st if k.startswith("fresh_")]
-    for name in ("baseline", "fast_eager", "low_memory", "fresh", *fresh_kernels, "compiled", "cached"):
+    for name in ("baseline", "fast_eager", "fast_nograph", "low_memory", "fresh", *fresh_kernels, "compiled", "cached",
+                 "cached_sampling"):
         r = st.get(name, {})
         if "wall_s" not in r:
             log(f"{name:<12} {r.get('error', r.get('skipped', 'not run'))[:80]}")

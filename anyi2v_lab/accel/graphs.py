@@ -50,7 +50,7 @@ def weights_key(module: torch.nn.Module) -> int:
     return hash(tuple((p.data_ptr(), p.dtype, tuple(p.stride())) for p in module.parameters()))
 
 
-def graphed(module: torch.nn.Module, name: str, key: tuple, build: Callable[[], GraphedCall]) -> GraphedCall:
+def graphed(module: torch.nn.Module, name: str, key: tuple, build: Callable[[], object]):
     """The graph ``build()`` makes, cached on ``module`` under ``(name, key, weights)``; one per name."""
     slot = _GRAPHS.setdefault(module, {})
     full = (key, weights_key(module))

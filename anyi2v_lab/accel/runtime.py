@@ -28,6 +28,10 @@ class Runtime:
       whole UNet and throws the output away).
     * ``cuda_graphs``: replay the inversion's hook-free UNet calls from one CUDA graph; ``"auto"``
       turns it on for CUDA devices.
+    * ``graph_optimisation``: with CUDA graphs on, the optimisation passes replay one captured
+      truncated forward and its backward (:mod:`~anyi2v_lab.method.opt_graph`); eager, a pass is
+      bound by kernel launches (161 ms of wall time for 108 ms of kernels at full size on an H100).
+      Captured once per shape and settings; its memory pool stays reserved for later generations.
     * ``compile``: ``"regional"`` compiles every repeated block (ResNet, spatial transformer, motion
       module, up/down sampler) that carries no hook of the run, for sampling and optimisation;
       ``"sampling"`` only for the sampling forwards (half the compile time). Compiled code is cached
@@ -57,6 +61,7 @@ class Runtime:
 
     truncate: bool = True
     cuda_graphs: bool | str = "auto"
+    graph_optimisation: bool = True
     compile: bool | str = False
     compile_backend: str = "inductor"
     compile_mode: str | None = None
@@ -95,11 +100,12 @@ class Runtime:
 
     @classmethod
     def fast(cls, **changes) -> "Runtime":
-        """Everything that pays on an H100 (benchmarks/README.md): truncation, inversion graphs of
-        compiled blocks, compiled sampling blocks on the two finest levels, cuDNN autotuning.
-        Compiling the optimisation passes too (``compile="regional"``) doubled the compile time for
-        no measurable gain there."""
-        return cls(**{"compile": "sampling", "compile_levels": 2, "compile_inversion": True, "cudnn_benchmark": True,
+        """Everything that pays on an H100 (benchmarks/README.md, run 9): truncation, inversion graphs
+        of compiled blocks, optimisation passes replayed from a CUDA graph with the two finest levels'
+        blocks compiled (8.82 s a video against 9.23 s with eager blocks in the graph), compiled
+        sampling blocks on the same levels, cuDNN autotuning. Eager, the optimisation passes are bound
+        by kernel launches and compiled blocks gained nothing there (runs 1 and 7)."""
+        return cls(**{"compile": "regional", "compile_levels": 2, "compile_inversion": True, "cudnn_benchmark": True,
                       "attention": "auto", **changes})
 
     @classmethod
@@ -122,6 +128,9 @@ class Runtime:
 
     def graphs_on(self, device) -> bool:
         return self.cuda_graphs is True or (self.cuda_graphs == "auto" and torch.device(device).type == "cuda")
+
+    def graphs_optimisation(self, device) -> bool:
+        return self.graph_optimisation and not self.low_memory and self.graphs_on(device)
 
     def overlaps_pca(self, device) -> bool:
         return self.overlap_pca and not self.low_memory and torch.device(device).type == "cuda"

@@ -153,7 +153,8 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
                     with timer.phase("optimisation"), session.suspended(), \
                             compiled_regions(unet, runtime, "optimisation", held):
                         z = optimise_latents(unet, z, t, i, opt_embeds, inject_edits, alignment, config, record,
-                                             keep_masks, keep_pca, runtime=runtime, keep_latents=keep_latents)
+                                             keep_masks, keep_pca, runtime=runtime, keep_latents=keep_latents,
+                                             bank=bank if inject_edits else None)
                 with timer.phase("sampling"), torch.no_grad(), compiled_regions(unet, runtime, "sampling", held), \
                         session.calling(timestep=t, step_index=i, branches=branches):
                     model_in = torch.cat([z, z]) if cfg else z

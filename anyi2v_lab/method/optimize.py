@@ -12,7 +12,7 @@ on every latent element. :func:`fresh_adamw_step` is that update in closed form 
 """
 from __future__ import annotations
 
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +23,9 @@ from ..accel import Runtime, checkpointed_blocks, frozen, timestep_tensor
 from ..accel.overlap import SideStreams, side_streams
 from ..hooks import Capture, hooked, merge_edits
 from .config import AnyI2VConfig
+from .features import FeatureBank
 from .loss import alignment_loss
+from .opt_graph import graphed_pass
 from .pca import pca_fit, pca_project
 from .record import InspectionRecord, Iteration
 
@@ -127,12 +129,15 @@ def capture_sites(config: AnyI2VConfig) -> list[str]:
 def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embeds: torch.Tensor,
                      edits: dict, alignment: Alignment, config: AnyI2VConfig, record: InspectionRecord,
                      keep_masks: bool = False, keep_pca: bool = False, runtime: Runtime | None = None,
-                     keep_latents: bool = False) -> torch.Tensor:
+                     keep_latents: bool = False, bank: FeatureBank | None = None) -> torch.Tensor:
     """Run ``config.opt_iters`` iterations on ``z`` ``(1, 4, F, h, w)`` fp32; returns the new latent.
 
     ``embeds`` are the conditional embeddings per frame ``(F, T, D)``; ``edits`` the injection edits.
     ``runtime.truncate`` stops each forward after the last aligned layer (the reference runs the
-    whole UNet); ``runtime.low_memory`` recomputes block activations in the backward.
+    whole UNet); ``runtime.low_memory`` recomputes block activations in the backward. ``bank`` is
+    what ``edits`` were made from (``injection_edits(bank, config)``, or ``None`` with no edits):
+    given it, ``runtime.graph_optimisation`` replays the passes from a CUDA graph
+    (:mod:`~anyi2v_lab.method.opt_graph`), which rebuilds the same edits on static copies.
     """
     runtime = runtime or Runtime()
     names = capture_sites(config)
@@ -142,25 +147,34 @@ def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embe
     adam = None
     overlap = runtime.overlaps_pca(z.device) and config.pca_dim is not None
     futures: dict = {}
+    call = dict(timestep=timestep, step_index=step_index, branches=("cond",))
+    graph = session = None
     with ExitStack() as stack:
         stack.enter_context(frozen(unet))
         if runtime.low_memory:
             stack.enter_context(checkpointed_blocks(unet))
-        if overlap:  # each layer's PCA fit starts as soon as the forward has produced it
-            side = side_streams(z.device, workers=len(names))
-            edits = _with_fit_starters(edits, names, alignment.shapes, config, side, futures)
-        session = stack.enter_context(hooked(unet, edits=edits, capture=capture, stop_after=stop,
-                                             phase="optimisation"))
+        side = side_streams(z.device, workers=len(names)) if overlap else None
+        if runtime.graphs_optimisation(z.device) and (bank is not None or not edits):
+            graph = graphed_pass(unet, bank, config, names, z, t_in, embeds, runtime, call)
+        else:
+            if overlap:  # each layer's PCA fit starts as soon as the forward has produced it
+                edits = _with_fit_starters(edits, names, alignment.shapes, config, side, futures)
+            session = stack.enter_context(hooked(unet, edits=edits, capture=capture, stop_after=stop,
+                                                 phase="optimisation"))
         for it in range(config.opt_iters):
             futures.clear()
             leaf = z.detach().requires_grad_(True)
             # named ranges: a torch.profiler trace splits each iteration's time between them
-            with torch.enable_grad(), session.calling(timestep=timestep, step_index=step_index,
-                                                      branches=("cond",)):
+            with torch.enable_grad(), session.calling(**call) if session is not None else nullcontext():
                 with record_function("anyi2v.optimisation.forward"):
-                    session.forward(leaf.to(unet.dtype), t_in, encoder_hidden_states=embeds)
-                captured = [session.cache.entries(n)[-1].tensor for n in names]
-                session.cache.clear()
+                    if graph is not None:
+                        captured = list(graph(bank, leaf, t_in, embeds))
+                        for i, x in enumerate(captured if overlap else ()):  # both fits at once, on side streams
+                            futures[i] = side.submit(layer_fit, x.detach(), alignment.shapes[i], config, i)
+                    else:
+                        session.forward(leaf.to(unet.dtype), t_in, encoder_hidden_states=embeds)
+                        captured = [session.cache.entries(n)[-1].tensor for n in names]
+                        session.cache.clear()
                 with record_function("anyi2v.optimisation.pca_and_loss"):
                     fits = [side.result(futures[i]) for i in range(len(names))] if overlap else None
                     feats, slices, previews = aligned_features(captured, alignment, config, keep_pca, fits)

@@ -1,0 +1,88 @@
+"""The optimisation passes as CUDA graph replays: the truncated forward and its backward captured once.
+
+At full size one pass is bound by the host, not the GPU: its 2,986 kernels take 108 ms of device time,
+the eager forward+backward 161 ms of wall time (H100, ``benchmarks/results/opt_pass.json``). The
+hooks, diffusers' modules and the autograd engine launch kernels more slowly than the GPU runs them.
+Every pass of a generation is the same computation up to the latent and the timestep (injection is
+always on in the optimisation passes), so ``torch.cuda.make_graphed_callables`` captures the forward
+and the backward once; between the two replays the PCA fits (an ``eigh`` that blocks its thread) and
+the loss run eagerly, as before. The captured edits read static copies of the inverted features,
+refreshed before each replay, so a new condition image replays the same graphs.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..accel import Runtime, graphed
+from ..hooks import Capture, hooked
+from .config import AnyI2VConfig
+from .features import FeatureBank
+from .injection import injection_edits
+
+# what the capture is made with; a test swaps in a stand-in to run the same plumbing on a CPU
+make_graphed: Callable = torch.cuda.make_graphed_callables
+
+_EDIT_FIELDS = ("res_layers", "attn_layers", "inject_residual", "inject_query", "kv_consistency", "debias",
+                "adain_patch", "adain_eps", "inject_uncond")
+
+
+def _bank_tensors(bank: FeatureBank | None) -> list[torch.Tensor]:
+    if bank is None:
+        return []
+    return [*(bank.residuals[k] for k in sorted(bank.residuals)), *(bank.queries[k] for k in sorted(bank.queries))]
+
+
+class GraphedPass:
+    """``pass_(bank, leaf, t, embeds)``: the captured tensors at ``names`` (each ``(1, F, ...)``, in the
+    autograd graph of ``leaf`` through the captured backward). They are the graph's static outputs:
+    use them before the next call."""
+
+    def __init__(self, fn: Callable, bank: FeatureBank | None):
+        self.fn, self.bank = fn, bank
+
+    def __call__(self, bank: FeatureBank | None, leaf: torch.Tensor, t: torch.Tensor,
+                 embeds: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        for dst, src in zip(_bank_tensors(self.bank), _bank_tensors(bank)):
+            if dst.data_ptr() != src.data_ptr():
+                dst.copy_(src, non_blocking=True)
+        return self.fn(leaf, t, embeds)
+
+
+def pass_key(bank: FeatureBank | None, config: AnyI2VConfig, names: list[str], leaf: torch.Tensor,
+             t: torch.Tensor, embeds: torch.Tensor, runtime: Runtime) -> tuple:
+    """Everything a captured pass depends on besides the weights (which :func:`graphed` keys on)."""
+    shapes = tuple((tuple(x.shape), x.dtype, str(x.device)) for x in (leaf, t, embeds, *_bank_tensors(bank)))
+    bank_names = None if bank is None else (tuple(sorted(bank.residuals)), tuple(sorted(bank.queries)))
+    edits = tuple(getattr(config, f) for f in _EDIT_FIELDS)
+    compiled = (runtime.compiles("optimisation"), runtime.compile_levels, runtime.compile_backend, runtime.compile_mode)
+    return shapes, bank_names, edits, tuple(names), compiled, runtime.truncate
+
+
+def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: list[str], leaf: torch.Tensor,
+                 t: torch.Tensor, embeds: torch.Tensor, runtime: Runtime, call: dict) -> GraphedPass:
+    """The captured pass for these shapes and settings, made on first use and cached on ``unet``.
+    Call with the weights frozen (no weight gradients) and inside the run's compiled regions.
+    ``call`` is the :meth:`HookSession.calling` information of the capture (``timestep`` given, so
+    the session never reads the timestep tensor on the host)."""
+    key = pass_key(bank, config, names, leaf, t, embeds, runtime)
+
+    def build() -> GraphedPass:
+        static = None if bank is None else FeatureBank({k: v.clone() for k, v in bank.residuals.items()},
+                                                       {k: v.clone() for k, v in bank.queries.items()},
+                                                       bank.timestep, dict(bank.meta))
+        edits = injection_edits(static, config) if static is not None else {}
+        stop = names if runtime.truncate else None
+
+        def forward(x: torch.Tensor, tt: torch.Tensor, emb: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            capture = Capture(tuple(names), detach=False)
+            with hooked(unet, edits=edits, capture=capture, stop_after=stop, phase="optimisation") as session, \
+                    session.calling(**call):
+                session.forward(x.to(unet.dtype), tt, encoder_hidden_states=emb)
+                return tuple(session.cache.entries(n)[-1].tensor for n in names)
+
+        example = (leaf.detach().clone().requires_grad_(True), t.clone(), embeds.detach().clone())
+        return GraphedPass(make_graphed(forward, example, num_warmup_iters=2, allow_unused_input=True), static)
+
+    return graphed(unet, "optimisation", key, build)
