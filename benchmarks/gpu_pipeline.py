@@ -294,6 +294,8 @@ def main() -> int:
     stage("nograph", fast_nograph, 60)
     stage("profile", profile, 60)
     stage("lowmem", lowmem, 60)
+    # the graph's capture (two warm-up passes, then the capture) against its 30 replays, in a fresh process
+    stage("fresh_nograph", child("fresh", 0, "fresh_nograph", {"graph_optimisation": False}), 60)
     stage("fresh", child("fresh", 0), 60)
     for kernel in filter(None, args.fresh_attention.split(",")):  # first-use costs differ per SDPA kernel
         stages.append(f"fresh_{kernel}")

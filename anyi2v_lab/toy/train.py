@@ -4,7 +4,8 @@ joint fine-tune that keeps image batches (motion modules bypassed) in the mix. E
 
     python -m anyi2v_lab.toy.train --out outputs/toy --export anyi2v_lab/toy/weights   # the defaults
 
-The committed weights came from two 10-minute GPU calls (H100, then H200):
+The committed weights came from five GPU calls (H100, H200, then three H100 calls that continued the
+joint phase from the previous export; the weights' README.md has their commands):
 
     python -m anyi2v_lab.toy.train --out outputs/toy --seconds vae=40,image=100,motion=190,joint=170 \
         --vae-noise 1 --eval-videos 64 --grid-cfg 5
