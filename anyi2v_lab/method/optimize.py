@@ -141,8 +141,6 @@ def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embe
     """
     runtime = runtime or Runtime()
     names = capture_sites(config)
-    capture = Capture(tuple(names), detach=False)
-    stop = names if runtime.truncate else None
     t_in = timestep_tensor(timestep, z.device)
     adam = None
     overlap = runtime.overlaps_pca(z.device) and config.pca_dim is not None
@@ -159,7 +157,8 @@ def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embe
         else:
             if overlap:  # each layer's PCA fit starts as soon as the forward has produced it
                 edits = _with_fit_starters(edits, names, alignment.shapes, config, side, futures)
-            session = stack.enter_context(hooked(unet, edits=edits, capture=capture, stop_after=stop,
+            session = stack.enter_context(hooked(unet, edits=edits, capture=Capture(tuple(names), detach=False),
+                                                 stop_after=names if runtime.truncate else None,
                                                  phase="optimisation"))
         for it in range(config.opt_iters):
             futures.clear()
