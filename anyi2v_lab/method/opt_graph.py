@@ -1,7 +1,7 @@
 """The optimisation passes as CUDA graph replays: the truncated forward and its backward captured once.
 
 At full size one pass is bound by the host, not the GPU: its 2,986 kernels take 108 ms of device time,
-the eager forward+backward 161 ms of wall time (H100, ``benchmarks/results/opt_pass.json``). The
+the eager forward+backward 161 ms of wall time (H100, ``benchmarks/results/h100_opt_pass.json``). The
 hooks, diffusers' modules and the autograd engine launch kernels more slowly than the GPU runs them.
 Every pass of a generation is the same computation up to the latent and the timestep (injection is
 always on in the optimisation passes), so ``torch.cuda.make_graphed_callables`` captures the forward
