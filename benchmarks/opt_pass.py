@@ -21,18 +21,17 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_parts import _category, _event_ms, env_info, paper_config, random_sd15_pipeline  # noqa: E402
+from gpu_parts import _event_ms, by_category, env_info, kernel_rows, paper_config, random_sd15_pipeline  # noqa: E402
 
 
 def pass_fn(unet, names, z, t, emb, backward: bool):
     """One optimisation-shaped pass: forward to the last captured point, loss on the captures, and
     (``backward``) the gradient of the latent."""
-    from anyi2v_lab.hooks import Capture, hooked
+    from anyi2v_lab.method.opt_graph import pass_session
 
     def run():
         leaf = z.detach().requires_grad_(True)
-        capture = Capture(tuple(names), detach=False)
-        with torch.enable_grad(), hooked(unet, capture=capture, stop_after=names, phase="optimisation") as s, \
+        with torch.enable_grad(), pass_session(unet, {}, names, truncate=True) as s, \
                 s.calling(timestep=int(t), step_index=0, branches=("cond",)):
             s.forward(leaf.to(unet.dtype), t, encoder_hidden_states=emb)
             loss = sum(s.cache.entries(n)[-1].tensor.float().square().mean() for n in names)
@@ -49,15 +48,9 @@ def profile_fn(fn) -> dict:
     with profile(activities=acts) as prof:
         fn()
         torch.cuda.synchronize() if cuda else None
-    by_cat, launches, total = {}, 0, 0.0
-    for e in prof.key_averages():
-        us = getattr(e, "self_device_time_total", 0) if cuda else 0
-        if us > 0 and "CUDA" in str(getattr(e, "device_type", "")):
-            by_cat[_category(e.key)] = by_cat.get(_category(e.key), 0.0) + us / 1000
-            launches += e.count
-            total += us / 1000
-    return {"kernel_ms": round(total, 2), "kernels": launches,
-            "ms_by_category": {k: round(v, 2) for k, v in sorted(by_cat.items(), key=lambda kv: -kv[1])}}
+    rows = kernel_rows(prof) if cuda else []  # on a CPU there are no kernels to split
+    return {"kernel_ms": round(sum(r[1] for r in rows) / 1000, 2), "kernels": sum(r[2] for r in rows),
+            "ms_by_category": {k: round(v / 1000, 2) for k, v in by_category(rows).items()}}
 
 
 def main() -> int:

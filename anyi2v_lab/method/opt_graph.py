@@ -34,19 +34,28 @@ def _bank_tensors(bank: FeatureBank | None) -> list[torch.Tensor]:
     return [*(bank.residuals[k] for k in sorted(bank.residuals)), *(bank.queries[k] for k in sorted(bank.queries))]
 
 
+def pass_session(unet, edits: dict, names: list[str], truncate: bool):
+    """The hook session of an optimisation pass: ``edits``, the aligned layers captured with their
+    autograd graph, and (``truncate``) the forward stopped after the last of them."""
+    return hooked(unet, edits=edits, capture=Capture(tuple(names), detach=False),
+                  stop_after=names if truncate else None, phase="optimisation")
+
+
 class GraphedPass:
-    """``pass_(bank, leaf, t, embeds)``: the captured tensors at ``names`` (each ``(1, F, ...)``, in the
+    """``pass_(leaf, t, embeds)``: the captured tensors at ``names`` (each ``(1, F, ...)``, in the
     autograd graph of ``leaf`` through the captured backward). They are the graph's static outputs:
-    use them before the next call."""
+    use them before the next call. ``load(bank)`` copies a generation's inverted features into the
+    static ones the captured edits read."""
 
     def __init__(self, fn: Callable, bank: FeatureBank | None):
         self.fn, self.bank = fn, bank
 
-    def __call__(self, bank: FeatureBank | None, leaf: torch.Tensor, t: torch.Tensor,
-                 embeds: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def load(self, bank: FeatureBank | None) -> "GraphedPass":
         for dst, src in zip(_bank_tensors(self.bank), _bank_tensors(bank)):
-            if dst.data_ptr() != src.data_ptr():
-                dst.copy_(src, non_blocking=True)
+            dst.copy_(src, non_blocking=True)
+        return self
+
+    def __call__(self, leaf: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.fn(leaf, t, embeds)
 
 
@@ -62,9 +71,9 @@ def pass_key(bank: FeatureBank | None, config: AnyI2VConfig, names: list[str], l
 
 def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: list[str], leaf: torch.Tensor,
                  t: torch.Tensor, embeds: torch.Tensor, runtime: Runtime, call: dict) -> GraphedPass:
-    """The captured pass for these shapes and settings, made on first use and cached on ``unet``.
-    Call with the weights frozen (no weight gradients) and inside the run's compiled regions.
-    ``call`` is the :meth:`HookSession.calling` information of the capture (``timestep`` given, so
+    """The captured pass for these shapes and settings, made on first use and cached on ``unet``,
+    with ``bank``'s features loaded. Call with the weights frozen (no weight gradients) and inside
+    the run's compiled regions. ``call`` is the :meth:`HookSession.calling` information of the capture (``timestep`` given, so
     the session never reads the timestep tensor on the host)."""
     key = pass_key(bank, config, names, leaf, t, embeds, runtime)
 
@@ -73,16 +82,13 @@ def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: li
                                                        {k: v.clone() for k, v in bank.queries.items()},
                                                        bank.timestep, dict(bank.meta))
         edits = injection_edits(static, config) if static is not None else {}
-        stop = names if runtime.truncate else None
 
         def forward(x: torch.Tensor, tt: torch.Tensor, emb: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            capture = Capture(tuple(names), detach=False)
-            with hooked(unet, edits=edits, capture=capture, stop_after=stop, phase="optimisation") as session, \
-                    session.calling(**call):
+            with pass_session(unet, edits, names, runtime.truncate) as session, session.calling(**call):
                 session.forward(x.to(unet.dtype), tt, encoder_hidden_states=emb)
                 return tuple(session.cache.entries(n)[-1].tensor for n in names)
 
         example = (leaf.detach().clone().requires_grad_(True), t.clone(), embeds.detach().clone())
         return GraphedPass(make_graphed(forward, example, num_warmup_iters=2, allow_unused_input=True), static)
 
-    return graphed(unet, "optimisation", key, build)
+    return graphed(unet, "optimisation", key, build).load(bank)

@@ -21,11 +21,11 @@ from torch.profiler import record_function
 
 from ..accel import Runtime, checkpointed_blocks, frozen, timestep_tensor
 from ..accel.overlap import SideStreams, side_streams
-from ..hooks import Capture, hooked, merge_edits
+from ..hooks import merge_edits
 from .config import AnyI2VConfig
 from .features import FeatureBank
 from .loss import alignment_loss
-from .opt_graph import graphed_pass
+from .opt_graph import graphed_pass, pass_session
 from .pca import pca_fit, pca_project
 from .record import InspectionRecord, Iteration
 
@@ -157,9 +157,7 @@ def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embe
         else:
             if overlap:  # each layer's PCA fit starts as soon as the forward has produced it
                 edits = _with_fit_starters(edits, names, alignment.shapes, config, side, futures)
-            session = stack.enter_context(hooked(unet, edits=edits, capture=Capture(tuple(names), detach=False),
-                                                 stop_after=names if runtime.truncate else None,
-                                                 phase="optimisation"))
+            session = stack.enter_context(pass_session(unet, edits, names, runtime.truncate))
         for it in range(config.opt_iters):
             futures.clear()
             leaf = z.detach().requires_grad_(True)
@@ -167,7 +165,7 @@ def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embe
             with torch.enable_grad(), session.calling(**call) if session is not None else nullcontext():
                 with record_function("anyi2v.optimisation.forward"):
                     if graph is not None:
-                        captured = list(graph(bank, leaf, t_in, embeds))
+                        captured = list(graph(leaf, t_in, embeds))
                         for i, x in enumerate(captured if overlap else ()):  # both fits at once, on side streams
                             futures[i] = side.submit(layer_fit, x.detach(), alignment.shapes[i], config, i)
                     else:
