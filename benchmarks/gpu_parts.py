@@ -191,6 +191,27 @@ def _category(name: str) -> str:
     return next((c for c, keys in _CATEGORIES if any(k in low for k in keys)), "other")
 
 
+def kernel_rows(prof) -> list[tuple[str, float, int]]:
+    """``(name, self µs, calls)`` of every CUDA kernel in a profile; on a CPU, of every operator (self
+    CPU time). The method's named ranges (``anyi2v.*``) are left out."""
+    cuda, rows = torch.cuda.is_available(), []
+    for e in prof.key_averages():
+        if e.key.startswith("anyi2v."):
+            continue
+        us = getattr(e, "self_device_time_total", 0) if cuda else e.self_cpu_time_total
+        if us > 0 and (not cuda or getattr(e, "device_type", None) is not None and "CUDA" in str(e.device_type)):
+            rows.append((e.key, us, e.count))
+    return rows
+
+
+def by_category(rows) -> dict[str, float]:
+    """Summed µs of :func:`kernel_rows` per kernel category, largest first."""
+    out: dict = {}
+    for key, us, _ in rows:
+        out[_category(key)] = out.get(_category(key), 0.0) + us
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def profile_run(pipe, inputs, config, runtime, log) -> dict:
     """Kernel time by category and the top kernels of one short job (same shapes as the paper's)."""
     from torch.profiler import ProfilerActivity, profile
@@ -201,23 +222,15 @@ def profile_run(pipe, inputs, config, runtime, log) -> dict:
     with profile(activities=acts) as prof:
         generate(pipe, inputs["condition"], inputs["prompt"], inputs["trajectory"], config, seed=0,
                  progress=False, runtime=runtime)
-    cuda = torch.cuda.is_available()
-    rows, ranges = [], {}
-    for e in prof.key_averages():
-        if e.key.startswith("anyi2v."):  # the method's named ranges: host time and the kernels they launched
-            ranges[e.key] = {"calls": e.count, "cpu_ms_per_call": e.cpu_time_total / 1000 / e.count,
-                             "device_ms_per_call": getattr(e, "device_time_total", 0) / 1000 / e.count}
-            continue
-        dev_us = getattr(e, "self_device_time_total", 0) if cuda else e.self_cpu_time_total
-        if dev_us > 0 and (not cuda or getattr(e, "device_type", None) is not None and "CUDA" in str(e.device_type)):
-            rows.append((e.key, dev_us, e.count))
+    # the method's named ranges: host time and the kernels they launched
+    ranges = {e.key: {"calls": e.count, "cpu_ms_per_call": e.cpu_time_total / 1000 / e.count,
+                      "device_ms_per_call": getattr(e, "device_time_total", 0) / 1000 / e.count}
+              for e in prof.key_averages() if e.key.startswith("anyi2v.")}
+    rows = kernel_rows(prof)
     total = sum(r[1] for r in rows) or 1.0
-    by_cat: dict = {}
-    for key, us, _ in rows:
-        by_cat[_category(key)] = by_cat.get(_category(key), 0.0) + us
     top = sorted(rows, key=lambda r: -r[1])[:15]
-    out = {"total_kernel_ms": total / 1000, "share_by_category": {k: round(v / total, 3) for k, v in
-                                                                   sorted(by_cat.items(), key=lambda kv: -kv[1])},
+    out = {"total_kernel_ms": total / 1000, "share_by_category": {k: round(v / total, 3)
+                                                                   for k, v in by_category(rows).items()},
            "top_kernels": [{"name": k[:120], "ms": us / 1000, "calls": n} for k, us, n in top],
            "ranges": ranges}
     log(f"profile: {out['share_by_category']}")
