@@ -66,7 +66,7 @@ def test_background_term_pulls_towards_frame_zero():
 
 @pytest.mark.parametrize("h, w, size", [(8, 8, (16, 16)), (16, 16, (16, 16)), (5, 7, (12, 9)), (32, 16, (16, 32))])
 def test_bicubic_resize_equals_interpolate_forward_and_backward(h, w, size):
-    from anyi2v_lab.method.optimize import bicubic_resize
+    from anyi2v_lab.method.grid import bicubic_resize
 
     g = torch.Generator().manual_seed(h * w)
     x = torch.randn(3, 4, h, w, generator=g, dtype=torch.float64, requires_grad=True)
@@ -77,3 +77,30 @@ def test_bicubic_resize_equals_interpolate_forward_and_backward(h, w, size):
     g_ref, = torch.autograd.grad((ref * up).sum(), x)
     g_out, = torch.autograd.grad((out * up).sum(), x)
     torch.testing.assert_close(g_out, g_ref, rtol=0, atol=1e-12)
+
+
+def test_grid_features_crop_the_upsampled_grid_and_give_the_same_loss():
+    # crops through row/column slices of the resampling matrices equal crops of the materialised
+    # grid, for clipped boxes too, and the loss and its gradient agree with the plain-tensor path
+    from anyi2v_lab.method.grid import GridFeatures, bicubic_resize
+
+    g = torch.Generator().manual_seed(3)
+    maps = [torch.randn(4, 3, 4, 4, generator=g, dtype=torch.float64, requires_grad=True),
+            torch.randn(4, 2, 8, 8, generator=g, dtype=torch.float64, requires_grad=True)]
+    grid = GridFeatures(maps, (16, 16))
+    full = torch.cat([bicubic_resize(m, (16, 16)) for m in maps], 1)
+    assert grid.shape == full.shape
+    torch.testing.assert_close(grid.full(), full, rtol=0, atol=1e-12)
+    boxes = [(-2, 3, 4, 9), (5, 5, 11, 11), (12, 10, 18, 16)]  # clipped left, inside, clipped right/bottom
+    for frames, bs in (([0], boxes[:1]), ([1, 3], [boxes[1], (6, 2, 12, 8)]), ([2], boxes[2:])):
+        ref = torch.stack([box_crop(full[j], b) for j, b in zip(frames, bs)])
+        torch.testing.assert_close(grid.crop(frames, bs), ref, rtol=0, atol=1e-12)
+    track = torch.tensor([[[2, 2, 8, 8], [3, 2, 9, 8], [5, 4, 11, 10], [12, 12, 18, 18]]])
+    layers, queries = [slice(0, 3), slice(3, 5)], [torch.tensor([[2, 3]])]
+    for kw in ({"mask": "semantic"}, {"mask": "none", "background_weight": 0.5}):
+        a = alignment_loss(grid, layers, track, queries, **kw).loss
+        again = torch.cat([bicubic_resize(m, (16, 16)) for m in maps], 1)
+        b = alignment_loss(again, layers, track, queries, **kw).loss
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=0)
+        for ga, gb in zip(torch.autograd.grad(a, maps), torch.autograd.grad(b, maps)):
+            torch.testing.assert_close(ga, gb, rtol=1e-9, atol=1e-12)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .grid import GridFeatures, clip_box
 from .masks import semantic_mask
 
 
@@ -26,15 +27,17 @@ def grid_boxes(boxes: torch.Tensor, factor: int) -> torch.Tensor:
     return g
 
 
-def clip_box(box, height: int, width: int) -> tuple[int, int, int, int]:
-    x0, y0, x1, y1 = (int(v) for v in box)
-    return max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
-
-
 def box_crop(features: torch.Tensor, box) -> torch.Tensor:
     """``features (C, H, W)`` inside ``box (x0, y0, x1, y1)``, clipped to the map; ``(C, h, w)``."""
     x0, y0, x1, y1 = clip_box(box, features.shape[-2], features.shape[-1])
     return features[:, y0:y1, x0:x1]
+
+
+def crops(features: torch.Tensor | GridFeatures, frames: list[int], boxes: list) -> torch.Tensor:
+    """``(N, C, h, w)``: frame ``frames[i]`` of ``features`` inside ``boxes[i]``, clipped (same size)."""
+    if isinstance(features, GridFeatures):
+        return features.crop(frames, boxes)
+    return torch.stack([box_crop(features[j], b) for j, b in zip(frames, boxes)])
 
 
 def resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
@@ -84,18 +87,19 @@ def _frame_groups(boxes: torch.Tensor, height: int, width: int) -> list[list[int
     return list(groups.values())
 
 
-def alignment_loss(features: torch.Tensor, layers: list[slice], boxes: torch.Tensor, queries: list[torch.Tensor],
+def alignment_loss(features: torch.Tensor | GridFeatures, layers: list[slice], boxes: torch.Tensor, queries: list[torch.Tensor],
                    mask: str = "semantic", background_weight: float = 0.0, keep_masks: bool = False) -> LossParts:
-    """features ``(F, C, H, W)``; boxes ``(O, F, 4)`` grid cells, read as Python ints (keep them on the
+    """features ``(F, C, H, W)`` (a tensor, or :class:`GridFeatures` that crops without
+    materialising the grid); boxes ``(O, F, 4)`` grid cells, read as Python ints (keep them on the
     CPU: a device tensor would sync every frame); queries per object ``(K, 2)`` offsets
     (dx, dy) in cells from the start box's top-left; ``mask`` in {"semantic", "static", "none"}."""
     nf, _, H, W = features.shape
-    loss = features.new_zeros((), dtype=torch.float32)
-    count = features.new_zeros((), dtype=torch.float32)
+    loss = torch.zeros((), dtype=torch.float32, device=features.device)
+    count = torch.zeros((), dtype=torch.float32, device=features.device)
     kept = [] if keep_masks else None
     for o in range(boxes.shape[0]):
         b0 = boxes[o, 0].tolist()
-        target0 = box_crop(features[0], b0).detach()
+        target0 = crops(features, [0], [b0])[0].detach()
         if target0.numel() == 0:
             raise ValueError(f"object {o}: its start box {b0} lies outside the {W}x{H} feature grid")
         h0, w0 = b0[3] - b0[1], b0[2] - b0[0]
@@ -108,7 +112,7 @@ def alignment_loss(features: torch.Tensor, layers: list[slice], boxes: torch.Ten
         # tokens: one batch of kernels for all of them instead of one set a frame
         for frames in _frame_groups(boxes[o], H, W):
             bj = boxes[o, frames[0]].tolist()
-            current = torch.stack([box_crop(features[j], boxes[o, j].tolist()) for j in frames])  # (N, C, h, w)
+            current = crops(features, frames, [boxes[o, j].tolist() for j in frames])  # (N, C, h, w)
             hj, wj = bj[3] - bj[1], bj[2] - bj[0]
             # the start crop is the clipped one; stretch it to the full moved box, then cut
             target = _cut(resize(target0, (hj, wj), "bicubic"), bj, H, W)
@@ -130,7 +134,8 @@ def alignment_loss(features: torch.Tensor, layers: list[slice], boxes: torch.Ten
             kept.append(per_frame)
     total = loss / count.clamp(min=1e-8)
     if background_weight > 0:
-        total = total + background_weight * background_loss(features, boxes)
+        full = features.full() if isinstance(features, GridFeatures) else features
+        total = total + background_weight * background_loss(full, boxes)
     return LossParts(total, count, kept)
 
 
