@@ -203,13 +203,48 @@ def test_graphed_optimisation_plumbing(tiny_pipe, image, traj, baseline, monkeyp
         res = generate(tiny_pipe, image, "a red square", traj, cfg, seed=1, progress=False, runtime=Runtime())
         assert torch.equal(res.latents, baseline.latents)
         np.testing.assert_array_equal(res.record.losses(), baseline.record.losses())
-        assert len(captures) == 1  # one capture serves every pass of the generation
+        assert len(captures) == 2  # the pass and the loss: one capture each serves every pass
         other = np.ascontiguousarray(image[:, ::-1])
         again = generate(tiny_pipe, other, "a red square", traj, cfg, seed=1, progress=False, runtime=Runtime())
-        assert len(captures) == 1  # same shapes: the capture is replayed with the new features
+        assert len(captures) == 2  # same shapes and trajectory: the captures replay with the new features
         monkeypatch.undo()
         eager = generate(tiny_pipe, other, "a red square", traj, cfg, seed=1, progress=False,
                          runtime=Runtime(graph_optimisation=False))
         assert torch.equal(again.latents, eager.latents) and not torch.equal(again.latents, res.latents)
+    finally:
+        clear_graphs(tiny_pipe.unet)
+
+
+def test_graphed_sampling_plumbing(tiny_pipe, image, traj, monkeypatch):
+    # a stand-in for the capture runs the function eagerly: checks which steps replay the captured
+    # CFG step (only those after the injection window, and never with the caller's own hooks),
+    # that one capture serves them all, and that the video is the eager one
+    from anyi2v_lab.accel import clear_graphs, graphs
+    from anyi2v_lab.hooks import Capture
+
+    captures, replays = [], []
+
+    class StandIn:
+        def __init__(self, fn, example, warmup=2):
+            captures.append([tuple(x.shape) for x in example])
+            self.fn = fn
+
+        def __call__(self, *inputs):
+            replays.append(int(inputs[1]))
+            return self.fn(*inputs)
+
+    cfg = AnyI2VConfig(**{**SMALL, "num_inference_steps": 6, "load_feature_step": 1})
+    eager = generate(tiny_pipe, image, "a red square", traj, cfg, seed=1, progress=False, runtime=Runtime())
+    monkeypatch.setattr(graphs, "GraphedCall", StandIn)
+    monkeypatch.setattr(Runtime, "graphs_sampling", lambda self, device: True)
+    try:
+        res = generate(tiny_pipe, image, "a red square", traj, cfg, seed=1, progress=False, runtime=Runtime())
+        assert torch.equal(res.latents, eager.latents)
+        assert len(captures) == 1 and replays == res.record.timesteps[2:]  # steps 0 and 1 inject
+        replays.clear()
+        name = "down_blocks.0.resnets.0.residual"
+        hooked_run = generate(tiny_pipe, image, "a red square", traj, cfg, seed=1, progress=False, runtime=Runtime(),
+                              capture=Capture((name,)))
+        assert replays == [] and len(hooked_run.cache.entries(name)) == 6  # the caller's capture saw every step
     finally:
         clear_graphs(tiny_pipe.unet)

@@ -38,11 +38,15 @@ class SideStreams:
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="anyi2v-side")
         self.next = 0
 
-    def submit(self, fn: Callable, *args) -> Future:
+    def submit(self, fn: Callable, *args, after: torch.cuda.Event | None = None) -> Future:
+        """``after``: start when this event (e.g. one recorded inside a CUDA graph just launched)
+        fires instead of after everything queued on the current stream."""
         stream = self.streams[self.next % len(self.streams)]
         self.next += 1
-        ready = torch.cuda.Event()
-        ready.record(torch.cuda.current_stream(self.device))
+        ready = after
+        if ready is None:
+            ready = torch.cuda.Event()
+            ready.record(torch.cuda.current_stream(self.device))
 
         def job():
             with torch.cuda.device(self.device), torch.cuda.stream(stream):

@@ -32,13 +32,19 @@ class Runtime:
       truncated forward and its backward (:mod:`~anyi2v_lab.method.opt_graph`); eager, a pass is
       bound by kernel launches (161 ms of wall time for 108 ms of kernels at full size on an H100).
       Captured once per shape and settings; its memory pool stays reserved for later generations.
+    * ``graph_sampling``: with CUDA graphs on, the sampling steps that carry no hook (after the
+      injection window, and only when the call has no edits or captures of its own) replay one
+      captured CFG step: 113 ms against 121 ms with compiled blocks on an H100. Off by default: in a
+      fresh process the capture costs about as much as its replays save (eager blocks: 163 against
+      171 ms a step); ``fast()``, which warms up, turns it on.
     * ``compile``: ``"regional"`` compiles every repeated block (ResNet, spatial transformer, motion
       module, up/down sampler) that carries no hook of the run, for sampling and optimisation;
       ``"sampling"`` only for the sampling forwards (half the compile time). Compiled code is cached
       per process (and on disk by Inductor), so the cost is paid once a session.
     * ``compile_levels``: compile only the blocks of the N finest resolution levels (``None``: all).
-      The fine levels hold the large, memory-bound activations that fusion speeds up; the coarse
-      ones are dominated by matrix products and would add many distinct graphs to compile.
+      The fine levels hold the large, memory-bound activations that fusion speeds up most; the
+      coarse ones still gain a little (a CFG step 121 ms with every level against 126 ms with two,
+      an optimisation pass 86 against 93 ms of kernels) for about the same compile time.
     * ``compile_inversion``: compile the image model's blocks (all levels) for the inversion's graphed
       single-frame calls. A graph replay has no launch overhead left, so its time is the kernels'
       own, and at batch 1 those are many short ones that fusion merges. Only with CUDA graphs (an
@@ -53,7 +59,8 @@ class Runtime:
       every forward and backward shape is timed); after a warm-up it pays (``fast()``).
     * ``overlap_pca``: on CUDA, start each aligned layer's PCA fit (an ``eigh`` that holds its thread
       until the GPU is done) on a side stream as soon as the forward has produced the layer, so it
-      runs while the forward goes on. Off with ``low_memory`` (its backward re-runs the forward).
+      runs while the forward goes on; in a graphed pass, when an event recorded inside the graph
+      fires. Off with ``low_memory`` (its backward re-runs the forward).
     * ``low_memory``: gradient checkpointing of every block in the optimisation passes and a
       frame-by-frame VAE decode, for 12 GB GPUs (about a third slower optimisation).
     * ``decode_chunk``: frames per VAE decode call (``None``: all at once, or 1 with ``low_memory``).
@@ -62,6 +69,7 @@ class Runtime:
     truncate: bool = True
     cuda_graphs: bool | str = "auto"
     graph_optimisation: bool = True
+    graph_sampling: bool = False
     compile: bool | str = False
     compile_backend: str = "inductor"
     compile_mode: str | None = None
@@ -100,13 +108,13 @@ class Runtime:
 
     @classmethod
     def fast(cls, **changes) -> "Runtime":
-        """Everything that pays on an H100 (benchmarks/README.md, run 9): truncation, inversion graphs
-        of compiled blocks, optimisation passes replayed from a CUDA graph with the two finest levels'
-        blocks compiled (8.82 s a video against 9.23 s with eager blocks in the graph), compiled
-        sampling blocks on the same levels, cuDNN autotuning. Eager, the optimisation passes are bound
-        by kernel launches and compiled blocks gained nothing there (runs 1 and 7)."""
-        return cls(**{"compile": "regional", "compile_levels": 2, "compile_inversion": True, "cudnn_benchmark": True,
-                      "attention": "auto", **changes})
+        """Everything that pays on an H100 (benchmarks/README.md): truncation, inversion graphs of
+        compiled blocks, optimisation passes and hook-free sampling steps replayed from CUDA graphs,
+        every level's blocks compiled, cuDNN autotuning and attention. Eager, the optimisation passes
+        are bound by kernel launches and compiled blocks gained nothing there (runs 1 and 7); inside
+        the graphs they do (7.83 s a video with every level compiled against 8.19 s with two, run 12)."""
+        return cls(**{"compile": "regional", "compile_inversion": True, "graph_sampling": True,
+                      "cudnn_benchmark": True, "attention": "auto", **changes})
 
     @classmethod
     def low_mem(cls, **changes) -> "Runtime":
@@ -131,6 +139,9 @@ class Runtime:
 
     def graphs_optimisation(self, device) -> bool:
         return self.graph_optimisation and not self.low_memory and self.graphs_on(device)
+
+    def graphs_sampling(self, device) -> bool:
+        return self.graph_sampling and self.graphs_on(device)
 
     def overlaps_pca(self, device) -> bool:
         return self.overlap_pca and not self.low_memory and torch.device(device).type == "cuda"

@@ -21,16 +21,16 @@ import numpy as np
 import torch
 
 from ..accel import (PhaseTimer, Runtime, backend_settings, compiled_regions, decode_video, hooked_modules,
-                     prepare_layout, timestep_tensor)
+                     prepare_layout, timestep_tensor, unet_graph)
 from ..conditions import Condition, load_condition
-from ..hooks import ActivationCache, Capture, hooked, merge_edits
+from ..hooks import ActivationCache, CallInfo, Capture, hooked, merge_edits
 from ..hooks.cache import names_of
 from ..layout import per_frame
 from ..trajectory import Trajectory
 from .alignment import build_alignment, layer_shapes, to_model_space
 from .config import AnyI2VConfig, ConfigError
 from .features import FeatureBank
-from .injection import injection_edits
+from .injection import injection_active, injection_edits
 from .inversion import invert_cached
 from .optimize import capture_sites, optimise_latents
 from .record import InspectionRecord
@@ -147,6 +147,9 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
         # blocks holding any hook of this run stay eager; the others may run compiled
         hooked_names = [*all_edits, *names_of(capture), *(capture_sites(config) if alignment else [])]
         held = hooked_modules(unet, hooked_names)
+        # steps where no hook of this run fires may replay one captured CFG step
+        graph_steps = runtime.graphs_sampling(device) and not edits and capture is None
+        injecting = injection_active(config)
         with hooked(unet, edits=all_edits, capture=capture, phase="sampling") as session:
             for i, t in enumerate(tqdm(timesteps, desc="sampling", disable=not progress, leave=False)):
                 if alignment is not None and i <= config.opt_step:
@@ -159,8 +162,12 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
                         session.calling(timestep=t, step_index=i, branches=branches):
                     model_in = torch.cat([z, z]) if cfg else z
                     model_in = pipe.scheduler.scale_model_input(model_in, t)
-                    eps = unet(model_in.to(unet.dtype), timestep_tensor(t, device),
-                               encoder_hidden_states=sample_embeds).sample.float()
+                    args = (model_in.to(unet.dtype), timestep_tensor(t, device), sample_embeds)
+                    if graph_steps and not (inject_edits and injecting(CallInfo(step_index=i, phase="sampling"))):
+                        with session.suspended():
+                            eps = unet_graph(unet, "sampling", args, runtime, "sampling", held)(*args).float()
+                    else:
+                        eps = unet(args[0], args[1], encoder_hidden_states=args[2]).sample.float()
                     if cfg:
                         eps_u, eps_c = eps.chunk(2)
                         eps = eps_u + config.guidance_scale * (eps_c - eps_u)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..accel import GraphedCall, Runtime, compiled_regions, graphed, timestep_tensor
+from ..accel import Runtime, timestep_tensor, unet_graph
 from ..hooks import Capture, bypass_motion, hooked
 from ..hooks.motion import motion_modules
 from ..models.scheduler import ddim_inverse_scheduler
@@ -62,22 +62,12 @@ def _eps_fn(unet, latent: torch.Tensor, embeds: torch.Tensor, runtime: Runtime):
     """``eps(latent fp32, t) -> eps fp32`` for the hook-free calls: eager, or replayed from a CUDA
     graph (captured once per shape, weights and compile setting, cached on the UNet), whose kernels
     are the compiled blocks' when ``runtime.compile_inversion``. Call inside ``bypass_motion``."""
-    def call(x, t, e):
-        return unet(x, t, encoder_hidden_states=e).sample
-
     if not runtime.graphs_on(unet.device):
-        return lambda x, t: call(x.to(unet.dtype), timestep_tensor(t, x.device), embeds).float()
+        return lambda x, t: unet(x.to(unet.dtype), timestep_tensor(t, x.device),
+                                 encoder_hidden_states=embeds).sample.float()
     example = (latent.to(unet.dtype), timestep_tensor(1, latent.device), embeds)
-    compiled = runtime.compiles("inversion")
-    key = (tuple(latent.shape), unet.dtype, tuple(embeds.shape), compiled,
-           (runtime.compile_backend, runtime.compile_mode) if compiled else None)
-
-    def build() -> GraphedCall:
-        # the bypassed motion modules stay out: compiling their identity forward would buy nothing
-        with compiled_regions(unet, runtime, "inversion", [p for p, _ in motion_modules(unet)]):
-            return GraphedCall(call, example)  # warm-up compiles, the capture records Inductor's kernels
-
-    graph = graphed(unet, "inversion", key, build)
+    # the bypassed motion modules stay out: compiling their identity forward would buy nothing
+    graph = unet_graph(unet, "inversion", example, runtime, "inversion", [p for p, _ in motion_modules(unet)])
     return lambda x, t: graph(x.to(unet.dtype), timestep_tensor(t, x.device), embeds).float()
 
 

@@ -8,6 +8,14 @@ always on in the optimisation passes), so ``torch.cuda.make_graphed_callables`` 
 and the backward once; between the two replays the PCA fits (an ``eigh`` that blocks its thread) and
 the loss run eagerly, as before. The captured edits read static copies of the inverted features,
 refreshed before each replay, so a new condition image replays the same graphs.
+
+With ``runtime.overlap_pca``, the forward graph records an event right after each aligned layer but
+the last: that layer's PCA fit starts on a side stream when the event fires, while the replay goes on
+(a 1280-channel ``eigh`` takes 15 ms on an H100 and is bound by its own small kernels).
+
+The PCA projections and the loss are a second captured callable (:func:`graphed_loss`), keyed on the
+trajectory's grid boxes: eager, their few hundred small kernels were launched while the GPU waited
+for them. Its capture takes one warm-up evaluation and the capture, a few tens of ms per trajectory.
 """
 from __future__ import annotations
 
@@ -16,10 +24,11 @@ from typing import Callable
 import torch
 
 from ..accel import Runtime, graphed
-from ..hooks import Capture, hooked
+from ..hooks import Capture, hooked, merge_edits
 from .config import AnyI2VConfig
 from .features import FeatureBank
 from .injection import injection_edits
+from .loss import LossParts, alignment_loss
 
 # what the capture is made with; a test swaps in a stand-in to run the same plumbing on a CPU
 make_graphed: Callable = torch.cuda.make_graphed_callables
@@ -41,14 +50,24 @@ def pass_session(unet, edits: dict, names: list[str], truncate: bool):
                   stop_after=names if truncate else None, phase="optimisation")
 
 
+def _marker(event) -> Callable:
+    """An observer edit that records ``event`` on the current stream (last on its hook point, so
+    after every other edit); captured, it becomes an event record node of the graph."""
+    def mark(x: torch.Tensor, ctx) -> None:
+        event.record()
+        return None
+    return mark
+
+
 class GraphedPass:
     """``pass_(leaf, t, embeds)``: the captured tensors at ``names`` (each ``(1, F, ...)``, in the
     autograd graph of ``leaf`` through the captured backward). They are the graph's static outputs:
     use them before the next call. ``load(bank)`` copies a generation's inverted features into the
-    static ones the captured edits read."""
+    static ones the captured edits read. ``ready[i]`` is an event the replay records once
+    ``names[i]`` is final (``None`` for the last, or with no overlap)."""
 
-    def __init__(self, fn: Callable, bank: FeatureBank | None):
-        self.fn, self.bank = fn, bank
+    def __init__(self, fn: Callable, bank: FeatureBank | None, ready: list | None = None):
+        self.fn, self.bank, self.ready = fn, bank, ready or []
 
     def load(self, bank: FeatureBank | None) -> "GraphedPass":
         for dst, src in zip(_bank_tensors(self.bank), _bank_tensors(bank)):
@@ -66,7 +85,8 @@ def pass_key(bank: FeatureBank | None, config: AnyI2VConfig, names: list[str], l
     bank_names = None if bank is None else (tuple(sorted(bank.residuals)), tuple(sorted(bank.queries)))
     edits = tuple(getattr(config, f) for f in _EDIT_FIELDS)
     compiled = (runtime.compiles("optimisation"), runtime.compile_levels, runtime.compile_backend, runtime.compile_mode)
-    return shapes, bank_names, edits, tuple(names), compiled, runtime.truncate
+    early = runtime.overlaps_pca(leaf.device) and config.pca_dim is not None
+    return shapes, bank_names, edits, tuple(names), compiled, runtime.truncate, early
 
 
 def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: list[str], leaf: torch.Tensor,
@@ -82,6 +102,10 @@ def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: li
                                                        {k: v.clone() for k, v in bank.queries.items()},
                                                        bank.timestep, dict(bank.meta))
         edits = injection_edits(static, config) if static is not None else {}
+        ready = [None] * len(names)
+        if runtime.overlaps_pca(leaf.device) and config.pca_dim is not None:
+            ready[:-1] = [torch.cuda.Event(external=True) for _ in names[:-1]]  # record nodes in the graph
+            edits = merge_edits(edits, {n: _marker(ev) for n, ev in zip(names, ready) if ev is not None})
 
         def forward(x: torch.Tensor, tt: torch.Tensor, emb: torch.Tensor) -> tuple[torch.Tensor, ...]:
             with pass_session(unet, edits, names, runtime.truncate) as session, session.calling(**call):
@@ -89,6 +113,44 @@ def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: li
                 return tuple(session.cache.entries(n)[-1].tensor for n in names)
 
         example = (leaf.detach().clone().requires_grad_(True), t.clone(), embeds.detach().clone())
-        return GraphedPass(make_graphed(forward, example, num_warmup_iters=2, allow_unused_input=True), static)
+        # one warm-up pass initialises what a capture cannot (cuDNN plans, cuBLAS workspaces); compiled
+        # blocks get a second, so that no recompilation can happen inside the capture
+        warmup = 2 if runtime.compiles("optimisation") else 1
+        fn = make_graphed(forward, example, num_warmup_iters=warmup, allow_unused_input=True)
+        return GraphedPass(fn, static, ready)
 
     return graphed(unet, "optimisation", key, build).load(bank)
+
+
+def graphed_loss(unet, captured: list[torch.Tensor], fits: list | None, alignment, config: AnyI2VConfig,
+                 aligned_features: Callable) -> Callable[..., LossParts]:
+    """``loss(captured, fits) -> LossParts`` (no masks kept): the PCA projections, the features on the
+    alignment grid and the alignment loss, forward and backward captured once per shapes, trajectory
+    boxes and loss settings, and cached on ``unet``. ``aligned_features`` is the optimiser's (passed
+    in: it lives in the module that calls this)."""
+    fit_tensors = [t for fit in (fits or []) for t in fit]
+    n = len(captured)
+    key = (tuple((tuple(x.shape), x.dtype, str(x.device)) for x in [*captured, *fit_tensors, *alignment.queries]),
+           tuple(map(tuple, alignment.boxes.reshape(-1, 4).tolist())), tuple(alignment.boxes.shape),
+           alignment.grid, tuple(alignment.shapes), config.pca_dim, config.mask, config.background_weight)
+
+    def loss_fn(*tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, queries = list(tensors[:n]), list(tensors[n + len(fit_tensors):])
+        flat = tensors[n:n + len(fit_tensors)]
+        fit_pairs = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)] if fits is not None else None
+        grid, slices, _ = aligned_features(feats, alignment, config, False, fit_pairs)
+        parts = alignment_loss(grid, slices, alignment.boxes, queries, config.mask, config.background_weight)
+        return parts.loss, parts.count
+
+    def build() -> Callable:
+        example = tuple(x.detach().clone().requires_grad_(x.requires_grad)
+                        for x in [*captured, *fit_tensors, *alignment.queries])
+        return make_graphed(loss_fn, example, num_warmup_iters=1, allow_unused_input=True)
+
+    fn = graphed(unet, "loss", key, build)
+
+    def loss(captured_now: list[torch.Tensor], fits_now: list | None) -> LossParts:
+        flat_now = [t for fit in (fits_now or []) for t in fit]
+        total, count = fn(*captured_now, *flat_now, *alignment.queries)
+        return LossParts(total.clone(), count.clone(), None)  # static outputs: the next replay overwrites them
+    return loss

@@ -16,7 +16,6 @@ from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch.profiler import record_function
 
 from ..accel import Runtime, checkpointed_blocks, frozen, timestep_tensor
@@ -24,8 +23,9 @@ from ..accel.overlap import SideStreams, side_streams
 from ..hooks import merge_edits
 from .config import AnyI2VConfig
 from .features import FeatureBank
+from .grid import GridFeatures
 from .loss import alignment_loss
-from .opt_graph import graphed_pass, pass_session
+from .opt_graph import graphed_loss, graphed_pass, pass_session
 from .pca import pca_fit, pca_project
 from .record import InspectionRecord, Iteration
 
@@ -60,29 +60,6 @@ def layer_maps(features: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     return x
 
 
-_RESAMPLE: dict = {}
-
-
-def bicubic_matrix(n_in: int, n_out: int, device, dtype=torch.float32) -> torch.Tensor:
-    """``(n_out, n_in)``: 1-D bicubic resampling as ``F.interpolate`` does it (A = -0.75,
-    ``align_corners=False``, borders clamped), built by resampling the identity in float64."""
-    key = (n_in, n_out, str(device), dtype)
-    if key not in _RESAMPLE:
-        eye = torch.eye(n_in, dtype=torch.float64).view(n_in, 1, n_in, 1)
-        m = F.interpolate(eye, size=(n_out, 1), mode="bicubic", align_corners=False)[:, 0, :, 0].T
-        _RESAMPLE[key] = m.to(device=device, dtype=dtype).contiguous()
-    return _RESAMPLE[key]
-
-
-def bicubic_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``(..., h, w) -> (..., H, W)``, equal to ``F.interpolate(x, size, mode="bicubic")``: the
-    bicubic kernel is separable, so two small matrix products do it. Why: PyTorch's bicubic backward
-    kernel took 5.8 ms a call at batch 16 on an H100, the products' backward takes microseconds."""
-    rows = bicubic_matrix(x.shape[-2], size[0], x.device, x.dtype)
-    cols = bicubic_matrix(x.shape[-1], size[1], x.device, x.dtype)
-    return rows @ x @ cols.T
-
-
 def layer_tokens(features: torch.Tensor, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """A captured tensor (see :func:`layer_maps`) -> its ``(F, C, h, w)`` maps and ``(F*h*w, C)`` tokens."""
     fmap = layer_maps(features, shape)
@@ -96,11 +73,11 @@ def layer_fit(features: torch.Tensor, shape: tuple[int, int], config: AnyI2VConf
 
 def aligned_features(captured: list[torch.Tensor], alignment: Alignment, config: AnyI2VConfig,
                      keep_pca: bool = False, fits: list | None = None
-                     ) -> tuple[torch.Tensor, list[slice], list[torch.Tensor]]:
-    """PCA-reduce and upsample each aligned layer; concatenate on channels.
+                     ) -> tuple[GridFeatures, list[slice], list[torch.Tensor]]:
+    """PCA-reduce each aligned layer and read them together on the alignment grid.
 
-    Returns ``(F, sum M_l, Hg, Wg)`` fp32 features, each layer's channel slice, and (if asked) each
-    layer's first three components as ``(F, 3, h, w)`` maps. ``fits`` are :func:`layer_fit`'s results
+    Returns the ``(F, sum M_l, Hg, Wg)`` fp32 grid features (upsampled lazily, crop by crop), each
+    layer's channel slice, and (if asked) each layer's first three components as ``(F, 3, h, w)`` maps. ``fits`` are :func:`layer_fit`'s results
     when computed elsewhere (overlapping the forward).
     """
     fmaps, tokens = zip(*(layer_tokens(x, shape) for x, shape in zip(captured, alignment.shapes)))
@@ -115,10 +92,10 @@ def aligned_features(captured: list[torch.Tensor], alignment: Alignment, config:
         reduced = tok.reshape(nf, h, w, -1).permute(0, 3, 1, 2)
         if keep_pca:
             previews.append(reduced[:, :3].detach().clone())
-        maps.append(bicubic_resize(reduced, alignment.grid))
+        maps.append(reduced)
         slices.append(slice(start, start + reduced.shape[1]))
         start += reduced.shape[1]
-    return torch.cat(maps, 1), slices, previews
+    return GridFeatures(maps, alignment.grid), slices, previews
 
 
 def capture_sites(config: AnyI2VConfig) -> list[str]:
@@ -146,7 +123,7 @@ def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embe
     overlap = runtime.overlaps_pca(z.device) and config.pca_dim is not None
     futures: dict = {}
     call = dict(timestep=timestep, step_index=step_index, branches=("cond",))
-    graph = session = None
+    graph = session = loss_of = None
     with ExitStack() as stack:
         stack.enter_context(frozen(unet))
         if runtime.low_memory:
@@ -166,17 +143,24 @@ def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embe
                 with record_function("anyi2v.optimisation.forward"):
                     if graph is not None:
                         captured = list(graph(leaf, t_in, embeds))
-                        for i, x in enumerate(captured if overlap else ()):  # both fits at once, on side streams
-                            futures[i] = side.submit(layer_fit, x.detach(), alignment.shapes[i], config, i)
+                        for i, x in enumerate(captured if overlap else ()):  # each fit once its layer is final
+                            after = graph.ready[i] if i < len(graph.ready) else None
+                            futures[i] = side.submit(layer_fit, x.detach(), alignment.shapes[i], config, i, after=after)
                     else:
                         session.forward(leaf.to(unet.dtype), t_in, encoder_hidden_states=embeds)
                         captured = [session.cache.entries(n)[-1].tensor for n in names]
                         session.cache.clear()
                 with record_function("anyi2v.optimisation.pca_and_loss"):
                     fits = [side.result(futures[i]) for i in range(len(names))] if overlap else None
-                    feats, slices, previews = aligned_features(captured, alignment, config, keep_pca, fits)
-                    parts = alignment_loss(feats, slices, alignment.boxes, alignment.queries, config.mask,
-                                           config.background_weight, keep_masks)
+                    if graph is not None and not (keep_masks or keep_pca):
+                        if fits is None and config.pca_dim is not None:  # the fits stay eager: eigh syncs
+                            fits = [layer_fit(x, s, config, i) for i, (x, s) in enumerate(zip(captured, alignment.shapes))]
+                        loss_of = loss_of or graphed_loss(unet, captured, fits, alignment, config, aligned_features)
+                        parts, feats, previews = loss_of(captured, fits), None, []
+                    else:
+                        feats, slices, previews = aligned_features(captured, alignment, config, keep_pca, fits)
+                        parts = alignment_loss(feats, slices, alignment.boxes, alignment.queries, config.mask,
+                                               config.background_weight, keep_masks)
                 with record_function("anyi2v.optimisation.backward"):
                     grad = torch.autograd.grad(parts.loss, leaf, allow_unused=True)[0]
                 del captured, feats
