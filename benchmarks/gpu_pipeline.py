@@ -71,9 +71,11 @@ def run_case(pipe, inputs, config, runtime, seed: int = 0) -> tuple[dict, np.nda
     _CACHE.clear()
     dev = pipe.unet.device
     cuda = dev.type == "cuda"
+    floor = None
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+        floor = torch.cuda.memory_reserved() / 1e9  # weights, the graphs' pools, the feature cache
     sync(dev)
     tic = time.perf_counter()
     res = generate(pipe, inputs["condition"], inputs["prompt"], inputs["trajectory"], config, seed=seed,
@@ -84,6 +86,7 @@ def run_case(pipe, inputs, config, runtime, seed: int = 0) -> tuple[dict, np.nda
     if cuda:
         out["peak_allocated_gb"] = torch.cuda.max_memory_allocated() / 1e9
         out["peak_reserved_gb"] = torch.cuda.max_memory_reserved() / 1e9
+        out["reserved_before_gb"] = floor
     return out, res.video
 
 
@@ -178,6 +181,8 @@ def main() -> int:
     p.add_argument("--compile-backend", default="inductor", help="'eager' checks the compiled path's plumbing fast")
     p.add_argument("--compile", default="regional", choices=("sampling", "regional"), help="what the compiled runs compile (fast()'s: regional)")
     p.add_argument("--fresh-attention", default="", help="also a fresh process per SDPA kernel, e.g. efficient,flash")
+    p.add_argument("--cached-variant", action="append", default=[], metavar="NAME=JSON",
+                   help='another cached child with these Runtime changes, e.g. levels2={"compile_levels": 2}')
     p.add_argument("--log")
     p.add_argument("--child", choices=("fresh", "compiled", "cached"), help=argparse.SUPPRESS)
     p.add_argument("--child-out", help=argparse.SUPPRESS)
@@ -304,6 +309,10 @@ def main() -> int:
     stage("cached", child("cached", 0), 60)
     # the Inductor cache also holds the sampling-only compile's graphs: the preset without compiled passes
     stage("cached_sampling", child("cached", 0, "cached_sampling", {"compile": "sampling"}), 60)
+    for item in args.cached_variant:  # presets against the current one, on the same host and cache
+        name, changes = item.split("=", 1)
+        stages.append(f"cached_{name}")
+        stage(f"cached_{name}", child("cached", 0, f"cached_{name}", json.loads(changes)), 60)
     result["comparison"] = compare(videos, st)
     result["total_s"] = time.time() - T0
     save()

@@ -37,3 +37,30 @@ def test_opt_pass_benchmark_reports_wall_and_kernel_split(tmp_path):
     assert row["compiled_blocks"] == 0
     assert row["forward_ms"] > 0 and row["forward_backward_ms"] > 0
     assert set(row["forward_backward_profile"]) == {"kernel_ms", "kernels", "ms_by_category"}
+
+
+def test_step_probe_and_opt_trace_run_and_report(tmp_path):
+    out = tmp_path / "probe.json"
+    _run([str(ROOT / "benchmarks" / "step_probe.py"), "--tiny", "--variants", "eager", "--reps", "1",
+          "--out", str(out)], tmp_path)
+    probe = json.loads(out.read_text())
+    assert probe["sampling"]["eager"]["step_ms"] > 0 and probe["loss"]["pass_ms"] > 0
+    assert probe["eigh"]["default_32_ms"] >= 0
+    out = tmp_path / "trace.json"
+    _run([str(ROOT / "benchmarks" / "opt_trace.py"), "--tiny", "--iters", "2", "--out", str(out)], tmp_path)
+    rows = json.loads(out.read_text())["iterations"]
+    assert len(rows) >= 2 and all(r["wall_us"] > 0 and r["gpu_busy_us"] == 0 for r in rows)  # no kernels on a CPU
+
+
+def test_trace_summary_splits_busy_and_idle_time():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from opt_trace import summarise
+
+    ev = lambda name, cat, ts, dur: {"ph": "X", "name": name, "cat": cat, "ts": ts, "dur": dur}  # noqa: E731
+    trace = {"traceEvents": [
+        ev("anyi2v.optimisation.forward", "user_annotation", 0, 10), ev("anyi2v.optimisation.forward", "user_annotation", 1000, 10),
+        ev("k1", "kernel", 0, 300), ev("k2", "kernel", 250, 150), ev("k3", "kernel", 900, 100),  # busy 0-400 and 900-1000
+        ev("aten::fill_", "cpu_op", 350, 600), ev("outer", "cpu_op", 0, 1000)]}
+    s = summarise(trace, min_gap_us=300)
+    assert s["iterations"] == [{"wall_us": 1000, "gpu_busy_us": 500, "idle_us": 500, "gaps_over_min": 1, "gap_us": 500}]
+    assert s["idle_by_host_op_us"] == {"aten::fill_": 500}  # the innermost op covering the gap's start
