@@ -49,6 +49,28 @@ def random_sd15_pipeline(device):
     return pipe
 
 
+def probe_model(tiny: bool):
+    """``(device, pipe, config)`` of a diagnostic script: the full-size random model at the paper's
+    settings on the GPU, or (``tiny``) the tiny random model at quick settings on the CPU."""
+    dev = torch.device("cuda" if torch.cuda.is_available() and not tiny else "cpu")
+    if tiny:
+        from anyi2v_lab.models.tiny import tiny_pipeline
+        return dev, tiny_pipeline(seed=0), paper_config(quick=True)
+    return dev, random_sd15_pipeline(dev), paper_config()
+
+
+def write_json(path, data: dict) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file, then a rename)."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
 def paper_config(quick: bool = False):
     from anyi2v_lab.method import AnyI2VConfig
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_parts import _event_ms, by_category, env_info, kernel_rows, paper_config, random_sd15_pipeline  # noqa: E402
+from gpu_parts import _event_ms, by_category, env_info, kernel_rows, probe_model, write_json  # noqa: E402
 
 
 def pass_fn(unet, names, z, t, emb, backward: bool):
@@ -65,12 +65,7 @@ def main() -> int:
     from anyi2v_lab.method.generate import model_size
     from anyi2v_lab.method.optimize import capture_sites
 
-    dev = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
-    if args.tiny:
-        from anyi2v_lab.models.tiny import tiny_pipeline
-        pipe, config = tiny_pipeline(seed=0), paper_config(quick=True)
-    else:
-        pipe, config = random_sd15_pipeline(dev), paper_config()
+    dev, pipe, config = probe_model(args.tiny)
     unet, F = pipe.unet, config.num_frames
     H, W = model_size(pipe, config)
     g = torch.Generator(device="cpu").manual_seed(0)
@@ -101,10 +96,7 @@ def main() -> int:
                 row[f"{kind}_profile"] = profile_fn(fn)
         print(name, json.dumps(row), flush=True)
         result["variants"][name] = row
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(args.out).with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(args.out)
+    write_json(args.out, result)
     return 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_parts import env_info, make_inputs, paper_config, random_sd15_pipeline, warm_config  # noqa: E402
+from gpu_parts import env_info, make_inputs, probe_model, warm_config, write_json  # noqa: E402
 
 
 def _union(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -66,12 +66,7 @@ def main() -> int:
     from anyi2v_lab.accel import Runtime
     from anyi2v_lab.method import generate
 
-    dev = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
-    if args.tiny:
-        from anyi2v_lab.models.tiny import tiny_pipeline
-        pipe, config = tiny_pipeline(seed=0), paper_config(quick=True)
-    else:
-        pipe, config = random_sd15_pipeline(dev), paper_config()
+    dev, pipe, config = probe_model(args.tiny)
     inputs, runtime = make_inputs(pipe), Runtime(**json.loads(args.runtime))
     job = lambda cfg: generate(pipe, inputs["condition"], inputs["prompt"], inputs["trajectory"], cfg,  # noqa: E731
                                seed=0, progress=False, runtime=runtime)
@@ -87,10 +82,7 @@ def main() -> int:
         summary = summarise(json.loads(path.read_text()))
     result = {"env": env_info(dev), "runtime": runtime.to_dict(), **summary}
     print(json.dumps(summary, indent=1), flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = Path(args.out).with_suffix(".tmp")
-    tmp_out.write_text(json.dumps(result, indent=1))
-    tmp_out.replace(args.out)
+    write_json(args.out, result)
     return 0
 
 

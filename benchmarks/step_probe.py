@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_parts import _event_ms, env_info, paper_config, random_sd15_pipeline  # noqa: E402
+from gpu_parts import _event_ms, env_info, probe_model, write_json  # noqa: E402
 from opt_pass import profile_fn  # noqa: E402
 
 
@@ -149,19 +149,11 @@ def main() -> int:
     p.add_argument("--variants", default="eager,eager_graph,levels2,levels2_graph,all,all_graph")
     p.add_argument("--reps", type=int, default=5)
     args = p.parse_args()
-    dev = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
-    if args.tiny:
-        from anyi2v_lab.models.tiny import tiny_pipeline
-        pipe, config = tiny_pipeline(seed=0), paper_config(quick=True)
-    else:
-        pipe, config = random_sd15_pipeline(dev), paper_config()
+    dev, pipe, config = probe_model(args.tiny)
     result = {"env": env_info(dev), "eigh": eigh_rows(dev, (32, 16) if args.tiny else (1280, 640), 64 if args.tiny else 4096)}
     result["loss"] = loss_rows(pipe, config, dev, args.reps)
     result["sampling"] = sampling_rows(pipe, config, dev, args.variants.split(","), args.reps)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(args.out).with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(args.out)
+    write_json(args.out, result)
     return 0
 
 
