@@ -77,8 +77,8 @@ def aligned_features(captured: list[torch.Tensor], alignment: Alignment, config:
     """PCA-reduce each aligned layer and read them together on the alignment grid.
 
     Returns the ``(F, sum M_l, Hg, Wg)`` fp32 grid features (upsampled lazily, crop by crop), each
-    layer's channel slice, and (if asked) each layer's first three components as ``(F, 3, h, w)`` maps. ``fits`` are :func:`layer_fit`'s results
-    when computed elsewhere (overlapping the forward).
+    layer's channel slice, and (if asked) each layer's first three components as ``(F, 3, h, w)``
+    maps. ``fits`` are :func:`layer_fit`'s results when computed elsewhere (overlapping the forward).
     """
     fmaps, tokens = zip(*(layer_tokens(x, shape) for x, shape in zip(captured, alignment.shapes)))
     if config.pca_dim is None:
