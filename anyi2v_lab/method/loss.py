@@ -87,8 +87,9 @@ def _frame_groups(boxes: torch.Tensor, height: int, width: int) -> list[list[int
     return list(groups.values())
 
 
-def alignment_loss(features: torch.Tensor | GridFeatures, layers: list[slice], boxes: torch.Tensor, queries: list[torch.Tensor],
-                   mask: str = "semantic", background_weight: float = 0.0, keep_masks: bool = False) -> LossParts:
+def alignment_loss(features: torch.Tensor | GridFeatures, layers: list[slice], boxes: torch.Tensor,
+                   queries: list[torch.Tensor], mask: str = "semantic", background_weight: float = 0.0,
+                   keep_masks: bool = False) -> LossParts:
     """features ``(F, C, H, W)`` (a tensor, or :class:`GridFeatures` that crops without
     materialising the grid); boxes ``(O, F, 4)`` grid cells, read as Python ints (keep them on the
     CPU: a device tensor would sync every frame); queries per object ``(K, 2)`` offsets
