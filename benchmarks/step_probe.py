@@ -108,7 +108,7 @@ def loss_rows(pipe, config, dev, reps: int) -> dict:
     from anyi2v_lab.method.alignment import build_alignment
     from anyi2v_lab.method.generate import model_size
     from anyi2v_lab.method.loss import alignment_loss
-    from anyi2v_lab.method.optimize import aligned_features, layer_fit
+    from anyi2v_lab.method.grid import aligned_features, layer_fits
 
     from gpu_parts import make_inputs
 
@@ -120,7 +120,7 @@ def loss_rows(pipe, config, dev, reps: int) -> dict:
     g = torch.Generator(device="cpu").manual_seed(0)
     feats = [torch.randn(1, config.num_frames, h * w, c, generator=g).to(dev, pipe.unet.dtype).requires_grad_(True)
              for (h, w), c in zip(shapes, chans)]
-    fits = [layer_fit(x, s, config, i) for i, (x, s) in enumerate(zip(feats, shapes))]
+    fits = layer_fits(feats, shapes, config)
 
     def fn():
         with torch.enable_grad():

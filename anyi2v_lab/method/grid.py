@@ -7,11 +7,21 @@ crops of them. Bicubic resampling is separable, ``up = R @ x @ C.T`` with fixed 
 that way and never materialises the grid. Why: at full size the grid is 134 MB of fp32 per pass, and
 the backward of every crop of it filled and summed a grid-sized gradient (100 fills and 42 adds, 5 of
 the 7.5 ms of kernels of the loss's forward and backward on an H100).
+
+:func:`aligned_features` makes them from the captured layers: PCA per layer (spec 3.2), then the grid.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
+
+from .config import AnyI2VConfig
+from .pca import pca_fit, pca_project
+
+if TYPE_CHECKING:
+    from .optimize import Alignment
 
 _RESAMPLE: dict = {}
 _INDEX: dict = {}
@@ -80,3 +90,54 @@ class GridFeatures:
 
     def full(self) -> torch.Tensor:
         return torch.cat([bicubic_resize(x, self.size) for x in self.maps], 1)
+
+
+def layer_maps(features: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """A captured tensor ``(1, F, N, C)`` (tokens) or ``(1, F, C, h, w)`` (maps) -> ``(F, C, h, w)``."""
+    x = features[0]
+    if x.ndim == 3:
+        return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *shape)
+    return x
+
+
+def layer_tokens(features: torch.Tensor, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A captured tensor (see :func:`layer_maps`) -> its ``(F, C, h, w)`` maps and ``(F*h*w, C)`` tokens."""
+    fmap = layer_maps(features, shape)
+    return fmap, fmap.permute(0, 2, 3, 1).reshape(-1, fmap.shape[1])
+
+
+def layer_fit(features: torch.Tensor, shape: tuple[int, int], config: AnyI2VConfig, seed: int):
+    """The PCA fit ``(mean, components)`` of one captured layer (spec 3.2)."""
+    return pca_fit(layer_tokens(features, shape)[1].detach(), config.pca_dim, config.pca_method, seed=seed)
+
+
+def layer_fits(captured: list[torch.Tensor], shapes: list[tuple[int, int]], config: AnyI2VConfig) -> list:
+    """:func:`layer_fit` of every aligned layer, in order (layer ``i`` seeded with ``i``)."""
+    return [layer_fit(x, shape, config, i) for i, (x, shape) in enumerate(zip(captured, shapes))]
+
+
+def aligned_features(captured: list[torch.Tensor], alignment: Alignment, config: AnyI2VConfig,
+                     keep_pca: bool = False, fits: list | None = None
+                     ) -> tuple[GridFeatures, list[slice], list[torch.Tensor]]:
+    """PCA-reduce each aligned layer and read them together on the alignment grid.
+
+    Returns the ``(F, sum M_l, Hg, Wg)`` fp32 grid features (upsampled lazily, crop by crop), each
+    layer's channel slice, and (if asked) each layer's first three components as ``(F, 3, h, w)``
+    maps. ``fits`` are :func:`layer_fit`'s results when computed elsewhere (overlapping the forward).
+    """
+    fmaps, tokens = zip(*(layer_tokens(x, shape) for x, shape in zip(captured, alignment.shapes)))
+    if config.pca_dim is None:
+        fits = None
+    elif fits is None:  # all fits first: eigh reads its status on the host, so wait once
+        fits = layer_fits(captured, alignment.shapes, config)
+    maps, slices, previews, start = [], [], [], 0
+    for i, (fmap, tok) in enumerate(zip(fmaps, tokens)):
+        nf, _, h, w = fmap.shape
+        tok = pca_project(tok, *fits[i]) if fits is not None else tok.float()
+        reduced = tok.reshape(nf, h, w, -1).permute(0, 3, 1, 2)
+        if keep_pca:
+            previews.append(reduced[:, :3].detach().clone())
+        maps.append(reduced)
+        slices.append(slice(start, start + reduced.shape[1]))
+        start += reduced.shape[1]
+    return GridFeatures(maps, alignment.grid), slices, previews

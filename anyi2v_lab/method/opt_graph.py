@@ -27,6 +27,7 @@ from ..accel import Runtime, graphed
 from ..hooks import Capture, hooked, merge_edits
 from .config import AnyI2VConfig
 from .features import FeatureBank
+from .grid import aligned_features
 from .injection import injection_edits
 from .loss import LossParts, alignment_loss
 
@@ -66,8 +67,8 @@ class GraphedPass:
     static ones the captured edits read. ``ready[i]`` is an event the replay records once
     ``names[i]`` is final (``None`` for the last, or with no overlap)."""
 
-    def __init__(self, fn: Callable, bank: FeatureBank | None, ready: list | None = None):
-        self.fn, self.bank, self.ready = fn, bank, ready or []
+    def __init__(self, fn: Callable, bank: FeatureBank | None, ready: list):
+        self.fn, self.bank, self.ready = fn, bank, ready
 
     def load(self, bank: FeatureBank | None) -> "GraphedPass":
         for dst, src in zip(_bank_tensors(self.bank), _bank_tensors(bank)):
@@ -122,12 +123,11 @@ def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: li
     return graphed(unet, "optimisation", key, build).load(bank)
 
 
-def graphed_loss(unet, captured: list[torch.Tensor], fits: list | None, alignment, config: AnyI2VConfig,
-                 aligned_features: Callable) -> Callable[..., LossParts]:
+def graphed_loss(unet, captured: list[torch.Tensor], fits: list | None, alignment,
+                 config: AnyI2VConfig) -> Callable[..., LossParts]:
     """``loss(captured, fits) -> LossParts`` (no masks kept): the PCA projections, the features on the
     alignment grid and the alignment loss, forward and backward captured once per shapes, trajectory
-    boxes and loss settings, and cached on ``unet``. ``aligned_features`` is the optimiser's (passed
-    in: it lives in the module that calls this)."""
+    boxes and loss settings, and cached on ``unet``."""
     fit_tensors = [t for fit in (fits or []) for t in fit]
     n = len(captured)
     key = (tuple((tuple(x.shape), x.dtype, str(x.device)) for x in [*captured, *fit_tensors, *alignment.queries]),

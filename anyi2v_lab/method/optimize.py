@@ -23,10 +23,9 @@ from ..accel.overlap import SideStreams, side_streams
 from ..hooks import merge_edits
 from .config import AnyI2VConfig
 from .features import FeatureBank
-from .grid import GridFeatures
+from .grid import aligned_features, layer_fit, layer_fits
 from .loss import alignment_loss
 from .opt_graph import graphed_loss, graphed_pass, pass_session
-from .pca import pca_fit, pca_project
 from .record import InspectionRecord, Iteration
 
 
@@ -50,52 +49,6 @@ def fresh_adamw_step(z: torch.Tensor, grad: torch.Tensor, lr: float, weight_deca
                      eps: float = 1e-8) -> torch.Tensor:
     """One step of a freshly created ``torch.optim.AdamW([z], lr)`` (default betas, eps, decay)."""
     return z * (1 - lr * weight_decay) - lr * grad / (grad.abs() + eps)
-
-
-def layer_maps(features: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """A captured tensor ``(1, F, N, C)`` (tokens) or ``(1, F, C, h, w)`` (maps) -> ``(F, C, h, w)``."""
-    x = features[0]
-    if x.ndim == 3:
-        return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *shape)
-    return x
-
-
-def layer_tokens(features: torch.Tensor, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """A captured tensor (see :func:`layer_maps`) -> its ``(F, C, h, w)`` maps and ``(F*h*w, C)`` tokens."""
-    fmap = layer_maps(features, shape)
-    return fmap, fmap.permute(0, 2, 3, 1).reshape(-1, fmap.shape[1])
-
-
-def layer_fit(features: torch.Tensor, shape: tuple[int, int], config: AnyI2VConfig, seed: int):
-    """The PCA fit ``(mean, components)`` of one captured layer (spec 3.2)."""
-    return pca_fit(layer_tokens(features, shape)[1].detach(), config.pca_dim, config.pca_method, seed=seed)
-
-
-def aligned_features(captured: list[torch.Tensor], alignment: Alignment, config: AnyI2VConfig,
-                     keep_pca: bool = False, fits: list | None = None
-                     ) -> tuple[GridFeatures, list[slice], list[torch.Tensor]]:
-    """PCA-reduce each aligned layer and read them together on the alignment grid.
-
-    Returns the ``(F, sum M_l, Hg, Wg)`` fp32 grid features (upsampled lazily, crop by crop), each
-    layer's channel slice, and (if asked) each layer's first three components as ``(F, 3, h, w)``
-    maps. ``fits`` are :func:`layer_fit`'s results when computed elsewhere (overlapping the forward).
-    """
-    fmaps, tokens = zip(*(layer_tokens(x, shape) for x, shape in zip(captured, alignment.shapes)))
-    if config.pca_dim is None:
-        fits = None
-    elif fits is None:  # all fits first: eigh reads its status on the host, so wait once
-        fits = [layer_fit(x, shape, config, i) for i, (x, shape) in enumerate(zip(captured, alignment.shapes))]
-    maps, slices, previews, start = [], [], [], 0
-    for i, (fmap, tok) in enumerate(zip(fmaps, tokens)):
-        nf, _, h, w = fmap.shape
-        tok = pca_project(tok, *fits[i]) if fits is not None else tok.float()
-        reduced = tok.reshape(nf, h, w, -1).permute(0, 3, 1, 2)
-        if keep_pca:
-            previews.append(reduced[:, :3].detach().clone())
-        maps.append(reduced)
-        slices.append(slice(start, start + reduced.shape[1]))
-        start += reduced.shape[1]
-    return GridFeatures(maps, alignment.grid), slices, previews
 
 
 def capture_sites(config: AnyI2VConfig) -> list[str]:
@@ -144,8 +97,8 @@ def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embe
                     if graph is not None:
                         captured = list(graph(leaf, t_in, embeds))
                         for i, x in enumerate(captured if overlap else ()):  # each fit once its layer is final
-                            after = graph.ready[i] if i < len(graph.ready) else None
-                            futures[i] = side.submit(layer_fit, x.detach(), alignment.shapes[i], config, i, after=after)
+                            futures[i] = side.submit(layer_fit, x.detach(), alignment.shapes[i], config, i,
+                                                     after=graph.ready[i])
                     else:
                         session.forward(leaf.to(unet.dtype), t_in, encoder_hidden_states=embeds)
                         captured = [session.cache.entries(n)[-1].tensor for n in names]
@@ -154,8 +107,8 @@ def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embe
                     fits = [side.result(futures[i]) for i in range(len(names))] if overlap else None
                     if graph is not None and not (keep_masks or keep_pca):
                         if fits is None and config.pca_dim is not None:  # the fits stay eager: eigh syncs
-                            fits = [layer_fit(x, s, config, i) for i, (x, s) in enumerate(zip(captured, alignment.shapes))]
-                        loss_of = loss_of or graphed_loss(unet, captured, fits, alignment, config, aligned_features)
+                            fits = layer_fits(captured, alignment.shapes, config)
+                        loss_of = loss_of or graphed_loss(unet, captured, fits, alignment, config)
                         parts, feats, previews = loss_of(captured, fits), None, []
                     else:
                         feats, slices, previews = aligned_features(captured, alignment, config, keep_pca, fits)
