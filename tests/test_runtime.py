@@ -103,7 +103,8 @@ def test_runtime_validation_names_the_field():
     assert not Runtime.low_mem().overlaps_pca("cuda") and not Runtime.baseline().overlaps_pca("cuda")
     assert Runtime.baseline().truncate is False and not Runtime.baseline().graphs_on("cuda")
     assert Runtime().graphs_on("cuda") and not Runtime().graphs_on("cpu")
-    assert Runtime.low_mem().decode_chunk_size(16) == 1 and Runtime().decode_chunk_size(16) == 16
+    assert Runtime.low_mem().decode_chunk_size(16) == 1 and Runtime().decode_chunk_size(16) == 4
+    assert Runtime.baseline().decode_chunk_size(16) == 16 and Runtime().decode_chunk_size(2) == 2
 
 
 def test_timer_and_timestep_helpers():
@@ -190,13 +191,19 @@ def test_graphed_optimisation_plumbing(tiny_pipe, image, traj, baseline, monkeyp
     from anyi2v_lab.accel import clear_graphs
     from anyi2v_lab.method import opt_graph
 
-    captures = []
+    from anyi2v_lab.accel import graphs
+
+    captures, pools = [], []
 
     def stand_in(fn, example, **kw):
         captures.append([tuple(x.shape) for x in example])
+        pools.append(kw["pool"])
         return fn
 
     monkeypatch.setattr(opt_graph, "make_graphed", stand_in)
+    # CUDA pool handles stand in as labels: the pass goes into the module's shared pool, the loss
+    # (replayed between the pass's forward and backward) into one of its own
+    monkeypatch.setattr(graphs, "graph_pool", lambda module, shared: "shared" if shared else "own")
     monkeypatch.setattr(Runtime, "graphs_optimisation", lambda self, device: True)
     cfg = AnyI2VConfig(**SMALL)
     try:
@@ -204,6 +211,8 @@ def test_graphed_optimisation_plumbing(tiny_pipe, image, traj, baseline, monkeyp
         assert torch.equal(res.latents, baseline.latents)
         np.testing.assert_array_equal(res.record.losses(), baseline.record.losses())
         assert len(captures) == 2  # the pass and the loss: one capture each serves every pass
+        assert pools == ["shared", "own"]
+        assert graphs.graph_memory(tiny_pipe.unet) == {}  # labels are not CUDA pools: nothing to read
         other = np.ascontiguousarray(image[:, ::-1])
         again = generate(tiny_pipe, other, "a red square", traj, cfg, seed=1, progress=False, runtime=Runtime())
         assert len(captures) == 2  # same shapes and trajectory: the captures replay with the new features
@@ -225,7 +234,7 @@ def test_graphed_sampling_plumbing(tiny_pipe, image, traj, monkeypatch):
     captures, replays = [], []
 
     class StandIn:
-        def __init__(self, fn, example, warmup=2):
+        def __init__(self, fn, example, warmup=2, pool=None):
             captures.append([tuple(x.shape) for x in example])
             self.fn = fn
 

@@ -6,6 +6,14 @@ arithmetic), which a graph replay removes. The sampling steps after the injectio
 hook either; at batch 32 a replay of compiled blocks takes 113 ms against 121 ms launched from Python
 (``benchmarks/results/h100_step_probe.json``). Replays run the same kernels as eager calls, so
 results are unchanged.
+
+Every graph keeps a private memory pool for its intermediates between replays. The inversion, the
+sampling step and the optimisation pass share one pool per module (``Runtime.share_graph_pool``):
+a later capture may reuse what an earlier one freed, which is safe because none of them replays
+while another's work is still wanted; the pass's forward and backward are captured together, so
+the activations saved between them are never handed out. The loss graph replays between that
+forward and backward and keeps a pool of its own (sharing it corrupted the backward: run 14 in
+``benchmarks/README.md``).
 """
 from __future__ import annotations
 
@@ -24,7 +32,8 @@ class GraphedCall:
     The returned tensor is the graph's static output: read (or copy) it before the next call.
     """
 
-    def __init__(self, fn: Callable[..., torch.Tensor], example_inputs: Sequence[torch.Tensor], warmup: int = 2):
+    def __init__(self, fn: Callable[..., torch.Tensor], example_inputs: Sequence[torch.Tensor], warmup: int = 2,
+                 pool: tuple | None = None):
         self.inputs = [x.detach().clone() for x in example_inputs]
         self.device = self.inputs[0].device
         with torch.cuda.device(self.device):  # the inputs' GPU, whichever is current
@@ -35,7 +44,7 @@ class GraphedCall:
                     fn(*self.inputs)
             torch.cuda.current_stream().wait_stream(side)
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
+            with torch.cuda.graph(self.graph, pool=pool):
                 self.output = fn(*self.inputs)
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
@@ -48,6 +57,7 @@ class GraphedCall:
 
 
 _GRAPHS: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
+_SHARED_POOLS: "weakref.WeakKeyDictionary[torch.nn.Module, tuple]" = weakref.WeakKeyDictionary()
 
 
 def weights_key(module: torch.nn.Module) -> int:
@@ -55,14 +65,29 @@ def weights_key(module: torch.nn.Module) -> int:
     return hash(tuple((p.data_ptr(), p.dtype, tuple(p.stride())) for p in module.parameters()))
 
 
-def graphed(module: torch.nn.Module, name: str, key: tuple, build: Callable[[], object]):
-    """The graph ``build()`` makes, cached on ``module`` under ``(name, key, weights)``; one per name."""
+def graph_pool(module: torch.nn.Module, shared: bool) -> tuple | None:
+    """The memory pool a new capture on ``module`` goes into: the module's shared pool, or one of its
+    own; ``None`` off CUDA, where nothing is captured (the tests' stand-ins run eagerly)."""
+    if next(module.parameters()).device.type != "cuda":
+        return None
+    if not shared:
+        return torch.cuda.graph_pool_handle()
+    if module not in _SHARED_POOLS:
+        _SHARED_POOLS[module] = torch.cuda.graph_pool_handle()
+    return _SHARED_POOLS[module]
+
+
+def graphed(module: torch.nn.Module, name: str, key: tuple, build: Callable[[tuple | None], object],
+            shared: bool = False):
+    """The graph ``build(pool)`` captures into ``pool`` (see :func:`graph_pool`), cached on ``module``
+    under ``(name, key, weights, shared)``; one per name."""
     slot = _GRAPHS.setdefault(module, {})
-    full = (key, weights_key(module))
+    full = (key, weights_key(module), shared)
     cached = slot.get(name)
     if cached is None or cached[0] != full:
-        slot.pop(name, None)  # free the old graph's memory pool before capturing a new one
-        slot[name] = (full, build())
+        slot.pop(name, None)  # free the old graph's memory before capturing a new one
+        pool = graph_pool(module, shared)
+        slot[name] = (full, build(pool), pool)
     return slot[name][1]
 
 
@@ -70,8 +95,25 @@ def clear_graphs(module: torch.nn.Module | None = None) -> None:
     """Drop cached graphs (of one module, or all) and their memory pools."""
     if module is None:
         _GRAPHS.clear()
+        _SHARED_POOLS.clear()
     else:
         _GRAPHS.pop(module, None)
+        _SHARED_POOLS.pop(module, None)
+
+
+def graph_memory(module: torch.nn.Module) -> dict[str, float]:
+    """GB reserved by each memory pool of ``module``'s cached graphs, keyed by the names of the graphs
+    in it (``"inversion+optimisation+sampling"``). Reads the allocator's snapshot: not for loops."""
+    names: dict[tuple, list[str]] = {}
+    for name, (_, _, pool) in sorted(_GRAPHS.get(module, {}).items()):
+        if isinstance(pool, tuple):  # a CUDA pool handle
+            names.setdefault(pool, []).append(name)
+    held = dict.fromkeys(names, 0)
+    for seg in torch.cuda.memory_snapshot() if names else []:
+        pool = tuple(seg.get("segment_pool_id", ()))
+        if pool in held:
+            held[pool] += seg["total_size"]
+    return {"+".join(names[p]): held[p] / 1e9 for p in names}
 
 
 def unet_graph(unet: torch.nn.Module, name: str, example: Sequence[torch.Tensor], runtime: Runtime, phase: str,
@@ -88,10 +130,10 @@ def unet_graph(unet: torch.nn.Module, name: str, example: Sequence[torch.Tensor]
     def call(a: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         return unet(a, t, encoder_hidden_states=emb).sample
 
-    def build() -> GraphedCall:
+    def build(pool) -> GraphedCall:
         with compiled_regions(unet, runtime, phase, hooked):
             # the warm-up compiles (twice: no recompilation may happen inside the capture), the capture
             # records Inductor's kernels; eager, one warm-up call initialises cuDNN and cuBLAS
-            return GraphedCall(call, example, warmup=2 if compiled else 1)
+            return GraphedCall(call, example, warmup=2 if compiled else 1, pool=pool)
 
-    return graphed(unet, name, key, build)
+    return graphed(unet, name, key, build, shared=runtime.share_graph_pool)

@@ -37,6 +37,9 @@ class Runtime:
       captured CFG step: 113 ms against 121 ms with compiled blocks on an H100. Off by default: in a
       fresh process the capture costs about as much as its replays save (eager blocks: 163 against
       171 ms a step); ``fast()``, which warms up, turns it on.
+    * ``share_graph_pool``: the inversion, sampling and optimisation-pass graphs capture into one
+      memory pool instead of one each (``accel.graphs`` says why that is safe): 10.1 GB of pools held
+      between videos instead of 12.2 at full size, same video bit for bit (H100, run 16).
     * ``compile``: ``"regional"`` compiles every repeated block (ResNet, spatial transformer, motion
       module, up/down sampler) that carries no hook of the run, for sampling and optimisation;
       ``"sampling"`` only for the sampling forwards (half the compile time). Compiled code is cached
@@ -63,13 +66,17 @@ class Runtime:
       fires. Off with ``low_memory`` (its backward re-runs the forward).
     * ``low_memory``: gradient checkpointing of every block in the optimisation passes and a
       frame-by-frame VAE decode, for 12 GB GPUs (about a third slower optimisation).
-    * ``decode_chunk``: frames per VAE decode call (``None``: all at once, or 1 with ``low_memory``).
+    * ``decode_chunk``: frames per VAE decode call; ``None``: 4, or 1 with ``low_memory``. The decode is
+      the job's largest eager peak: at 512 x 512 its activations take 8.6 GB above the model for 16
+      frames in one call, 2.2 GB for 4 at a time, at 36 ms more per video (0.27 against 0.23 s, H100,
+      ``benchmarks/README.md``). ``baseline()`` keeps diffusers' 16.
     """
 
     truncate: bool = True
     cuda_graphs: bool | str = "auto"
     graph_optimisation: bool = True
     graph_sampling: bool = False
+    share_graph_pool: bool = True
     compile: bool | str = False
     compile_backend: str = "inductor"
     compile_mode: str | None = None
@@ -104,7 +111,7 @@ class Runtime:
     def baseline(cls) -> "Runtime":
         """The reference's choices: whole UNet in the optimisation passes, eager, no graphs."""
         return cls(truncate=False, cuda_graphs=False, compile=False, channels_last=False, overlap_pca=False,
-                   attention="auto")
+                   attention="auto", decode_chunk=16)
 
     @classmethod
     def fast(cls, **changes) -> "Runtime":
@@ -155,4 +162,4 @@ class Runtime:
     def decode_chunk_size(self, num_frames: int) -> int:
         if self.decode_chunk is not None:
             return self.decode_chunk
-        return 1 if self.low_memory else num_frames
+        return 1 if self.low_memory else min(4, num_frames)

@@ -98,7 +98,7 @@ def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: li
     the session never reads the timestep tensor on the host)."""
     key = pass_key(bank, config, names, leaf, t, embeds, runtime)
 
-    def build() -> GraphedPass:
+    def build(pool) -> GraphedPass:
         static = None if bank is None else FeatureBank({k: v.clone() for k, v in bank.residuals.items()},
                                                        {k: v.clone() for k, v in bank.queries.items()},
                                                        bank.timestep, dict(bank.meta))
@@ -117,10 +117,10 @@ def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: li
         # one warm-up pass initialises what a capture cannot (cuDNN plans, cuBLAS workspaces); compiled
         # blocks get a second, so that no recompilation can happen inside the capture
         warmup = 2 if runtime.compiles("optimisation") else 1
-        fn = make_graphed(forward, example, num_warmup_iters=warmup, allow_unused_input=True)
+        fn = make_graphed(forward, example, num_warmup_iters=warmup, allow_unused_input=True, pool=pool)
         return GraphedPass(fn, static, ready)
 
-    return graphed(unet, "optimisation", key, build).load(bank)
+    return graphed(unet, "optimisation", key, build, shared=runtime.share_graph_pool).load(bank)
 
 
 def graphed_loss(unet, captured: list[torch.Tensor], fits: list | None, alignment,
@@ -142,12 +142,13 @@ def graphed_loss(unet, captured: list[torch.Tensor], fits: list | None, alignmen
         parts = alignment_loss(grid, slices, alignment.boxes, queries, config.mask, config.background_weight)
         return parts.loss, parts.count
 
-    def build() -> Callable:
+    def build(pool) -> Callable:
         example = tuple(x.detach().clone().requires_grad_(x.requires_grad)
                         for x in [*captured, *fit_tensors, *alignment.queries])
-        return make_graphed(loss_fn, example, num_warmup_iters=1, allow_unused_input=True)
+        return make_graphed(loss_fn, example, num_warmup_iters=1, allow_unused_input=True, pool=pool)
 
-    fn = graphed(unet, "loss", key, build)
+    # a pool of its own: it replays between the pass's forward and backward (see accel.graphs)
+    fn = graphed(unet, "loss", key, build, shared=False)
 
     def loss(captured_now: list[torch.Tensor], fits_now: list | None) -> LossParts:
         flat_now = [t for fit in (fits_now or []) for t in fit]
