@@ -257,3 +257,17 @@ def test_merge_edits_keeps_order_and_accepts_single_functions():
     merged = merge_edits(first, None, {"a": h, "c": [g, h]})
     assert merged == {"a": [f, h], "b": [g], "c": [g, h]}
     assert first == {"a": [f], "b": g}  # the inputs are not changed
+
+
+def test_capture_frames_slice_or_select_and_never_alias():
+    # consecutive frames are sliced (a list index would upload itself with a blocking copy), others
+    # selected; either way the stored tensor owns its memory, so later in-place edits cannot reach it
+    from anyi2v_lab.hooks import CallInfo
+
+    x = torch.arange(2 * 5 * 3, dtype=torch.float32).reshape(2, 5, 3)
+    for frames in [(1, 2, 3), (0,), (4, 1)]:
+        cap = Capture(("p",), frames=frames)
+        call = CallInfo(timestep=1, step_index=0, branches=("uncond", "cond"))
+        stored, branches, got = cap.reduce(x, call)
+        assert torch.equal(stored, x[:, list(frames)]) and got == frames and branches == ("uncond", "cond")
+        assert stored.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()

@@ -32,8 +32,10 @@ class SideStreams:
         if self.device.type != "cuda":
             raise ValueError(f"SideStreams needs a CUDA device, got {self.device}")
         self.streams = [torch.cuda.Stream(self.device) for _ in range(workers)]
-        # PyTorch loads its CUDA linear-algebra library on a process's first linalg call, and two threads
-        # making that first call at once fail ("lazy wrapper should be called at most once"): load it here
+        # PyTorch loads its CUDA linear-algebra library on a process's first linalg call (0.23 s on an
+        # H100), and two threads making that first call at once fail ("lazy wrapper should be called at
+        # most once"): load it here, on the calling thread. A worker would race the main thread's graph
+        # captures: a host sync made in another thread during a capture invalidates it.
         torch.linalg.eigh(torch.eye(2, device=self.device))
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="anyi2v-side")
         self.next = 0

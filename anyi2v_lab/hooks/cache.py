@@ -18,6 +18,15 @@ def _frozen(values) -> frozenset | None:
     return frozenset(values)
 
 
+def _frames(x: torch.Tensor, frames: tuple[int, ...]) -> torch.Tensor:
+    """``x[:, frames]`` for ``(B, F, ...)``; a slice when the frames are consecutive. Indexing with a
+    list uploads it to the device with a blocking copy, which waits for every kernel queued before."""
+    first = frames[0] if frames else 0
+    if tuple(frames) == tuple(range(first, first + len(frames))):
+        return x[:, first:first + len(frames)]
+    return x.index_select(1, torch.tensor(frames).to(x.device, non_blocking=True))
+
+
 @dataclass(frozen=True)
 class Capture:
     """A capture request: which hook points, restricted to which calls, frames and branch, stored how.
@@ -71,12 +80,12 @@ class Capture:
             bad = [f for f in self.frames if f >= x.shape[1]]
             if bad:
                 raise IndexError(f"Capture.frames asks for {bad}, but this call has {x.shape[1]} frames")
-            x, frames = x[:, list(self.frames)], self.frames
+            x, frames = _frames(x, self.frames), self.frames
         if self.device is not None or self.dtype is not None:
             x = x.to(device=self.device, dtype=self.dtype)
         elif self.detach and x.is_contiguous() is False:
             x = x.contiguous()
-        if self.detach and x.data_ptr() == per_frame.data_ptr():
+        if self.detach and x.untyped_storage().data_ptr() == per_frame.untyped_storage().data_ptr():
             x = x.clone()  # never alias a live activation: later in-place ops would change the cache
         return x, branches, frames
 

@@ -22,6 +22,7 @@ import torch
 
 from ..accel import (PhaseTimer, Runtime, backend_settings, compiled_regions, decode_video, hooked_modules,
                      prepare_layout, timestep_tensor, unet_graph)
+from ..accel.overlap import side_streams
 from ..conditions import Condition, load_condition
 from ..hooks import ActivationCache, CallInfo, Capture, hooked, merge_edits
 from ..hooks.cache import names_of
@@ -126,18 +127,23 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     timer = PhaseTimer(device)
     with timer.phase("total"), backend_settings(runtime, device):
         cond, uncond = pipe.encode_prompt(prompt, device, 1, cfg, negative_prompt)
+        # the host waits for the device in these reads, the latents' upload and cuSOLVER's loading:
+        # done before the inversion, they do not wait for its queued kernels (CUDA's sync debug mode
+        # listed them, benchmarks/results/h100_fresh_profile_syncs.json)
+        pipe.scheduler.set_timesteps(config.num_inference_steps, device=device)
+        timesteps = [int(t) for t in pipe.scheduler.timesteps]
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        F_ = config.num_frames
+        z = pipe.prepare_latents(1, unet.config.in_channels, F_, image_hw[0], image_hw[1], cond.dtype, device,
+                                 generator).float()
+        if alignment is not None and runtime.overlaps_pca(device) and config.pca_dim is not None:
+            side_streams(device, workers=len(config.align_layers))
         bank = features
         needs_bank = inject and (config.inject_residual or config.inject_query)
         with timer.phase("inversion"):
             if bank is None and needs_bank:
                 bank = invert_cached(pipe, condition.pixels, prompt, cond, config, progress=progress, runtime=runtime)
 
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        F_ = config.num_frames
-        z = pipe.prepare_latents(1, unet.config.in_channels, F_, image_hw[0], image_hw[1], cond.dtype, device,
-                                 generator).float()
-        pipe.scheduler.set_timesteps(config.num_inference_steps, device=device)
-        timesteps = [int(t) for t in pipe.scheduler.timesteps]
         record.timesteps = timesteps
         inject_edits = injection_edits(bank, config) if inject and config.injects else {}
         sample_embeds = per_frame(torch.cat([uncond, cond]) if cfg else cond, F_)
