@@ -58,16 +58,25 @@ def child_main(args) -> int:
         r, video = timed(pipe, inputs, config, rt, log, args.child, repeats=1,
                          on_warm=partial)
         out.update(r)
+        if args.memory and args.device != "cpu":  # after the timed video: these synchronise and recapture
+            from benchmarks.gpu_memory import decode_chunks, memory_by_phase, pool_comparison
+
+            out["memory_by_phase"] = memory_by_phase(pipe, inputs, config, rt)
+            out["decode_chunks"] = decode_chunks(pipe, config.num_frames)
+            out["other_pools"] = pool_comparison(pipe, inputs, config, rt, video, log)
+            log(f"memory: {json.dumps({k: out[k] for k in ('memory_by_phase', 'decode_chunks')})}")
+            log(f"other pools: held {out['other_pools']['graph_pools_gb']} identical={out['other_pools']['identical_video']}")
     out["process_s"] = time.time() - T0
     np.save(args.child_out + ".npy", video)
     Path(args.child_out).write_text(json.dumps(out, indent=2))
     return 0
 
 
-def run_child(args, kind: str, timeout: float, log, runtime_extra: dict | None = None):
+def run_child(args, kind: str, timeout: float, log, runtime_extra: dict | None = None, memory: bool = False):
     tmp = tempfile.mktemp(prefix=f"anyi2v_{kind}_", suffix=".json")
     cmd = [sys.executable, __file__, "--child", kind, "--child-out", tmp, "--device", args.device,
            "--runtime-json", json.dumps(runtime_extra or {})] + (["--log", args.log] if args.log else [])
+    cmd += ["--memory"] if memory else []
     cmd += ["--tiny"] if args.tiny else []
     cmd += ["--quick"] if args.quick else []
     cmd += ["--weights", args.weights] if args.weights else []
@@ -101,6 +110,8 @@ def main() -> int:
     p.add_argument("--fresh-attention", default="", help="also a fresh process per SDPA kernel, e.g. efficient,flash")
     p.add_argument("--cached-variant", action="append", default=[], metavar="NAME=JSON",
                    help='another cached child with these Runtime changes, e.g. levels2={"compile_levels": 2}')
+    p.add_argument("--memory", action="store_true",
+                   help="the first cached child also measures memory per phase, per decode chunk, and per graph pool choice")
     p.add_argument("--log")
     p.add_argument("--child", choices=("fresh", "compiled", "cached"), help=argparse.SUPPRESS)
     p.add_argument("--child-out", help=argparse.SUPPRESS)
@@ -186,6 +197,7 @@ def main() -> int:
 
     def child(kind: str, reserve: float, label: str | None = None, runtime: dict | None = None):
         label = label or kind
+        memory = args.memory and label == "cached"
 
         def go():
             if torch.cuda.is_available():
@@ -201,7 +213,7 @@ def main() -> int:
                 extra.update(compile_backend=args.compile_backend, compile=args.compile)
             if kind == "cached" and "error" in st.get("compiled", {}):
                 extra.update(compile_inversion=False)  # still measure the rest if the graphed compile failed
-            st[label], video = run_child(args, kind, left() - reserve, log, {**extra, **(runtime or {})})
+            st[label], video = run_child(args, kind, left() - reserve, log, {**extra, **(runtime or {})}, memory)
             if video is not None:
                 videos[label] = video
         return go

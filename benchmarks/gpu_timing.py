@@ -42,6 +42,7 @@ def sync(device) -> None:
 
 def run_case(pipe, inputs, config, runtime, seed: int = 0) -> tuple[dict, np.ndarray]:
     """One complete job, feature cache cleared (inversion always runs): timings, wall, peak memory."""
+    from anyi2v_lab.accel import graph_memory
     from anyi2v_lab.method import generate
     from anyi2v_lab.method.inversion import _CACHE
 
@@ -64,6 +65,7 @@ def run_case(pipe, inputs, config, runtime, seed: int = 0) -> tuple[dict, np.nda
         out["peak_allocated_gb"] = torch.cuda.max_memory_allocated() / 1e9
         out["peak_reserved_gb"] = torch.cuda.max_memory_reserved() / 1e9
         out["reserved_before_gb"] = floor
+        out["graph_pools_gb"] = graph_memory(pipe.unet)
     return out, res.video
 
 

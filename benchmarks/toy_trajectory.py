@@ -38,7 +38,14 @@ VARIANTS = {
     "ours_adain8": {"adain_patch": 8},
     "ours_both_branches": {"inject_uncond": True},  # the spec's option: inject into both CFG branches
     "ours_combined": {"inject_uncond": True, "update_region": "boxes", "background_weight": 1.0},
+    # layers for the toy UNet, whose finest level is 16 x 16 (SD1.5's paper layers are 16 x 16 and
+    # 32 x 32): alignment on the two finest self-attentions, injection into both CFG branches; chosen
+    # on 8 development scenes (make_cases seed 7000), never on these held-out ones
+    "toy_fine_align": {"inject_uncond": True, "opt_layers": (
+        "up_blocks.2.attentions.0.transformer_blocks.0.attn1", "up_blocks.2.attentions.1.transformer_blocks.0.attn1")},
+    "no_control_both": None,  # its injection-only baseline: both branches, no trajectory
 }
+NO_TRAJECTORY = {"no_control": {}, "no_control_both": {"inject_uncond": True}}
 PAPER = {  # Table 1/2 of the paper: FID, FVD, ObjMC (px, probably at 512 px)
     "full": (104.53, 569.89, 16.39), "no_kv": (108.18, 587.69, 16.81), "no_pca": (105.95, 585.04, 17.14),
     "static_mask": (105.44, 598.15, 16.92), "no_mask": (105.78, 579.88, 17.62),
@@ -72,20 +79,27 @@ def run_worker(rank: int, jobs: list, args, queue) -> None:
     import torch
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, args.workers)))
+    from anyi2v_lab.accel import Runtime
     from anyi2v_lab.method import AnyI2VConfig, generate
     from anyi2v_lab.models.loading import load_pipeline
 
     device = args.device
     pipe = load_pipeline(args.model, device=device, dtype=args.dtype, progress=False)
     base = AnyI2VConfig(guidance_scale=args.guidance, inversion_schedule=args.inversion)
+    runtime = Runtime(**json.loads(args.runtime))
     cases = dict(enumerate(make_cases(args.cases, pipe.unet.config.sample_size * pipe.vae_scale_factor)))
     for ci, variant in jobs:
         case, modality = cases[ci]
-        overrides = VARIANTS[variant]
-        config = base.replace(**(overrides or {}))
+        controlled = variant not in NO_TRAJECTORY
+        config = base.replace(**(VARIANTS[variant] if controlled else NO_TRAJECTORY[variant]))
         tic = time.perf_counter()
-        res = generate(pipe, case.conditions[modality], case.caption, None if overrides is None else trajectory_of(case),
-                       config, seed=args.seed + ci, progress=False)
+        try:
+            res = generate(pipe, case.conditions[modality], case.caption, trajectory_of(case) if controlled else None,
+                           config, seed=args.seed + ci, progress=False, runtime=runtime)
+        except Exception:  # noqa: BLE001 - reported with its case; the other jobs go on
+            import traceback
+            queue.put((ci, variant, None, traceback.format_exc()))
+            continue
         queue.put((ci, variant, res.frames, time.perf_counter() - tic))
     queue.put(None)
 
@@ -140,6 +154,7 @@ def main(argv=None) -> int:
     p.add_argument("--inversion", default="reference", choices=("reference", "fast"))
     p.add_argument("--dtype", default="float32", help="model dtype (the toy model is small: fp32 everywhere)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runtime", default="{}", metavar="JSON", help='Runtime changes, e.g. {"share_graph_pool": false}')
     p.add_argument("--out", default="benchmarks/results/toy_trajectory.json")
     p.add_argument("--ci", action="store_true", help="5 cases, full and no_control, fast inversion (CPU)")
     p.add_argument("--save-frames", type=int, default=0, help="also save the videos of the first N cases (.npz)")
@@ -156,7 +171,7 @@ def main(argv=None) -> int:
     shards = [[j for j in jobs if j[0] % args.workers == r] for r in range(args.workers)]
     tic = time.perf_counter()
     frames: dict = {v: {} for v in variants}
-    times = []
+    times, failed = [], []
     import torch.multiprocessing as mp
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
@@ -179,6 +194,10 @@ def main(argv=None) -> int:
             done += 1
             continue
         ci, v, fr, sec = item
+        if fr is None:  # the job failed; ``sec`` is its traceback
+            failed.append({"case": ci, "variant": v, "error": sec})
+            print(f"case {ci} {v} FAILED:\n{sec}", flush=True)
+            continue
         frames[v][ci] = fr
         times.append(sec)
         print(f"[{sum(len(x) for x in frames.values())}/{total}] case {ci} {v}: {sec:.1f} s", flush=True)
@@ -204,7 +223,7 @@ def main(argv=None) -> int:
     report = {"settings": {k: v for k, v in vars(args).items()}, "size": size, "versions": versions(),
               "cases_evaluated": len(complete),
               "seconds": time.perf_counter() - tic, "seconds_per_video": float(np.mean(times)),
-              "results": results, "paper": PAPER}
+              "results": results, "paper": PAPER, "failed": failed}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
