@@ -64,3 +64,19 @@ def test_trace_summary_splits_busy_and_idle_time():
     s = summarise(trace, min_gap_us=300)
     assert s["iterations"] == [{"wall_us": 1000, "gpu_busy_us": 500, "idle_us": 500, "gaps_over_min": 1, "gap_us": 500}]
     assert s["idle_by_host_op_us"] == {"aten::fill_": 500}  # the innermost op covering the gap's start
+
+
+def test_first_use_excess_is_first_call_minus_median_of_later_calls_per_shape():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from types import SimpleNamespace
+
+    from fresh_profile import first_use_excess
+
+    ev = lambda name, shapes, us: SimpleNamespace(name=name, input_shapes=shapes, self_cpu_time_total=us)  # noqa: E731
+    events = [ev("conv", [[1, 4]], 10_000), ev("conv", [[1, 4]], 1_000), ev("conv", [[1, 4]], 3_000),
+              ev("conv", [[2, 4]], 5_000),  # one call of a shape: all of it counts as first use
+              ev("mm", [[8]], 500), ev("mm", [[8]], 900),  # a first call faster than the later ones: no excess
+              ev("anyi2v.optimisation.forward", [], -7_000)]
+    rows = first_use_excess(events)
+    assert rows["conv"] == {"excess_ms": 8.0 + 5.0, "shapes": 2, "self_ms": 19.0, "calls": 4}
+    assert rows["mm"]["excess_ms"] == 0.0 and "anyi2v.optimisation.forward" not in rows
