@@ -26,7 +26,7 @@ import numpy as np
 
 VARIANTS = {
     "full": {},
-    "no_control": None,  # injection only: no trajectory
+    "no_control": {},  # injection only: no trajectory (NO_TRAJECTORY)
     "no_kv": {"kv_consistency": False},
     "no_pca": {"pca_dim": None},
     "static_mask": {"mask": "static"},
@@ -43,9 +43,9 @@ VARIANTS = {
     # on 8 development scenes (make_cases seed 7000), never on these held-out ones
     "toy_fine_align": {"inject_uncond": True, "opt_layers": (
         "up_blocks.2.attentions.0.transformer_blocks.0.attn1", "up_blocks.2.attentions.1.transformer_blocks.0.attn1")},
-    "no_control_both": None,  # its injection-only baseline: both branches, no trajectory
+    "no_control_both": {"inject_uncond": True},  # its injection-only baseline: both branches, no trajectory
 }
-NO_TRAJECTORY = {"no_control": {}, "no_control_both": {"inject_uncond": True}}
+NO_TRAJECTORY = {"no_control", "no_control_both"}
 PAPER = {  # Table 1/2 of the paper: FID, FVD, ObjMC (px, probably at 512 px)
     "full": (104.53, 569.89, 16.39), "no_kv": (108.18, 587.69, 16.81), "no_pca": (105.95, 585.04, 17.14),
     "static_mask": (105.44, 598.15, 16.92), "no_mask": (105.78, 579.88, 17.62),
@@ -90,11 +90,11 @@ def run_worker(rank: int, jobs: list, args, queue) -> None:
     cases = dict(enumerate(make_cases(args.cases, pipe.unet.config.sample_size * pipe.vae_scale_factor)))
     for ci, variant in jobs:
         case, modality = cases[ci]
-        controlled = variant not in NO_TRAJECTORY
-        config = base.replace(**(VARIANTS[variant] if controlled else NO_TRAJECTORY[variant]))
+        config = base.replace(**VARIANTS[variant])
         tic = time.perf_counter()
         try:
-            res = generate(pipe, case.conditions[modality], case.caption, trajectory_of(case) if controlled else None,
+            res = generate(pipe, case.conditions[modality], case.caption,
+                           None if variant in NO_TRAJECTORY else trajectory_of(case),
                            config, seed=args.seed + ci, progress=False, runtime=runtime)
         except Exception:  # noqa: BLE001 - reported with its case; the other jobs go on
             import traceback
