@@ -22,7 +22,6 @@ import torch
 
 from ..accel import (PhaseTimer, Runtime, backend_settings, compiled_regions, decode_video, hooked_modules,
                      prepare_layout, timestep_tensor, unet_graph)
-from ..accel.overlap import side_streams
 from ..conditions import Condition, load_condition
 from ..hooks import ActivationCache, CallInfo, Capture, hooked, merge_edits
 from ..hooks.cache import names_of
@@ -33,6 +32,7 @@ from .config import AnyI2VConfig, ConfigError
 from .features import FeatureBank
 from .injection import injection_active, injection_edits
 from .inversion import invert_cached
+from .opt_graph import fit_streams
 from .optimize import capture_sites, optimise_latents
 from .record import InspectionRecord
 
@@ -136,8 +136,8 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
         F_ = config.num_frames
         z = pipe.prepare_latents(1, unet.config.in_channels, F_, image_hw[0], image_hw[1], cond.dtype, device,
                                  generator).float()
-        if alignment is not None and runtime.overlaps_pca(device) and config.pca_dim is not None:
-            side_streams(device, workers=len(config.align_layers))
+        if alignment is not None:
+            fit_streams(runtime, config, device)
         bank = features
         needs_bank = inject and (config.inject_residual or config.inject_query)
         with timer.phase("inversion"):

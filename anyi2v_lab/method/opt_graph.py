@@ -24,6 +24,7 @@ from typing import Callable
 import torch
 
 from ..accel import Runtime, graphed
+from ..accel.overlap import SideStreams, side_streams
 from ..hooks import Capture, hooked, merge_edits
 from .config import AnyI2VConfig
 from .features import FeatureBank
@@ -49,6 +50,16 @@ def pass_session(unet, edits: dict, names: list[str], truncate: bool):
     autograd graph, and (``truncate``) the forward stopped after the last of them."""
     return hooked(unet, edits=edits, capture=Capture(tuple(names), detach=False),
                   stop_after=names if truncate else None, phase="optimisation")
+
+
+def fit_streams(runtime: Runtime, config: AnyI2VConfig, device) -> SideStreams | None:
+    """The side streams the optimisation's PCA fits start on as soon as their layer is computed
+    (``runtime.overlap_pca``), or ``None``: no fits, or fits after the forward on the main stream.
+    The first call of a process loads cuSOLVER, a host sync: ``generate`` makes it before the
+    inversion, so it does not wait for the inversion's kernels."""
+    if not (runtime.overlaps_pca(device) and config.pca_dim is not None):
+        return None
+    return side_streams(device, workers=len(config.align_layers))
 
 
 def _marker(event) -> Callable:
@@ -86,7 +97,7 @@ def pass_key(bank: FeatureBank | None, config: AnyI2VConfig, names: list[str], l
     bank_names = None if bank is None else (tuple(sorted(bank.residuals)), tuple(sorted(bank.queries)))
     edits = tuple(getattr(config, f) for f in _EDIT_FIELDS)
     compiled = (runtime.compiles("optimisation"), runtime.compile_levels, runtime.compile_backend, runtime.compile_mode)
-    early = runtime.overlaps_pca(leaf.device) and config.pca_dim is not None
+    early = fit_streams(runtime, config, leaf.device) is not None
     return shapes, bank_names, edits, tuple(names), compiled, runtime.truncate, early
 
 
@@ -104,7 +115,7 @@ def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: li
                                                        bank.timestep, dict(bank.meta))
         edits = injection_edits(static, config) if static is not None else {}
         ready = [None] * len(names)
-        if runtime.overlaps_pca(leaf.device) and config.pca_dim is not None:
+        if fit_streams(runtime, config, leaf.device) is not None:
             ready[:-1] = [torch.cuda.Event(external=True) for _ in names[:-1]]  # record nodes in the graph
             edits = merge_edits(edits, {n: _marker(ev) for n, ev in zip(names, ready) if ev is not None})
 

@@ -19,13 +19,13 @@ import torch
 from torch.profiler import record_function
 
 from ..accel import Runtime, checkpointed_blocks, frozen, timestep_tensor
-from ..accel.overlap import SideStreams, side_streams
+from ..accel.overlap import SideStreams
 from ..hooks import merge_edits
 from .config import AnyI2VConfig
 from .features import FeatureBank
 from .grid import aligned_features, layer_fit, layer_fits
 from .loss import alignment_loss
-from .opt_graph import graphed_loss, graphed_pass, pass_session
+from .opt_graph import fit_streams, graphed_loss, graphed_pass, pass_session
 from .record import InspectionRecord, Iteration
 
 
@@ -73,7 +73,8 @@ def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embe
     names = capture_sites(config)
     t_in = timestep_tensor(timestep, z.device)
     adam = None
-    overlap = runtime.overlaps_pca(z.device) and config.pca_dim is not None
+    side = fit_streams(runtime, config, z.device)
+    overlap = side is not None
     futures: dict = {}
     call = dict(timestep=timestep, step_index=step_index, branches=("cond",))
     graph = session = loss_of = None
@@ -81,7 +82,6 @@ def optimise_latents(unet, z: torch.Tensor, timestep: int, step_index: int, embe
         stack.enter_context(frozen(unet))
         if runtime.low_memory:
             stack.enter_context(checkpointed_blocks(unet))
-        side = side_streams(z.device, workers=len(names)) if overlap else None
         if runtime.graphs_optimisation(z.device) and (bank is not None or not edits):
             graph = graphed_pass(unet, bank, config, names, z, t_in, embeds, runtime, call)
         else:
