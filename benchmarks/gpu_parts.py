@@ -274,6 +274,10 @@ def compare(videos: dict, stages: dict) -> dict:
     for name, video in videos.items():
         if name != "baseline" and base is not None and video.shape == base.shape:
             out[f"{name}_vs_baseline"] = diff(video, base)
-    if "fast_eager" in videos and "fresh" in videos:
-        out["noise_floor_fast_eager_vs_fresh"] = diff(videos["fast_eager"], videos["fresh"])
+    fresh = "fresh" if "fresh" in videos else "fresh_r0"
+    if "fast_eager" in videos and fresh in videos:
+        out["noise_floor_fast_eager_vs_fresh"] = diff(videos["fast_eager"], videos[fresh])
+    for name, video in videos.items():  # other fresh processes (repeats, environment variants) against the first
+        if name.startswith("fresh") and name != fresh and fresh in videos:
+            out[f"{name}_vs_{fresh}"] = diff(video, videos[fresh])
     return out

@@ -72,7 +72,8 @@ def child_main(args) -> int:
     return 0
 
 
-def run_child(args, kind: str, timeout: float, log, runtime_extra: dict | None = None, memory: bool = False):
+def run_child(args, kind: str, timeout: float, log, runtime_extra: dict | None = None, memory: bool = False,
+              env: dict | None = None):
     tmp = tempfile.mktemp(prefix=f"anyi2v_{kind}_", suffix=".json")
     cmd = [sys.executable, __file__, "--child", kind, "--child-out", tmp, "--device", args.device,
            "--runtime-json", json.dumps(runtime_extra or {})] + (["--log", args.log] if args.log else [])
@@ -82,7 +83,8 @@ def run_child(args, kind: str, timeout: float, log, runtime_extra: dict | None =
     cmd += ["--weights", args.weights] if args.weights else []
     tic = time.time()
     try:
-        proc = subprocess.run(cmd, timeout=min(max(timeout, 1), 86400), capture_output=True, text=True)
+        proc = subprocess.run(cmd, timeout=min(max(timeout, 1), 86400), capture_output=True, text=True,
+                              env={**os.environ, **(env or {})})
     except subprocess.TimeoutExpired:
         log(f"{kind}: stopped at its {timeout:.0f} s limit")
         got = json.loads(Path(tmp).read_text()) if Path(tmp).exists() else {}
@@ -108,6 +110,12 @@ def main() -> int:
     p.add_argument("--compile-backend", default="inductor", help="'eager' checks the compiled path's plumbing fast")
     p.add_argument("--compile", default="regional", choices=("sampling", "regional"), help="what the compiled runs compile (fast()'s: regional)")
     p.add_argument("--fresh-attention", default="", help="also a fresh process per SDPA kernel, e.g. efficient,flash")
+    p.add_argument("--fresh-env", action="append", default=[], metavar="NAME=VAR=VALUE[,VAR=VALUE]",
+                   help="also a fresh process with these environment variables, e.g. v7=TORCH_CUDNN_V8_API_DISABLED=1")
+    p.add_argument("--fresh-variant", action="append", default=[], metavar="NAME=JSON",
+                   help='also a fresh process with these Runtime changes, e.g. nograph={"graph_optimisation": false}')
+    p.add_argument("--fresh-repeats", type=int, default=1,
+                   help="rounds of the fresh processes (default and --fresh-env ones interleaved): the host's spread")
     p.add_argument("--cached-variant", action="append", default=[], metavar="NAME=JSON",
                    help='another cached child with these Runtime changes, e.g. levels2={"compile_levels": 2}')
     p.add_argument("--memory", action="store_true",
@@ -195,7 +203,8 @@ def main() -> int:
         rt = Runtime.low_mem(cudnn_benchmark=True, attention="auto")
         st["low_memory"], videos["low_memory"] = timed(pipe, inputs, config, rt, log, "low_memory")
 
-    def child(kind: str, reserve: float, label: str | None = None, runtime: dict | None = None):
+    def child(kind: str, reserve: float, label: str | None = None, runtime: dict | None = None,
+              env: dict | None = None):
         label = label or kind
         memory = args.memory and label == "cached"
 
@@ -213,7 +222,9 @@ def main() -> int:
                 extra.update(compile_backend=args.compile_backend, compile=args.compile)
             if kind == "cached" and "error" in st.get("compiled", {}):
                 extra.update(compile_inversion=False)  # still measure the rest if the graphed compile failed
-            st[label], video = run_child(args, kind, left() - reserve, log, {**extra, **(runtime or {})}, memory)
+            st[label], video = run_child(args, kind, left() - reserve, log, {**extra, **(runtime or {})}, memory, env)
+            if env:
+                st[label]["env"] = env
             if video is not None:
                 videos[label] = video
         return go
@@ -231,7 +242,19 @@ def main() -> int:
     stage("lowmem", lowmem, 60)
     # the graph's capture (two warm-up passes, then the capture) against its 30 replays, in a fresh process
     stage("fresh_nograph", child("fresh", 0, "fresh_nograph", {"graph_optimisation": False}), 60)
-    stage("fresh", child("fresh", 0), 60)
+    # fresh-process variants: (Runtime changes, environment); "" is the default Runtime()
+    variants = {"": ({}, None)}
+    variants.update({name: ({}, dict(kv.split("=", 1) for kv in spec.split(",")))
+                     for name, spec in (item.split("=", 1) for item in args.fresh_env)})
+    variants.update({name: (json.loads(changes), None)
+                     for name, changes in (item.split("=", 1) for item in args.fresh_variant)})
+    for r in range(args.fresh_repeats):  # interleaved rounds, so a drifting host touches every variant alike
+        tag = f"_r{r}" if args.fresh_repeats > 1 else ""
+        for name, (changes, env) in variants.items():
+            label = f"fresh{'_' + name if name else ''}{tag}"
+            if "fresh" in stages:
+                stages.append(label)
+            stage(label, child("fresh", 0, label, changes, env), 60)
     for kernel in filter(None, args.fresh_attention.split(",")):  # first-use costs differ per SDPA kernel
         stages.append(f"fresh_{kernel}")
         stage(f"fresh_{kernel}", child("fresh", 0, f"fresh_{kernel}", {"attention": kernel}), 60)
@@ -253,8 +276,8 @@ def main() -> int:
 def print_table(result: dict, log) -> None:
     st, base = result["stages"], result["stages"].get("baseline", {}).get("wall_s")
     log(f"{'case':<12} {'video s':>8} {'x base':>7} {'warm-up s':>9} {'peak GB':>8}  phases")
-    fresh_kernels = [k for k in st if k.startswith("fresh_")]
-    for name in ("baseline", "fast_eager", "fast_nograph", "low_memory", "fresh", *fresh_kernels, "compiled", "cached",
+    fresh = [k for k in st if k.startswith("fresh")]
+    for name in ("baseline", "fast_eager", "fast_nograph", "low_memory", *fresh, "compiled", "cached",
                  "cached_sampling"):
         r = st.get(name, {})
         if "wall_s" not in r:

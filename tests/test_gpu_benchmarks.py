@@ -29,6 +29,23 @@ def test_pipeline_benchmark_stages_and_equivalence(tmp_path):
         assert report["comparison"][f"{name}_vs_baseline"]["max_abs"] == 0.0
 
 
+def test_fresh_process_rounds_interleave_variants(tmp_path):
+    # fresh processes in rounds (default, an environment variant, a Runtime variant), each video
+    # compared with the first fresh one: on a CPU all are the same computation
+    out = tmp_path / "fresh.json"
+    _run([str(ROOT / "benchmarks" / "gpu_pipeline.py"), "--tiny", "--quick", "--device", "cpu", "--stages", "fresh",
+          "--fresh-env", "v7=TORCH_CUDNN_V8_API_DISABLED=1", "--fresh-variant", 'nograph={"graph_optimisation": false}',
+          "--fresh-repeats", "2", "--out", str(out)], tmp_path)
+    report = json.loads(out.read_text())
+    stages, comparison = report["stages"], report["comparison"]
+    labels = [f"fresh{v}_r{r}" for r in range(2) for v in ("", "_v7", "_nograph")]
+    assert list(stages) == labels and all(stages[k]["wall_s"] > 0 for k in labels)
+    assert stages["fresh_v7_r1"]["env"] == {"TORCH_CUDNN_V8_API_DISABLED": "1"}
+    assert stages["fresh_nograph_r0"]["runtime"]["graph_optimisation"] is False
+    assert stages["fresh_r0"]["runtime"]["graph_optimisation"] is True
+    assert {k: v["max_abs"] for k, v in comparison.items()} == {f"{k}_vs_fresh_r0": 0.0 for k in labels[1:]}
+
+
 def test_opt_pass_benchmark_reports_wall_and_kernel_split(tmp_path):
     out = tmp_path / "opt.json"
     _run([str(ROOT / "benchmarks" / "opt_pass.py"), "--tiny", "--variants", "eager", "--reps", "1", "--out", str(out)],
