@@ -109,13 +109,13 @@ def main() -> int:
     p.add_argument("--budget", type=float, default=1e9, help="seconds for the whole run; stages past it are skipped")
     p.add_argument("--compile-backend", default="inductor", help="'eager' checks the compiled path's plumbing fast")
     p.add_argument("--compile", default="regional", choices=("sampling", "regional"), help="what the compiled runs compile (fast()'s: regional)")
-    p.add_argument("--fresh-attention", default="", help="also a fresh process per SDPA kernel, e.g. efficient,flash")
+    p.add_argument("--fresh-attention", default="", help="also a fresh process per SDPA kernel, e.g. efficient,flash (a --fresh-variant each)")
     p.add_argument("--fresh-env", action="append", default=[], metavar="NAME=VAR=VALUE[,VAR=VALUE]",
                    help="also a fresh process with these environment variables, e.g. v7=TORCH_CUDNN_V8_API_DISABLED=1")
     p.add_argument("--fresh-variant", action="append", default=[], metavar="NAME=JSON",
                    help='also a fresh process with these Runtime changes, e.g. nograph={"graph_optimisation": false}')
     p.add_argument("--fresh-repeats", type=int, default=1,
-                   help="rounds of the fresh processes (default and --fresh-env ones interleaved): the host's spread")
+                   help="rounds of the fresh processes (the default and every variant, interleaved): the host's spread")
     p.add_argument("--cached-variant", action="append", default=[], metavar="NAME=JSON",
                    help='another cached child with these Runtime changes, e.g. levels2={"compile_levels": 2}')
     p.add_argument("--memory", action="store_true",
@@ -248,6 +248,8 @@ def main() -> int:
                      for name, spec in (item.split("=", 1) for item in args.fresh_env)})
     variants.update({name: (json.loads(changes), None)
                      for name, changes in (item.split("=", 1) for item in args.fresh_variant)})
+    # first-use costs differ per SDPA kernel
+    variants.update({kernel: ({"attention": kernel}, None) for kernel in filter(None, args.fresh_attention.split(","))})
     for r in range(args.fresh_repeats):  # interleaved rounds, so a drifting host touches every variant alike
         tag = f"_r{r}" if args.fresh_repeats > 1 else ""
         for name, (changes, env) in variants.items():
@@ -255,9 +257,6 @@ def main() -> int:
             if "fresh" in stages:
                 stages.append(label)
             stage(label, child("fresh", 0, label, changes, env), 60)
-    for kernel in filter(None, args.fresh_attention.split(",")):  # first-use costs differ per SDPA kernel
-        stages.append(f"fresh_{kernel}")
-        stage(f"fresh_{kernel}", child("fresh", 0, f"fresh_{kernel}", {"attention": kernel}), 60)
     stage("compiled", child("compiled", 85), 200)
     stage("cached", child("cached", 0), 60)
     # the Inductor cache also holds the sampling-only compile's graphs: the preset without compiled passes
