@@ -12,6 +12,7 @@ def test_defaults_are_the_papers():
     assert c.opt_layers == ("up_blocks.1.attentions.1.transformer_blocks.0.attn1",
                             "up_blocks.2.attentions.0.transformer_blocks.0.attn1")
     assert len(c.res_layers) == 4 and len(c.attn_layers) == 4 and c.kv_consistency and c.mask == "semantic"
+    assert c.eta == 0.0  # deterministic DDIM, as the reference samples
 
 
 def test_round_trips_and_overrides(tmp_path):
@@ -26,7 +27,7 @@ def test_round_trips_and_overrides(tmp_path):
 @pytest.mark.parametrize("bad,match", [
     (dict(mask="nope"), "mask='nope'"), (dict(num_frames=0), "num_frames=0"), (dict(adain_patch=1), "adain_patch=1"),
     (dict(inversion_timestep=1000), "inversion_timestep"), (dict(height=100), "height=100"),
-    (dict(guidance_scale=0.5), "guidance_scale"), (dict(pca_dim=0), "pca_dim=0"),
+    (dict(guidance_scale=0.5), "guidance_scale"), (dict(pca_dim=0), "pca_dim=0"), (dict(eta=1.5), "eta=1.5"),
 ])
 def test_validation(bad, match):
     with pytest.raises(ConfigError, match=match):

@@ -25,6 +25,19 @@ def test_plain_loop_equals_diffusers_pipeline(tiny_pipe, image):
     assert ours.features is None  # nothing to inject: no inversion ran
 
 
+def test_eta_loop_equals_diffusers_pipeline_and_is_seeded(tiny_pipe, image):
+    """eta=1: the noise drawn up front is the noise diffusers draws step by step from the same generator."""
+    cfg = AnyI2VConfig(**SMALL, guidance_scale=7.5, inject_residual=False, inject_query=False,
+                       kv_consistency=False, eta=1.0)
+    ours = generate(tiny_pipe, image, "a red square", None, cfg, seed=3, progress=False)
+    ref = tiny_pipe(prompt="a red square", num_frames=4, num_inference_steps=3, eta=1.0, guidance_scale=7.5,
+                    height=128, width=128, output_type="np", generator=torch.Generator().manual_seed(3)).frames[0]
+    assert np.abs(ref - ours.video).max() <= 1e-5
+    again = generate(tiny_pipe, image, "a red square", None, cfg, seed=3, progress=False)
+    det = generate(tiny_pipe, image, "a red square", None, cfg.replace(eta=0.0), seed=3, progress=False)
+    assert np.array_equal(again.video, ours.video) and np.abs(det.video - ours.video).max() > 0.01
+
+
 def test_inversion_equals_a_direct_diffusers_loop(tiny_pipe, image):
     from anyi2v_lab.conditions import load_condition
 
@@ -172,6 +185,10 @@ def test_bad_inputs_fail_before_work(tiny_pipe, image):
         generate(tiny_pipe, image, "x", None, AnyI2VConfig(**SMALL, attn_layers=("up_blocks.9.x",)), progress=False)
     with pytest.raises(ConfigError, match="multiple of"):
         generate(tiny_pipe, image, "x", None, AnyI2VConfig(**SMALL, height=120, width=128), progress=False)
+    from diffusers import EulerDiscreteScheduler
+    euler = type(tiny_pipe)(**{**tiny_pipe.components, "scheduler": EulerDiscreteScheduler.from_config(tiny_pipe.scheduler.config)})
+    with pytest.raises(ConfigError, match="eta=1.0 needs a DDIM scheduler"):
+        generate(euler, image, "x", None, AnyI2VConfig(**SMALL, eta=1.0), progress=False)
     traj = Trajectory.single((10, 10, 20, 20), [(15, 15)], image_size=(300, 200))
     with pytest.raises(ValueError, match="matches neither"):
         generate(tiny_pipe, image, "x", traj, AnyI2VConfig(**SMALL), progress=False)

@@ -14,6 +14,7 @@ With injection and optimisation off it is diffusers' ``AnimateDiffPipeline`` ste
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,9 @@ def check_inputs(pipe, config: AnyI2VConfig, image_hw: tuple[int, int]) -> tuple
                                   f"{W}x{H}; choose a patch dividing {h} and {w}, or adain_patch=None")
     if config.inject_query or config.kv_consistency:
         layer_shapes(pipe.unet, config.attn_layers, latent_hw)
+    if config.eta and "variance_noise" not in inspect.signature(pipe.scheduler.step).parameters:
+        raise ConfigError(f"eta={config.eta} needs a DDIM scheduler, but the pipeline has "
+                          f"{type(pipe.scheduler).__name__}; set eta=0 or use DDIMScheduler")
     return latent_hw
 
 
@@ -136,6 +140,9 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
         F_ = config.num_frames
         z = pipe.prepare_latents(1, unet.config.in_channels, F_, image_hw[0], image_hw[1], cond.dtype, device,
                                  generator).float()
+        # eta's noise, drawn up front from the same CPU generator: the video is the same on every device,
+        # and no step waits for a host-to-device copy
+        step_noise = torch.randn((len(timesteps), *z.shape), generator=generator).to(device) if config.eta else None
         if alignment is not None:
             fit_streams(runtime, config, device)
         bank = features
@@ -177,7 +184,8 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
                     if cfg:
                         eps_u, eps_c = eps.chunk(2)
                         eps = eps_u + config.guidance_scale * (eps_c - eps_u)
-                    z = pipe.scheduler.step(eps, t, z, eta=0.0).prev_sample
+                    z = pipe.scheduler.step(eps, t, z, eta=config.eta, variance_noise=None if step_noise is None
+                                            else step_noise[i]).prev_sample
         with timer.phase("decode"):
             video = decode_video(pipe, z, runtime.decode_chunk_size(F_))
             video = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
