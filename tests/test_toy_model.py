@@ -98,6 +98,30 @@ def test_fresh_adapter_leaves_the_image_model_unchanged():
     assert torch.allclose(out, ref, atol=1e-4) and torch.allclose(one[:, :, 0], ref[:, :, 0], atol=1e-4)
 
 
+def test_grown_adapter_computes_what_the_old_one_did_and_splits_back():
+    """Growing motion modules to two transformer layers: same outputs at the start (new layers are
+    identities), every old weight kept, and the deeper motion UNet splits back exactly."""
+    torch.manual_seed(0)
+    unet, adapter = tm.build_unet().eval(), tm.build_motion_adapter(zero_out=False)
+    grown = tm.grow_motion_adapter(adapter, 2)
+    assert (tm.motion_depth(adapter.config), tm.motion_depth(grown.config)) == (1, 2)
+    assert tm.count_params(grown) > 1.8 * tm.count_params(adapter)
+    for k, v in adapter.state_dict().items():
+        assert torch.equal(v, grown.state_dict()[k]), k
+    new = [k for k in grown.state_dict() if ".transformer_blocks.1." in k and "to_out.0.weight" in k]
+    assert new and all(grown.state_dict()[k].abs().sum() == 0 for k in new)
+    z, emb = torch.randn(1, 4, 3, 16, 16), torch.randn(3, 77, 128)
+    mu, mu2 = tm.motion_unet(unet, adapter).eval(), tm.motion_unet(unet, grown).eval()
+    assert tm.motion_depth(mu2.config) == 2
+    with torch.no_grad():
+        ref, out = mu(z, 500, emb).sample, mu2(z, 500, emb).sample
+    assert ref.abs().mean() > 0 and torch.allclose(out, ref, atol=1e-5)
+    _, a2 = tm.split_motion_unet(mu2)
+    assert all(torch.equal(v, a2.state_dict()[k]) for k, v in grown.state_dict().items())
+    with pytest.raises(ValueError, match="can only grow"):
+        tm.grow_motion_adapter(grown, 1)
+
+
 def test_scheduler_is_the_reference_ddim():
     s = tm.build_scheduler().config
     assert (s.beta_start, s.beta_end, s.beta_schedule, s.steps_offset, s.clip_sample, s.timestep_spacing,

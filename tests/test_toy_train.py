@@ -21,3 +21,20 @@ def test_deadline_checkpoint_then_resume_finishes_every_phase(tmp_path):
     assert "deadline of 0 s reached" in log and "resumed from" in log
     parts = tm.load_components(out / "weights")
     assert set(parts) >= set(tm.COMPONENTS)
+
+
+def test_warm_start_grows_motion_modules_and_resumes_at_depth(tmp_path):
+    """--init-from with --motion-depth 2: a deeper adapter is trained, checkpointed, resumed and exported."""
+    from anyi2v_lab.toy.trainer import Log, Trainer
+    from anyi2v_lab.toy.train import TrainConfig
+    src = tmp_path / "src"
+    Trainer(TrainConfig(out=str(src), device="cpu"), Log(tmp_path / "log.txt")).export(src)
+    out = tmp_path / "grown"
+    args = ["--tiny", "--out", str(out), "--no-eval", "--phases", "joint", "--init-from", str(src),
+            "--motion-depth", "2"]
+    with pytest.raises(SystemExit):
+        main(args + ["--deadline", "0"])
+    main(args + ["--resume"])
+    adapter = tm.load_components(out / "weights")["motion_adapter"]
+    assert tm.motion_depth(adapter.config) == 2
+    assert "grown from 1 to 2" in (out / "train.log").read_text()

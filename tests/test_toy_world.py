@@ -177,3 +177,12 @@ def test_frechet_colour_distance_is_a_distance(cases):
     b = np.stack([c.frames for c in cases[4:]])
     assert abs(tracking.frechet_colour_distance(a, a)) < 1e-6
     assert tracking.frechet_colour_distance(a, b) > 1e-3
+
+
+def test_object_probs_weight_training_scenes_and_are_checked():
+    g = torch.Generator().manual_seed(0)
+    assert (world.sample_specs(64, g, object_probs=(0, 0, 1)).n == 3).all()
+    n = world.sample_specs(2000, g, object_probs=(1, 1, 0)).n
+    assert set(n.tolist()) == {1, 2} and 0.3 < (n == 1).float().mean() < 0.6  # occluding scenes need 2
+    with pytest.raises(ValueError, match="object_probs must be 3 non-negative"):
+        world.sample_specs(2, g, object_probs=(1, -1, 1))

@@ -23,7 +23,19 @@ def video_metrics(frames, cases, device) -> dict:
     out.update({"rate_lenient": g_all["rate"], "threshold_lenient": g_all["threshold"],
                 "binding_accuracy": b["accuracy"], "binding_recall": b["recall"], "binding_extra": b["extra"]})
     out.update({f"stats_{k}": v_ for k, v_ in tr.motion_stats(v, cases).items()})
-    return {k: round(float(x), 4) for k, x in out.items()}
+    out = {k: round(float(x), 4) for k, x in out.items()}
+    out["rate_by_case"] = glitch_by_case(g["per_video"], cases)
+    return out
+
+
+def glitch_by_case(per_video, cases) -> dict:
+    """The glitch rate of each motion kind ("motion:occluding") and object count ("objects:2"), and how
+    many videos each has: where the glitches come from."""
+    groups: dict[str, list[float]] = {}
+    for rate, c in zip(np.asarray(per_video, dtype=float), cases):
+        for key in (f"motion:{c.motion}", f"objects:{len(c.objects)}"):
+            groups.setdefault(key, []).append(rate)
+    return {k: {"rate": round(float(np.mean(v)), 4), "videos": len(v)} for k, v in sorted(groups.items())}
 
 
 def sample_grid(videos, cases, path, frames=(0, 2, 4, 6, 8, 10, 12, 14), rows: int = 8, scale: int = 2):

@@ -9,6 +9,7 @@ runs at 8x8 and ``up_blocks.2`` at 16x16 (image/8 and image/4).
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import torch
@@ -63,16 +64,52 @@ def build_unet() -> UNet2DConditionModel:
     return UNet2DConditionModel(**UNET_CONFIG)
 
 
-def build_motion_adapter(zero_out: bool = True) -> MotionAdapter:
+def build_motion_adapter(zero_out: bool = True, depth: int = 1) -> MotionAdapter:
     """AnimateDiff zero-initialises each motion module's output projection, so a fresh adapter leaves
-    the image model's output unchanged at the start of motion training."""
-    adapter = MotionAdapter(**MOTION_CONFIG)
+    the image model's output unchanged at the start of motion training. ``depth``: transformer layers
+    in each motion module (the committed weights have 1)."""
+    if depth < 1:
+        raise ValueError(f"depth (transformer layers per motion module) must be >= 1, got {depth}")
+    adapter = MotionAdapter(**MOTION_CONFIG, motion_transformer_layers_per_block=depth,
+                            motion_transformer_layers_per_mid_block=depth)
     if zero_out:
         for name, mod in adapter.named_modules():
             if name.endswith("proj_out") and isinstance(mod, torch.nn.Linear):
                 torch.nn.init.zeros_(mod.weight)
                 torch.nn.init.zeros_(mod.bias)
     return adapter
+
+
+def motion_depth(config) -> int:
+    """Transformer layers per motion module, from a MotionAdapter's or a UNetMotionModel's config."""
+    d = config.get("motion_transformer_layers_per_block", config.get("temporal_transformer_layers_per_block", 1))
+    d = set(d) if isinstance(d, (list, tuple)) else {d}
+    if len(d) != 1 or not all(isinstance(x, int) for x in d):
+        raise ValueError(f"the toy model has one motion depth for every block, got {sorted(map(str, d))}")
+    return d.pop()
+
+
+def grow_motion_adapter(adapter: MotionAdapter, depth: int) -> MotionAdapter:
+    """A copy of ``adapter`` with ``depth`` transformer layers in every motion module. The old layers keep
+    their weights; each new layer starts as an identity (its attention and feed-forward output
+    projections are zero, so only the residual passes), hence the grown model computes exactly what the
+    old one did and training starts from there."""
+    old = motion_depth(adapter.config)
+    if depth < old:
+        raise ValueError(f"depth {depth} is below the adapter's {old}; a motion adapter can only grow")
+    new = build_motion_adapter(zero_out=False, depth=depth).to(adapter.dtype)
+    missing, unexpected = new.load_state_dict(adapter.state_dict(), strict=False)
+    fresh = re.compile(r"\.transformer_blocks\.(\d+)\.")
+    if unexpected or any(int(m.group(1)) < old for m in map(fresh.search, missing) if m) \
+            or not all(fresh.search(k) for k in missing):
+        raise ValueError(f"adapter layouts differ beyond depth: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for name, mod in new.named_modules():
+        m = re.search(r"transformer_blocks\.(\d+)$", name)
+        if m and int(m.group(1)) >= old:
+            for lin in (mod.attn1.to_out[0], mod.attn2.to_out[0], mod.ff.net[2]):
+                torch.nn.init.zeros_(lin.weight)
+                torch.nn.init.zeros_(lin.bias)
+    return new
 
 
 def build_text_encoder(vocab_size: int | None = None) -> CLIPTextModel:
@@ -97,7 +134,7 @@ def split_motion_unet(model: UNetMotionModel) -> tuple[UNet2DConditionModel, Mot
     sd = model.state_dict()
     unet = build_unet().to(next(model.parameters()).dtype)
     unet.load_state_dict({k: v for k, v in sd.items() if "motion_modules" not in k}, strict=True)
-    adapter = build_motion_adapter(zero_out=False).to(unet.dtype)
+    adapter = build_motion_adapter(zero_out=False, depth=motion_depth(model.config)).to(unet.dtype)
     adapter.load_state_dict({k: v for k, v in sd.items() if "motion_modules" in k}, strict=True)
     return unet, adapter
 

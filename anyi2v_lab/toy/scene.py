@@ -159,14 +159,28 @@ def _index(name, value, options) -> int:
     return list(options).index(value)
 
 
-def sample_attributes(B: int, g: torch.Generator, num_objects=None, background=None, motion=None) -> Spec:
-    """What a caption says (and the motion kind): the first draws of every scene."""
+def check_object_probs(object_probs) -> tuple[float, ...] | None:
+    """``None`` or 3 non-negative weights of 1, 2 and 3 objects, not all zero, as a tuple of floats."""
+    if object_probs is None:
+        return None
+    probs = tuple(float(p) for p in object_probs)
+    if len(probs) != 3 or min(probs) < 0 or sum(probs) <= 0:
+        raise ValueError(f"object_probs must be 3 non-negative weights for 1, 2, 3 objects (e.g. 0.2,0.35,0.45), "
+                         f"got {object_probs!r}")
+    return probs
+
+
+def sample_attributes(B: int, g: torch.Generator, num_objects=None, background=None, motion=None,
+                      object_probs=None) -> Spec:
+    """What a caption says (and the motion kind): the first draws of every scene. ``object_probs``:
+    the chances of 1, 2 and 3 objects (default NUM_OBJECT_PROBS; training may weight crowded scenes)."""
+    object_probs = check_object_probs(object_probs)
     if num_objects is not None and num_objects not in (1, 2, 3):
         raise ValueError(f"num_objects must be 1, 2 or 3, got {num_objects!r}")
     if motion == "occlude" and num_objects == 1:
         raise ValueError("motion='occlude' needs num_objects >= 2 (or None)")
     mot = _choice(g, MOTION_PROBS, B) if motion is None else torch.full((B,), _index("motion", motion, MOTIONS))
-    n = _choice(g, NUM_OBJECT_PROBS, B) + 1 if num_objects is None else torch.full((B,), num_objects)
+    n = _choice(g, object_probs or NUM_OBJECT_PROBS, B) + 1 if num_objects is None else torch.full((B,), num_objects)
     n = torch.where(mot == MOTIONS.index("occlude"), n.clamp(min=2), n)
     colour = torch.rand(B, len(COLOURS), generator=g).argsort(1)[:, :MAX_OBJECTS]
     shape = torch.randint(len(SHAPES), (B, MAX_OBJECTS), generator=g)
@@ -241,19 +255,19 @@ def _trajectories(g, a: Spec, F: int, size: int, h0: torch.Tensor):
 
 
 def sample_specs(B: int, g: torch.Generator, *, num_frames: int = 16, size: int = 64, num_objects=None,
-                 background=None, motion=None, reject=None) -> Spec:
+                 background=None, motion=None, reject=None, object_probs=None) -> Spec:
     """B scenes. ``reject(spec) -> (B,) bool`` marks attribute draws to redraw (the held-out captions)."""
     if size < 32 or size % 8:
         raise ValueError(f"size must be a multiple of 8 and >= 32, got {size}")
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    a = sample_attributes(B, g, num_objects, background, motion)
+    a = sample_attributes(B, g, num_objects, background, motion, object_probs)
     if reject is not None:
         for _ in range(100):
             bad = reject(a)
             if not bad.any():
                 break
-            r = sample_attributes(B, g, num_objects, background, motion)
+            r = sample_attributes(B, g, num_objects, background, motion, object_probs)
             a = replace(a, **{f: torch.where(bad.view(-1, *[1] * (getattr(a, f).dim() - 1)), getattr(r, f), getattr(a, f))
                               for f in ("n", "shape", "colour", "size_cls", "motion", "bg_type")})
     sc = size / 64

@@ -34,6 +34,7 @@ import torch
 
 from anyi2v_lab.toy import model as tm
 from anyi2v_lab.toy.evaluate import evaluate
+from anyi2v_lab.toy.scene import check_object_probs
 from anyi2v_lab.toy.trainer import Log, Trainer
 
 # "decoder" fine-tunes the VAE decoder alone: the encoder, hence the latent space the UNet learned, stays
@@ -71,6 +72,11 @@ class TrainConfig:
     eval_steps: int = 25
     grid_cfg: float = 7.5
     init_from: str | None = None     # warm start from an exported weights folder (fp16 is fine)
+    # transformer layers per motion module (None: 1, or the warm start's); a warm start's adapter is grown
+    # to it, new layers starting as identities
+    motion_depth: int | None = None
+    # chances of 1, 2, 3 objects in training scenes (None: the world's 0.35/0.4/0.25); evaluation never changes
+    object_probs: tuple | None = None
 
     def __post_init__(self):
         for name in ("seconds", "max_steps", "batch", "lr"):
@@ -79,6 +85,9 @@ class TrainConfig:
                 raise ValueError(f"{name} has unknown phases {bad}; phases are {PHASES}")
         if not 0 <= self.cond_fraction <= 1 or not 0 <= self.caption_dropout < 1:
             raise ValueError("cond_fraction must be in [0, 1] and caption_dropout in [0, 1)")
+        object.__setattr__(self, "object_probs", check_object_probs(self.object_probs))
+        if self.motion_depth is not None and self.motion_depth < 1:
+            raise ValueError(f"motion_depth must be None or >= 1, got {self.motion_depth}")
 
 
 def _kv(text: str, cast) -> dict:
@@ -109,6 +118,9 @@ def main(argv=None):
     p.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt")
     p.add_argument("--init-from", default=None, help="warm start from an exported weights folder")
     p.add_argument("--image-every", type=int, default=4, help="joint phase: every n-th step is an image batch")
+    p.add_argument("--motion-depth", type=int, default=None,
+                   help="transformer layers per motion module; grows a warm start's adapter (new layers identities)")
+    p.add_argument("--object-probs", default=None, help="training scenes' chances of 1,2,3 objects, e.g. 0.2,0.4,0.4")
     p.add_argument("--joint-text", action="store_true", help="joint phase: train the text encoder too")
     p.add_argument("--vae-noise", type=float, default=0.1, help="posterior noise scale in the VAE phases")
     p.add_argument("--lr-final", type=float, default=0.1, help="cosine-decay each phase's lr to this fraction")
@@ -132,7 +144,8 @@ def main(argv=None):
               batch=batch, lr=lr, eval_videos=a.eval_videos, eval_steps=a.eval_steps, grid_cfg=a.grid_cfg,
               eval_cfg=tuple(float(x) for x in a.eval_cfg.split(",")), init_from=a.init_from,
               image_every=a.image_every, joint_text=a.joint_text, vae_noise=a.vae_noise,
-              lr_final=a.lr_final, deadline=a.deadline)
+              lr_final=a.lr_final, deadline=a.deadline, motion_depth=a.motion_depth,
+              object_probs=None if a.object_probs is None else tuple(float(x) for x in a.object_probs.split(",")))
     cfg = TrainConfig(**{**kw, **extra})
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     log = Log(Path(cfg.out) / "train.log")

@@ -8,6 +8,7 @@ import copy
 import math
 import os
 import random
+import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -55,7 +56,11 @@ class Trainer:
         if cfg.init_from:
             c = tm.load_components(cfg.init_from)
             self.vae, self.text, self.unet2d = c["vae"], c["text_encoder"], c["unet"]
-            self.unet = tm.motion_unet(c["unet"], c["motion_adapter"]).float()
+            adapter, depth = c["motion_adapter"], tm.motion_depth(c["motion_adapter"].config)
+            if cfg.motion_depth is not None and cfg.motion_depth != depth:
+                adapter = tm.grow_motion_adapter(adapter, cfg.motion_depth)
+                log(f"motion modules grown from {depth} to {cfg.motion_depth} transformer layers (new ones identities)")
+            self.unet = tm.motion_unet(c["unet"], adapter).float()
             self.sf, self.done = float(self.vae.config.scaling_factor), ["vae", "image"]
         for m in (self.vae, self.text, self.unet2d, self.unet):
             if m is not None:
@@ -66,7 +71,8 @@ class Trainer:
         """n single frames, 4 random times from each of n/4 scenes, a share replaced by a condition
         image (caption tagged with its modality); x: (n, 3, H, W) in [-1, 1]."""
         k = 4 if n % 4 == 0 else 1
-        spec = world.sample_specs(n // k, self.gen, reject=world.is_heldout).take(torch.arange(n // k).repeat_interleave(k))
+        spec = world.sample_specs(n // k, self.gen, reject=world.is_heldout, object_probs=self.cfg.object_probs)
+        spec = spec.take(torch.arange(n // k).repeat_interleave(k))
         spec = spec.select_frames(torch.randint(16, (n,), generator=self.gen))
         r = world.render_specs(spec, self.dev, conditions=cond_fraction > 0)
         x, caps = r["frames"][:, 0], world.captions_of(spec)
@@ -80,7 +86,7 @@ class Trainer:
         return x * 2 - 1, caps
 
     def videos(self, n: int):
-        r = world.render_batch(n, generator=self.gen, device=self.dev)
+        r = world.render_batch(n, generator=self.gen, device=self.dev, object_probs=self.cfg.object_probs)
         return r["frames"] * 2 - 1, r["captions"]
 
     def encode_text(self, caps: list[str]) -> torch.Tensor:
@@ -175,7 +181,8 @@ class Trainer:
                 lambda i: self.image_loss(self.unet2d, self.cfg.batch["image"])
         self.text.requires_grad_(False).eval()
         if self.unet is None:
-            self.unet = tm.motion_unet(self.unet2d, tm.build_motion_adapter(zero_out=True).to(self.dev)).to(self.dev)
+            adapter = tm.build_motion_adapter(zero_out=True, depth=self.cfg.motion_depth or 1)
+            self.unet = tm.motion_unet(self.unet2d, adapter.to(self.dev)).to(self.dev)
             self.unet2d = None
         if name == "motion":
             self.unet.freeze_unet2d_params()
@@ -281,7 +288,9 @@ class Trainer:
         self.vae.register_to_config(scaling_factor=self.sf)
         self.text.load_state_dict(ck["text"])
         if ck["unet"] is not None:
-            self.unet = tm.motion_unet(tm.build_unet(), tm.build_motion_adapter()).to(self.dev)
+            depth = 1 + max(int(m.group(1)) for k in ck["unet"]
+                            if (m := re.search(r"motion_modules\.\d+\.transformer_blocks\.(\d+)\.", k)))
+            self.unet = tm.motion_unet(tm.build_unet(), tm.build_motion_adapter(depth=depth)).to(self.dev)
             self.unet.load_state_dict(ck["unet"])
             self.unet2d = None
         else:

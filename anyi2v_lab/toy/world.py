@@ -202,11 +202,11 @@ def render_specs(spec: Spec, device: str | torch.device = "cpu", conditions: boo
 
 
 def render_batch(batch_size: int, *, generator: torch.Generator, device="cpu", num_frames: int = 16,
-                 size: int = 64, conditions: bool = False, exclude_heldout: bool = True) -> dict:
+                 size: int = 64, conditions: bool = False, exclude_heldout: bool = True, object_probs=None) -> dict:
     """A training batch: ``render_specs`` output plus "captions" (list of str) and "spec".
     Held-out captions are redrawn, so the training sampler never shows them."""
     spec = sample_specs(batch_size, generator, num_frames=num_frames, size=size,
-                        reject=is_heldout if exclude_heldout else None)
+                        reject=is_heldout if exclude_heldout else None, object_probs=object_probs)
     out = render_specs(spec, device, conditions=conditions)
     out["captions"] = captions_of(spec)
     out["spec"] = spec
