@@ -23,3 +23,62 @@ def test_ci_benchmark_runs_and_reports(tmp_path):
         assert np.isfinite(r["objmc_px"]) and 0 <= r["frame0_iou"] <= 1 and np.isfinite(r["fd_vae"])
         assert len(r["objmc_per_case"]) == 5
     assert "| full |" in proc.stdout and "Floors" in proc.stdout
+
+
+def test_worker_goes_on_eagerly_after_a_failed_graph_capture(monkeypatch):
+    """A capture failure (seen on an H100) poisons the process's graph pools: the worker retries that job
+    and runs the rest without CUDA graphs, and reports the fallback; other errors are reported as before."""
+    import argparse
+    import importlib.util
+    from types import SimpleNamespace
+
+    import anyi2v_lab.method as method
+
+    spec = importlib.util.spec_from_file_location("toy_trajectory", ROOT / "benchmarks" / "toy_trajectory.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    runtimes = []
+
+    def fake_generate(pipe, image, caption, trajectory, config, *, seed, progress, runtime):
+        runtimes.append(runtime.cuda_graphs)
+        if config.mask == "none":
+            raise ValueError("not a capture problem")
+        if runtime.cuda_graphs is not False:
+            raise RuntimeError("CUDA error: operation failed due to a previous error during capture")
+        return SimpleNamespace(frames=np.zeros((16, 64, 64, 3), np.uint8))
+
+    monkeypatch.setattr(method, "generate", fake_generate)
+    args = argparse.Namespace(workers=1, device="cpu", model=None, dtype="float32", guidance=8.0,
+                              inversion="fast", runtime="{}", cases=1, seed=0)
+    items = []
+    bench.run_worker(0, [(0, "full"), (0, "no_mask"), (0, "no_kv")], args, SimpleNamespace(put=items.append))
+    full, no_mask, no_kv, end = items
+    assert end is None and runtimes == ["auto", False, False, False]
+    assert full[2] is not None and "graph capture failed at case 0 full" in full[4]
+    assert no_mask[2] is None and "not a capture problem" in no_mask[3] and no_mask[4] is None
+    assert no_kv[2] is not None and no_kv[4] is None
+    assert not bench.is_capture_failure("CUDA out of memory")
+
+
+def test_glitch_probe_reports_each_variant_with_its_sampler(tmp_path):
+    out = tmp_path / "probe.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "toy_glitch_probe.py"), "--videos", "2",
+                           "--variants", "base,eta1,euler_a50", "--steps-scale", "0.08", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert (r["eta1"]["eta"], r["eta1"]["steps"], r["euler_a50"]["scheduler"], r["euler_a50"]["steps"]) == (1.0, 2, "euler_a", 4)
+    for v in ("base", "eta1", "euler_a50"):
+        assert 0 <= r[v]["rate"] <= 1 and sum(g["videos"] for k, g in r[v]["rate_by_case"].items()
+                                              if k.startswith("objects:")) == 2
+    assert r["data"]["heldout"]["binding_accuracy"] == 1.0  # the real videos show their captions' colours
+
+
+def test_glitch_rate_by_case_groups_videos():
+    from types import SimpleNamespace
+
+    from anyi2v_lab.toy.evaluate import glitch_by_case
+    cases = [SimpleNamespace(motion=m, objects=[0] * n) for m, n in (("path", 1), ("path", 2), ("still", 2))]
+    r = glitch_by_case([0.5, 0.25, 0.0], cases)
+    assert r == {"motion:path": {"rate": 0.375, "videos": 2}, "motion:still": {"rate": 0.0, "videos": 1},
+                 "objects:1": {"rate": 0.5, "videos": 1}, "objects:2": {"rate": 0.125, "videos": 2}}
