@@ -82,8 +82,10 @@ def trajectory_of(case):
 def run_worker(rank: int, jobs: list, args, queue) -> None:
     import torch
 
+    import traceback
+
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, args.workers)))
-    from anyi2v_lab.accel import Runtime
+    from anyi2v_lab.accel import Runtime, clear_graphs
     from anyi2v_lab.method import AnyI2VConfig, generate
     from anyi2v_lab.models.loading import load_pipeline
 
@@ -92,15 +94,14 @@ def run_worker(rank: int, jobs: list, args, queue) -> None:
     base = AnyI2VConfig(guidance_scale=args.guidance, inversion_schedule=args.inversion)
     runtime = Runtime(**json.loads(args.runtime))
     cases = dict(enumerate(make_cases(args.cases, pipe.unet.config.sample_size * pipe.vae_scale_factor)))
-    import traceback
-
-    from anyi2v_lab.accel import clear_graphs
     for ci, variant in jobs:
         case, modality = cases[ci]
         config = base.replace(**VARIANTS[variant])
-        run = lambda rt: generate(pipe, case.conditions[modality], case.caption,  # noqa: E731
-                                  None if variant in NO_TRAJECTORY else trajectory_of(case),
-                                  config, seed=args.seed + ci, progress=False, runtime=rt)
+
+        def run(rt):
+            return generate(pipe, case.conditions[modality], case.caption,
+                            None if variant in NO_TRAJECTORY else trajectory_of(case),
+                            config, seed=args.seed + ci, progress=False, runtime=rt)
         tic, note = time.perf_counter(), None
         try:
             try:

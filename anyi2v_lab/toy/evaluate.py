@@ -29,7 +29,7 @@ def video_metrics(frames, cases, device) -> dict:
 
 
 def glitch_by_case(per_video, cases) -> dict:
-    """The glitch rate of each motion kind ("motion:occluding") and object count ("objects:2"), and how
+    """The glitch rate of each motion kind ("motion:occlude") and object count ("objects:2"), and how
     many videos each has: where the glitches come from."""
     groups: dict[str, list[float]] = {}
     for rate, c in zip(np.asarray(per_video, dtype=float), cases):

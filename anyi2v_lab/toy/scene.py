@@ -163,7 +163,10 @@ def check_object_probs(object_probs) -> tuple[float, ...] | None:
     """``None`` or 3 non-negative weights of 1, 2 and 3 objects, not all zero, as a tuple of floats."""
     if object_probs is None:
         return None
-    probs = tuple(float(p) for p in object_probs)
+    try:
+        probs = tuple(float(p) for p in object_probs)
+    except (TypeError, ValueError):
+        probs = ()
     if len(probs) != 3 or min(probs) < 0 or sum(probs) <= 0:
         raise ValueError(f"object_probs must be 3 non-negative weights for 1, 2, 3 objects (e.g. 0.2,0.35,0.45), "
                          f"got {object_probs!r}")

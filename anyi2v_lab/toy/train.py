@@ -145,7 +145,7 @@ def main(argv=None):
               eval_cfg=tuple(float(x) for x in a.eval_cfg.split(",")), init_from=a.init_from,
               image_every=a.image_every, joint_text=a.joint_text, vae_noise=a.vae_noise,
               lr_final=a.lr_final, deadline=a.deadline, motion_depth=a.motion_depth,
-              object_probs=None if a.object_probs is None else tuple(float(x) for x in a.object_probs.split(",")))
+              object_probs=None if a.object_probs is None else a.object_probs.split(","))
     cfg = TrainConfig(**{**kw, **extra})
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     log = Log(Path(cfg.out) / "train.log")
