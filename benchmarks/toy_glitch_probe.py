@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from anyi2v_lab.toy import model as tm
-from anyi2v_lab.toy import world
+from anyi2v_lab.toy import scene, world
 from anyi2v_lab.toy.evaluate import video_metrics
 
 SEEN_SEED_BASE = 2 * 10**9   # far from heldout_cases' seeds; captions the training sampler can draw
@@ -46,9 +46,9 @@ def seen_cases(n: int) -> list[world.ToyCase]:
     """``n`` seeded cases whose captions the training sampler can produce (not held out)."""
     cases, s = [], SEEN_SEED_BASE
     while len(cases) < n:
-        c = world.make_case(s)
-        if not bool(world.is_heldout(world.sample_specs(1, torch.Generator().manual_seed(s)))[0]):
-            cases.append(c)
+        # the caption is fixed by the first draws, as in world.heldout_cases: render only the kept seeds
+        if not bool(world.is_heldout(scene.sample_attributes(1, torch.Generator().manual_seed(s)))[0]):
+            cases.append(world.make_case(s))
         s += 1
     return cases
 
