@@ -105,6 +105,7 @@ def test_grown_adapter_computes_what_the_old_one_did_and_splits_back():
     unet, adapter = tm.build_unet().eval(), tm.build_motion_adapter(zero_out=False)
     grown = tm.grow_motion_adapter(adapter, 2)
     assert (tm.motion_depth(adapter.config), tm.motion_depth(grown.config)) == (1, 2)
+    assert (tm.state_motion_depth(adapter.state_dict()), tm.state_motion_depth(grown.state_dict())) == (1, 2)
     assert tm.count_params(grown) > 1.8 * tm.count_params(adapter)
     for k, v in adapter.state_dict().items():
         assert torch.equal(v, grown.state_dict()[k]), k

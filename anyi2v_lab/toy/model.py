@@ -89,6 +89,12 @@ def motion_depth(config) -> int:
     return d.pop()
 
 
+def state_motion_depth(state_dict) -> int:
+    """Transformer layers per motion module, read from a (motion UNet or adapter) state dict's keys."""
+    return 1 + max(int(m.group(1)) for k in state_dict
+                   if (m := re.search(r"motion_modules\.\d+\.transformer_blocks\.(\d+)\.", k)))
+
+
 def grow_motion_adapter(adapter: MotionAdapter, depth: int) -> MotionAdapter:
     """A copy of ``adapter`` with ``depth`` transformer layers in every motion module. The old layers keep
     their weights; each new layer starts as an identity (its attention and feed-forward output

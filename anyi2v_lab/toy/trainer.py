@@ -8,7 +8,6 @@ import copy
 import math
 import os
 import random
-import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -288,9 +287,8 @@ class Trainer:
         self.vae.register_to_config(scaling_factor=self.sf)
         self.text.load_state_dict(ck["text"])
         if ck["unet"] is not None:
-            depth = 1 + max(int(m.group(1)) for k in ck["unet"]
-                            if (m := re.search(r"motion_modules\.\d+\.transformer_blocks\.(\d+)\.", k)))
-            self.unet = tm.motion_unet(tm.build_unet(), tm.build_motion_adapter(depth=depth)).to(self.dev)
+            adapter = tm.build_motion_adapter(depth=tm.state_motion_depth(ck["unet"]))
+            self.unet = tm.motion_unet(tm.build_unet(), adapter).to(self.dev)
             self.unet.load_state_dict(ck["unet"])
             self.unet2d = None
         else:
