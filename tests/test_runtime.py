@@ -1,10 +1,14 @@
 """Runtime options: the fast paths compute what the baseline computes (tiny model, CPU)."""
+import gc
+import weakref
+
 import numpy as np
 import pytest
 import torch
 
 from anyi2v_lab.accel import (PhaseTimer, Runtime, RuntimeOptionError, checkpointed_blocks, compile_units,
                               compiled_regions, eligible_units, hooked_modules, timestep_tensor)
+from anyi2v_lab.accel import clear_graphs, graphs
 from anyi2v_lab.accel.regions import unit_level
 from anyi2v_lab.method import AnyI2VConfig, generate
 from anyi2v_lab.method.inversion import capture_names
@@ -257,3 +261,41 @@ def test_graphed_sampling_plumbing(tiny_pipe, image, traj, monkeypatch):
         assert replays == [] and len(hooked_run.cache.entries(name)) == 6  # the caller's capture saw every step
     finally:
         clear_graphs(tiny_pipe.unet)
+
+
+class Stale:
+    """Stands in for a CUDA graph that make_graphed_callables left in a reference cycle."""
+
+
+def test_capture_runs_after_a_collection_and_without_gc(monkeypatch):
+    monkeypatch.setattr(graphs, "graph_pool", lambda module, shared: "shared" if shared else "own")
+    m = torch.nn.Linear(2, 2)
+    seen = []
+
+    def build_cyclic(pool):
+        g = Stale()
+        g.self = g  # only the cyclic GC can free it
+        return g
+
+    graphs.graphed(m, "pass", ("a",), build_cyclic, shared=True)
+    stale = weakref.ref(graphs._GRAPHS[m]["pass"][1])
+
+    def build(pool):
+        seen.append((stale() is None, gc.isenabled()))
+        return object()
+
+    try:
+        graphs.graphed(m, "pass", ("b",), build, shared=True)  # a new key: the old graph is dropped
+        assert seen == [(True, False)]  # collected before the capture, no GC inside it
+        assert gc.isenabled()
+
+        def failing(pool):
+            raise RuntimeError("CUDA error: operation failed due to a previous error during capture")
+
+        with pytest.raises(RuntimeError, match="during capture"):
+            graphs.graphed(m, "pass", ("c",), failing, shared=True)
+        assert gc.isenabled() and "pass" not in graphs._GRAPHS[m]  # nothing half-made is cached
+        graphs.graphed(m, "pass", ("c",), build, shared=True)  # and the next capture goes ahead
+        assert len(seen) == 2
+    finally:
+        clear_graphs(m)

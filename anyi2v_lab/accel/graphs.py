@@ -17,6 +17,8 @@ forward and backward and keeps a pool of its own (sharing it corrupted the backw
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import weakref
 from typing import Callable, Sequence
 
@@ -85,10 +87,58 @@ def graphed(module: torch.nn.Module, name: str, key: tuple, build: Callable[[tup
     full = (key, weights_key(module), shared)
     cached = slot.get(name)
     if cached is None or cached[0] != full:
+        del cached  # held the old graph through the capture: only the slot may hold it now
         slot.pop(name, None)  # free the old graph's memory before capturing a new one
         pool = graph_pool(module, shared)
-        slot[name] = (full, build(pool), pool)
+        stream = torch.cuda.current_stream(next(module.parameters()).device) if isinstance(pool, tuple) else None
+        try:
+            with _collected_then_no_gc():
+                built = build(pool)
+        except BaseException:
+            _abandon_capture(module, pool, stream)
+            raise
+        slot[name] = (full, built, pool)
     return slot[name][1]
+
+
+@contextlib.contextmanager
+def _collected_then_no_gc():
+    """Python's cyclic GC runs before a capture and never during one.
+
+    ``make_graphed_callables`` keeps its graphs in a reference cycle (an autograd Function class
+    closing over them), so a graph dropped from the cache lives until the GC next collects its
+    generation, at whatever allocation that happens. Destroying a graph (``cudaGraphExecDestroy``)
+    while another is being captured is not permitted and invalidates that capture: it then fails at
+    ``capture_end`` with "operation failed due to a previous error during capture". PyTorch <= 2.8
+    collected in ``torch.cuda.graph.__enter__``; 2.9 on only with ``TORCH_CUDAGRAPH_GC``."""
+    gc.collect()  # here, outside any capture: stale graphs and their pool memory go now
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _abandon_capture(module: torch.nn.Module, pool, stream) -> None:
+    """After a failed warm-up or capture into ``pool``: leave the process as if it had not started.
+
+    PyTorch < 2.12 raises from ``capture_end`` before it stops routing the allocator into the pool
+    (pytorch#180395), so each later capture into that pool fails with "already recording to
+    mempool_id"; ``torch.cuda.graph.__exit__`` then also skips restoring the current stream."""
+    if not isinstance(pool, tuple):  # off CUDA (the tests' stand-ins): nothing was captured
+        return
+    with torch.cuda.device(stream.device):
+        torch.cuda.set_stream(stream)
+        end = getattr(torch._C, "_cuda_endAllocateToPool", None)
+        if end is not None:
+            try:
+                end(stream.device.index, pool)
+            except RuntimeError:  # "not currently recording": capture_end had ended it (>= 2.12)
+                pass
+    if _SHARED_POOLS.get(module) == pool:
+        del _SHARED_POOLS[module]  # later captures go to a fresh pool; cached graphs keep the old one
 
 
 def clear_graphs(module: torch.nn.Module | None = None) -> None:
