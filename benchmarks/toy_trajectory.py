@@ -263,20 +263,30 @@ def main(argv=None) -> int:
 def table(report: dict) -> str:
     """A markdown table of the results next to the paper's."""
     res, size = report["results"], report["size"]
-    full = res.get("full", {}).get("objmc_px")
-    rows = ["| variant | ObjMC px | ObjMC / width | vs full | frame-0 IoU | FD (toy VAE) | glitches | paper FID / FVD / ObjMC |",
+    full = res.get("full")
+    rows = ["| variant | ObjMC px | ObjMC / width | vs full (± paired s.e.) | frame-0 IoU | FD (toy VAE) | glitches | paper FID / FVD / ObjMC |",
             "|---|---|---|---|---|---|---|---|"]
     for v, r in res.items():
         if v.startswith("_"):
             continue
         paper = " / ".join(f"{x:g}" for x in PAPER[v]) if v in PAPER else "(ours)"
-        delta = "" if full is None or v == "full" else f"{r['objmc_px'] - full:+.2f}"
+        delta = "" if full is None or v == "full" else f"{r['objmc_px'] - full['objmc_px']:+.2f}{paired_se(r, full)}"
         rows.append(f"| {v} | {r['objmc_px']:.2f} | {100 * r['objmc_frac_width']:.1f}% | {delta} | {r['frame0_iou']:.3f} | "
                     f"{r['fd_vae']:.2f} | {100 * r['glitch_rate']:.1f}% | {paper} |")
     fl = res["_floors"]
     rows.append(f"\nFloors: the tracker on the real videos scores ObjMC {fl['objmc_px_real_videos']:.2f} px; the FD "
                 f"of real videos of other held-out scenes is {fl['fd_vae_other_real_scenes']:.2f}. Frame {size} px.")
     return "\n".join(rows)
+
+
+def paired_se(result: dict, full: dict) -> str:
+    """`` ± s`` with s the standard error of the per-case ObjMC differences to the full method: the
+    cases are shared, so this, not the run-to-run spread, says whether a difference is more than the
+    cases' draw. Empty with fewer than two cases both variants tracked."""
+    d = np.array([a - b for a, b in zip(result["objmc_per_case"], full["objmc_per_case"])
+                  if a is not None and b is not None], dtype=float)
+    d = d[np.isfinite(d)]
+    return f" ± {d.std(ddof=1) / np.sqrt(len(d)):.2f}" if len(d) > 1 else ""
 
 
 if __name__ == "__main__":

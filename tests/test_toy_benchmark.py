@@ -82,3 +82,15 @@ def test_glitch_rate_by_case_groups_videos():
     r = glitch_by_case([0.5, 0.25, 0.0], cases)
     assert r == {"motion:path": {"rate": 0.375, "videos": 2}, "motion:still": {"rate": 0.0, "videos": 1},
                  "objects:1": {"rate": 0.5, "videos": 1}, "objects:2": {"rate": 0.125, "videos": 2}}
+
+
+def test_table_gives_the_paired_standard_error_of_each_difference():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("toy_trajectory", ROOT / "benchmarks" / "toy_trajectory.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    full = {"objmc_per_case": [0.0, 0.0, 1.0, 1.0]}
+    # differences 1, 2, 3 (the untracked case is left out): s.d. 1, s.e. 1 / sqrt(3)
+    assert bench.paired_se({"objmc_per_case": [1.0, 2.0, None, 4.0]}, full) == " ± 0.58"
+    assert bench.paired_se({"objmc_per_case": [1.0, None, None, None]}, full) == ""
