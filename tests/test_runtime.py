@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from anyi2v_lab.accel import (PhaseTimer, Runtime, RuntimeOptionError, checkpointed_blocks, compile_units,
-                              compiled_regions, eligible_units, hooked_modules, timestep_tensor)
-from anyi2v_lab.accel import clear_graphs, graphs
+from anyi2v_lab.accel import (PhaseTimer, Runtime, RuntimeOptionError, checkpointed_blocks, clear_graphs, compile_units,
+                              compiled_regions, eligible_units, graphs, hooked_modules, timestep_tensor)
 from anyi2v_lab.accel.regions import unit_level
 from anyi2v_lab.method import AnyI2VConfig, generate
 from anyi2v_lab.method.inversion import capture_names
@@ -192,10 +191,7 @@ def test_graphed_optimisation_plumbing(tiny_pipe, image, traj, baseline, monkeyp
     # CUDA graphs need a GPU; a stand-in for make_graphed_callables runs the captured function eagerly,
     # so this checks what is ours: the edits rebuilt on static copies of the inverted features, one
     # capture reused across generations, and a new condition image's features copied in before replay
-    from anyi2v_lab.accel import clear_graphs
     from anyi2v_lab.method import opt_graph
-
-    from anyi2v_lab.accel import graphs
 
     captures, pools = [], []
 
@@ -232,7 +228,6 @@ def test_graphed_sampling_plumbing(tiny_pipe, image, traj, monkeypatch):
     # a stand-in for the capture runs the function eagerly: checks which steps replay the captured
     # CFG step (only those after the injection window, and never with the caller's own hooks),
     # that one capture serves them all, and that the video is the eager one
-    from anyi2v_lab.accel import clear_graphs, graphs
     from anyi2v_lab.hooks import Capture
 
     captures, replays = [], []
