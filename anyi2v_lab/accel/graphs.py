@@ -90,6 +90,7 @@ def graphed(module: torch.nn.Module, name: str, key: tuple, build: Callable[[tup
         del cached  # held the old graph through the capture: only the slot may hold it now
         slot.pop(name, None)  # free the old graph's memory before capturing a new one
         pool = graph_pool(module, shared)
+        # the caller's stream, read now: a capture that fails may leave its own stream current
         stream = torch.cuda.current_stream(next(module.parameters()).device) if isinstance(pool, tuple) else None
         try:
             with _collected_then_no_gc():

@@ -89,10 +89,15 @@ def motion_depth(config) -> int:
     return d.pop()
 
 
+def _layer(name: str) -> int | None:
+    """The transformer layer a parameter or module name belongs to (``...transformer_blocks.1.attn1`` -> 1)."""
+    m = re.search(r"transformer_blocks\.(\d+)(\.|$)", name)
+    return None if m is None else int(m.group(1))
+
+
 def state_motion_depth(state_dict) -> int:
     """Transformer layers per motion module, read from a (motion UNet or adapter) state dict's keys."""
-    return 1 + max(int(m.group(1)) for k in state_dict
-                   if (m := re.search(r"motion_modules\.\d+\.transformer_blocks\.(\d+)\.", k)))
+    return 1 + max(n for k in state_dict if "motion_modules." in k and (n := _layer(k)) is not None)
 
 
 def grow_motion_adapter(adapter: MotionAdapter, depth: int) -> MotionAdapter:
@@ -106,12 +111,12 @@ def grow_motion_adapter(adapter: MotionAdapter, depth: int) -> MotionAdapter:
     new = build_motion_adapter(zero_out=False, depth=depth).to(adapter.dtype)
     missing, unexpected = new.load_state_dict(adapter.state_dict(), strict=False)
     # only the new layers may lack weights
-    stray = [k for k in missing if not (m := re.search(r"\.transformer_blocks\.(\d+)\.", k)) or int(m.group(1)) < old]
+    stray = [k for k in missing if (_layer(k) or 0) < old]
     if unexpected or stray:
         raise ValueError(f"adapter layouts differ beyond depth: missing {stray[:3]}, unexpected {unexpected[:3]}")
     for name, mod in new.named_modules():
-        m = re.search(r"transformer_blocks\.(\d+)$", name)
-        if m and int(m.group(1)) >= old:
+        layer = _layer(name)
+        if layer is not None and layer >= old and name.endswith(f"transformer_blocks.{layer}"):  # the block itself
             for lin in (mod.attn1.to_out[0], mod.attn2.to_out[0], mod.ff.net[2]):
                 torch.nn.init.zeros_(lin.weight)
                 torch.nn.init.zeros_(lin.bias)
