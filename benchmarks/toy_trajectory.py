@@ -11,6 +11,8 @@ a Frechet distance on features of the toy VAE encoder (a network trained here) a
 frames, and the motion-glitch rate.
 
     python benchmarks/toy_trajectory.py --cases 50 --device cuda --workers 8     # the full benchmark (GPU)
+
+On a host with several GPUs the workers are spread over them, round-robin (``worker_gpus``).
     python benchmarks/toy_trajectory.py --ci                                        # 5 cases, CPU
 """
 from __future__ import annotations
@@ -125,6 +127,18 @@ def run_worker(rank: int, jobs: list, args, queue) -> None:
     queue.put(None)
 
 
+def worker_gpus(device: str, workers: int) -> list[str | None]:
+    """The CUDA_VISIBLE_DEVICES of each worker: round-robin over the visible GPUs, so a host's GPUs share
+    the jobs; ``None`` (inherit) on a CPU, an explicit ``cuda:N`` or a single GPU."""
+    import torch
+
+    if device != "cuda" or not torch.cuda.is_available() or torch.cuda.device_count() < 2:
+        return [None] * workers
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
+    return [ids[r % len(ids)] for r in range(workers)]
+
+
 def is_capture_failure(error: str) -> bool:
     """Does a traceback come from a failed CUDA graph capture (seen in 4 of 14 processes of one H100 run
     on 2026-11-27, when a variant's optimisation graph was recaptured)?"""
@@ -203,8 +217,15 @@ def main(argv=None) -> int:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     procs = [ctx.Process(target=run_worker, args=(r, shards[r], args, queue)) for r in range(args.workers)]
-    for pr in procs:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    for pr, gpu in zip(procs, worker_gpus(args.device, args.workers)):
+        if gpu is not None:      # a spawned child reads its environment at start
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
         pr.start()
+    if visible is None:
+        os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+    else:
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible
     done, total = 0, len(jobs)
     import queue as queue_mod
     while done < args.workers:

@@ -10,6 +10,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def load_bench():
+    """benchmarks/toy_trajectory.py as a module (benchmarks/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("toy_trajectory", ROOT / "benchmarks" / "toy_trajectory.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
 @pytest.mark.slow
 def test_ci_benchmark_runs_and_reports(tmp_path):
     out = tmp_path / "toy.json"
@@ -29,14 +39,11 @@ def test_worker_goes_on_eagerly_after_a_failed_graph_capture(monkeypatch):
     """A capture failure (seen on an H100) poisons the process's graph pools: the worker retries that job
     and runs the rest without CUDA graphs, and reports the fallback; other errors are reported as before."""
     import argparse
-    import importlib.util
     from types import SimpleNamespace
 
     import anyi2v_lab.method as method
 
-    spec = importlib.util.spec_from_file_location("toy_trajectory", ROOT / "benchmarks" / "toy_trajectory.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench()
     runtimes = []
 
     def fake_generate(pipe, image, caption, trajectory, config, *, seed, progress, runtime):
@@ -85,12 +92,23 @@ def test_glitch_rate_by_case_groups_videos():
 
 
 def test_table_gives_the_paired_standard_error_of_each_difference():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("toy_trajectory", ROOT / "benchmarks" / "toy_trajectory.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench()
     full = {"objmc_per_case": [0.0, 0.0, 1.0, 1.0]}
     # differences 1, 2, 3 (the untracked case is left out): s.d. 1, s.e. 1 / sqrt(3)
     assert bench.paired_se({"objmc_per_case": [1.0, 2.0, None, 4.0]}, full) == " ± 0.58"
     assert bench.paired_se({"objmc_per_case": [1.0, None, None, None]}, full) == ""
+
+
+def test_workers_are_spread_round_robin_over_the_visible_gpus(monkeypatch):
+    import torch
+
+    bench = load_bench()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert bench.worker_gpus("cuda", 6) == ["0", "1", "2", "3", "0", "1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")          # the user's choice of GPUs is kept
+    assert bench.worker_gpus("cuda", 3) == ["2", "5", "2"]
+    assert bench.worker_gpus("cuda:1", 2) == [None, None] and bench.worker_gpus("cpu", 1) == [None]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert bench.worker_gpus("cuda", 2) == [None, None]

@@ -4,8 +4,8 @@ joint fine-tune that keeps image batches (motion modules bypassed) in the mix. E
 
     python -m anyi2v_lab.toy.train --out outputs/toy --export anyi2v_lab/toy/weights   # the defaults
 
-The committed weights came from five GPU calls (H100, H200, then three H100 calls that continued the
-joint phase from the previous export; the weights' README.md has their commands):
+The committed weights came from a chain of GPU calls, each continuing the joint phase from the
+previous export (the weights' README.md has every command); the first two were:
 
     python -m anyi2v_lab.toy.train --out outputs/toy --seconds vae=40,image=100,motion=190,joint=170 \
         --vae-noise 1 --eval-videos 64 --grid-cfg 5
@@ -18,6 +18,14 @@ the recipe, not the bits: anyi2v_lab/toy/weights/README.md has the record. ``--p
 fine-tunes the VAE decoder alone (latent space kept), e.g. on a CPU. A from-scratch run with the
 current defaults' VAE phase (2026-11-26: VAE 36.8 dB, but colour binding 39 %) was not adopted; the
 weights' README.md has its numbers.
+
+Data-parallel over the GPUs of one host (:mod:`anyi2v_lab.toy.parallel`; the last two calls ran so on
+4 H200s): each process trains on its own batches of ``--batch`` (the effective batch is N times it),
+gradients are averaged, and rank 0 logs, checkpoints, exports and evaluates:
+
+    torchrun --standalone --nproc-per-node 4 -m anyi2v_lab.toy.train --out /tmp/toyB \
+        --init-from anyi2v_lab/toy/weights --phases joint --joint-text --object-probs 0.1,0.3,0.6 \
+        --seconds joint=360 --lr joint=2.5e-4 --eval-videos 128 --eval-cfg 7.5 --deadline 400
 
 Each phase runs for a time budget (seconds) or a step cap, whichever ends first, so a run fits a fixed
 time limit on any machine. Progress goes to stdout and <out>/train.log; <out>/ckpt.pt holds the full
@@ -33,6 +41,7 @@ from pathlib import Path
 import torch
 
 from anyi2v_lab.toy import model as tm
+from anyi2v_lab.toy import parallel
 from anyi2v_lab.toy.evaluate import evaluate
 from anyi2v_lab.toy.scene import check_object_probs
 from anyi2v_lab.toy.trainer import Log, Trainer
@@ -147,11 +156,13 @@ def main(argv=None):
               lr_final=a.lr_final, deadline=a.deadline, motion_depth=a.motion_depth,
               object_probs=None if a.object_probs is None else a.object_probs.split(","))
     cfg = TrainConfig(**{**kw, **extra})
+    group = parallel.init(cfg.device)
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    log = Log(Path(cfg.out) / "train.log")
+    log = Log(Path(cfg.out) / "train.log" if group.main else None)
     log(f"config: {json.dumps(asdict(cfg))}")
-    tr = Trainer(cfg, log)
-    log(f"device {tr.dev}; torch {torch.__version__}")
+    tr = Trainer(cfg, log, group)
+    log(f"device {tr.dev}; torch {torch.__version__}"
+        + (f"; {group.world} data-parallel ranks, effective batch x {group.world}" if group.world > 1 else ""))
     ck = tr.load(str(Path(cfg.out) / "ckpt.pt")) if a.resume else None
     wanted = [x for x in a.phases.split(",") if x]
     if set(wanted) - set(PHASES):
@@ -161,7 +172,10 @@ def main(argv=None):
             tr.run_phase(name, ck["live"] if ck is not None and ck["phase"] == name else None)
     export = Path(cfg.export or Path(cfg.out) / "weights")
     tr.export(export)
-    summary = {"config": asdict(cfg), "phases": tr.state, "history": tr.history,
+    parallel.close(group)
+    if not group.main:
+        return
+    summary = {"config": asdict(cfg), "world_size": group.world, "phases": tr.state, "history": tr.history,
                "params": {"vae": tm.count_params(tr.vae), "text_encoder": tm.count_params(tr.text),
                           "unet_motion": tm.count_params(tr.unet) if tr.unet is not None else None}}
     if not a.no_eval:

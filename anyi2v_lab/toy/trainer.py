@@ -18,7 +18,7 @@ import torch.nn.functional as Fn
 
 from anyi2v_lab.hooks import bypass_motion
 from anyi2v_lab.toy import model as tm
-from anyi2v_lab.toy import world
+from anyi2v_lab.toy import parallel, world
 from anyi2v_lab.toy.scene import to_dev
 from anyi2v_lab.toy.tokenizer import build_tokenizer
 
@@ -27,25 +27,32 @@ if TYPE_CHECKING:
 
 
 class Log:
-    def __init__(self, path: Path):
-        self.t0, self.f = time.time(), open(path, "a", buffering=1)
+    """Timestamped lines to stdout and a file; silent (``path=None``) on ranks other than 0."""
+
+    def __init__(self, path: Path | None):
+        self.t0, self.f = time.time(), None if path is None else open(path, "a", buffering=1)
 
     def __call__(self, msg: str):
+        if self.f is None:
+            return
         line = f"[{time.time() - self.t0:7.1f}s] {msg}"
         print(line, flush=True)
         self.f.write(line + "\n")
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, log: Log):
-        self.cfg, self.log = cfg, log
+    def __init__(self, cfg: TrainConfig, log: Log, group: parallel.Group = parallel.Group()):
+        self.cfg, self.log, self.group = cfg, log, group
         self.dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+        if self.dev.type == "cuda" and group.world > 1:
+            self.dev = torch.device("cuda", group.local_rank)
         self.amp = dict(device_type=self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda")
-        torch.manual_seed(cfg.seed)
-        random.seed(cfg.seed)
+        seed = cfg.seed + 1000 * group.rank          # each rank its own batches and noise
+        torch.manual_seed(seed)
+        random.seed(seed)
         torch.backends.cudnn.benchmark = False   # autotuning cost ~10 s per phase on the probe run
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.gen = torch.Generator().manual_seed(seed)
         self.tok = build_tokenizer()
         self.sched = tm.build_scheduler()
         self.acp = self.sched.alphas_cumprod.to(self.dev)
@@ -61,9 +68,11 @@ class Trainer:
                 log(f"motion modules grown from {depth} to {cfg.motion_depth} transformer layers (new ones identities)")
             self.unet = tm.motion_unet(c["unet"], adapter).float()
             self.sf, self.done = float(self.vae.config.scaling_factor), ["vae", "image"]
-        for m in (self.vae, self.text, self.unet2d, self.unet):
-            if m is not None:
-                m.to(self.dev)
+        for m in self.modules():
+            m.to(self.dev)
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [m for m in (self.vae, self.text, self.unet2d, self.unet) if m is not None]
 
     # ---- data ------------------------------------------------------------------------------------
     def images(self, n: int, cond_fraction: float):
@@ -197,6 +206,7 @@ class Trainer:
     def run_phase(self, name: str, resume: dict | None):
         cfg = self.cfg
         params, loss_fn = self.setup(name)
+        parallel.sync_modules(self.modules(), self.group)   # fresh modules start from rank 0's draw
         opt = torch.optim.AdamW(params, lr=cfg.lr[name], betas=(0.9, 0.99), weight_decay=1e-2,
                                 fused=self.dev.type == "cuda")
         ema = [p.detach().clone() for p in params] if name != "vae" else []
@@ -211,19 +221,26 @@ class Trainer:
         self.log(f"{name}: {n_par / 1e6:.3f}M trainable parameters, budget {cfg.seconds[name]} s / "
                  f"{cfg.max_steps[name]} steps, lr {cfg.lr[name]}, batch {cfg.batch[name]}")
         t0, last_ck, acc, acc_n = time.time() - elapsed, time.time(), torch.zeros((), device=self.dev), 0
-        while step < cfg.max_steps[name] and time.time() - t0 < cfg.seconds[name]:
-            if cfg.deadline is not None and time.time() - self.log.t0 > cfg.deadline:
+        while True:
+            # rank 0's clock decides for all: equal lr and stopping step keep the replicas identical
+            done, late = parallel.from_main(
+                [max((time.time() - t0) / cfg.seconds[name], step / cfg.max_steps[name]),
+                 float(cfg.deadline is not None and time.time() - self.log.t0 > cfg.deadline)], self.group)
+            if done >= 1:
+                break
+            if late:
                 self.save(name, dict(opt=opt.state_dict(), ema=ema, step=step, elapsed=time.time() - t0))
                 self.log(f"{name}: deadline of {cfg.deadline:.0f} s reached at step {step}; checkpoint saved, "
                          "continue with --resume")
+                parallel.close(self.group)
                 raise SystemExit(0)
-            done = max((time.time() - t0) / cfg.seconds[name], step / cfg.max_steps[name])
             decay = cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
             for g in opt.param_groups:
                 g["lr"] = cfg.lr[name] * min(1.0, (step + 1) / cfg.warmup) * decay
             loss = loss_fn(step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            parallel.average_grads(params, self.group)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             if ema:
@@ -231,9 +248,10 @@ class Trainer:
                 torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - d)
             acc, acc_n, step = acc + loss.detach(), acc_n + 1, step + 1
             if step % 50 == 0 or step == cfg.max_steps[name]:
-                mean = (acc / acc_n).item()
+                mean = parallel.mean(acc / acc_n, self.group).item()
                 self.history.append({"phase": name, "step": step, "loss": mean, "t": round(time.time() - t0, 1)})
-                self.log(f"{name} step {step:5d}  loss {mean:.4f}  {step / (time.time() - t0):.2f} it/s")
+                self.log(f"{name} step {step:5d}  loss {mean:.4f}  {step / (time.time() - t0):.2f} it/s"
+                         + (f" x {self.group.world} ranks" if self.group.world > 1 else ""))
                 acc, acc_n = torch.zeros((), device=self.dev), 0
             if time.time() - last_ck > cfg.ckpt_every:
                 self.save(name, dict(opt=opt.state_dict(), ema=ema, step=step, elapsed=time.time() - t0))
@@ -260,7 +278,7 @@ class Trainer:
         x, _ = self.images(1024 if self.dev.type == "cuda" else 16, 0.0)
         self.sf = 1.0
         z = self.latents(x)
-        self.sf = tm.fit_scaling_factor(z.std().item())
+        self.sf = parallel.from_main([tm.fit_scaling_factor(z.std().item())], self.group)[0]
         self.vae.register_to_config(scaling_factor=self.sf)
         with torch.autocast(**self.amp):
             rec = self.vae.decode(self.vae.encode(x).latent_dist.mode()).sample.float().clamp(-1, 1)
@@ -270,6 +288,8 @@ class Trainer:
 
     # ---- checkpoints and export ----------------------------------------------------------------------
     def save(self, phase: str | None, live: dict | None):
+        if not self.group.main:
+            return
         ck = {"cfg": asdict(self.cfg), "done": self.done, "state": self.state, "sf": self.sf,
               "history": self.history, "phase": phase, "live": live, "gen": self.gen.get_state(),
               "vae": self.vae.state_dict(), "text": self.text.state_dict(),
@@ -283,6 +303,8 @@ class Trainer:
         ck = torch.load(path, map_location=self.dev, weights_only=False)
         self.done, self.state, self.sf, self.history = ck["done"], ck["state"], ck["sf"], ck["history"]
         self.gen.set_state(ck["gen"].cpu())  # map_location moved the CPU generator's state to the device
+        if self.group.world > 1:   # the checkpoint holds rank 0's stream: split it again per rank
+            self.gen.manual_seed(int(torch.randint(2**62, (1,), generator=self.gen)) + self.group.rank)
         self.vae.load_state_dict(ck["vae"])
         self.vae.register_to_config(scaling_factor=self.sf)
         self.text.load_state_dict(ck["text"])
@@ -297,7 +319,9 @@ class Trainer:
         return ck
 
     def export(self, path: str | Path):
-        """fp16 diffusers folders: unet, motion_adapter, vae, text_encoder, tokenizer, scheduler."""
+        """fp16 diffusers folders: unet, motion_adapter, vae, text_encoder, tokenizer, scheduler (rank 0)."""
+        if not self.group.main:
+            return
         path = Path(path)
         if self.unet is not None:
             unet2d, adapter = tm.split_motion_unet(self.unet)
