@@ -20,6 +20,11 @@ import numpy as np
 # model's frame 0 into speckle (benchmarks/README.md, "Why frame 0 fails"); this scene's ObjMC went
 # from 16.7 to 11.9 px with a clean frame 0.
 DEMO_SEED = 7
+# The sampling noise's seed, chosen for the showcase: on the committed weights (call B) this scene's
+# ObjMC over noise seeds 7, 1, 2, 3, 4 was 11.5 px (object found in only 4 of 16 frames), 15.8, 29.8,
+# 14.1 and 22.1 px, and on the previous weights 9.7, 25.5 (6 of 16 frames), 19.2 and 15.3 px. One video
+# is a picture, not a measurement: benchmarks/toy_trajectory.py measures the method on 50 scenes.
+DEMO_NOISE_SEED = 3
 DEMO_OVERRIDES = dict(inversion_schedule="fast", inject_uncond=True)
 DEMO_MODALITY = "sketch"
 
@@ -58,7 +63,7 @@ def run_demo(out: Path, overwrite: bool = False, tiny: bool = False, fast: bool 
     if fast:
         config = config.replace(num_inference_steps=10, opt_step=2, opt_iters=3)
     print(f"model: {label}; scene: {case.caption!r} as a {DEMO_MODALITY} condition, {size}x{size}")
-    result = generate(pipe, case.conditions[DEMO_MODALITY], prompt, trajectory, config, seed=DEMO_SEED,
+    result = generate(pipe, case.conditions[DEMO_MODALITY], prompt, trajectory, config, seed=DEMO_NOISE_SEED,
                       keep_masks=True)
     result = _with_tracking(result, case)
     elapsed = time.perf_counter() - tic
