@@ -71,6 +71,8 @@ def main(argv=None):
     p.add_argument("--videos", type=int, default=128)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--case-seed", type=int, default=0,
+                   help="another fixed list of held-out captions (world.heldout_cases' seed), to check a rate on fresh ones")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--steps-scale", type=float, default=1.0, help="multiply every variant's steps (CPU checks)")
     p.add_argument("--out", default="outputs/toy_glitch_probe.json")
@@ -82,10 +84,10 @@ def main(argv=None):
     pipe = tm.build_pipeline(tm.load_components(a.weights)).to(a.device)
     pipe.set_progress_bar_config(disable=True)
     t0 = time.time()
-    sets = {"heldout": world.heldout_cases(a.videos)}
+    sets = {"heldout": world.heldout_cases(a.videos, seed=a.case_seed)}
     if any(VARIANTS[n].get("captions") == "seen" for n in names):
         sets["seen"] = seen_cases(a.videos)
-    res = {"weights": a.weights, "videos": a.videos, "seed": a.seed, "render_seconds": round(time.time() - t0, 1),
+    res = {"weights": a.weights, "videos": a.videos, "seed": a.seed, "case_seed": a.case_seed, "render_seconds": round(time.time() - t0, 1),
            "data": {k: video_metrics(np.stack([c.frames for c in v]), v, a.device) for k, v in sets.items()}}
     base_scheduler = pipe.scheduler.config
     for name in names:

@@ -70,11 +70,13 @@ def test_worker_goes_on_eagerly_after_a_failed_graph_capture(monkeypatch):
 def test_glitch_probe_reports_each_variant_with_its_sampler(tmp_path):
     out = tmp_path / "probe.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "toy_glitch_probe.py"), "--videos", "2",
-                           "--variants", "base,eta1,euler_a50", "--steps-scale", "0.08", "--out", str(out)],
+                           "--variants", "base,eta1,euler_a50", "--steps-scale", "0.08", "--case-seed", "1",
+                           "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(out.read_text())
     assert (r["eta1"]["eta"], r["eta1"]["steps"], r["euler_a50"]["scheduler"], r["euler_a50"]["steps"]) == (1.0, 2, "euler_a", 4)
+    assert r["case_seed"] == 1
     for v in ("base", "eta1", "euler_a50"):
         assert 0 <= r[v]["rate"] <= 1 and sum(g["videos"] for k, g in r[v]["rate_by_case"].items()
                                               if k.startswith("objects:")) == 2
