@@ -11,9 +11,9 @@ a Frechet distance on features of the toy VAE encoder (a network trained here) a
 frames, and the motion-glitch rate.
 
     python benchmarks/toy_trajectory.py --cases 50 --device cuda --workers 8     # the full benchmark (GPU)
+    python benchmarks/toy_trajectory.py --ci                                        # 5 cases, CPU
 
 On a host with several GPUs the workers are spread over them, round-robin (``worker_gpus``).
-    python benchmarks/toy_trajectory.py --ci                                        # 5 cases, CPU
 """
 from __future__ import annotations
 
