@@ -82,11 +82,10 @@ def mean(x: torch.Tensor, group: Group) -> torch.Tensor:
     return x / group.world
 
 
-def sync_modules(modules, group: Group) -> None:
-    """Copy rank 0's parameters and buffers into every rank's modules (``None`` entries skipped)."""
+def sync_modules(modules: list[torch.nn.Module], group: Group) -> None:
+    """Copy rank 0's parameters and buffers into every rank's modules."""
     if group.world == 1:
         return
     for m in modules:
-        if m is not None:
-            for t in m.state_dict().values():
-                dist.broadcast(t, 0)
+        for t in m.state_dict().values():
+            dist.broadcast(t, 0)
