@@ -12,6 +12,11 @@ frames, and the motion-glitch rate.
 
     python benchmarks/toy_trajectory.py --cases 50 --device cuda --workers 8     # the full benchmark (GPU)
     python benchmarks/toy_trajectory.py --ci                                        # 5 cases, CPU
+    python benchmarks/toy_trajectory.py --cases 16 --case-seed 7000 --set "cfg4:guidance_scale=4" \\
+        --set "no_control_cfg4:guidance_scale=4" --variants full,no_control,cfg4,no_control_cfg4   # choosing settings
+
+Settings are chosen on the development scenes (``--case-seed 7000``), never on the held-out ones;
+``--set`` defines a variant on the command line.
 
 On a host with several GPUs the workers are spread over them, round-robin (``worker_gpus``).
 """
@@ -26,9 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from anyi2v_lab.toy.settings import TOY_METHOD_SETTINGS
+
 VARIANTS = {
     "full": {},
-    "no_control": {},  # injection only: no trajectory (NO_TRAJECTORY)
+    "no_control": {},  # injection only: no trajectory (has_trajectory)
     "no_kv": {"kv_consistency": False},
     "no_pca": {"pca_dim": None},
     "static_mask": {"mask": "static"},
@@ -44,14 +51,12 @@ VARIANTS = {
     "ours_eta1": {"eta": 1.0},
     "ours_background_eta1": {"background_weight": 1.0, "eta": 1.0},
     "no_control_eta1": {"eta": 1.0},
-    # layers for the toy UNet, whose finest level is 16 x 16 (SD1.5's paper layers are 16 x 16 and
-    # 32 x 32): alignment on the two finest self-attentions, injection into both CFG branches; chosen
-    # on 8 development scenes (make_cases seed 7000), never on these held-out ones
-    "toy_fine_align": {"inject_uncond": True, "opt_layers": (
-        "up_blocks.2.attentions.0.transformer_blocks.0.attn1", "up_blocks.2.attentions.1.transformer_blocks.0.attn1")},
+    # the settings for the toy UNet (anyi2v_lab.toy.settings): alignment on its two finest (16 x 16)
+    # self-attentions, injection into both CFG branches; chosen on development scenes (DEV_SEED), never on
+    # these held-out ones
+    "toy_fine_align": dict(TOY_METHOD_SETTINGS),
     "no_control_both": {"inject_uncond": True},  # its injection-only baseline: both branches, no trajectory
 }
-NO_TRAJECTORY = {"no_control", "no_control_both", "no_control_eta1"}
 PAPER = {  # Table 1/2 of the paper: FID, FVD, ObjMC (px, probably at 512 px)
     "full": (104.53, 569.89, 16.39), "no_kv": (108.18, 587.69, 16.81), "no_pca": (105.95, 585.04, 17.14),
     "static_mask": (105.44, 598.15, 16.92), "no_mask": (105.78, 579.88, 17.62),
@@ -59,6 +64,29 @@ PAPER = {  # Table 1/2 of the paper: FID, FVD, ObjMC (px, probably at 512 px)
 }
 MODALITIES = ("canny", "hed", "depth", "sketch", "segmentation")
 BENCH_SEED = 2026
+DEV_SEED = 7000  # development scenes for choosing settings (``--case-seed 7000``), disjoint from BENCH_SEED's
+
+
+def has_trajectory(variant: str) -> bool:
+    """Every ``no_control*`` variant is its baseline: injection only, no trajectory."""
+    return not variant.startswith("no_control")
+
+
+def variant_table(sets: list[str]) -> dict:
+    """VARIANTS plus the ones defined on the command line, ``NAME:key=value key=value`` (values as YAML,
+    as ``AnyI2VConfig.with_overrides`` reads them), e.g. ``strong:lr=0.02 opt_iters=10``."""
+    import yaml
+
+    out = dict(VARIANTS)
+    for item in sets:
+        name, sep, body = item.partition(":")
+        if not sep or not name or name in VARIANTS:
+            raise SystemExit(f"--set {item!r}: expected NEW_NAME:key=value ... with a name not in {list(VARIANTS)}")
+        pairs = [kv.split("=", 1) for kv in body.split()]
+        if any(len(kv) != 2 for kv in pairs):
+            raise SystemExit(f"--set {item!r}: each setting must look like key=value")
+        out[name] = {k: yaml.safe_load(v) for k, v in pairs}
+    return out
 
 
 def make_cases(n: int, size: int, seed: int = BENCH_SEED):
@@ -95,14 +123,16 @@ def run_worker(rank: int, jobs: list, args, queue) -> None:
     pipe = load_pipeline(args.model, device=device, dtype=args.dtype, progress=False)
     base = AnyI2VConfig(guidance_scale=args.guidance, inversion_schedule=args.inversion)
     runtime = Runtime(**json.loads(args.runtime))
-    cases = dict(enumerate(make_cases(args.cases, pipe.unet.config.sample_size * pipe.vae_scale_factor)))
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    cases = dict(enumerate(make_cases(args.cases, size, args.case_seed)))
+    defined = variant_table(args.set)
     for ci, variant in jobs:
         case, modality = cases[ci]
-        config = base.replace(**VARIANTS[variant])
+        config = base.from_dict({**base.to_dict(), **defined[variant]})
 
         def run(rt):
             return generate(pipe, case.conditions[modality], case.caption,
-                            None if variant in NO_TRAJECTORY else trajectory_of(case),
+                            trajectory_of(case) if has_trajectory(variant) else None,
                             config, seed=args.seed + ci, progress=False, runtime=rt)
         tic, note = time.perf_counter(), None
         try:
@@ -145,7 +175,7 @@ def is_capture_failure(error: str) -> bool:
     return any(s in error for s in ("during capture", "already recording to mempool", "StreamCaptureInvalidated"))
 
 
-def evaluate(cases, frames: dict, vae, real_fd_floor: bool = True) -> dict:
+def evaluate(cases, frames: dict, vae, case_seed: int = BENCH_SEED) -> dict:
     import torch
 
     from anyi2v_lab.metrics import colour_mask, frechet_distance, iou, objmc, vae_features
@@ -177,7 +207,7 @@ def evaluate(cases, frames: dict, vae, real_fd_floor: bool = True) -> dict:
     tr = track_objects(torch.from_numpy(real), [c for c, _ in cases])
     floor = objmc(np.concatenate([c.centres for c, _ in cases]),
                   np.concatenate([tr["centroid"][i, :len(c.objects)].numpy() for i, (c, _) in enumerate(cases)]))
-    other = np.stack([c.frames for c, _ in make_cases(len(cases), real.shape[2], seed=BENCH_SEED + 100)])
+    other = np.stack([c.frames for c, _ in make_cases(len(cases), real.shape[2], seed=case_seed + 100)])
     other_feats = vae_features(vae, other.reshape(-1, *other.shape[2:]))
     out["_floors"] = {"objmc_px_real_videos": floor["objmc"],
                       "fd_vae_other_real_scenes": frechet_distance(other_feats, real_feats)}
@@ -195,6 +225,11 @@ def main(argv=None) -> int:
     p.add_argument("--inversion", default="reference", choices=("reference", "fast"))
     p.add_argument("--dtype", default="float32", help="model dtype (the toy model is small: fp32 everywhere)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--case-seed", type=int, default=BENCH_SEED,
+                   help=f"which fixed set of scenes: {BENCH_SEED} the held-out benchmark, {DEV_SEED} the development set")
+    p.add_argument("--set", action="append", default=[], metavar="NAME:KEY=VALUE ...",
+                   help="define another variant, e.g. 'strong:lr=0.02 opt_iters=10' (a no_control* name runs "
+                        "without a trajectory); repeatable")
     p.add_argument("--runtime", default="{}", metavar="JSON", help='Runtime changes, e.g. {"share_graph_pool": false}')
     p.add_argument("--out", default="benchmarks/results/toy_trajectory.json")
     p.add_argument("--ci", action="store_true", help="5 cases, full and no_control, fast inversion (CPU)")
@@ -205,9 +240,17 @@ def main(argv=None) -> int:
     if args.ci:
         args.cases, args.variants, args.inversion = 5, "full,no_control", "fast"
     variants = args.variants.split(",")
-    unknown = set(variants) - set(VARIANTS)
+    defined = variant_table(args.set)
+    unknown = set(variants) - set(defined)
     if unknown:
-        raise SystemExit(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
+        raise SystemExit(f"unknown variants {sorted(unknown)}; choose from {list(defined)} or define them with --set")
+    from anyi2v_lab.method import AnyI2VConfig, ConfigError
+    base = AnyI2VConfig(guidance_scale=args.guidance)
+    for v in variants:  # an unknown key or impossible value fails here, before any worker starts
+        try:
+            base.from_dict({**base.to_dict(), **defined[v]})
+        except ConfigError as e:
+            raise SystemExit(f"variant {v} {defined[v]}: {e}") from None
     jobs = [(ci, v) for ci in range(args.cases) for v in variants]
     shards = [[j for j in jobs if j[0] % args.workers == r] for r in range(args.workers)]
     tic = time.perf_counter()
@@ -267,13 +310,13 @@ def main(argv=None) -> int:
     if args.save_frames:
         keep = {f"{v}/{ci}": frames[v][ci] for v in variants for ci in range(min(args.save_frames, len(complete)))}
         np.savez_compressed(Path(args.out).with_suffix(".frames.npz"), **keep)
-    all_cases = make_cases(args.cases, size)
-    results = evaluate([all_cases[ci] for ci in complete], frames, pipe.vae)
+    all_cases = make_cases(args.cases, size, args.case_seed)
+    results = evaluate([all_cases[ci] for ci in complete], frames, pipe.vae, args.case_seed)
     from anyi2v_lab.outputs import versions
     report = {"settings": {k: v for k, v in vars(args).items()}, "size": size, "versions": versions(),
               "cases_evaluated": len(complete),
               "seconds": time.perf_counter() - tic, "seconds_per_video": float(np.mean(times)),
-              "results": results, "paper": PAPER, "failed": failed, "eager_fallbacks": fallbacks}
+              "variants": {v: defined[v] for v in variants}, "results": results, "paper": PAPER, "failed": failed, "eager_fallbacks": fallbacks}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

@@ -56,7 +56,7 @@ def test_worker_goes_on_eagerly_after_a_failed_graph_capture(monkeypatch):
 
     monkeypatch.setattr(method, "generate", fake_generate)
     args = argparse.Namespace(workers=1, device="cpu", model=None, dtype="float32", guidance=8.0,
-                              inversion="fast", runtime="{}", cases=1, seed=0)
+                              inversion="fast", runtime="{}", cases=1, seed=0, case_seed=bench.BENCH_SEED, set=[])
     items = []
     bench.run_worker(0, [(0, "full"), (0, "no_mask"), (0, "no_kv")], args, SimpleNamespace(put=items.append))
     full, no_mask, no_kv, end = items
@@ -65,6 +65,48 @@ def test_worker_goes_on_eagerly_after_a_failed_graph_capture(monkeypatch):
     assert no_mask[2] is None and "not a capture problem" in no_mask[3] and no_mask[4] is None
     assert no_kv[2] is not None and no_kv[4] is None
     assert not bench.is_capture_failure("CUDA out of memory")
+
+
+def test_command_line_variants_reach_the_workers_with_their_settings(monkeypatch):
+    """``--set NAME:key=value ...`` defines a variant (a ``no_control*`` name runs without a trajectory)
+    and ``--case-seed`` picks the scenes; the worker builds each config from them."""
+    import argparse
+    from types import SimpleNamespace
+
+    import anyi2v_lab.method as method
+
+    bench = load_bench()
+    seen = []
+
+    def fake_generate(pipe, image, caption, trajectory, config, *, seed, progress, runtime):
+        seen.append((caption, trajectory is not None, config.lr, config.opt_layers, config.guidance_scale))
+        return SimpleNamespace(frames=np.zeros((16, 64, 64, 3), np.uint8))
+
+    monkeypatch.setattr(method, "generate", fake_generate)
+    sets = ["strong:lr=0.02 opt_layers=[a.attn1,b.attn1]", "no_control_g4:guidance_scale=4"]
+    args = argparse.Namespace(workers=1, device="cpu", model=None, dtype="float32", guidance=8.0, inversion="fast",
+                              runtime="{}", cases=1, seed=0, case_seed=bench.DEV_SEED, set=sets)
+    items = []
+    bench.run_worker(0, [(0, "strong"), (0, "no_control_g4")], args, SimpleNamespace(put=items.append))
+    dev_caption = bench.make_cases(1, 64, bench.DEV_SEED)[0][0].caption
+    assert seen == [(dev_caption, True, 0.02, ("a.attn1", "b.attn1"), 8.0), (dev_caption, False, 0.01,
+                                                                           method.AnyI2VConfig().opt_layers, 4.0)]
+    assert dev_caption != bench.make_cases(1, 64)[0][0].caption
+
+
+def test_command_line_variants_are_checked_before_any_worker_starts(tmp_path):
+    bench = load_bench()
+    assert bench.variant_table(["x:lr=0.02 eta=1"])["x"] == {"lr": 0.02, "eta": 1}
+    for bad, message in ((["full:lr=1"], "with a name not in"), (["x:lr"], "key=value"),
+                         (["x"], "NEW_NAME:key=value")):
+        with pytest.raises(SystemExit, match=message):
+            bench.variant_table(bad)
+    for argv, message in ((["--set", "x:lrr=0.02", "--variants", "x"], "did you mean 'lr'"),
+                          (["--set", "x:lr=-1", "--variants", "x"], "lr and adain_eps must be > 0"),
+                          (["--variants", "y"], "define them with --set")):
+        with pytest.raises(SystemExit, match=message):
+            bench.main(argv + ["--out", str(tmp_path / "never.json")])
+    assert not (tmp_path / "never.json").exists()
 
 
 def test_glitch_probe_reports_each_variant_with_its_sampler(tmp_path):
