@@ -18,9 +18,9 @@ from .toy.settings import TOY_METHOD_SETTINGS
 
 # Documented demo settings: the paper's method and defaults, except the toy canvas (64 px, from the
 # model), the fast inversion schedule, which keeps the demo within 90 s on 2 CPU cores, and the settings
-# for the toy model (``toy.settings``: alignment on its 16 x 16 self-attentions and injection into both
-# CFG branches, chosen on development scenes; on this scene they took the mean ObjMC over noise seeds
-# 1, 2, 3, 4 and 7 from 21.4 to 13.6 px).
+# for the toy model (``toy.settings``: alignment on its decoder's 16 x 16 self-attentions, injection
+# into both CFG branches; chosen on development scenes). On this scene they took the mean ObjMC over
+# noise seeds 1, 2, 3, 4 and 7 from 21.4 to 13.6 px.
 DEMO_SCENE_SEED = 7
 # The sampling noise's seed, chosen for the showcase: on the committed weights (call D) this scene's
 # ObjMC over noise seeds 1, 2, 3, 4, 5 and 7 was 14.3, 13.1, 11.5, 21.6 px, object lost in every frame
