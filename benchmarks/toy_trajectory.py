@@ -75,17 +75,17 @@ def has_trajectory(variant: str) -> bool:
 def variant_table(sets: list[str]) -> dict:
     """VARIANTS plus the ones defined on the command line, ``NAME:key=value key=value`` (values as YAML,
     as ``AnyI2VConfig.with_overrides`` reads them), e.g. ``strong:lr=0.02 opt_iters=10``."""
-    import yaml
+    from anyi2v_lab.method.config import ConfigError, parse_overrides
 
     out = dict(VARIANTS)
     for item in sets:
         name, sep, body = item.partition(":")
         if not sep or not name or name in VARIANTS:
             raise SystemExit(f"--set {item!r}: expected NEW_NAME:key=value ... with a name not in {list(VARIANTS)}")
-        pairs = [kv.split("=", 1) for kv in body.split()]
-        if any(len(kv) != 2 for kv in pairs):
-            raise SystemExit(f"--set {item!r}: each setting must look like key=value")
-        out[name] = {k: yaml.safe_load(v) for k, v in pairs}
+        try:
+            out[name] = parse_overrides(body.split())
+        except ConfigError as e:
+            raise SystemExit(f"--set {item!r}: {e}") from None
     return out
 
 
@@ -128,7 +128,7 @@ def run_worker(rank: int, jobs: list, args, queue) -> None:
     defined = variant_table(args.set)
     for ci, variant in jobs:
         case, modality = cases[ci]
-        config = base.from_dict({**base.to_dict(), **defined[variant]})
+        config = base.replace(**defined[variant])
 
         def run(rt):
             return generate(pipe, case.conditions[modality], case.caption,
@@ -248,7 +248,7 @@ def main(argv=None) -> int:
     base = AnyI2VConfig(guidance_scale=args.guidance)
     for v in variants:  # an unknown key or impossible value fails here, before any worker starts
         try:
-            base.from_dict({**base.to_dict(), **defined[v]})
+            base.replace(**defined[v])
         except ConfigError as e:
             raise SystemExit(f"variant {v} {defined[v]}: {e}") from None
     jobs = [(ci, v) for ci in range(args.cases) for v in variants]

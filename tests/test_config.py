@@ -39,3 +39,12 @@ def test_unknown_keys_suggest():
         AnyI2VConfig.from_dict({"pca_dims": 3})
     with pytest.raises(ConfigError, match="key=value"):
         AnyI2VConfig().with_overrides(["lr"])
+
+
+def test_replace_checks_as_a_new_config_does():
+    c = AnyI2VConfig().replace(opt_layers=["a", "b"], lr=0.02)  # a YAML list becomes the field's tuple
+    assert c.opt_layers == ("a", "b") and c.lr == 0.02 and c == AnyI2VConfig(opt_layers=("a", "b"), lr=0.02)
+    with pytest.raises(ConfigError, match="did you mean 'lr'"):
+        AnyI2VConfig().replace(lrr=0.02)
+    with pytest.raises(ConfigError, match="eta=1.5"):
+        AnyI2VConfig().replace(eta=1.5)

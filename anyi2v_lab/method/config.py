@@ -6,7 +6,6 @@ module paths, not the reference's counters (spec 1.2 gives the mapping).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -126,7 +125,9 @@ class AnyI2VConfig:
         return self.opt_layers if self.opt_target == "query" else self.opt_res_layers
 
     def replace(self, **changes) -> "AnyI2VConfig":
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes``, checked as a new config is (unknown keys named with close matches;
+        lists, as YAML gives them, become tuples)."""
+        return self.from_dict({**self.to_dict(), **changes})
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
@@ -162,12 +163,17 @@ class AnyI2VConfig:
     def with_overrides(self, overrides: list[str]) -> "AnyI2VConfig":
         """Apply ``key=value`` strings (values parsed as YAML: ``lr=0.02``, ``pca_dim=null``,
         ``opt_layers=[a, b]``)."""
-        import yaml
+        return self.replace(**parse_overrides(overrides))
 
-        changes = {}
-        for item in overrides:
-            if "=" not in item:
-                raise ConfigError(f"override {item!r} must look like key=value")
-            key, value = item.split("=", 1)
-            changes[key.strip()] = yaml.safe_load(value)
-        return self.from_dict({**self.to_dict(), **changes})
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``["lr=0.02", "pca_dim=null"]`` -> ``{"lr": 0.02, "pca_dim": None}`` (values parsed as YAML)."""
+    import yaml
+
+    changes = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value")
+        key, value = item.split("=", 1)
+        changes[key.strip()] = yaml.safe_load(value)
+    return changes
