@@ -89,6 +89,13 @@ def variant_table(sets: list[str]) -> dict:
     return out
 
 
+def base_config(args):
+    """The settings every variant starts from: the paper's, with the command line's CFG and inversion."""
+    from anyi2v_lab.method import AnyI2VConfig
+
+    return AnyI2VConfig(guidance_scale=args.guidance, inversion_schedule=args.inversion)
+
+
 def make_cases(n: int, size: int, seed: int = BENCH_SEED):
     from anyi2v_lab.toy.world import heldout_cases
 
@@ -116,12 +123,12 @@ def run_worker(rank: int, jobs: list, args, queue) -> None:
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, args.workers)))
     from anyi2v_lab.accel import Runtime, clear_graphs
-    from anyi2v_lab.method import AnyI2VConfig, generate
+    from anyi2v_lab.method import generate
     from anyi2v_lab.models.loading import load_pipeline
 
     device = args.device
     pipe = load_pipeline(args.model, device=device, dtype=args.dtype, progress=False)
-    base = AnyI2VConfig(guidance_scale=args.guidance, inversion_schedule=args.inversion)
+    base = base_config(args)
     runtime = Runtime(**json.loads(args.runtime))
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     cases = dict(enumerate(make_cases(args.cases, size, args.case_seed)))
@@ -244,8 +251,8 @@ def main(argv=None) -> int:
     unknown = set(variants) - set(defined)
     if unknown:
         raise SystemExit(f"unknown variants {sorted(unknown)}; choose from {list(defined)} or define them with --set")
-    from anyi2v_lab.method import AnyI2VConfig, ConfigError
-    base = AnyI2VConfig(guidance_scale=args.guidance)
+    from anyi2v_lab.method import ConfigError
+    base = base_config(args)
     for v in variants:  # an unknown key or impossible value fails here, before any worker starts
         try:
             base.replace(**defined[v])
