@@ -7,6 +7,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, overwrite: bool = True):
     """Yield a temporary path in the target's folder; on success it replaces ``path`` in one rename.
@@ -21,6 +27,9 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True):
     os.close(fd)
     try:
         yield tmp
+        # mkstemp makes the file private (0600); the result gets the mode any new file would (0666 - umask),
+        # so a saved trajectory or cache is as readable as the user's other files
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

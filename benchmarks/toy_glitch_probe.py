@@ -21,6 +21,7 @@ import torch
 from anyi2v_lab.toy import model as tm
 from anyi2v_lab.toy import scene, world
 from anyi2v_lab.toy.evaluate import video_metrics
+from toy_trajectory import variant_names  # benchmarks/, beside this script
 
 SEEN_SEED_BASE = 2 * 10**9   # far from heldout_cases' seeds; captions the training sampler can draw
 
@@ -77,10 +78,7 @@ def main(argv=None):
     p.add_argument("--steps-scale", type=float, default=1.0, help="multiply every variant's steps (CPU checks)")
     p.add_argument("--out", default="outputs/toy_glitch_probe.json")
     a = p.parse_args(argv)
-    names = [v for v in a.variants.split(",") if v]
-    unknown = set(names) - set(VARIANTS)
-    if unknown:
-        raise SystemExit(f"--variants: unknown {sorted(unknown)}; choose from {sorted(VARIANTS)}")
+    names = variant_names(a.variants, VARIANTS)
     pipe = tm.build_pipeline(tm.load_components(a.weights)).to(a.device)
     pipe.set_progress_bar_config(disable=True)
     t0 = time.time()

@@ -16,7 +16,8 @@ frames, and the motion-glitch rate.
         --set "no_control_cfg4:guidance_scale=4" --variants full,no_control,cfg4,no_control_cfg4   # choosing settings
 
 Settings are chosen on the development scenes (``--case-seed 7000``), never on the held-out ones;
-``--set`` defines a variant on the command line.
+``--set`` defines a variant on the command line. ``--condition rgb`` gives every case its real frame 0
+as the condition: a diagnosis of the toy model's modality gap, not a benchmark setting.
 
 On a host with several GPUs the workers are spread over them, round-robin (``worker_gpus``).
 """
@@ -72,6 +73,15 @@ def has_trajectory(variant: str) -> bool:
     return not variant.startswith("no_control")
 
 
+def variant_names(text: str, known, hint: str = "") -> list[str]:
+    """``"a,b"`` -> ``["a", "b"]``, each checked against ``known`` (the benchmarks' ``--variants``)."""
+    names = [v for v in text.split(",") if v]
+    unknown = set(names) - set(known)
+    if unknown:
+        raise SystemExit(f"--variants: unknown {sorted(unknown)}; choose from {list(known)}{hint}")
+    return names
+
+
 def variant_table(sets: list[str]) -> dict:
     """VARIANTS plus the ones defined on the command line, ``NAME:key=value key=value`` (values as YAML,
     as ``AnyI2VConfig.with_overrides`` reads them), e.g. ``strong:lr=0.02 opt_iters=10``."""
@@ -103,6 +113,15 @@ def make_cases(n: int, size: int, seed: int = BENCH_SEED):
     twos = heldout_cases(n // 2, seed=seed + 1, size=size, num_objects=2)
     cases = [c for pair in zip(ones, twos) for c in pair] + ones[len(twos):]
     return [(c, MODALITIES[i % len(MODALITIES)]) for i, c in enumerate(cases[:n])]
+
+
+def condition_of(case, modality: str, choice: str = "cycle"):
+    """The condition image of a case: its benchmark modality (``cycle``), one modality for every case, or
+    ``rgb``, the real frame 0 itself (the model's own domain: a diagnosis of the modality gap, not a benchmark
+    setting)."""
+    if choice == "rgb":
+        return case.frames[0]
+    return case.conditions[modality if choice == "cycle" else choice]
 
 
 def trajectory_of(case):
@@ -138,7 +157,7 @@ def run_worker(rank: int, jobs: list, args, queue) -> None:
         config = base.replace(**defined[variant])
 
         def run(rt):
-            return generate(pipe, case.conditions[modality], case.caption,
+            return generate(pipe, condition_of(case, modality, args.condition), case.caption,
                             trajectory_of(case) if has_trajectory(variant) else None,
                             config, seed=args.seed + ci, progress=False, runtime=rt)
         tic, note = time.perf_counter(), None
@@ -234,6 +253,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--case-seed", type=int, default=BENCH_SEED,
                    help=f"which fixed set of scenes: {BENCH_SEED} the held-out benchmark, {DEV_SEED} the development set")
+    p.add_argument("--condition", default="cycle", choices=("cycle", "rgb", *MODALITIES),
+                   help="the condition images: each case's modality (cycle, the benchmark), one modality for all, or "
+                        "rgb (the real frame 0: isolates the modality gap)")
     p.add_argument("--set", action="append", default=[], metavar="NAME:KEY=VALUE ...",
                    help="define another variant, e.g. 'strong:lr=0.02 opt_iters=10' (a no_control* name runs "
                         "without a trajectory); repeatable")
@@ -246,11 +268,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.ci:
         args.cases, args.variants, args.inversion = 5, "full,no_control", "fast"
-    variants = args.variants.split(",")
     defined = variant_table(args.set)
-    unknown = set(variants) - set(defined)
-    if unknown:
-        raise SystemExit(f"unknown variants {sorted(unknown)}; choose from {list(defined)} or define them with --set")
+    variants = variant_names(args.variants, defined, " or define them with --set")
     from anyi2v_lab.method import ConfigError
     base = base_config(args)
     for v in variants:  # an unknown key or impossible value fails here, before any worker starts

@@ -56,7 +56,7 @@ def test_worker_goes_on_eagerly_after_a_failed_graph_capture(monkeypatch):
 
     monkeypatch.setattr(method, "generate", fake_generate)
     args = argparse.Namespace(workers=1, device="cpu", model=None, dtype="float32", guidance=8.0,
-                              inversion="fast", runtime="{}", cases=1, seed=0, case_seed=bench.BENCH_SEED, set=[])
+                              inversion="fast", runtime="{}", cases=1, seed=0, case_seed=bench.BENCH_SEED, set=[], condition="cycle")
     items = []
     bench.run_worker(0, [(0, "full"), (0, "no_mask"), (0, "no_kv")], args, SimpleNamespace(put=items.append))
     full, no_mask, no_kv, end = items
@@ -76,19 +76,27 @@ def test_command_line_variants_reach_the_workers_with_their_settings(monkeypatch
     import anyi2v_lab.method as method
 
     bench = load_bench()
-    seen = []
+    seen, images = [], []
 
     def fake_generate(pipe, image, caption, trajectory, config, *, seed, progress, runtime):
         seen.append((caption, trajectory is not None, config.lr, config.opt_layers, config.guidance_scale))
+        images.append(image)
         return SimpleNamespace(frames=np.zeros((16, 64, 64, 3), np.uint8))
 
     monkeypatch.setattr(method, "generate", fake_generate)
     sets = ["strong:lr=0.02 opt_layers=[a.attn1,b.attn1]", "no_control_g4:guidance_scale=4"]
     args = argparse.Namespace(workers=1, device="cpu", model=None, dtype="float32", guidance=8.0, inversion="fast",
-                              runtime="{}", cases=1, seed=0, case_seed=bench.DEV_SEED, set=sets)
+                              runtime="{}", cases=1, seed=0, case_seed=bench.DEV_SEED, set=sets, condition="cycle")
     items = []
     bench.run_worker(0, [(0, "strong"), (0, "no_control_g4")], args, SimpleNamespace(put=items.append))
-    dev_caption = bench.make_cases(1, 64, bench.DEV_SEED)[0][0].caption
+    case, modality = bench.make_cases(1, 64, bench.DEV_SEED)[0]
+    dev_caption = case.caption
+    assert all(np.array_equal(im, case.conditions[modality]) for im in images)
+    # --condition rgb: the real frame 0 replaces the condition image; the case and its target stay
+    bench.run_worker(0, [(0, "strong")], argparse.Namespace(**{**vars(args), "condition": "rgb"}),
+                     SimpleNamespace(put=items.append))
+    assert np.array_equal(images[-1], case.frames[0]) and seen[-1] == seen[0]
+    seen.pop()
     assert seen == [(dev_caption, True, 0.02, ("a.attn1", "b.attn1"), 8.0), (dev_caption, False, 0.01,
                                                                            method.AnyI2VConfig().opt_layers, 4.0)]
     assert dev_caption != bench.make_cases(1, 64)[0][0].caption
@@ -156,3 +164,34 @@ def test_workers_are_spread_round_robin_over_the_visible_gpus(monkeypatch):
     assert bench.worker_gpus("cuda:1", 2) == [None, None] and bench.worker_gpus("cpu", 1) == [None]
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert bench.worker_gpus("cuda", 2) == [None, None]
+
+
+def load_script(name: str):
+    import importlib.util
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # the probe imports toy_trajectory beside it
+    try:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return mod
+
+
+def test_injection_probe_scores_frame_zero_against_the_scene(tmp_path):
+    """The probe's score of the real frame 0 is (near) perfect; plain sampling ignores the condition, so
+    its rgb and modality runs agree exactly; a bad variant fails before any work."""
+    probe = load_script("toy_injection_probe")
+    case, _ = probe.make_cases(1, 64, probe.DEV_SEED)[0]
+    s = probe.frame0_scores(case.frames[0], case)
+    assert max(s["error_px"]) < 1.0 and min(s["iou"]) > 0.8  # anti-aliased edges
+    assert np.isnan(probe.frame0_scores(np.full_like(case.frames[0], 128), case)["error_px"]).all()
+    with pytest.raises(SystemExit, match="unknown"):
+        probe.main(["--variants", "plain,nope", "--out", str(tmp_path / "never.json")])
+    out = tmp_path / "probe.json"
+    assert probe.main(["--scenes", "1", "--variants", "plain,no_debias", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["pooled"]) == {"plain/rgb", "plain/modality", "no_debias/rgb", "no_debias/modality"}
+    assert report["per_scene"]["plain/rgb"] == report["per_scene"]["plain/modality"]
+    assert report["settings"]["base"]["num_frames"] == 1 and out.with_suffix(".png").exists()

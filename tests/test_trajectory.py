@@ -188,6 +188,10 @@ def test_json_round_trip_and_atomic_save(tmp_path):
     other.save(str(p), overwrite=True)
     assert Trajectory.load(p) == other
     assert os.listdir(tmp_path) == ["t.json"]  # no temp file left behind
+    plain = tmp_path / "plain"
+    plain.write_text("")  # the mode of any new file (the temp file's private 0600 is not kept)
+    assert p.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    plain.unlink()
     ref = Trajectory.load(REF)
     assert Trajectory.from_json(ref.to_json()) == ref
 
