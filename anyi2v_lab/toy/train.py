@@ -86,6 +86,8 @@ class TrainConfig:
     motion_depth: int | None = None
     # chances of 1, 2, 3 objects in training scenes (None: the world's 0.35/0.4/0.25); evaluation never changes
     object_probs: tuple | None = None
+    # joint phase: weight of toy.consistency's term in the image batches (0: off, as every committed call)
+    feature_consistency: float = 0.0
 
     def __post_init__(self):
         for name in ("seconds", "max_steps", "batch", "lr"):
@@ -95,6 +97,8 @@ class TrainConfig:
         if not 0 <= self.cond_fraction <= 1 or not 0 <= self.caption_dropout < 1:
             raise ValueError("cond_fraction must be in [0, 1] and caption_dropout in [0, 1)")
         object.__setattr__(self, "object_probs", check_object_probs(self.object_probs))
+        if self.feature_consistency < 0:
+            raise ValueError(f"feature_consistency must be >= 0, got {self.feature_consistency}")
         if self.motion_depth is not None and self.motion_depth < 1:
             raise ValueError(f"motion_depth must be None or >= 1, got {self.motion_depth}")
 
@@ -130,6 +134,9 @@ def main(argv=None):
     p.add_argument("--motion-depth", type=int, default=None,
                    help="transformer layers per motion module; grows a warm start's adapter (new layers identities)")
     p.add_argument("--object-probs", default=None, help="training scenes' chances of 1,2,3 objects, e.g. 0.2,0.4,0.4")
+    p.add_argument("--feature-consistency", type=float, default=0.0,
+                   help="joint phase: weight of the term that pulls a condition image's injected features towards "
+                        "its RGB frame's (anyi2v_lab.toy.consistency); 0 = off")
     p.add_argument("--joint-text", action="store_true", help="joint phase: train the text encoder too")
     p.add_argument("--vae-noise", type=float, default=0.1, help="posterior noise scale in the VAE phases")
     p.add_argument("--lr-final", type=float, default=0.1, help="cosine-decay each phase's lr to this fraction")
@@ -154,6 +161,7 @@ def main(argv=None):
               eval_cfg=tuple(float(x) for x in a.eval_cfg.split(",")), init_from=a.init_from,
               image_every=a.image_every, joint_text=a.joint_text, vae_noise=a.vae_noise,
               lr_final=a.lr_final, deadline=a.deadline, motion_depth=a.motion_depth,
+              feature_consistency=a.feature_consistency,
               object_probs=None if a.object_probs is None else a.object_probs.split(","))
     cfg = TrainConfig(**{**kw, **extra})
     group = parallel.init(cfg.device)

@@ -19,6 +19,7 @@ import torch.nn.functional as Fn
 from anyi2v_lab.hooks import bypass_motion
 from anyi2v_lab.toy import model as tm
 from anyi2v_lab.toy import parallel, world
+from anyi2v_lab.toy.consistency import capturing, consistency_modules, feature_consistency
 from anyi2v_lab.toy.scene import to_dev
 from anyi2v_lab.toy.tokenizer import build_tokenizer
 
@@ -159,6 +160,25 @@ class Trainer:
                 pred = net(zt, t, emb).sample
         return Fn.mse_loss(pred.float(), eps)
 
+    def consistency_loss(self, net, n: int):
+        """``toy.consistency``'s term on the frame 0 of n training scenes and one condition image of each
+        (a random modality), at one noise, timestep and caption per pair. Timesteps below 400: the method
+        inverts conditions to t = 201 and injects the features found there."""
+        spec = world.sample_specs(n, self.gen, reject=world.is_heldout, object_probs=self.cfg.object_probs)
+        r = world.render_specs(spec.select_frames(torch.zeros(n, dtype=torch.long)), self.dev, conditions=True)
+        mod = to_dev(torch.randint(len(world.MODALITIES), (n,), generator=self.gen), self.dev)
+        conds = torch.stack([r["conditions"][m] for m in world.MODALITIES], 1)[torch.arange(n, device=self.dev), mod]
+        z = self.latents(torch.cat([r["frames"][:, 0], conds]) * 2 - 1)
+        t = torch.randint(1, 400, (n,), device=self.dev).repeat(2)
+        eps = torch.randn_like(z[:n]).repeat(2, 1, 1, 1)
+        a = self.acp[t].view(-1, 1, 1, 1)
+        zt = a.sqrt() * z + (1 - a).sqrt() * eps
+        with torch.autocast(**self.amp):
+            emb = self.encode_text(world.captions_of(spec)).repeat(2, 1, 1)   # the inversion's prompt: the caption
+            with bypass_motion(net), capturing(net, consistency_modules()) as feats:
+                net(zt[:, :, None], t, emb)
+        return feature_consistency({k: v[:n] for k, v in feats.items()}, {k: v[n:] for k, v in feats.items()})
+
     def video_loss(self):
         x, caps = self.videos(self.cfg.batch["motion"])
         B, F = x.shape[:2]
@@ -200,8 +220,13 @@ class Trainer:
         every = self.cfg.image_every
         text = list(self.text.parameters()) if self.cfg.joint_text else []
         return list(self.unet.parameters()) + text, lambda i: (
-            self.image_loss(self.unet, self.cfg.batch["image"], bypass=True) if every and i % every == every - 1
-            else self.video_loss())
+            self.joint_image_loss() if every and i % every == every - 1 else self.video_loss())
+
+    def joint_image_loss(self):
+        loss = self.image_loss(self.unet, self.cfg.batch["image"], bypass=True)
+        if self.cfg.feature_consistency:
+            loss = loss + self.cfg.feature_consistency * self.consistency_loss(self.unet, self.cfg.batch["image"] // 4)
+        return loss
 
     def run_phase(self, name: str, resume: dict | None):
         cfg = self.cfg

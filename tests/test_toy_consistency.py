@@ -1,0 +1,55 @@
+"""The modality-consistency training term (anyi2v_lab.toy.consistency) and its place in the joint phase."""
+import pytest
+import torch
+import torch.nn as nn
+
+from anyi2v_lab.toy.consistency import capturing, consistency_modules, feature_consistency
+
+
+def test_term_is_zero_for_equal_features_and_trains_only_the_condition_side():
+    g = torch.Generator().manual_seed(0)
+    rgb = {"a": torch.randn(2, 4, 8, 8, generator=g, requires_grad=True), "b": torch.randn(2, 16, 4, generator=g)}
+    assert feature_consistency(rgb, {k: v.detach().clone() for k, v in rgb.items()}).item() == 0.0
+    cond = {k: (v.detach() + 0.5).requires_grad_() for k, v in rgb.items()}
+    loss = feature_consistency(rgb, cond)
+    expected = sum(0.25 / (v.detach().var() + 1e-6) for v in rgb.values()) / 2  # an offset of 0.5 everywhere
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    loss.backward()
+    assert rgb["a"].grad is None and cond["a"].grad.abs().sum() > 0
+
+
+def test_capturing_keeps_the_graph_and_removes_its_hooks_after_an_error():
+    net = nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 1))
+    with capturing(net, ["0", "2"]) as out:
+        net(torch.ones(2, 3))
+    assert set(out) == {"0", "2"} and out["0"].requires_grad
+    with pytest.raises(RuntimeError, match="boom"), capturing(net, ["0"]):
+        raise RuntimeError("boom")
+    assert all(not m._forward_hooks for m in net.modules())
+    with pytest.raises(KeyError, match="nope"), capturing(net, ["nope"]):
+        pass
+
+
+def test_joint_image_batches_add_the_term_when_asked(tmp_path, monkeypatch):
+    """Every consistency module exists in the toy motion UNet, the joint phase's image batches add the
+    term only with a positive weight, and the term reaches the decoder's weights."""
+    from anyi2v_lab.toy.train import TrainConfig
+    from anyi2v_lab.toy.trainer import Log, Trainer
+
+    small = {"vae": 4, "image": 8, "motion": 1, "joint": 1, "decoder": 4}
+    with pytest.raises(ValueError, match="feature_consistency"):
+        TrainConfig(feature_consistency=-1)
+    for weight, calls in ((0.0, 0), (0.5, 1)):
+        tr = Trainer(TrainConfig(out=str(tmp_path), device="cpu", batch=small, feature_consistency=weight),
+                     Log(tmp_path / "log.txt"))
+        params, loss_fn = tr.setup("joint")
+        seen = []
+        original = tr.consistency_loss
+        monkeypatch.setattr(tr, "consistency_loss", lambda net, n: seen.append(n) or original(net, n))
+        loss = loss_fn(tr.cfg.image_every - 1)     # an image batch
+        assert torch.isfinite(loss) and seen == [2] * calls
+    term = original(tr.unet, 2)
+    term.backward()
+    modules = dict(tr.unet.named_modules())
+    assert all(n in modules for n in consistency_modules())
+    assert term.item() > 0 and modules["up_blocks.2.resnets.1.conv2"].weight.grad.abs().sum() > 0
