@@ -1,9 +1,8 @@
 """The modality-consistency training term (anyi2v_lab.toy.consistency) and its place in the joint phase."""
 import pytest
 import torch
-import torch.nn as nn
 
-from anyi2v_lab.toy.consistency import capturing, consistency_modules, feature_consistency
+from anyi2v_lab.toy.consistency import consistency_points, feature_consistency
 
 
 def test_term_is_zero_for_equal_features_and_trains_only_the_condition_side():
@@ -18,21 +17,10 @@ def test_term_is_zero_for_equal_features_and_trains_only_the_condition_side():
     assert rgb["a"].grad is None and cond["a"].grad.abs().sum() > 0
 
 
-def test_capturing_keeps_the_graph_and_removes_its_hooks_after_an_error():
-    net = nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 1))
-    with capturing(net, ["0", "2"]) as out:
-        net(torch.ones(2, 3))
-    assert set(out) == {"0", "2"} and out["0"].requires_grad
-    with pytest.raises(RuntimeError, match="boom"), capturing(net, ["0"]):
-        raise RuntimeError("boom")
-    assert all(not m._forward_hooks for m in net.modules())
-    with pytest.raises(KeyError, match="nope"), capturing(net, ["nope"]):
-        pass
-
-
 def test_joint_image_batches_add_the_term_when_asked(tmp_path, monkeypatch):
-    """Every consistency module exists in the toy motion UNet, the joint phase's image batches add the
-    term only with a positive weight, and the term reaches the decoder's weights."""
+    """The joint phase's image batches add the term only with a positive weight; it is the term of the
+    frames' and conditions' features at the method's injection points, and it trains the decoder."""
+    from anyi2v_lab.method.config import ATTN_LAYERS, RES_LAYERS
     from anyi2v_lab.toy.train import TrainConfig
     from anyi2v_lab.toy.trainer import Log, Trainer
 
@@ -48,8 +36,8 @@ def test_joint_image_batches_add_the_term_when_asked(tmp_path, monkeypatch):
         monkeypatch.setattr(tr, "consistency_loss", lambda net, n: seen.append(n) or original(net, n))
         loss = loss_fn(tr.cfg.image_every - 1)     # an image batch
         assert torch.isfinite(loss) and seen == [2] * calls
+    assert consistency_points() == tuple(f"{r}.residual" for r in RES_LAYERS) + tuple(f"{a}.query" for a in ATTN_LAYERS)
     term = original(tr.unet, 2)
     term.backward()
-    modules = dict(tr.unet.named_modules())
-    assert all(n in modules for n in consistency_modules())
-    assert term.item() > 0 and modules["up_blocks.2.resnets.1.conv2"].weight.grad.abs().sum() > 0
+    assert term.item() > 0 and tr.unet.up_blocks[2].resnets[1].conv2.weight.grad.abs().sum() > 0
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in tr.unet.modules())  # hooks removed

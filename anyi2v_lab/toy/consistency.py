@@ -12,35 +12,15 @@ the model's own image features are the target and are not pulled towards the con
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
-import torch.nn as nn
 
 from ..method.config import ATTN_LAYERS, RES_LAYERS
 
 
-def consistency_modules(res_layers=RES_LAYERS, attn_layers=ATTN_LAYERS) -> list[str]:
-    """Submodule paths whose outputs are compared: each ResNet's ``conv2`` (its residual branch, what the
-    method's residual injection replaces) and each self-attention's ``to_q`` (the injected query)."""
-    return [f"{r}.conv2" for r in res_layers] + [f"{a}.to_q" for a in attn_layers]
-
-
-@contextmanager
-def capturing(net: nn.Module, names: list[str]):
-    """Yield a dict filled, on each forward, with the outputs of ``net``'s submodules ``names`` (with their
-    graph: the loss trains through them). The hooks are removed on exit, also after an error."""
-    out: dict[str, torch.Tensor] = {}
-    modules = dict(net.named_modules())
-    missing = [n for n in names if n not in modules]
-    if missing:
-        raise KeyError(f"no submodules {missing} in {type(net).__name__}")
-    handles = [modules[n].register_forward_hook(lambda m, i, o, n=n: out.__setitem__(n, o)) for n in names]
-    try:
-        yield out
-    finally:
-        for h in handles:
-            h.remove()
+def consistency_points(res_layers=RES_LAYERS, attn_layers=ATTN_LAYERS) -> tuple[str, ...]:
+    """The hook points compared: the tensors the method's injection replaces, each ResNet's residual
+    branch and each self-attention's query."""
+    return tuple(f"{r}.residual" for r in res_layers) + tuple(f"{a}.query" for a in attn_layers)
 
 
 def feature_consistency(rgb: dict[str, torch.Tensor], cond: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as Fn
 
-from anyi2v_lab.hooks import bypass_motion
+from anyi2v_lab.hooks import Capture, bypass_motion, hooked
 from anyi2v_lab.toy import model as tm
 from anyi2v_lab.toy import parallel, world
-from anyi2v_lab.toy.consistency import capturing, consistency_modules, feature_consistency
+from anyi2v_lab.toy.consistency import consistency_points, feature_consistency
 from anyi2v_lab.toy.scene import to_dev
 from anyi2v_lab.toy.tokenizer import build_tokenizer
 
@@ -175,8 +175,10 @@ class Trainer:
         zt = a.sqrt() * z + (1 - a).sqrt() * eps
         with torch.autocast(**self.amp):
             emb = self.encode_text(world.captions_of(spec)).repeat(2, 1, 1)   # the inversion's prompt: the caption
-            with bypass_motion(net), capturing(net, consistency_modules()) as feats:
+            points = consistency_points()
+            with bypass_motion(net), hooked(net, capture=Capture(points, detach=False)) as session:
                 net(zt[:, :, None], t, emb)
+        feats = {k: session.cache[k] for k in points}   # (2n, 1, ...): the frames first, then their conditions
         return feature_consistency({k: v[:n] for k, v in feats.items()}, {k: v[n:] for k, v in feats.items()})
 
     def video_loss(self):
