@@ -24,7 +24,8 @@ import numpy as np
 
 from toy_trajectory import DEV_SEED, make_cases, variant_names
 
-# None: plain sampling (no injection). Otherwise changes to the base config below.
+# None: plain sampling (no injection). Otherwise changes to the base config below; step 24 is the last
+# of the 25 sampling steps, so "all_steps" injects throughout.
 VARIANTS = {
     "plain": None,
     "paper": {},                                                 # patch AdaIN (4 x 4), steps 0-3
@@ -36,8 +37,6 @@ VARIANTS = {
 # One frame and no trajectory; injection into both CFG branches, as the toy settings do (one branch
 # alone turns frame 0 into speckle at CFG 8); the fast inversion keeps the probe to minutes on a CPU.
 BASE = dict(num_frames=1, inject_uncond=True, inversion_schedule="fast")
-
-
 LABELS = {"plain": "plain", "paper": "paper", "paper_all_steps": "paper, all", "global_adain_all_steps": "global, all",
           "no_debias": "no debias", "no_debias_all_steps": "no deb., all"}
 
@@ -67,6 +66,8 @@ def frame0_scores(frame: np.ndarray, case) -> dict:
 
 
 def pooled(rows: list[dict]) -> dict:
+    """Mean and median centre error over the objects found, the share placed within 4 px (of all
+    objects), the share found, and the mean IoU."""
     err = np.array([e for r in rows for e in r["error_px"]], float)
     found = ~np.isnan(err)
     return {"error_px": float(err[found].mean()) if found.any() else float("nan"),
