@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from anyi2v_lab.io import atomic_path
 from anyi2v_lab.toy import model as tm
 from anyi2v_lab.toy import scene, world
 from anyi2v_lab.toy.evaluate import video_metrics
@@ -99,10 +99,8 @@ def main(argv=None):
         res[name] = m
         print(f"{name}: glitch {m['rate']:.4f} (jump {m['jump_rate']:.4f}, dup {m['dup_rate']:.4f}), "
               f"binding {m['binding_accuracy']:.3f}, {m['seconds']} s", flush=True)
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".tmp").write_text(json.dumps(res, indent=1))
-    os.replace(out.with_suffix(".tmp"), out)
+    with atomic_path(a.out) as tmp:
+        Path(tmp).write_text(json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":

@@ -330,12 +330,14 @@ def main(argv=None) -> int:
     if not complete:
         raise SystemExit("no case finished every variant before the deadline; raise --deadline or lower --cases")
     frames = {v: {i: frames[v][ci] for i, ci in enumerate(complete)} for v in variants}
+    from anyi2v_lab.io import atomic_path
     from anyi2v_lab.models.loading import load_pipeline
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype, progress=False)
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     if args.save_frames:
         keep = {f"{v}/{ci}": frames[v][ci] for v in variants for ci in range(min(args.save_frames, len(complete)))}
-        np.savez_compressed(Path(args.out).with_suffix(".frames.npz"), **keep)
+        with atomic_path(Path(args.out).with_suffix(".frames.npz")) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **keep)
     all_cases = make_cases(args.cases, size, args.case_seed)
     results = evaluate([all_cases[ci] for ci in complete], frames, pipe.vae, args.case_seed)
     from anyi2v_lab.outputs import versions
@@ -343,9 +345,8 @@ def main(argv=None) -> int:
               "cases_evaluated": len(complete),
               "seconds": time.perf_counter() - tic, "seconds_per_video": float(np.mean(times)),
               "variants": {v: defined[v] for v in variants}, "results": results, "paper": PAPER, "failed": failed, "eager_fallbacks": fallbacks}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    with atomic_path(args.out) as tmp:
+        Path(tmp).write_text(json.dumps(report, indent=2))
     print(table(report))
     return 0
 
