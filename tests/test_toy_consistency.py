@@ -17,6 +17,24 @@ def test_term_is_zero_for_equal_features_and_trains_only_the_condition_side():
     assert rgb["a"].grad is None and cond["a"].grad.abs().sum() > 0
 
 
+def test_centred_term_ignores_each_channels_offset_and_sees_layout():
+    """``centred``: a per-channel offset (a look: colour, background, style) costs nothing; moving the
+    pattern costs the same as in the raw term of two zero-mean maps."""
+    from anyi2v_lab.toy.consistency import structure
+
+    g = torch.Generator().manual_seed(1)
+    rgb = {"up.res.residual": torch.randn(2, 1, 4, 8, 8, generator=g), "up.attn.query": torch.randn(2, 1, 64, 4, generator=g)}
+    shifted = {"up.res.residual": rgb["up.res.residual"] + torch.randn(2, 1, 4, 1, 1, generator=g),
+               "up.attn.query": rgb["up.attn.query"] + torch.randn(2, 1, 1, 4, generator=g)}
+    assert feature_consistency(rgb, shifted, centred=True).item() == pytest.approx(0.0, abs=1e-6)
+    assert feature_consistency(rgb, shifted).item() > 0.1
+    moved = {k: v.roll(3, dims=-2) for k, v in rgb.items()}
+    centred = {k: structure(k, v) for k, v in rgb.items()}
+    assert torch.allclose(structure("x.residual", rgb["up.res.residual"]).mean(dim=(-2, -1)), torch.zeros(2, 1, 4), atol=1e-6)
+    assert feature_consistency(rgb, moved, centred=True).item() == pytest.approx(
+        feature_consistency(centred, {k: structure(k, v) for k, v in moved.items()}).item(), rel=1e-5)
+
+
 def test_joint_image_batches_add_the_term_when_asked(tmp_path, monkeypatch):
     """The joint phase's image batches add the term only with a positive weight; it is the term of the
     frames' and conditions' features at the method's injection points, and it trains the decoder."""
@@ -38,6 +56,9 @@ def test_joint_image_batches_add_the_term_when_asked(tmp_path, monkeypatch):
         assert torch.isfinite(loss) and seen == [2] * calls
     assert consistency_points() == tuple(f"{r}.residual" for r in RES_LAYERS) + tuple(f"{a}.query" for a in ATTN_LAYERS)
     term = original(tr.unet, 2)
+    assert torch.isfinite(Trainer(TrainConfig(out=str(tmp_path), device="cpu", batch=small, feature_consistency=0.5,
+                                              consistency_centred=True), Log(tmp_path / "log.txt"))
+                          .consistency_loss(tr.unet, 2))
     term.backward()
     assert term.item() > 0 and tr.unet.up_blocks[2].resnets[1].conv2.weight.grad.abs().sum() > 0
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in tr.unet.modules())  # hooks removed

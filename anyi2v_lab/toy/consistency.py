@@ -9,6 +9,11 @@ features the method injects (the residual branch of the decoder's ResNets and th
 self-attentions, ``AnyI2VConfig``'s default layers), computed for a condition image, towards the same
 features of the scene's RGB frame at the same noise, timestep and caption. The RGB side is detached:
 the model's own image features are the target and are not pulled towards the condition's.
+
+``centred`` compares the maps less each channel's spatial mean (:func:`structure`). The raw maps also
+differ by what an outline cannot say (the objects' colours, the background) and by the condition's own
+style; those offsets dominate the raw term's variance at some layers, so pulling the raw maps together
+leaves their layout apart (``benchmarks/toy_feature_gap.py``). The centred term asks for the layout alone.
 """
 from __future__ import annotations
 
@@ -23,11 +28,22 @@ def consistency_points(res_layers=RES_LAYERS, attn_layers=ATTN_LAYERS) -> tuple[
     return tuple(f"{r}.residual" for r in res_layers) + tuple(f"{a}.query" for a in attn_layers)
 
 
-def feature_consistency(rgb: dict[str, torch.Tensor], cond: dict[str, torch.Tensor]) -> torch.Tensor:
+def structure(name: str, x: torch.Tensor) -> torch.Tensor:
+    """A captured map less each channel's spatial mean (residuals ``(..., C, h, w)``, queries ``(..., h*w, C)``,
+    told apart by the hook point's name). What is left says where things are, not the map's overall look:
+    colours and background, which an outline cannot give, and the condition's own style."""
+    return x - x.mean(dim=(-2, -1) if name.endswith(".residual") else -2, keepdim=True)
+
+
+def feature_consistency(rgb: dict[str, torch.Tensor], cond: dict[str, torch.Tensor],
+                        centred: bool = False) -> torch.Tensor:
     """Mean over layers of ``|f_cond - f_rgb|^2 / var(f_rgb)``; ``f_rgb`` detached. Each map is any shape
-    with the batch first; 0 when the condition's features equal the frame's."""
+    with the batch first (``centred``: a hook point's map, compared after :func:`structure`); 0 when the
+    condition's features equal the frame's."""
     terms = []
     for name, target in rgb.items():
-        target = target.detach().float()
-        terms.append((cond[name].float() - target).pow(2).mean() / (target.var() + 1e-6))
+        target, feat = target.detach().float(), cond[name].float()
+        if centred:
+            target, feat = structure(name, target), structure(name, feat)
+        terms.append((feat - target).pow(2).mean() / (target.var() + 1e-6))
     return torch.stack(terms).mean()

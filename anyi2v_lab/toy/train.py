@@ -88,6 +88,8 @@ class TrainConfig:
     object_probs: tuple | None = None
     # joint phase: weight of toy.consistency's term in the image batches (0: off, as every committed call)
     feature_consistency: float = 0.0
+    # compare the maps less each channel's spatial mean (toy.consistency.structure): layout, not look
+    consistency_centred: bool = False
 
     def __post_init__(self):
         for name in ("seconds", "max_steps", "batch", "lr"):
@@ -137,6 +139,8 @@ def main(argv=None):
     p.add_argument("--feature-consistency", type=float, default=0.0,
                    help="joint phase: weight of the term that pulls a condition image's injected features towards "
                         "its RGB frame's (anyi2v_lab.toy.consistency); 0 = off")
+    p.add_argument("--consistency-centred", action="store_true",
+                   help="compare those features less each channel's spatial mean: where things are, not their look")
     p.add_argument("--joint-text", action="store_true", help="joint phase: train the text encoder too")
     p.add_argument("--vae-noise", type=float, default=0.1, help="posterior noise scale in the VAE phases")
     p.add_argument("--lr-final", type=float, default=0.1, help="cosine-decay each phase's lr to this fraction")
@@ -161,7 +165,7 @@ def main(argv=None):
               eval_cfg=tuple(float(x) for x in a.eval_cfg.split(",")), init_from=a.init_from,
               image_every=a.image_every, joint_text=a.joint_text, vae_noise=a.vae_noise,
               lr_final=a.lr_final, deadline=a.deadline, motion_depth=a.motion_depth,
-              feature_consistency=a.feature_consistency,
+              feature_consistency=a.feature_consistency, consistency_centred=a.consistency_centred,
               object_probs=None if a.object_probs is None else a.object_probs.split(","))
     cfg = TrainConfig(**{**kw, **extra})
     group = parallel.init(cfg.device)

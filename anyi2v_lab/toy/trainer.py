@@ -179,7 +179,8 @@ class Trainer:
             with bypass_motion(net), hooked(net, capture=Capture(points, detach=False)) as session:
                 net(zt[:, :, None], t, emb)
         feats = {k: session.cache[k] for k in points}   # (2n, 1, ...): the frames first, then their conditions
-        return feature_consistency({k: v[:n] for k, v in feats.items()}, {k: v[n:] for k, v in feats.items()})
+        return feature_consistency({k: v[:n] for k, v in feats.items()}, {k: v[n:] for k, v in feats.items()},
+                                   centred=self.cfg.consistency_centred)
 
     def video_loss(self):
         x, caps = self.videos(self.cfg.batch["motion"])
