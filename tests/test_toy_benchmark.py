@@ -195,3 +195,25 @@ def test_injection_probe_scores_frame_zero_against_the_scene(tmp_path):
     assert set(report["pooled"]) == {"plain/rgb", "plain/modality", "no_debias/rgb", "no_debias/modality"}
     assert report["per_scene"]["plain/rgb"] == report["per_scene"]["plain/modality"]
     assert report["settings"]["base"]["num_frames"] == 1 and out.with_suffix(".png").exists()
+
+
+def test_feature_gap_is_zero_for_the_frame_itself_and_two_for_an_unrelated_map(tmp_path):
+    """``relative_gaps``: 0 for equal maps, about 2 for an independent map of the same spread (the
+    squared distance of two independent draws is twice their variance), raw and in the top components;
+    the script reports both for every injected map."""
+    import torch
+
+    gap = load_script("toy_feature_gap")
+    g = torch.Generator().manual_seed(0)
+    rgb = torch.randn(4096, 16, generator=g) * torch.linspace(0.5, 3, 16)   # a spectrum, so top-k means something
+    assert gap.relative_gaps(rgb, rgb.clone(), k=4) == (0.0, 0.0)
+    other = torch.randn(4096, 16, generator=g) * torch.linspace(0.5, 3, 16)
+    raw, top = gap.relative_gaps(rgb, other, k=4)
+    assert raw == pytest.approx(2.0, rel=0.05) and top == pytest.approx(2.0, rel=0.05)
+    assert gap.tokens(torch.zeros(8, 4, 4)).shape == (16, 8) and gap.tokens(torch.zeros(16, 8)).shape == (16, 8)
+    out = tmp_path / "gap.json"
+    assert gap.main(["--scenes", "1", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())["weights"]["committed"]
+    from anyi2v_lab.method.config import ATTN_LAYERS, RES_LAYERS
+    assert set(report) == {f"{r}.residual" for r in RES_LAYERS} | {f"{a}.query" for a in ATTN_LAYERS}
+    assert all(v["rel"] >= 0 and v["rel_top8"] >= 0 for v in report.values())
