@@ -48,7 +48,6 @@ def main(argv=None):
     p.add_argument("--top", type=int, default=8, help="principal components for rel_top{k}")
     p.add_argument("--out", default="outputs/toy_feature_gap.json")
     a = p.parse_args(argv)
-    import torch
     from tqdm.auto import tqdm
 
     from anyi2v_lab.conditions import load_condition
@@ -57,7 +56,6 @@ def main(argv=None):
     from anyi2v_lab.method.inversion import invert_cached
     from anyi2v_lab.toy import model as tm
 
-    torch.manual_seed(0)
     cases, config = make_cases(a.scenes, 64, seed=DEV_SEED), AnyI2VConfig()
     report = {"settings": {**vars(a), "case_seed": DEV_SEED}, "weights": {}}
     for spec in a.model or ["committed"]:

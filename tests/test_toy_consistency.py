@@ -19,7 +19,7 @@ def test_term_is_zero_for_equal_features_and_trains_only_the_condition_side():
 
 def test_centred_term_ignores_each_channels_offset_and_sees_layout():
     """``centred``: a per-channel offset (a look: colour, background, style) costs nothing; moving the
-    pattern costs the same as in the raw term of two zero-mean maps."""
+    pattern (the layout) costs as much as an unrelated map."""
     from anyi2v_lab.toy.consistency import structure
 
     g = torch.Generator().manual_seed(1)
@@ -28,11 +28,10 @@ def test_centred_term_ignores_each_channels_offset_and_sees_layout():
                "up.attn.query": rgb["up.attn.query"] + torch.randn(2, 1, 1, 4, generator=g)}
     assert feature_consistency(rgb, shifted, centred=True).item() == pytest.approx(0.0, abs=1e-6)
     assert feature_consistency(rgb, shifted).item() > 0.1
-    moved = {k: v.roll(3, dims=-2) for k, v in rgb.items()}
-    centred = {k: structure(k, v) for k, v in rgb.items()}
     assert torch.allclose(structure("x.residual", rgb["up.res.residual"]).mean(dim=(-2, -1)), torch.zeros(2, 1, 4), atol=1e-6)
-    assert feature_consistency(rgb, moved, centred=True).item() == pytest.approx(
-        feature_consistency(centred, {k: structure(k, v) for k, v in moved.items()}).item(), rel=1e-5)
+    assert torch.allclose(structure("x.query", rgb["up.attn.query"]).mean(dim=-2), torch.zeros(2, 1, 4), atol=1e-6)
+    moved = {k: v.roll(3, dims=-2) for k, v in rgb.items()}   # the same values elsewhere: about 2 for white noise
+    assert feature_consistency(rgb, moved, centred=True).item() > 1.0
 
 
 def test_joint_image_batches_add_the_term_when_asked(tmp_path, monkeypatch):
