@@ -25,19 +25,20 @@ POINT = {"residuals": "residual", "queries": "query"}   # a FeatureBank field ->
 
 def relative_gaps(rgb, mod, k: int = 8) -> tuple[float, float]:
     """``rgb``, ``mod``: (tokens, C) features of one layer -> (relative squared distance, the same after
-    projecting both on the top-k principal components of ``rgb``)."""
-    import torch
+    projecting both on the top-k principal components of ``rgb``, fitted as the method's alignment fits them)."""
+    from anyi2v_lab.method.pca import pca_fit, pca_project
 
     rgb, mod = rgb.float(), mod.float()
-    mean = rgb.mean(0)
-    _, _, v = torch.linalg.svd(rgb - mean, full_matrices=False)
-    pr, pm = (rgb - mean) @ v[:k].T, (mod - mean) @ v[:k].T
+    mean, components = pca_fit(rgb, k)
+    pr, pm = pca_project(rgb, mean, components), pca_project(mod, mean, components)
     return (((mod - rgb) ** 2).mean() / rgb.var()).item(), (((pm - pr) ** 2).mean() / pr.var()).item()
 
 
 def tokens(feature):
     """A bank tensor -> (tokens, C): residuals are (C, h, w), queries (h * w, C)."""
-    return feature.flatten(1).T if feature.dim() == 3 else feature
+    from anyi2v_lab.layout import maps_to_tokens
+
+    return maps_to_tokens(feature[None, None])[0] if feature.dim() == 3 else feature
 
 
 def main(argv=None):
