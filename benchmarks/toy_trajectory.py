@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anyi2v_lab.toy.settings import TOY_METHOD_SETTINGS
+from anyi2v_lab.toy.settings import FINE_ALIGN_SETTINGS
 
 VARIANTS = {
     "full": {},
@@ -52,10 +52,10 @@ VARIANTS = {
     "ours_eta1": {"eta": 1.0},
     "ours_background_eta1": {"background_weight": 1.0, "eta": 1.0},
     "no_control_eta1": {"eta": 1.0},
-    # the settings for the toy UNet (anyi2v_lab.toy.settings): alignment on its two finest (16 x 16)
-    # self-attentions, injection into both CFG branches; chosen on development scenes (DEV_SEED), never on
-    # these held-out ones
-    "toy_fine_align": dict(TOY_METHOD_SETTINGS),
+    # anyi2v_lab.toy.settings.FINE_ALIGN_SETTINGS: alignment on the toy UNet's two finest (16 x 16)
+    # self-attentions, injection into both CFG branches; chosen for call D's weights on development scenes
+    # (DEV_SEED), never on these held-out ones
+    "toy_fine_align": dict(FINE_ALIGN_SETTINGS),
     "no_control_both": {"inject_uncond": True},  # its injection-only baseline: both branches, no trajectory
 }
 PAPER = {  # Table 1/2 of the paper: FID, FVD, ObjMC (px, probably at 512 px)

@@ -18,23 +18,24 @@ def test_demo_writes_video_overlay_and_path_plot(tmp_path, capsys):
     assert summary["model"] == "embedded toy model" and np.isfinite(summary["objmc_px"])
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["inversion_schedule"] == "fast" and run["config"]["opt_iters"] == 5
-    assert run["config"]["inject_uncond"] and run["seed"] == DEMO_NOISE_SEED  # saved, so the run can be redone
+    assert not run["config"]["inject_uncond"] and run["seed"] == DEMO_NOISE_SEED  # saved, so the run can be redone
     assert "ObjMC" in capsys.readouterr().out
 
 
-def test_toy_settings_align_on_the_toy_unets_finest_self_attentions():
-    """``toy.settings`` names exactly the decoder's self-attentions at the toy UNet's finest level
-    (16 x 16 for a 64 px frame; the paper's layers are decoder layers too), makes a valid config, and is
-    what the demo runs."""
+def test_toy_settings_name_the_finest_self_attentions_and_the_demo_runs_the_papers():
+    """``toy.settings.FINE_ALIGN_SETTINGS`` names exactly the decoder's self-attentions at the toy UNet's
+    finest level (16 x 16 for a 64 px frame) and makes a valid config; the demo runs the paper's settings
+    with the fast inversion schedule alone, plus whatever ``TOY_METHOD_SETTINGS`` holds (none now)."""
     from anyi2v_lab.demo import DEMO_OVERRIDES
     from anyi2v_lab.hooks.points import hook_points
     from anyi2v_lab.method import AnyI2VConfig
     from anyi2v_lab.toy.model import LATENT_SIZE, build_unet
-    from anyi2v_lab.toy.settings import TOY_METHOD_SETTINGS
+    from anyi2v_lab.toy.settings import FINE_ALIGN_SETTINGS, TOY_METHOD_SETTINGS
 
     queries = [p for p in hook_points(build_unet()) if p.kind == "self_attention" and p.site == "query"]
     finest = [p.module for p in queries if p.downscale == 1 and p.module.startswith("up_blocks")]
-    assert sorted(TOY_METHOD_SETTINGS["opt_layers"]) == sorted(finest) and LATENT_SIZE == 16
-    config = AnyI2VConfig(**DEMO_OVERRIDES)
-    assert config.opt_layers == TOY_METHOD_SETTINGS["opt_layers"] and config.inject_uncond
-    assert config.replace(**TOY_METHOD_SETTINGS) == config
+    assert sorted(FINE_ALIGN_SETTINGS["opt_layers"]) == sorted(finest) and LATENT_SIZE == 16
+    fine = AnyI2VConfig(**FINE_ALIGN_SETTINGS)
+    assert fine.opt_layers == FINE_ALIGN_SETTINGS["opt_layers"] and fine.inject_uncond
+    assert AnyI2VConfig(**DEMO_OVERRIDES) == AnyI2VConfig(inversion_schedule="fast").replace(**TOY_METHOD_SETTINGS)
+    assert TOY_METHOD_SETTINGS == {}
