@@ -3,8 +3,9 @@ as its features of the RGB frame do.
 
 AnyI2V assumes that a text-to-image model's decoder features of a canny map, a depth map or a sketch
 carry the layout the way its features of a photo do. SD1.5 learned that from the variety of its data;
-the toy model learned each condition modality as a style of its own, and injecting its features of a
-sketch draws outlines, not objects (``benchmarks/README.md``, "The modality gap"). This term pulls the
+a toy model trained on denoising alone (call D) learned each condition modality as a style of its own,
+and injecting its features of a sketch drew outlines, not objects (``benchmarks/README.md``, "The
+modality gap"). The committed weights were trained with this term (centred, calls H, I2 and J1). This term pulls the
 features the method injects (the residual branch of the decoder's ResNets and the queries of its
 self-attentions, ``AnyI2VConfig``'s default layers), computed for a condition image, towards the same
 features of the scene's RGB frame at the same noise, timestep and caption. The RGB side is detached:

@@ -5,7 +5,8 @@ joint fine-tune that keeps image batches (motion modules bypassed) in the mix. E
     python -m anyi2v_lab.toy.train --out outputs/toy --export anyi2v_lab/toy/weights   # the defaults
 
 The committed weights came from a chain of GPU calls, each continuing the joint phase from the
-previous export (the weights' README.md has every command); the first two were:
+previous export (the weights' README.md has every command; the last three added the centred
+consistency term, ``--feature-consistency W --consistency-centred``); the first two were:
 
     python -m anyi2v_lab.toy.train --out outputs/toy --seconds vae=40,image=100,motion=190,joint=170 \
         --vae-noise 1 --eval-videos 64 --grid-cfg 5
@@ -19,8 +20,8 @@ fine-tunes the VAE decoder alone (latent space kept), e.g. on a CPU. A from-scra
 current defaults' VAE phase (2026-11-26: VAE 36.8 dB, but colour binding 39 %) was not adopted; the
 weights' README.md has its numbers.
 
-Data-parallel over the GPUs of one host (:mod:`anyi2v_lab.toy.parallel`; the last two calls ran so on
-4 H200s): each process trains on its own batches of ``--batch`` (the effective batch is N times it),
+Data-parallel over the GPUs of one host (:mod:`anyi2v_lab.toy.parallel`; calls A-D ran so on 4 H200s,
+call H on 2): each process trains on its own batches of ``--batch`` (the effective batch is N times it),
 gradients are averaged, and rank 0 logs, checkpoints, exports and evaluates:
 
     torchrun --standalone --nproc-per-node 4 -m anyi2v_lab.toy.train --out /tmp/toyB \
@@ -86,7 +87,8 @@ class TrainConfig:
     motion_depth: int | None = None
     # chances of 1, 2, 3 objects in training scenes (None: the world's 0.35/0.4/0.25); evaluation never changes
     object_probs: tuple | None = None
-    # joint phase: weight of toy.consistency's term in the image batches (0: off, as every committed call)
+    # joint phase: weight of toy.consistency's term in the image batches (0: off; the committed weights' last
+    # three calls used 0.15, 0.05 and 0.02 with consistency_centred)
     feature_consistency: float = 0.0
     # compare the maps less each channel's spatial mean (toy.consistency.structure): layout, not look
     consistency_centred: bool = False
