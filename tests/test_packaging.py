@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,3 +54,41 @@ def test_console_script_and_widgets_subpackage():
     assert out.returncode == 0 and "generate" in out.stdout
     import anyi2v_lab.widgets  # the top-level widgets/ folder, installed as a subpackage
     assert Path(anyi2v_lab.widgets.__file__).parent.name == "widgets"
+
+
+def wheel_files(tmp: Path) -> list[str]:
+    """The file list of the wheel that ``pip wheel .`` builds, from a copy of the working tree's
+    tracked and unignored files (so the build leaves nothing in the repository)."""
+    import zipfile
+
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout.splitlines()
+    src = tmp / "src"
+    for rel in listed:
+        if (ROOT / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            (src / rel).write_bytes((ROOT / rel).read_bytes())
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
+                    "--no-index", "-q", "-w", str(tmp / "wheel")], check=True, capture_output=True)
+    (whl,) = (tmp / "wheel").glob("*.whl")
+    return zipfile.ZipFile(whl).namelist()
+
+
+@pytest.mark.slow
+def test_wheel_holds_no_training_code_training_log_or_result(tmp_path):
+    """The installed package is the toolkit and the toy model: the code and logs that trained the model
+    (training/) and the benchmarks' results stay in the repository."""
+    files = wheel_files(tmp_path)
+    package = [f for f in files if ".dist-info/" not in f]
+    assert "anyi2v_lab/toy/model.py" in package and "anyi2v_lab/toy/weights/unet/config.json" in package
+    assert not [f for f in package if f.split("/")[0] in ("training", "benchmarks", "tests", "notebooks", "docs")]
+    training_modules = {p.name for p in (ROOT / "training").glob("*.py")} - {"__init__.py"}
+    assert not [f for f in package if f.startswith("anyi2v_lab/toy/") and f.split("/")[-1] in training_modules]
+    logs_and_results = {p.name for p in (ROOT / "training").iterdir() if p.suffix != ".py"}
+    logs_and_results |= {p.name for p in (ROOT / "benchmarks" / "results").iterdir()}
+    assert not [f for f in package if f.split("/")[-1] in logs_and_results]
+    # JSON in the wheel is configuration: a diffusers component's folder, or the widgets' front-end
+    configs = [f for f in package if f.endswith(".json")]
+    assert all(f.startswith(("anyi2v_lab/toy/weights/", "anyi2v_lab/widgets/js/")) and f.count("/") >= 3
+               for f in configs), configs
+    assert not [f for f in package if re.search(r"training|result|_run\d|_call[A-Z0-9]", f.split("/")[-1])]

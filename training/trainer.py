@@ -1,6 +1,5 @@
 """The toy model's trainer: each phase's batches and loss, the time-budgeted loop with a cosine lr and
-EMA, checkpoints that resume mid-phase, and the fp16 export. ``python -m anyi2v_lab.toy.train`` (in
-:mod:`anyi2v_lab.toy.train`) configures and runs it.
+EMA, checkpoints that resume mid-phase, and the fp16 export. :mod:`training.train` configures and runs it.
 """
 from __future__ import annotations
 
@@ -11,20 +10,18 @@ import random
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as Fn
 
 from anyi2v_lab.hooks import Capture, bypass_motion, hooked
 from anyi2v_lab.toy import model as tm
-from anyi2v_lab.toy import parallel, world
-from anyi2v_lab.toy.consistency import consistency_points, feature_consistency
+from anyi2v_lab.toy import world
 from anyi2v_lab.toy.scene import to_dev
 from anyi2v_lab.toy.tokenizer import build_tokenizer
-
-if TYPE_CHECKING:
-    from anyi2v_lab.toy.train import TrainConfig
+from training import parallel
+from training.config import TrainConfig
+from training.consistency import consistency_points, feature_consistency
 
 
 class Log:
@@ -51,7 +48,7 @@ class Trainer:
         seed = cfg.seed + 1000 * group.rank          # each rank its own batches and noise
         torch.manual_seed(seed)
         random.seed(seed)
-        torch.backends.cudnn.benchmark = False   # autotuning cost ~10 s per phase on the probe run
+        torch.backends.cudnn.benchmark = False   # autotuning costs more than it saves in a time-budgeted phase
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         self.gen = torch.Generator().manual_seed(seed)
         self.tok = build_tokenizer()
@@ -161,7 +158,7 @@ class Trainer:
         return Fn.mse_loss(pred.float(), eps)
 
     def consistency_loss(self, net, n: int):
-        """``toy.consistency``'s term on the frame 0 of n training scenes and one condition image of each
+        """:mod:`training.consistency`'s term on the frame 0 of n training scenes and one condition image of each
         (a random modality), at one noise, timestep and caption per pair. Timesteps below 400: the method
         inverts conditions to t = 201 and injects the features found there."""
         spec = world.sample_specs(n, self.gen, reject=world.is_heldout, object_probs=self.cfg.object_probs)

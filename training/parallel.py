@@ -1,6 +1,6 @@
 """Data-parallel training of the toy model over the GPUs of one host (or CPU processes, for tests).
 
-Launched by ``torchrun --nproc-per-node N -m anyi2v_lab.toy.train ...``: every process draws its own
+Launched by ``torchrun --nproc-per-node N -m training.train ...``: every process draws its own
 batches (its own seeds), gradients are averaged after each backward pass, and rank 0 alone decides the
 schedule (lr, stop, deadline), so every rank takes the same optimiser step and the replicas never drift.
 Rank 0 alone logs, checkpoints, exports and evaluates. Without torchrun's environment everything here

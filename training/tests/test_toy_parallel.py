@@ -1,4 +1,4 @@
-"""Data-parallel toy training (``anyi2v_lab.toy.parallel``) in two CPU processes over gloo, launched by
+"""Data-parallel toy training (``training.parallel``) in two CPU processes over gloo, launched by
 torchrun as on the GPU machine: gradients are averaged, each rank draws its own batches, and the
 replicas start from rank 0's draw and stay identical."""
 import os
@@ -8,11 +8,13 @@ from pathlib import Path
 
 import torch
 
-WORKER = Path(__file__).parent / "helpers" / "parallel_worker.py"
+WORKER = Path(__file__).parent / "parallel_worker.py"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_two_ranks_average_gradients_and_keep_identical_replicas(tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}  # training/
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                     str(WORKER), str(tmp_path)], check=True, env=env, timeout=240)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))

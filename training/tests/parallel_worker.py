@@ -1,12 +1,12 @@
 """One rank of the data-parallel trainer test: ``torchrun --nproc-per-node 2 parallel_worker.py OUT``
-(run by tests/test_toy_parallel.py). Writes what the test compares to OUT/rank<r>.pt."""
+(run by training/tests/test_toy_parallel.py, with the repository root on PYTHONPATH). Writes what the test compares to OUT/rank<r>.pt."""
 import sys
 
 import torch
 
-from anyi2v_lab.toy import parallel
-from anyi2v_lab.toy.train import TrainConfig
-from anyi2v_lab.toy.trainer import Log, Trainer
+from training import parallel
+from training.config import TrainConfig
+from training.trainer import Log, Trainer
 
 out = sys.argv[1]
 group = parallel.init("cpu")

@@ -1,8 +1,8 @@
-"""The modality-consistency training term (anyi2v_lab.toy.consistency) and its place in the joint phase."""
+"""The modality-consistency training term (training.consistency) and its place in the joint phase."""
 import pytest
 import torch
 
-from anyi2v_lab.toy.consistency import consistency_points, feature_consistency
+from training.consistency import consistency_points, feature_consistency
 
 
 def test_term_is_zero_for_equal_features_and_trains_only_the_condition_side():
@@ -20,7 +20,7 @@ def test_term_is_zero_for_equal_features_and_trains_only_the_condition_side():
 def test_centred_term_ignores_each_channels_offset_and_sees_layout():
     """``centred``: a per-channel offset (a look: colour, background, style) costs nothing; moving the
     pattern (the layout) costs as much as an unrelated map."""
-    from anyi2v_lab.toy.consistency import structure
+    from training.consistency import structure
 
     g = torch.Generator().manual_seed(1)
     rgb = {"up.res.residual": torch.randn(2, 1, 4, 8, 8, generator=g), "up.attn.query": torch.randn(2, 1, 64, 4, generator=g)}
@@ -38,8 +38,8 @@ def test_joint_image_batches_add_the_term_when_asked(tmp_path, monkeypatch):
     """The joint phase's image batches add the term only with a positive weight; it is the term of the
     frames' and conditions' features at the method's injection points, and it trains the decoder."""
     from anyi2v_lab.method.config import ATTN_LAYERS, RES_LAYERS
-    from anyi2v_lab.toy.train import TrainConfig
-    from anyi2v_lab.toy.trainer import Log, Trainer
+    from training.config import TrainConfig
+    from training.trainer import Log, Trainer
 
     small = {"vae": 4, "image": 8, "motion": 1, "joint": 1, "decoder": 4}
     with pytest.raises(ValueError, match="feature_consistency"):

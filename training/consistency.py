@@ -3,24 +3,24 @@ as its features of the RGB frame do.
 
 AnyI2V assumes that a text-to-image model's decoder features of a canny map, a depth map or a sketch
 carry the layout the way its features of a photo do. SD1.5 learned that from the variety of its data;
-a toy model trained on denoising alone (call D) learned each condition modality as a style of its own,
-and injecting its features of a sketch drew outlines, not objects (``benchmarks/README.md``, "The
-modality gap"). The committed weights were trained with this term (centred, calls H, I2 and J1). This term pulls the
-features the method injects (the residual branch of the decoder's ResNets and the queries of its
-self-attentions, ``AnyI2VConfig``'s default layers), computed for a condition image, towards the same
-features of the scene's RGB frame at the same noise, timestep and caption. The RGB side is detached:
-the model's own image features are the target and are not pulled towards the condition's.
+a toy model trained on denoising alone learns each condition modality as a style of its own, and
+injecting its features of a sketch draws outlines, not objects. This term pulls the features the method
+injects (the residual branch of the decoder's ResNets and the queries of its self-attentions,
+``AnyI2VConfig``'s default layers), computed for a condition image, towards the same features of the
+scene's RGB frame at the same noise, timestep and caption. The RGB side is detached: the model's own
+image features are the target and are not pulled towards the condition's.
 
 ``centred`` compares the maps less each channel's spatial mean (:func:`structure`). The raw maps also
 differ by what an outline cannot say (the objects' colours, the background) and by the condition's own
 style; those offsets dominate the raw term's variance at some layers, so pulling the raw maps together
-leaves their layout apart (``benchmarks/toy_feature_gap.py``). The centred term asks for the layout alone.
+leaves their layout apart (``benchmarks/toy_feature_gap.py`` measures this). The centred term asks for
+the layout alone; the committed weights were trained with it (``training/recipe.md``).
 """
 from __future__ import annotations
 
 import torch
 
-from ..method.config import ATTN_LAYERS, RES_LAYERS
+from anyi2v_lab.method.config import ATTN_LAYERS, RES_LAYERS
 
 
 def consistency_points(res_layers=RES_LAYERS, attn_layers=ATTN_LAYERS) -> tuple[str, ...]:
