@@ -1,13 +1,13 @@
-"""How far are a condition image's injected features from its RGB frame's? The measurement behind "the
-modality gap" (``benchmarks/README.md``), taken where AnyI2V takes its features: each development scene's
+"""How far are a condition image's injected features from its RGB frame's? The measurement behind the toy
+model's consistency term (``training/consistency.py``), taken where AnyI2V takes its features: each development scene's
 frame 0 and its benchmark modality are inverted to ``inversion_timestep`` with the caption, and each
 injected tensor (``AnyI2VConfig``'s residuals and queries) is compared between the two.
 
-    python benchmarks/toy_feature_gap.py --scenes 8 --model committed --model G2=path/to/weights
+    python benchmarks/toy_feature_gap.py --scenes 8 --model committed --model other=path/to/weights
 
 Per layer and weights: ``rel``, ``|f_mod - f_rgb|^2 / var(f_rgb)`` (1 is as far as an unrelated map of the
 same spread), and ``rel_top{k}``, the same in the span of the RGB tokens' top-k principal components, where
-the trajectory alignment of the method does its work. Means over scenes; CPU, about 20 s a scene.
+the trajectory alignment of the method does its work. Means over scenes; runs on a CPU.
 """
 from __future__ import annotations
 

@@ -1,14 +1,14 @@
 """Does feature injection carry a condition's layout into frame 0 on the toy model?
 
-The trajectory benchmark's frame-0 IoU stays near 0.14 and ObjMC far from a third of no control. This
-probe isolates the first link of the chain: one frame (the motion modules see nothing to mix), no
+The trajectory benchmark measures the whole chain (features, injection, optimisation, motion). This
+probe isolates its first link: one frame (the motion modules see nothing to mix), no
 trajectory, so only the image model's answer to the injected features is measured. Each development
 scene (``toy_trajectory.DEV_SEED``) is generated from two conditions, its own frame 0 (``rgb``) and its
 benchmark modality, under injection variants that differ from the paper's in one or two switches. The
 object's colour is tracked in the generated frame: centre error (px) where found, the share found, and
 IoU against the scene's true mask.
 
-    python benchmarks/toy_injection_probe.py --scenes 8 --out benchmarks/results/toy_injection_probe.json   # CPU, ~3 min
+    python benchmarks/toy_injection_probe.py --scenes 8 --out benchmarks/results/toy_injection_probe.json   # CPU
 
 Writes the JSON (settings, per-scene and pooled numbers) and a PNG grid beside it (rows: scenes;
 columns: the condition, the real frame 0, then each variant's frame 0 for that condition).
