@@ -83,7 +83,7 @@ def test_read_draganything_boxes_from_masks():
     assert ball.name == "ball rolls right" and sky.name == "keep sky"
     assert ball.box == (10, 20, 30, 40)  # the PNG mask's white rectangle, exactly
     assert np.allclose(sky.box, (60, 0, 90, 16), atol=1)  # a JPEG mask: edges blur by a pixel at most
-    assert np.array_equal(ball.path, [[20 + i, 30] for i in range(20)]) and ball.query_points == ((20, 30),)
+    assert np.array_equal(ball.path, [[18 + i, 32] for i in range(20)]) and ball.query_points == ((18, 32),)
     assert np.ptp(np.asarray(sky.path), axis=0).max() == 0
 
 
@@ -178,6 +178,10 @@ def test_ours_draganything_ours(tmp_path):
         assert b.box == o.box and b.name == o.name  # integer boxes survive the mask exactly
         assert np.allclose(np.subtract(b.path, b.path[0]), p - p[0])  # the same displacements
         assert b.query_points == (((o.box[0] + o.box[2]) / 2, (o.box[1] + o.box[3]) / 2),)  # the box centre
+    # an object with query points is dragged by its first one
+    src = Trajectory.single((20, 30, 44, 50), [(32, 40), (52, 40)], (128, 96), query_points=((25, 35), (40, 45)))
+    write_trajectory(src, tmp_path / "q.json", "draganything", num_frames=5)
+    assert json.loads((tmp_path / "q.json").read_text())["1"]["trajectory"] == [[25 + 5 * i, 35] for i in range(5)]
 
 
 @pytest.mark.parametrize("fmt, name, frames", [("mofa", "m.json", 25), ("ati", "a.pth", 121),

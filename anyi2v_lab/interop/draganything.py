@@ -10,10 +10,10 @@ radius (at most 50 px at 576x320), so the first point is meant to be the entity'
 Reading: path = the trajectory; box = the bounding box of the mask's white pixels (>= 128), scaled from
 the mask's size to the image's, or a ``box_size`` square around the first point when the mask is not
 beside the file; query point = the first trajectory point; name = the comment. Image size: the
-``image_size`` argument or ``demo.jpg``'s. Writing: each object's box centre moved along its per-frame
-boxes, ``num_frames`` points rounded to whole pixels, and (``masks=True``) one PNG mask per object, the
+``image_size`` argument or ``demo.jpg``'s. Writing: each object's first query point (the box centre if
+it has none) moved with its per-frame boxes, ``num_frames`` points rounded to whole pixels, and (``masks=True``) one PNG mask per object, the
 frame-0 box in white, named ``<file stem>_mask_<id>.png``. Lost: ``target_box`` (the entity keeps its
-size), query points, sub-pixel positions and the image size.
+size), query points but the first, sub-pixel positions and the image size.
 """
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..trajectory import Trajectory, TrajectoryWarning, frame_boxes
-from ._common import check_free, fail, image_size_for, points, read_json, tracks_to_trajectory, write_bytes, write_json
+from ..trajectory import Trajectory, TrajectoryWarning
+from ._common import (check_free, fail, image_size_for, points, read_json, tracks_to_trajectory, trajectory_to_tracks,
+                      write_bytes, write_json)
 
 NAME = "draganything"
 SUFFIXES = (".json",)
@@ -79,8 +80,9 @@ def write(traj: Trajectory, path, *, num_frames: int = DEFAULT_FRAMES, masks: bo
     keys = [str(i + 1) for i in range(len(traj.objects))]
     mask_paths = [path.with_name(f"{path.stem}_mask_{k}.png") for k in keys]
     check_free([path] + (mask_paths if masks else []), overwrite)
-    boxes = frame_boxes(traj, num_frames)
-    centres = np.rint((boxes[..., :2] + boxes[..., 2:]) / 2).astype(int)
+    tracks, _, owner = trajectory_to_tracks(traj, num_frames)
+    first = [owner.index(i) for i in range(len(traj.objects))]  # each object's first query point
+    centres = np.rint(tracks[:, first]).astype(int).transpose(1, 0, 2)
     doc = {k: {"comment": o.name, "mask_name": mp.name, "trajectory": centres[i].tolist()}
            for i, (k, o, mp) in enumerate(zip(keys, traj.objects, mask_paths))}
     written = []

@@ -54,7 +54,7 @@ def draganything():
     Image.fromarray(m).save(d / "2_sky.jpg", quality=95)
     doc = {
         "1": {"comment": "ball rolls right", "mask_name": "1_ball.png",
-              "trajectory": [[20 + i, 30] for i in range(20)]},
+              "trajectory": [[18 + i, 32] for i in range(20)]},  # starts off the mask's centre
         "2": {"comment": "keep sky", "mask_name": "2_sky.jpg", "trajectory": [[75, 8]] * 20},
     }
     (d / "demo.json").write_text(json.dumps(doc) + "\n")
