@@ -388,3 +388,16 @@ def test_detection_and_option_errors(tmp_path):
         read_trajectory(tmp_path / "none.pth", image_size=(9, 9))
     with pytest.raises(TrajectoryError, match="groups = .* must be None"):
         read_trajectory(SAMPLES["mofa"], image_size=(128, 72), groups=[[0, 5]])
+
+
+def test_default_image_size_applies_only_where_the_file_has_none(tmp_path):
+    """The CLI passes the condition image's size as the default: ours and the reference keep their own
+    size, a peer image beside the file wins, and formats without one take the default."""
+    ours().save(tmp_path / "t.json")
+    assert read_trajectory(tmp_path / "t.json", default_image_size=(640, 480)).image_size == (128, 96)
+    assert read_trajectory(SAMPLES["reference"], default_image_size=(640, 480)).image_size == (512, 512)
+    assert read_trajectory(SAMPLES["sgi2v"], default_image_size=(640, 480)).image_size == (128, 72)  # img.png
+    assert read_trajectory(SAMPLES["ati"], default_image_size=(640, 480)).image_size == (640, 480)
+    assert read_trajectory(SAMPLES["ati"], default_image_size=(640, 480), image_size=(160, 120)).image_size == (160, 120)
+    shutil.copy(SAMPLES["sgi2v"], tmp_path / "traj.npy")
+    assert read_trajectory(tmp_path / "traj.npy", default_image_size=(640, 480)).image_size == (640, 480)

@@ -95,16 +95,23 @@ def _check_options(fmt, func, options: dict) -> None:
         raise TrajectoryError(f"option(s) {extra} do not apply to format {fmt.NAME!r}; its options: {allowed}")
 
 
-def read_trajectory(path, format: str | None = None, **options) -> Trajectory:
+def read_trajectory(path, format: str | None = None, *, default_image_size=None, **options) -> Trajectory:
     """Read a trajectory file of any supported format (detected when ``format`` is None).
 
     Options, where the format takes them: ``image_size=(W, H)`` of the image the file's pixels refer to;
     ``box_size`` (pixels) of the box made around a point track; ``groups`` (None: one object per track,
     ``"all"``, or lists of track indices) to gather point tracks into objects; ``visibility`` (Wan-Move)
-    path of the visibility file. Errors are :class:`TrajectoryError` naming the file and the field.
+    path of the visibility file. ``default_image_size`` (any format) is the size to assume when the
+    format does not record one and no peer image lies beside the file, e.g. the condition image's size
+    in the CLI; ours and the reference's format ignore it. Errors are :class:`TrajectoryError` naming
+    the file and the field.
     """
     fmt = _format(detect_format(path) if format is None else format)
     _check_options(fmt, fmt.read, options)
+    beside = [Path(path).parent / n for n in getattr(fmt, "IMAGE_NAMES", ())]
+    if (default_image_size is not None and hasattr(fmt, "IMAGE_NAMES") and options.get("image_size") is None
+            and not any(p.is_file() for p in beside)):
+        options["image_size"] = default_image_size
     return fmt.read(path, **options)
 
 

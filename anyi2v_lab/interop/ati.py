@@ -27,6 +27,7 @@ NAME = "ati"
 SUFFIXES = (".pth", ".pt")
 DEFAULT_FRAMES = 121
 QUANT = 8.0
+IMAGE_NAMES = ()  # no image beside the file: the size comes from the caller
 
 
 def _load_array(path) -> np.ndarray:

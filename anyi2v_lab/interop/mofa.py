@@ -22,6 +22,7 @@ from ._common import (check_free, fail, image_size_for, points, read_json, track
 NAME = "mofa"
 SUFFIXES = (".json",)
 DEFAULT_FRAMES = 25
+IMAGE_NAMES = ()  # no image beside the file: the size comes from the caller
 
 
 def is_mofa(d) -> bool:
