@@ -398,6 +398,7 @@ def test_default_image_size_applies_only_where_the_file_has_none(tmp_path):
     assert read_trajectory(SAMPLES["reference"], default_image_size=(640, 480)).image_size == (512, 512)
     assert read_trajectory(SAMPLES["sgi2v"], default_image_size=(640, 480)).image_size == (128, 72)  # img.png
     assert read_trajectory(SAMPLES["ati"], default_image_size=(640, 480)).image_size == (640, 480)
-    assert read_trajectory(SAMPLES["ati"], default_image_size=(640, 480), image_size=(160, 120)).image_size == (160, 120)
+    given = read_trajectory(SAMPLES["ati"], default_image_size=(640, 480), image_size=(160, 120))
+    assert given.image_size == (160, 120)
     shutil.copy(SAMPLES["sgi2v"], tmp_path / "traj.npy")
     assert read_trajectory(tmp_path / "traj.npy", default_image_size=(640, 480)).image_size == (640, 480)

@@ -11,9 +11,10 @@ Reading: path = the trajectory; box = the bounding box of the mask's white pixel
 the mask's size to the image's, or a ``box_size`` square around the first point when the mask is not
 beside the file; query point = the first trajectory point; name = the comment. Image size: the
 ``image_size`` argument or ``demo.jpg``'s. Writing: each object's first query point (the box centre if
-it has none) moved with its per-frame boxes, ``num_frames`` points rounded to whole pixels, and (``masks=True``) one PNG mask per object, the
-frame-0 box in white, named ``<file stem>_mask_<id>.png``. Lost: ``target_box`` (the entity keeps its
-size), query points but the first, sub-pixel positions and the image size.
+it has none) moved with its per-frame boxes, ``num_frames`` points rounded to whole pixels, and
+(``masks=True``) one PNG mask per object, the frame-0 box in white, named ``<file stem>_mask_<id>.png``.
+Lost: ``target_box`` (the entity keeps its size), query points but the first, sub-pixel positions and
+the image size.
 """
 from __future__ import annotations
 
