@@ -1,0 +1,186 @@
+"""Run an evaluation: generate each case, track its objects, write a report a case and a summary.
+
+``<out>/cases/<id>.json`` is written atomically when a case is finished, so a rerun after an interrupt
+or a crash skips finished cases and redoes the rest (as batch mode does with ``run.json``). A failing
+case (a bad file, an out-of-memory error) is written to ``<out>/failed/<id>.json`` and the others go on.
+``<out>/summary.json`` pools every finished case of the manifest, with seeds, tracker and versions.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .manifest import EvalCase, load_case, read_manifest
+from .objmc import objmc_on_video
+from .tracker import PointTracker
+
+DEFINITION = ("ObjMC (DragAnything): mean Euclidean distance in pixels of the condition image between each "
+              "object's target trajectory and the point tracked in the generated video from its mask's "
+              "inscribed-circle centre, pooled over every frame (frame 0 included) and object of every case")
+
+
+@dataclass(frozen=True)
+class CaseInputs:
+    """What a generator gets: the case, its image (H, W, 3) uint8, masks (O, H, W) and Trajectory."""
+
+    case: EvalCase
+    image: np.ndarray
+    masks: np.ndarray
+    trajectory: object
+
+
+Generator = Callable[[CaseInputs], np.ndarray]  # -> (F, H, W, 3) uint8 at the image's size
+
+
+def pipeline_generator(pipe, config=None, runtime=None) -> Generator:
+    """Generate with :func:`anyi2v_lab.method.generate` and bring the video back to the condition image's
+    size through the inverse of its resize map (DragAnything tracks at the original size too)."""
+    from PIL import Image
+
+    from ..method import AnyI2VConfig, generate
+
+    config = config or AnyI2VConfig()
+
+    def run(inputs: CaseInputs) -> np.ndarray:
+        case = inputs.case
+        cfg = config.with_overrides(list(case.overrides)) if case.overrides else config
+        result = generate(pipe, case.image, case.prompt, inputs.trajectory, cfg, negative_prompt=case.negative_prompt,
+                          seed=case.seed, progress=False, runtime=runtime)
+        back = result.condition.resize_map.inverse()
+        return np.stack([np.asarray(back.apply_image(Image.fromarray(f))) for f in result.frames])
+
+    run.info = {"config": config.to_dict()}
+    return run
+
+
+def _finite(obj):
+    """NaN (no point seen, no case finished) becomes null: the files stay standard JSON."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _write_json(path: Path, obj) -> None:
+    from ..io import atomic_path
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(_finite(obj), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _case_report(case: EvalCase, inputs: CaseInputs, video: np.ndarray, tracker: PointTracker,
+                 generate_s: float, bounded_by_frame: bool) -> dict:
+    H, W = inputs.image.shape[:2]
+    if video.ndim != 4 or video.shape[1:] != (H, W, 3) or video.dtype != np.uint8:
+        raise ValueError(f"the generator returned {video.shape} {video.dtype}; expected (F, {H}, {W}, 3) uint8 at "
+                         f"the condition image's size")
+    tic = time.perf_counter()
+    res = objmc_on_video(video, inputs.masks, inputs.trajectory, tracker, bounded_by_frame=bounded_by_frame)
+    return {"id": case.id, "seed": case.seed, "prompt": case.prompt, "image": case.image, "mask": list(case.mask),
+            "trajectory": case.trajectory, "overrides": list(case.overrides), "size": [W, H],
+            "frames": int(video.shape[0]), "objects": [o.name for o in inputs.trajectory.objects],
+            "seconds": {"generate": round(generate_s, 3), "track": round(time.perf_counter() - tic, 3)},
+            **res.to_dict()}
+
+
+def summarise(reports: list[dict], failed: list[dict], tracker: str, extra: dict | None = None) -> dict:
+    """Pooled ObjMC over every point of every finished case (DragAnything's number), and per-case statistics."""
+    from ..outputs import versions
+
+    d = [np.asarray(r["distances"], dtype=np.float64).ravel() for r in reports]
+    vis = [np.asarray(r["visible"], dtype=bool).ravel() for r in reports]
+    allp = np.concatenate(d) if d else np.zeros(0)
+    seen = np.concatenate([x[v] for x, v in zip(d, vis)]) if d else np.zeros(0)
+    per_case = np.array([np.nan if r["objmc"] is None else r["objmc"] for r in reports], dtype=np.float64)
+    nan = float("nan")
+    stat = lambda f, a: float(f(a)) if a.size else nan  # noqa: E731
+    return {"definition": DEFINITION, "objmc": stat(np.mean, allp), "objmc_visible": stat(np.mean, seen),
+            "point_median": stat(np.median, allp), "case_mean": stat(np.mean, per_case),
+            "case_median": stat(np.median, per_case), "points": int(allp.size),
+            "visible_fraction": float(seen.size / allp.size) if allp.size else nan,
+            "cases": len(reports) + len(failed), "finished": len(reports), "failed": failed,
+            "per_case": {r["id"]: r["objmc"] for r in reports}, "seeds": {r["id"]: r["seed"] for r in reports},
+            "tracker": tracker, **(extra or {}), "versions": versions()}
+
+
+def run_evaluation(manifest, out, generate: Generator, tracker: PointTracker | None = None, *,
+                   bounded_by_frame: bool = False, log=print) -> dict:
+    """Evaluate every case of ``manifest`` (JSONL or VIPSeg-style folder, see :mod:`.manifest`) into
+    ``out``; returns the summary (also written to ``<out>/summary.json``). ``generate(CaseInputs)`` returns
+    the video at the image's size: :func:`pipeline_generator` for the method, or any callable."""
+    from .lucas_kanade import LucasKanadeTracker
+
+    cases = read_manifest(manifest)  # every entry checked before any generation
+    tracker = tracker or LucasKanadeTracker()
+    out = Path(out)
+    (out / "cases").mkdir(parents=True, exist_ok=True)
+    log(f"[evaluate] {len(cases)} cases, tracker {tracker.name}")
+    reports, failed = [], []
+    for case in cases:
+        path = out / "cases" / f"{case.id}.json"
+        if path.exists():
+            reports.append(json.loads(path.read_text(encoding="utf-8")))
+            log(f"[evaluate] {case.id}: finished before, skipped")
+            continue
+        try:
+            tic = time.perf_counter()
+            image, masks, traj = load_case(case)
+            inputs = CaseInputs(case, image, masks, traj)
+            video = np.asarray(generate(inputs))
+            report = _case_report(case, inputs, video, tracker, time.perf_counter() - tic, bounded_by_frame)
+        except Exception as e:  # noqa: BLE001 - one case's failure must not stop the others
+            err = f"{type(e).__name__}: {e}"
+            _write_json(out / "failed" / f"{case.id}.json", {"id": case.id, "error": err,
+                                                            "traceback": traceback.format_exc()})
+            failed.append({"id": case.id, "error": err})
+            log(f"[evaluate] {case.id}: FAILED ({err})")
+            continue
+        _write_json(path, report)
+        (out / "failed" / f"{case.id}.json").unlink(missing_ok=True)
+        reports.append(report)
+        log(f"[evaluate] {case.id}: ObjMC {report['objmc']:.2f} px ({report['frames']} frames, "
+            f"{len(report['objects'])} objects)")
+    summary = summarise(reports, failed, tracker.name, {"generator": getattr(generate, "info", None)})
+    _write_json(out / "summary.json", summary)
+    return summary
+
+
+def tracker_from_args(name: str = "lucas-kanade", checkpoint: str | None = None, device: str = "cpu") -> PointTracker:
+    """The CLI's ``--tracker`` / ``--cotracker-checkpoint``."""
+    if name == "lucas-kanade":
+        from .lucas_kanade import LucasKanadeTracker
+        return LucasKanadeTracker()
+    if name == "cotracker":
+        from .cotracker import CoTrackerTracker
+        return CoTrackerTracker(checkpoint, device=device)
+    raise ValueError(f"tracker = {name!r} is unknown; use 'lucas-kanade' or 'cotracker'")
+
+
+def main_evaluate(args, load_model, base_config, runtime, model: dict) -> int:
+    """The ``anyi2v-lab evaluate`` command body (the CLI stays a thin parser). Bad input exits 2 before the
+    model loads; failed cases exit 1."""
+    from .manifest import ManifestError
+    from .tracker import TrackerUnavailable
+
+    try:
+        read_manifest(args.manifest)
+        tracker = tracker_from_args(args.tracker, args.cotracker_checkpoint, model.get("device") or "cpu")
+    except (ManifestError, TrackerUnavailable, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    pipe = load_model(model)
+    gen = pipeline_generator(pipe, base_config, runtime)
+    gen.info = {**gen.info, "model": model}
+    summary = run_evaluation(args.manifest, args.out, gen, tracker, log=lambda m: print(m, flush=True))
+    print(f"ObjMC {summary['objmc']:.2f} px over {summary['finished']} cases ({summary['points']} points); "
+          f"{len(summary['failed'])} failed; wrote {Path(args.out) / 'summary.json'}", flush=True)
+    return 1 if summary["failed"] else 0
