@@ -1,0 +1,196 @@
+"""Which paths can the toy model follow? The full method (paper's settings, fast inversion) and its
+no-control baseline on held-out toy scenes, scored per object and binned by the motion that object was
+asked for: its kind (the toy world's motions), its path length and its peak speed.
+
+Each object's target is its scene's own ground-truth motion (toy_trajectory.py's cases and trajectory),
+tracked by colour. Per object: ObjMC (mean distance over the 16 frames), the final-frame error, and the
+progress along the path (the achieved displacement projected on the target's, over the target's: 1 is
+all the way, 0 is standing still). "Follows" means final error and ObjMC both within 1.5 latent cells
+(6 px at 64 px), the demo's bar. With 16 frames a path's mean speed is its length / 15, so length is
+also the mean-speed axis; peak speed is the largest per-frame step (at most 2.6 px in the data).
+
+    python benchmarks/toy_path_limits.py --cases 96 --device cuda --workers 12   # the committed run (GPU)
+    python benchmarks/toy_path_limits.py                                          # 32 cases, CPU (~10 min idle)
+    python benchmarks/toy_path_limits.py --from-frames videos.npz                 # score saved videos again
+
+The scenes come from their own seed (LIMITS_SEED), disjoint from the benchmark's and the development
+set's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import toy_trajectory as bench  # noqa: E402  (benchmarks/ is not a package)
+
+LIMITS_SEED = 4000      # heldout seeds 4000 and 4001 (one- and two-object scenes); the benchmark uses 2026/2027
+CELL_PX = 4.0           # one latent cell of the toy model (x4 VAE) at 64 px
+FOLLOW_PX = 1.5 * CELL_PX
+LENGTH_BINS = (0.0, 2.0, 8.0, 16.0, 24.0, 40.0)      # px of path (at 64 px)
+PEAK_SPEED_BINS = (0.0, 0.25, 1.0, 1.5, 2.0, 3.0)    # px per frame
+VARIANTS = ("full", "no_control")
+
+
+def describe(case) -> list[dict]:
+    """The motion each object of a case is asked for: kind, path length, displacement, mean and peak
+    speed (px/frame) and turn (degrees between the first and second half's displacement)."""
+    rows = []
+    for o in range(len(case.objects)):
+        c = case.centres[o].astype(np.float64)
+        steps = np.linalg.norm(np.diff(c, axis=0), axis=1)
+        half = len(c) // 2
+        a, b = c[half] - c[0], c[-1] - c[half]
+        turn = (float(np.degrees(np.arccos(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1))))
+                if min(np.linalg.norm(a), np.linalg.norm(b)) > 2 else None)
+        kind = case.motion if case.motion != "occlude" else ("occlude: passing" if o == 0 else "occlude: passed")
+        rows.append({"kind": kind, "objects": len(case.objects), "length_px": float(steps.sum()),
+                     "displacement_px": float(np.linalg.norm(c[-1] - c[0])),
+                     "mean_speed": float(steps.mean()), "peak_speed": float(steps.max()), "turn_deg": turn})
+    return rows
+
+
+def score(frames: np.ndarray, case) -> list[dict]:
+    """Per object of ``case``: per-frame error (px, NaN where the tracker lost it), ObjMC, final error
+    and progress along the path (None for paths shorter than one latent cell)."""
+    from anyi2v_lab.toy.tracking import track_colour
+
+    rows = []
+    for o, obj in enumerate(case.objects):
+        achieved = track_colour(frames, obj.rgb)["centroid"].numpy().astype(np.float64)
+        target = case.centres[o].astype(np.float64)
+        err = np.linalg.norm(achieved - target, axis=-1)
+        want = target[-1] - target[0]
+        seen = np.flatnonzero(np.isfinite(achieved[:, 0]))
+        progress = None
+        if np.linalg.norm(want) >= CELL_PX and len(seen):
+            progress = float((achieved[seen[-1]] - target[0]) @ want / (want @ want))
+        rows.append({"error_px": [None if not np.isfinite(e) else round(float(e), 3) for e in err],
+                     "objmc_px": float(np.nanmean(err)) if np.isfinite(err).any() else None,
+                     "final_error_px": float(err[-1]) if np.isfinite(err[-1]) else None,
+                     "progress": progress})
+    return rows
+
+
+def _bin_label(x: float, edges) -> str:
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        if lo <= x < hi:
+            return f"{lo:g}-{hi:g}"
+    return f">={edges[-1]:g}"
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Pooled statistics of object rows: n, ObjMC (mean, median), final error (median), the share that
+    follows (final error and ObjMC within FOLLOW_PX; a lost object does not), median progress, lost."""
+    objmc = np.array([r["objmc_px"] if r["objmc_px"] is not None else np.nan for r in rows])
+    final = np.array([r["final_error_px"] if r["final_error_px"] is not None else np.nan for r in rows])
+    prog = [r["progress"] for r in rows if r["progress"] is not None]
+    ok = np.isfinite(final) & np.isfinite(objmc)
+    nan = lambda f, x: float(f(x[np.isfinite(x)])) if np.isfinite(x).any() else None
+    return {"objects": len(rows), "objmc_mean_px": nan(np.mean, objmc), "objmc_median_px": nan(np.median, objmc),
+            "final_median_px": nan(np.median, final),
+            "follows": float(np.mean(ok & (np.nan_to_num(final, nan=1e9) <= FOLLOW_PX)
+                                     & (np.nan_to_num(objmc, nan=1e9) <= FOLLOW_PX))) if rows else None,
+            "progress_median": float(np.median(prog)) if prog else None,
+            "progress_objects": len(prog), "lost_final": int((~np.isfinite(final)).sum())}
+
+
+def bins(objects: list[dict], variant: str) -> dict:
+    """summarise() per motion kind, path length bin, peak-speed bin (moving objects) and turn."""
+    rows = [{**o["motion"], **o[variant]} for o in objects]
+    group = lambda key: {k: summarise([r for r in rows if key(r) == k])
+                         for k in sorted({key(r) for r in rows if key(r) is not None})}
+    moving = lambda f: (lambda r: f(r) if r["length_px"] >= LENGTH_BINS[2] else None)
+    return {"all": summarise(rows),
+            "kind": group(lambda r: r["kind"]),
+            "length_px": group(lambda r: _bin_label(r["length_px"], LENGTH_BINS)),
+            "peak_speed_moving": group(moving(lambda r: _bin_label(r["peak_speed"], PEAK_SPEED_BINS))),
+            "turn_moving": group(moving(lambda r: None if r["turn_deg"] is None
+                                        else ("straight (<20 deg)" if r["turn_deg"] < 20 else
+                                              "bent (20-45 deg)" if r["turn_deg"] < 45 else "turning (>=45 deg)")))}
+
+
+def table(report: dict) -> str:
+    """Markdown: per group, the full method's share that follows, ObjMC, final error and progress,
+    next to no control's ObjMC."""
+    full, nc = report["bins"]["full"], report["bins"].get("no_control")
+    out = ["| asked for | objects | follows (final and ObjMC <= 6 px) | ObjMC px (mean) | final error px (median) "
+           "| progress (median) | no control: ObjMC px |", "|---|---|---|---|---|---|---|"]
+    fmt = lambda x, f="{:.2f}": "-" if x is None else f.format(x)
+    titles = {"all": "all objects", "kind": "kind: ", "length_px": "path length px: ",
+              "peak_speed_moving": "peak speed px/frame (paths >= 8 px): ", "turn_moving": "turn (paths >= 8 px): "}
+    for group, title in titles.items():
+        items = {"": full[group]} if group == "all" else full[group]
+        for name, s in items.items():
+            b = nc[group] if group == "all" else (nc or {}).get(group, {}).get(name) if nc else None
+            out.append(f"| {title}{name} | {s['objects']} | {fmt(s['follows'] and 100 * s['follows'], '{:.0f}%')} | "
+                       f"{fmt(s['objmc_mean_px'])} | {fmt(s['final_median_px'])} | {fmt(s['progress_median'])} | "
+                       f"{fmt(b and b['objmc_mean_px'])} |")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cases", type=int, default=32)
+    p.add_argument("--case-seed", type=int, default=LIMITS_SEED)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--model", default=None, help="default: the embedded toy model")
+    p.add_argument("--inversion", default="fast", choices=("reference", "fast"))
+    p.add_argument("--seed", type=int, default=0, help="noise seed of case i: seed + i (as the benchmark)")
+    p.add_argument("--from-frames", default=None, metavar="NPZ",
+                   help="score the videos saved by an earlier run (--save-frames) instead of generating")
+    p.add_argument("--save-frames", default=None, metavar="NPZ", help="also save the videos")
+    p.add_argument("--out", default="benchmarks/results/toy_path_limits.json")
+    args = p.parse_args(argv)
+    if args.cases < 1 or args.workers < 1:
+        raise SystemExit(f"--cases and --workers must be >= 1, got {args.cases} and {args.workers}")
+    tic = time.perf_counter()
+    variants = list(VARIANTS)
+    from anyi2v_lab.io import atomic_path
+
+    if args.from_frames:
+        saved = np.load(args.from_frames)
+        complete = sorted({int(k.split("/")[1]) for k in saved.files})
+        frames = {v: {i: saved[f"{v}/{ci}"] for i, ci in enumerate(complete)} for v in variants}
+        seconds_per_video = None
+    else:
+        gen_args = argparse.Namespace(cases=args.cases, case_seed=args.case_seed, device=args.device,
+                                      workers=args.workers, model=args.model, dtype="float32", guidance=8.0,
+                                      inversion=args.inversion, runtime="{}", seed=args.seed, set=[],
+                                      condition="cycle", deadline=0)
+        frames, complete, times, failed, _ = bench.generate_videos(gen_args, variants)
+        if failed:
+            raise SystemExit(f"{len(failed)} jobs failed; see their errors above")
+        seconds_per_video = float(np.mean(times))
+        if args.save_frames:
+            with atomic_path(args.save_frames) as tmp, open(tmp, "wb") as f:
+                np.savez_compressed(f, **{f"{v}/{ci}": frames[v][i] for v in variants for i, ci in enumerate(complete)})
+    size = next(iter(frames["full"].values())).shape[2]
+    cases = bench.make_cases(max(complete) + 1, size, args.case_seed)
+    objects = []
+    for i, ci in enumerate(complete):
+        case, modality = cases[ci]
+        scores = {v: score(frames[v][i], case) for v in variants}
+        for o, motion in enumerate(describe(case)):
+            objects.append({"case": ci, "object": o, "modality": modality, "noise_seed": args.seed + ci,
+                            "motion": motion, **{v: scores[v][o] for v in variants}})
+    from anyi2v_lab.outputs import versions
+    report = {"settings": {**vars(args), "method": "paper's settings (AnyI2VConfig defaults), CFG 8",
+                           "follow_px": FOLLOW_PX, "cell_px": CELL_PX},
+              "size": size, "versions": versions(), "cases": len(complete), "seconds": time.perf_counter() - tic,
+              "seconds_per_video": seconds_per_video, "bins": {v: bins(objects, v) for v in variants},
+              "objects": objects}
+    with atomic_path(args.out) as tmp:
+        Path(tmp).write_text(json.dumps(report, indent=1))
+    print(table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
