@@ -92,3 +92,17 @@ def test_wheel_holds_no_training_code_training_log_or_result(tmp_path):
     assert all(f.startswith(("anyi2v_lab/toy/weights/", "anyi2v_lab/widgets/js/")) and f.count("/") >= 3
                for f in configs), configs
     assert not [f for f in package if re.search(r"training|result|_run\d|_call[A-Z0-9]", f.split("/")[-1])]
+
+
+def test_no_user_facing_file_names_a_path_outside_the_repository():
+    """READMEs, docs, notebooks, the training recipe and every module's docstrings and comments are read
+    by users, who have the repository and nothing beside it."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout.splitlines()
+    user_facing = [f for f in listed if re.search(r"(^|/)README\.md$|^docs/.*\.md$|^training/.*\.md$|"
+                                                  r"^notebooks/.*\.ipynb$|^(anyi2v_lab|widgets|benchmarks|training)/.*\.py$|"
+                                                  r"^constraints\.txt$", f)]
+    outside = re.compile(r"\.\./shared|shared/(spec|notes)|/work/")
+    hits = [f"{f}:{n}" for f in user_facing if (ROOT / f).is_file()
+            for n, line in enumerate((ROOT / f).read_text(errors="replace").splitlines(), 1) if outside.search(line)]
+    assert not hits, hits
