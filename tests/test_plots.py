@@ -27,7 +27,7 @@ def run(tiny_pipe):
     traj = Trajectory((ObjectTrack((24, 24, 72, 72), ((48, 48), (80, 56)), query_points=((48, 48),), name="a"),
                        ObjectTrack((70, 70, 118, 118), ((94, 94), (80, 70)), query_points=((94, 94),), name="b")),
                       image_size=(128, 128))
-    cfg = AnyI2VConfig(num_frames=F, num_inference_steps=3, inversion_schedule="fast", fast_inversion_steps=2,
+    cfg = AnyI2VConfig(num_frames=F, num_inference_steps=4, inversion_schedule="fast", fast_inversion_steps=2,
                        opt_step=1, opt_iters=2)
     return generate(tiny_pipe, img, "a red square", traj, cfg, seed=0, progress=False, keep_masks=True,
                     keep_pca=True, capture=Capture(NAMES, steps=0))
@@ -256,6 +256,31 @@ def test_image_grid(run):
     assert len(fig.axes) == 4 and [ax.get_title() for ax in fig.axes[:3]] == ["condition", "frame 0", "frame 3"]
     np.testing.assert_array_equal(fig.axes[2].images[0].get_array(), run.frames[3])
     assert not fig.axes[3].images
+
+
+def test_videos_side_by_side_hold_the_frames_boxes_and_tracked_points(run):
+    free = run.frames[:, ::-1]  # any second video of the same length
+    tracked = {"without": np.array([[[10.0, 12.0]] * F, [[np.nan, np.nan]] * F])}
+    fig = plots.plot_videos({"with": run.frames, "without": free}, boxes=run.record.boxes, tracked=tracked,
+                            frames=(0, F - 1), title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 4
+    np.testing.assert_array_equal(images_of(fig, 0, 2)[1], run.frames[F - 1])
+    np.testing.assert_array_equal(images_of(fig, 1, 2)[0], free[0])
+    assert [fig.axes[r * 2].get_ylabel() for r in (0, 1)] == ["with", "without"]
+    for ax, j in zip(fig.axes, (0, F - 1, 0, F - 1)):
+        boxes = [p for p in ax.patches if isinstance(p, Rectangle)]
+        assert len(boxes) == 2  # both objects' target boxes, on every row
+        x0, y0, x1, y1 = run.record.boxes[0, j]
+        assert boxes[0].get_xy() == (x0 - 0.5, y0 - 0.5) and boxes[0].get_width() == x1 - x0
+    dots = [ln for ln in fig.axes[2].lines]
+    assert len(dots) == 1 and tuple(dots[0].get_xydata()[0]) == (10.0, 12.0)  # the NaN object is not drawn
+    assert not fig.axes[0].lines
+    default = plots.plot_videos({"a": np.zeros((16, 8, 8, 3), np.uint8)})
+    assert [ax.get_title() for ax in default.axes] == [f"frame {j}" for j in (0, 3, 6, 9, 12, 15)]
+    with pytest.raises(ValueError, match="different frame counts"):
+        plots.plot_videos({"a": run.frames, "b": run.frames[:2]})
+    with pytest.raises(ValueError, match="boxes has shape"):
+        plots.plot_videos({"a": run.frames}, boxes=run.record.boxes[:, :2])
 
 
 def test_nothing_is_shown_or_registered_with_pyplot(run):

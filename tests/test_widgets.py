@@ -258,6 +258,10 @@ def test_player_from_result_carries_frames_boxes_paths_and_masks():
         np.testing.assert_array_equal(_png_pixels(p.masks[f]), expected[f])
     p.frame = 99
     assert p.frame == 3
+    # the caption tells runs apart: a digest of the frames and where the paths end
+    assert p.caption.startswith("run ") and p.caption.endswith("path ends at (15, 14), (38, 16)")
+    other = VideoPlayer.from_result(SimpleNamespace(frames=res.frames[::-1].copy(), record=res.record, seed=3))
+    assert other.caption.split(":")[0] != p.caption.split(":")[0] and "seed 3, " in other.caption
     with pytest.raises(ValueError, match=r"boxes has shape \(2, 3, 4\)"):
         VideoPlayer(res.frames, boxes=res.record.boxes[:, :3])
 
@@ -327,13 +331,39 @@ def test_feature_viewer_from_cache_links_query_frame_and_attention(tiny_unet, un
         FeatureViewer.from_cache(cache, frames=video[:3])
 
 
-def test_feature_viewer_from_result_uses_masks_and_the_records_pca():
+def test_feature_viewer_from_result_opens_on_the_aligned_layers_and_the_object():
     res = _fake_result()
     v = FeatureViewer.from_result(res)
-    assert list(v.pca) == ["layer.a (optimisation PCA)", "layer.b (optimisation PCA)"]
+    b, a = "aligned layer.b.query, PCA (step 0, iteration 0)", "aligned layer.a.query, PCA (step 0, iteration 0)"
+    assert list(v.pca) == [b, a] and v.pca_point == b  # the finest aligned layer first
     assert len(v.masks) == 4 and v.attention_points == [] and v.panel_size == [256, 171]
-    np.testing.assert_array_equal(_png_pixels(v.pca["layer.b (optimisation PCA)"][1]),
-                                  components_to_rgb(res.record.iterations[0].pca["layer.b"])[1])
+    np.testing.assert_array_equal(_png_pixels(v.pca[b][1]), components_to_rgb(res.record.iterations[0].pca["layer.b"])[1])
+    # it opens on the last frame, the query on the first object's box centre, and follows the object
+    assert v.frame == 3 and v.follow == 0 and v.query == [(7 + 23) / 2, 14.0]
+    v.frame = 1
+    assert v.query == [(5 + 21) / 2, 14.0]
+    v.follow, v.query = -1, [40.0, 3.0]  # what a click sets
+    v.frame = 2
+    assert v.query == [40.0, 3.0]
+    assert FeatureViewer.from_result(res, query=[1.0, 2.0]).follow == -1  # a given query is kept
+
+
+def test_feature_viewer_from_result_prefers_the_finest_attention(tiny_unet, unet_inputs):
+    from anyi2v_lab.hooks import run_with_cache
+
+    coarse, fine = ("up_blocks.2.attentions.0.transformer_blocks.0.attn1", "up_blocks.3.attentions.0.transformer_blocks.0.attn1")
+    _, cache = run_with_cache(tiny_unet, *unet_inputs[:2], encoder_hidden_states=unet_inputs[2],
+                              names=[f"{coarse}.probs", f"{fine}.probs"])
+    F = cache[f"{fine}.probs"].shape[1]
+    res = _fake_result(F=F, H=128, W=128)
+    res.record.boxes = np.array([[[40.0, 40.0, 80.0, 80.0]] * F])
+    res.record.iterations = []
+    res.cache = cache
+    v = FeatureViewer.from_result(res)
+    assert v.attention_points[0] == f"{fine}.probs" and v.attention_point == f"{fine}.probs"
+    probs = cache[f"{fine}.probs"][0, F - 1]
+    ref = probs[:, query_index((60, 60), (128, 128), (16, 16))].double().mean(0).reshape(16, 16).numpy()
+    np.testing.assert_allclose(v.attention_at(), ref)
 
 
 # --- bundling -------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+import hashlib
+
 import anywidget
 import numpy as np
 import traitlets as t
@@ -27,7 +29,8 @@ def _per_frame(a, name: str, num_frames: int, last: int) -> list:
 class VideoPlayer(anywidget.AnyWidget):
     """Plays ``frames`` (F, H, W, 3) uint8 (or floats in [0, 1]) with optional overlays, all in frame
     pixels: ``boxes`` (O, F, 4), ``paths`` (O, F, 2) (default: the box centres), ``masks`` (O, F, H, W) in
-    [0, 1] (tinted in the overlay colours). ``frame`` and ``playing`` are synced both ways."""
+    [0, 1] (tinted in the overlay colours). ``caption`` is shown under the frame. ``frame`` and ``playing``
+    are synced both ways."""
 
     _esm = esm("player.js")
     _css = css("style.css")
@@ -42,6 +45,7 @@ class VideoPlayer(anywidget.AnyWidget):
     playing = t.Bool(False).tag(sync=True)
     fps = t.Float(8.0).tag(sync=True)
     loop = t.Bool(True).tag(sync=True)
+    caption = t.Unicode("").tag(sync=True)  # shown under the frame, e.g. which run this is
 
     def __init__(self, frames, boxes=None, paths=None, masks=None, fps: float = 8, display_width: int | None = None,
                  **kwargs):
@@ -79,4 +83,18 @@ class VideoPlayer(anywidget.AnyWidget):
         m = None
         if masks and boxes is not None:
             m = masks_from_record(result.record, boxes.shape[0], frames.shape[0], frames.shape[1:3])
+        kwargs.setdefault("caption", run_caption(result))
         return cls(frames, boxes=boxes, masks=m, **kwargs)
+
+
+def run_caption(result) -> str:
+    """One line that tells runs apart: the seed, the trajectory's end points and a digest of the frames."""
+    digest = hashlib.sha1(np.ascontiguousarray(result.frames).tobytes()).hexdigest()[:8]
+    boxes = result.record.boxes
+    if boxes is None:
+        where = "no trajectory"
+    else:
+        ends = (boxes[:, -1, :2] + boxes[:, -1, 2:]) / 2
+        where = "path ends at " + ", ".join(f"({x:.0f}, {y:.0f})" for x, y in ends)
+    seed = getattr(result, "seed", None)
+    return f"run {digest}: " + ("" if seed is None else f"seed {seed}, ") + where

@@ -1,8 +1,10 @@
 """FeatureViewer: a frame slider over three linked views of one generation.
 
 * the frame, tinted with the semantic masks of the record, with the target boxes;
-* the PCA-RGB image (first three components) of a hook point's features;
-* where a clicked pixel attends, from a captured self-attention ``.probs`` point.
+* the PCA-RGB image (first three components) of a hook point's features (first: the method's aligned
+  query layers at an optimisation iteration);
+* where a point attends, from a captured self-attention ``.probs`` point (by default the point follows
+  the first object's box centre; a click moves it).
 
 >>> FeatureViewer.from_result(result)             # frames, boxes, masks, the record's PCA, result.cache
 >>> FeatureViewer.from_cache(cache, frames=video)  # an ActivationCache from run_with_cache
@@ -56,7 +58,8 @@ class FeatureViewer(anywidget.AnyWidget):
     ``components``: name -> ``(F, 3, h, w)`` already-projected components (e.g. the record's ``.pca``);
     ``probs``: hook point -> ``(F, heads, N, N)`` self-attention; ``frames`` ``(F, H, W, 3)``;
     ``masks`` ``(O, F, H, W)`` in [0, 1]; ``boxes`` ``(O, F, 4)`` in frame pixels.
-    ``query`` ((x, y) frame pixels) and ``frame`` are synced both ways.
+    ``query`` ((x, y) frame pixels) and ``frame`` are synced both ways; ``follow`` >= 0 keeps the query
+    on that object's box centre as the frame changes (a click in the browser sets it to -1).
     """
 
     _esm = esm("viewer.js")
@@ -74,6 +77,7 @@ class FeatureViewer(anywidget.AnyWidget):
     attention_points = t.List(t.Unicode()).tag(sync=True)
     attention_point = t.Unicode("").tag(sync=True)
     query = t.List(t.Float()).tag(sync=True)  # [] or [x, y] in frame pixels
+    follow = t.Int(-1).tag(sync=True)  # >= 0: the query sits on this object's box centre in every frame
     attention = t.Bytes(b"").tag(sync=True)
     status = t.Unicode("").tag(sync=True)
 
@@ -92,10 +96,10 @@ class FeatureViewer(anywidget.AnyWidget):
         F = next(iter(counts.values()))
         H, W = (video.shape[1:3] if video is not None else (panel_width, panel_width))
         aspect = W / H
-        pca = {name: [png_bytes(im) for im in pca_rgb(feature_maps(torch.as_tensor(x), aspect))]
-               for name, x in features.items()}
-        for name, c in components.items():
-            pca[name] = [png_bytes(im) for im in components_to_rgb(c)]
+        # the method's own components first: the view opens on what the loss aligns
+        pca = {name: [png_bytes(im) for im in components_to_rgb(c)] for name, c in components.items()}
+        for name, x in features.items():
+            pca[name] = [png_bytes(im) for im in pca_rgb(feature_maps(torch.as_tensor(x), aspect))]
         for name, p in probs.items():
             if p.ndim != 4 or p.shape[-1] != p.shape[-2]:
                 raise ValueError(f"probs[{name!r}] has shape {tuple(p.shape)}; give self-attention (F, heads, N, N) "
@@ -113,7 +117,9 @@ class FeatureViewer(anywidget.AnyWidget):
                          panel_size=list(view_size((int(W), int(H)), panel_width)), num_frames=int(F), pca=pca,
                          pca_point=next(iter(pca), ""), attention_points=list(self._probs),
                          attention_point=next(iter(self._probs), ""), **kwargs)
+        self.observe(self._follow_object, ["frame", "follow"])
         self.observe(self._update_attention, ["frame", "attention_point", "query"])
+        self._follow_object()
         self._update_attention()
 
     @t.validate("frame")
@@ -132,6 +138,11 @@ class FeatureViewer(anywidget.AnyWidget):
         grid = token_grid(probs.shape[-1], self.frame_size[0] / self.frame_size[1])
         return attention_map(probs, query_index(point, self.frame_size, grid), grid)
 
+    def _follow_object(self, _change=None) -> None:
+        if 0 <= self.follow < len(self.boxes):
+            x0, y0, x1, y1 = self.boxes[self.follow][self.frame]
+            self.query = [(x0 + x1) / 2, (y0 + y1) / 2]
+
     def _update_attention(self, _change=None) -> None:
         a = self.attention_at()
         self.attention = b"" if a is None else png_bytes(heat_rgba(a))
@@ -147,17 +158,35 @@ class FeatureViewer(anywidget.AnyWidget):
         return cls(features=features, probs=probs, frames=frames, **kwargs)
 
     @classmethod
-    def from_result(cls, result, cache=None, **kwargs) -> "FeatureViewer":
-        """Views of a :class:`~anyi2v_lab.method.generate.GenerationResult`: its frames, boxes and masks
-        (``keep_masks=True``), the PCA of the last optimisation iteration (``keep_pca=True``) and the hook
-        points of ``cache`` (default: ``result.cache``, filled by ``generate(..., capture=...)``)."""
+    def from_result(cls, result, cache=None, *, iteration: int = -1, **kwargs) -> "FeatureViewer":
+        """Views of a :class:`~anyi2v_lab.method.generate.GenerationResult`, opening on what the method
+        works with: the last frame with its boxes and masks (``keep_masks=True``); the aligned layers'
+        first three principal components at optimisation ``iteration`` as the loss saw them
+        (``keep_pca=True``), finest layer first; then the hook points of ``cache`` (default:
+        ``result.cache``, filled by ``generate(..., capture=...)``), self-attention probabilities with the
+        most tokens first; and the query on the first object's box centre, following it frame by frame
+        (a click anywhere ends that)."""
         rec, frames = result.record, result.frames
         masks = None
         if rec.boxes is not None:
             masks = masks_from_record(rec, rec.boxes.shape[0], frames.shape[0], frames.shape[1:3])
         its = [it for it in rec.iterations if it.pca]
-        components = {f"{layer} (optimisation PCA)": p for layer, p in its[-1].pca.items()} if its else {}
+        components = {}
+        if its:
+            it = its[iteration]
+            layers = sorted(it.pca, key=lambda k: -it.pca[k].shape[-1] * it.pca[k].shape[-2])
+            label = f"step {it.step_index}, iteration {it.iteration}"
+            components = {f"aligned {short_layer(k)}.query, PCA ({label})": it.pca[k] for k in layers}
         cache = result.cache if cache is None else cache
         features, probs = _split_cache(cache, None, None, None) if cache is not None else ({}, {})
+        probs = dict(sorted(probs.items(), key=lambda kv: -kv[1].shape[-1]))
+        kwargs.setdefault("frame", frames.shape[0] - 1)
+        if rec.boxes is not None and "query" not in kwargs:
+            kwargs.setdefault("follow", 0)
         return cls(features=features, probs=probs, frames=frames, masks=masks, boxes=rec.boxes,
                    components=components, **kwargs)
+
+
+def short_layer(name: str) -> str:
+    """``up_blocks.2.attentions.0.transformer_blocks.0.attn1`` -> ``up_blocks.2.attentions.0``."""
+    return name.split(".transformer_blocks")[0]

@@ -9,6 +9,7 @@ plotly figure (plotly and umap-learn, from the ``lab`` extra, are imported only 
 >>> plots.plot_losses(res.record)
 >>> plots.plot_masks(res.record, iteration=0, images=res.frames)
 >>> plots.plot_pca_frames(res.record)
+>>> plots.plot_videos({"with the trajectory": res.frames, "without": free.frames}, boxes=res.record.boxes)
 """
 from .attention import plot_attention
 from .data import (attention_of_pixel, box_centres, frame_maps, mask_grid, normalise_rgb, pca_rgb, pixel_cell,
@@ -16,10 +17,11 @@ from .data import (attention_of_pixel, box_centres, frame_maps, mask_grid, norma
 from .features import embed_tokens, plot_explained_variance, plot_pca_frames, plot_tokens_3d
 from .images import plot_images
 from .optimisation import plot_losses, plot_masks, plot_paths
+from .videos import plot_videos
 
 __all__ = [
     "plot_attention", "plot_explained_variance", "plot_images", "plot_losses", "plot_masks", "plot_paths",
-    "plot_pca_frames", "plot_tokens_3d", "attention_of_pixel", "box_centres", "embed_tokens", "frame_maps",
+    "plot_pca_frames", "plot_tokens_3d", "plot_videos", "attention_of_pixel", "box_centres", "embed_tokens", "frame_maps",
     "mask_grid", "normalise_rgb", "pca_rgb", "pixel_cell", "short_name", "temporal_consistency", "token_index",
     "tokens_of", "variance_curve",
 ]

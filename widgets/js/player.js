@@ -1,6 +1,6 @@
 // VideoPlayer view: frames (PNG bytes, synced once) on a canvas with box, path and mask overlays,
 // a play/pause button and a frame slider. Synced: frames, masks, frame_size, display_size, boxes
-// (O, F, 4), paths (O, F, 2), frame, playing, fps, loop. The playback clock runs once per model
+// (O, F, 4), paths (O, F, 2), frame, playing, fps, loop, caption. The playback clock runs once per model
 // (initialize), so several views of one player stay in step.
 import * as L from "./logic.js";
 import * as D from "./draw.js";
@@ -61,8 +61,9 @@ function render({ model, el }) {
     model.set("frame", Number(slider.value));
     model.save_changes();
   });
+  const caption = D.h("div", { class: "anyi2v-caption anyi2v-run" });
   el.append(D.h("div", { class: "anyi2v anyi2v-player" }, canvas,
-    D.h("div", { class: "anyi2v-toolbar" }, play, slider, readout)));
+    D.h("div", { class: "anyi2v-toolbar" }, play, slider, readout), caption));
   const ctx = canvas.getContext("2d");
   let bitmaps = [];
   let maskBitmaps = [];
@@ -75,6 +76,7 @@ function render({ model, el }) {
     slider.value = String(f);
     readout.textContent = `frame ${f + 1} / ${n}`;
     play.textContent = model.get("playing") ? "Pause" : "Play";
+    caption.textContent = model.get("caption");
     paintFrame(ctx, model, bitmaps, maskBitmaps, f);
   }
   async function load() {
@@ -82,7 +84,7 @@ function render({ model, el }) {
     maskBitmaps = await Promise.all(model.get("masks").map(D.decodePng));
     redraw();
   }
-  const names = ["frame", "playing", "boxes", "paths", "display_size"];
+  const names = ["frame", "playing", "boxes", "paths", "display_size", "caption"];
   for (const name of names) model.on(`change:${name}`, redraw);
   model.on("change:frames", load);
   model.on("change:masks", load);

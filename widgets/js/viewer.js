@@ -2,7 +2,8 @@
 // boxes, the PCA-RGB image of the chosen hook point, and the attention map of the clicked pixel.
 // Python computes every image (widgets/features.py); this view only draws them and reports clicks.
 // Synced: frames, masks, boxes, frame_size, panel_size, frame, pca (name -> PNG per frame),
-// pca_point, attention_points, attention_point, query ([x, y] frame pixels or []), attention (PNG).
+// pca_point, attention_points, attention_point, query ([x, y] frame pixels or []), follow (the object
+// whose box centre the query follows, -1 after a click), attention (PNG).
 import * as L from "./logic.js";
 import * as D from "./draw.js";
 
@@ -40,6 +41,7 @@ function render({ model, el }) {
   for (const c of panels) {
     c.addEventListener("click", (e) => {
       const p = L.clientToCanvas(e.clientX, e.clientY, c.getBoundingClientRect(), [c.width, c.height]);
+      model.set("follow", -1); // a chosen point stays where it was put
       set("query", L.clampPoint(L.canvasToImage(p, view()), model.get("frame_size")));
     });
   }
@@ -79,7 +81,8 @@ function render({ model, el }) {
     captions[0].textContent = model.get("masks").length ? "frame + semantic masks" : "frame";
     captions[1].textContent = point ? `PCA-RGB of ${point}` : "no feature maps given";
     const ap = model.get("attention_point");
-    captions[2].textContent = ap ? (q && q.length === 2 ? `attention of the marked pixel, ${ap}` : "click a panel to pick a pixel")
+    const who = model.get("follow") >= 0 ? "the object's centre" : "the marked pixel";
+    captions[2].textContent = ap ? (q && q.length === 2 ? `where ${who} attends, ${ap}` : "click a panel to pick a pixel")
       : "no attention probabilities given";
     status.textContent = model.get("status");
   }
@@ -104,7 +107,7 @@ function render({ model, el }) {
     redraw();
   }
   const handlers = [
-    [["frame", "query", "boxes", "panel_size", "status", "num_frames"], redraw],
+    [["frame", "query", "follow", "boxes", "panel_size", "status", "num_frames"], redraw],
     [["frames", "masks"], loadFrames],
     [["pca"], loadPca],
     [["attention"], loadAttention],
