@@ -43,7 +43,7 @@ def memory_by_phase(pipe, inputs, config, runtime) -> dict[str, dict[str, float]
             old = peaks.setdefault(name, now)
             peaks[name] = {k: max(v, old[k]) for k, v in now.items()}
 
-    with mock.patch("anyi2v_lab.method.generate.PhaseTimer", MemoryTimer):
+    with mock.patch("anyi2v_lab.accel.bound.PhaseTimer", MemoryTimer):
         run_case(pipe, inputs, config, runtime)
     return peaks
 
@@ -52,7 +52,8 @@ def memory_by_phase(pipe, inputs, config, runtime) -> dict[str, dict[str, float]
 def decode_chunks(pipe, frames: int, chunks=(16, 8, 4, 1)) -> dict[str, dict[str, float]]:
     """The VAE decode of ``frames`` random latents per ``chunk`` frames a call: seconds (best of 3)
     and the peak allocated above what was allocated before."""
-    from anyi2v_lab.accel import decode_video
+    def decode_video(pipe, z, chunk):
+        return pipe.decode_latents(z.to(pipe.vae.dtype), decode_chunk_size=chunk)
 
     unet, vae = pipe.unet, pipe.vae
     h, w = unet.config.sample_size, unet.config.sample_size

@@ -132,7 +132,8 @@ def microbench(pipe, config, log) -> dict:
     """Plain UNet calls at the job's shapes: CFG step and optimisation forward+backward under each
     layout and SDPA kernel, inversion call eager and graphed, VAE decode, PCA eigh. Chooses the
     fastest layout and attention kernel for the eager fast path."""
-    from anyi2v_lab.accel import GraphedCall, Runtime, backend_settings, frozen, prepare_layout
+    from anyi2v_lab.accel import GraphedCall, Runtime, backend_settings, prepare_layout
+    from anyi2v_lab.method.optimize import frozen
     from anyi2v_lab.hooks import bypass_motion
     from anyi2v_lab.method.generate import model_size
 

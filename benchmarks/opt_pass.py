@@ -27,7 +27,7 @@ from gpu_parts import _event_ms, by_category, env_info, kernel_rows, probe_model
 def pass_fn(unet, names, z, t, emb, backward: bool):
     """One optimisation-shaped pass: forward to the last captured point, loss on the captures, and
     (``backward``) the gradient of the latent."""
-    from anyi2v_lab.method.opt_graph import pass_session
+    from anyi2v_lab.method.optimize import pass_session
 
     def run():
         leaf = z.detach().requires_grad_(True)
@@ -61,9 +61,9 @@ def main() -> int:
     p.add_argument("--reps", type=int, default=5)
     args = p.parse_args()
 
-    from anyi2v_lab.accel import Runtime, backend_settings, compiled_regions, frozen, hooked_modules
+    from anyi2v_lab.accel import Runtime, backend_settings, compiled_regions, hooked_modules
     from anyi2v_lab.method.generate import model_size
-    from anyi2v_lab.method.optimize import capture_sites
+    from anyi2v_lab.method.optimize import capture_sites, frozen
 
     dev, pipe, config = probe_model(args.tiny)
     unet, F = pipe.unet, config.num_frames
@@ -74,7 +74,7 @@ def main() -> int:
     t = torch.full((1,), 901, device=dev)
     names = capture_sites(config)
     # the real passes also hold the injection points, which keep their blocks eager
-    held = hooked_modules(unet, names + [f"{x}.residual" for x in config.res_layers]
+    hooked_blocks = hooked_modules(unet, names + [f"{x}.residual" for x in config.res_layers]
                           + [f"{x}.{s}" for x in config.attn_layers for s in ("query", "key", "value")])
     levels = {"eager": None, "levels2": 2, "all": None}
     result = {"env": env_info(dev), "names": names, "variants": {}}
@@ -84,7 +84,7 @@ def main() -> int:
         with ExitStack() as stack:
             stack.enter_context(backend_settings(runtime, dev))
             stack.enter_context(frozen(unet))
-            paths = stack.enter_context(compiled_regions(unet, runtime, "optimisation", held))
+            paths = stack.enter_context(compiled_regions(unet, runtime, "optimisation", hooked_blocks))
             row["compiled_blocks"] = len(paths)
             for kind, backward in (("forward", False), ("forward_backward", True)):
                 fn = pass_fn(unet, names, z, t, emb, backward)

@@ -112,7 +112,8 @@ def test_cli_batch_runs_the_tiny_model(tmp_path):
     Image.fromarray(img).save(tmp_path / "c.png")
     Trajectory.single((20, 20, 60, 60), [(40, 40), (80, 40)], image_size=(128, 128),
                       query_points=[(40, 40)]).save(tmp_path / "t.json")
-    small = {"num_frames": 2, "num_inference_steps": 1, "inversion_timestep": 3, "opt_step": 0, "opt_iters": 1}
+    small = {"num_frames": 2, "num_inference_steps": 1, "inversion_timestep": 3, "load_feature_step": 0, "opt_step": 0,
+             "opt_iters": 1}
     path = _write_jobs(tmp_path, [{"id": "ok", "condition": "c.png", "trajectory": "t.json", "prompt": "a square",
                                    "set": small},
                                   {"id": "missing", "condition": "nope.png", "prompt": "x", "set": small}])

@@ -6,12 +6,12 @@ import torch
 from anyi2v_lab.hooks import Capture, bypass_motion, capture_bytes, hook_points, run_with_cache
 from anyi2v_lab.method import AnyI2VConfig, ConfigError, FeatureBank, generate
 from anyi2v_lab.method.config import ATTN_LAYERS, RES_LAYERS
-from anyi2v_lab.method.features import FeatureCache
+from anyi2v_lab.method.feature_bank import InversionCache
 from anyi2v_lab.method.inversion import capture_names, encode_image, invert, invert_cached
 from anyi2v_lab.models.scheduler import ddim_inverse_scheduler
 from anyi2v_lab.trajectory import ObjectTrack, Trajectory
 
-SMALL = dict(num_frames=4, num_inference_steps=3, inversion_timestep=21)
+SMALL = dict(num_frames=4, num_inference_steps=3, inversion_timestep=21, load_feature_step=2, opt_step=2)
 
 
 def test_plain_loop_equals_diffusers_pipeline(tiny_pipe, image):
@@ -73,7 +73,7 @@ def test_feature_cache_and_bank_round_trip(tiny_pipe, image, tmp_path):
     cfg = AnyI2VConfig(**SMALL)
     pixels = load_condition(image, size=(128, 128)).pixels
     embeds = tiny_pipe.encode_prompt("a red square", "cpu", 1, False)[0]
-    cache = FeatureCache()
+    cache = InversionCache()
     a = invert_cached(tiny_pipe, pixels, "a red square", embeds, cfg, cache=cache, progress=False)
     b = invert_cached(tiny_pipe, pixels, "a red square", embeds, cfg, cache=cache, progress=False)
     assert a is b and len(cache) == 1
@@ -113,7 +113,7 @@ def test_kv_consistency_later_frames_attend_to_frame0(tiny_pipe, image):
 
 def test_injection_only_in_early_steps_and_cond_branch(tiny_pipe, image):
     name = f"{RES_LAYERS[0]}.residual"
-    cfg = AnyI2VConfig(**SMALL, load_feature_step=0)
+    cfg = AnyI2VConfig(**{**SMALL, "load_feature_step": 0})
     edited = generate(tiny_pipe, image, "a red square", None, cfg, seed=0, progress=False, capture=[name])
     plain = generate(tiny_pipe, image, "a red square", None, cfg, seed=0, progress=False, capture=[name], inject=False)
     e0, p0 = edited.cache.get(name, step=0), plain.cache.get(name, step=0)  # (2, F, C, h, w)
@@ -131,7 +131,7 @@ def two_objects():
 
 
 def test_optimisation_loss_falls_and_masks_are_per_object(tiny_pipe, image):
-    cfg = AnyI2VConfig(**SMALL, opt_step=1, opt_iters=4)
+    cfg = AnyI2VConfig(**{**SMALL, "opt_step": 1, "opt_iters": 4})
     res = generate(tiny_pipe, image, "a red square", two_objects(), cfg, seed=0, progress=False, keep_masks=True,
                    keep_pca=True, keep_latents=True)
     losses = res.record.losses()
@@ -152,7 +152,7 @@ def test_optimisation_loss_falls_and_masks_are_per_object(tiny_pipe, image):
 
 def test_ablation_switches_run(tiny_pipe, image):
     traj = Trajectory.single((20, 20, 60, 60), [(40, 40), (80, 40)], image_size=(128, 128), query_points=[(40, 40)])
-    base = AnyI2VConfig(**SMALL, opt_step=0, opt_iters=2)
+    base = AnyI2VConfig(**{**SMALL, "opt_step": 0, "opt_iters": 2})
     variants = [dict(kv_consistency=False), dict(pca_dim=None), dict(pca_dim=8), dict(mask="static"),
                 dict(mask="none"), dict(opt_target="residual"), dict(adain_patch=None), dict(debias=False), dict(update_region="boxes"),
                 dict(background_weight=1.0), dict(optimizer="adam"), dict(pca_method="lowrank"),

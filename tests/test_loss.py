@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from anyi2v_lab.method.loss import alignment_loss, box_crop, grid_boxes
+from anyi2v_lab.method.alignment import grid_boxes
+from anyi2v_lab.method.loss import alignment_loss, box_crop
 
 
 def test_grid_boxes_floor_and_min_size():

@@ -14,7 +14,7 @@ from anyi2v_lab.method.inversion import capture_names
 from anyi2v_lab.method.optimize import capture_sites
 from anyi2v_lab.trajectory import Trajectory
 
-SMALL = dict(num_frames=4, num_inference_steps=2, inversion_timestep=5, opt_step=0, opt_iters=2)
+SMALL = dict(num_frames=4, num_inference_steps=2, inversion_timestep=5, load_feature_step=1, opt_step=0, opt_iters=2)
 
 
 @pytest.fixture(scope="module")
@@ -149,10 +149,10 @@ def test_fit_starters_see_what_the_capture_stores(tiny_pipe):
     very tensor the capture stores, after the injection edits: a synchronous stand-in checks that."""
     from concurrent.futures import Future
 
-    from anyi2v_lab.accel.overlap import SideStreams
+    from anyi2v_lab.accel.overlap import SideStreams, with_fit_starters
     from anyi2v_lab.hooks import Capture, hooked
     from anyi2v_lab.method.alignment import layer_shapes
-    from anyi2v_lab.method.optimize import _with_fit_starters, layer_fit
+    from anyi2v_lab.method.grid import layer_fit
 
     class Inline:  # SideStreams' interface, run at once on the CPU
         def submit(self, fn, *args):
@@ -172,7 +172,7 @@ def test_fit_starters_see_what_the_capture_stores(tiny_pipe):
     emb = torch.randn(4, 77, unet.config.cross_attention_dim, generator=g)
     noise = lambda x, ctx: x + 1.0  # an earlier edit on the same point: the starter must see its result  # noqa: E731
     futures: dict = {}
-    edits = _with_fit_starters({names[0]: [noise]}, names, shapes, cfg, Inline(), futures)
+    edits = with_fit_starters({names[0]: [noise]}, names, shapes, cfg, Inline(), futures)
     assert edits[names[0]][0] is noise and len(edits[names[0]]) == 2
     with torch.no_grad(), hooked(unet, edits=edits, capture=Capture(tuple(names), detach=False),
                                  stop_after=names, phase="optimisation") as session:
@@ -191,7 +191,7 @@ def test_graphed_optimisation_plumbing(tiny_pipe, image, traj, baseline, monkeyp
     # CUDA graphs need a GPU; a stand-in for make_graphed_callables runs the captured function eagerly,
     # so this checks what is ours: the edits rebuilt on static copies of the inverted features, one
     # capture reused across generations, and a new condition image's features copied in before replay
-    from anyi2v_lab.method import opt_graph
+    from anyi2v_lab.accel import optimisation_graphs
 
     captures, pools = [], []
 
@@ -200,7 +200,7 @@ def test_graphed_optimisation_plumbing(tiny_pipe, image, traj, baseline, monkeyp
         pools.append(kw["pool"])
         return fn
 
-    monkeypatch.setattr(opt_graph, "make_graphed", stand_in)
+    monkeypatch.setattr(optimisation_graphs, "make_graphed", stand_in)
     # CUDA pool handles stand in as labels: the pass goes into the module's shared pool, the loss
     # (replayed between the pass's forward and backward) into one of its own
     monkeypatch.setattr(graphs, "graph_pool", lambda module, shared: "shared" if shared else "own")

@@ -25,7 +25,6 @@ from typing import Callable, Sequence
 import torch
 
 from .regions import compiled_regions
-from .runtime import Runtime
 
 
 class GraphedCall:
@@ -159,15 +158,15 @@ def graph_memory(module: torch.nn.Module) -> dict[str, float]:
     for name, (_, _, pool) in sorted(_GRAPHS.get(module, {}).items()):
         if isinstance(pool, tuple):  # a CUDA pool handle
             names.setdefault(pool, []).append(name)
-    held = dict.fromkeys(names, 0)
+    reserved = dict.fromkeys(names, 0)
     for seg in torch.cuda.memory_snapshot() if names else []:
         pool = tuple(seg.get("segment_pool_id", ()))
-        if pool in held:
-            held[pool] += seg["total_size"]
-    return {"+".join(names[p]): held[p] / 1e9 for p in names}
+        if pool in reserved:
+            reserved[pool] += seg["total_size"]
+    return {"+".join(names[p]): reserved[p] / 1e9 for p in names}
 
 
-def unet_graph(unet: torch.nn.Module, name: str, example: Sequence[torch.Tensor], runtime: Runtime, phase: str,
+def unet_graph(unet: torch.nn.Module, name: str, example: Sequence[torch.Tensor], runtime, phase: str,
                hooked: Sequence[str] = ()) -> GraphedCall:
     """``unet(x, t, encoder_hidden_states=e).sample`` for ``example = (x, t, e)``, captured once per
     shapes and settings and cached on ``unet`` under ``name``. When ``runtime.compiles(phase)`` the

@@ -12,6 +12,10 @@ from typing import Callable
 
 import torch
 
+from ..hooks import merge_edits
+from ..method.config import AnyI2VConfig
+from ..method.grid import layer_fit
+
 
 def _tensors(out) -> list[torch.Tensor]:
     if isinstance(out, torch.Tensor):
@@ -87,3 +91,27 @@ def side_streams(device, workers: int = 2) -> SideStreams:
     if key not in _SHARED:
         _SHARED[key] = SideStreams(device, workers)
     return _SHARED[key]
+
+
+def pca_streams(runtime, config: AnyI2VConfig, device) -> SideStreams | None:
+    """The side streams the optimisation's PCA fits start on as soon as their layer is computed
+    (``runtime.overlap_pca``), or ``None``: no fits, or fits after the forward on the main stream.
+    The first call of a process loads cuSOLVER, a host sync: a bound runtime makes it before the
+    inversion, so that it does not wait for the inversion's kernels."""
+    if not (runtime.overlaps_pca(device) and config.pca_dim is not None):
+        return None
+    return side_streams(device, workers=len(config.align_layers))
+
+
+def with_fit_starters(edits: dict, names: list[str], shapes, config: AnyI2VConfig, side: SideStreams,
+                      futures: dict) -> dict:
+    """``edits`` plus, last on each captured point, an observer that starts that layer's PCA fit on a
+    side stream; it sees the tensor the capture stores (after every other edit) and changes nothing."""
+    def starter(i: int):
+        def start_fit(x: torch.Tensor, ctx) -> None:
+            if torch._C._current_graph_task_id() == -1:  # not a checkpoint recomputation in the backward
+                futures[i] = side.submit(layer_fit, ctx.frames(x).detach(), shapes[i], config, i)
+            return None
+        return start_fit
+
+    return merge_edits(edits, {name: starter(i) for i, name in enumerate(names)})

@@ -17,7 +17,6 @@ import torch
 import torch.nn as nn
 
 from ..hooks.points import hook_points, resolve
-from .runtime import Runtime
 
 
 def _unit_types() -> tuple[type, ...]:
@@ -77,7 +76,7 @@ def _configure_dynamo() -> None:
 _COMPILED: dict = {}
 
 
-def _compiled(module: nn.Module, runtime: Runtime):
+def _compiled(module: nn.Module, runtime):
     """``module``'s call through one compiled ``nn.Module._call_impl`` per (backend, mode); Dynamo
     keys its graphs on the block's class, attributes and shapes, so equal blocks share them."""
     key = (runtime.compile_backend, runtime.compile_mode)
@@ -88,8 +87,9 @@ def _compiled(module: nn.Module, runtime: Runtime):
 
 
 @contextmanager
-def compiled_regions(unet: nn.Module, runtime: Runtime, phase: str, hooked: Iterable[str] = ()):
-    """Within the block, the UNet's hook-free blocks run compiled when ``runtime`` compiles ``phase``.
+def compiled_regions(unet: nn.Module, runtime, phase: str, hooked: Iterable[str] = ()):
+    """Within the block, the UNet's hook-free blocks run compiled when ``runtime`` (a
+    :class:`~anyi2v_lab.accel.Runtime`) compiles ``phase``.
     Yields the paths of the compiled blocks."""
     if not runtime.compiles(phase):
         yield []

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .bound import BoundRuntime
+
 COMPILE = (False, "regional", "sampling")
 ATTENTION = ("auto", "flash", "efficient", "cudnn", "math")
 
@@ -29,7 +31,7 @@ class Runtime:
     * ``cuda_graphs``: replay the inversion's hook-free UNet calls from one CUDA graph; ``"auto"``
       turns it on for CUDA devices.
     * ``graph_optimisation``: with CUDA graphs on, the optimisation passes replay one captured
-      truncated forward and its backward (:mod:`~anyi2v_lab.method.opt_graph`); eager, a pass is
+      truncated forward and its backward (:mod:`~anyi2v_lab.accel.optimisation_graphs`); eager, a pass is
       bound by kernel launches (161 ms of wall time for 108 ms of kernels at full size on an H100).
       Captured once per shape and settings; its memory pool stays reserved for later generations.
     * ``graph_sampling``: with CUDA graphs on, the sampling steps that carry no hook (after the
@@ -127,6 +129,11 @@ class Runtime:
     def low_mem(cls, **changes) -> "Runtime":
         """For 12 GB GPUs: checkpointed optimisation passes, frame-by-frame decode."""
         return cls(**{"low_memory": True, **changes})
+
+    def bind(self, pipe) -> BoundRuntime:
+        """The calls one generation on ``pipe`` makes under these settings (what
+        :func:`~anyi2v_lab.method.generate` runs with); raises first if a setting cannot run on its device."""
+        return BoundRuntime(pipe, self)
 
     def replace(self, **changes) -> "Runtime":
         return dataclasses.replace(self, **changes)

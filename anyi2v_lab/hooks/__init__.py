@@ -7,7 +7,7 @@
 """
 from .cache import ActivationCache, Capture, Entry
 from .context import CallInfo, HookContext
-from .memory import capture_bytes, estimate_capture_bytes
+from .capture_size import capture_bytes, estimate_capture_bytes
 from .motion import bypass_motion
 from .points import HookPoint, hook_points, list_hook_points, up_resnets, up_self_attention
 from .run import run_with_cache, run_with_hooks

@@ -35,7 +35,7 @@ SITES = {
     "motion": ("input", "output"),
     "unet": ("output",),
 }
-LAYOUTS = {"probs": "probs", "tokens": "tokens", "maps": "maps", "video": "video"}
+LAYOUTS = ("probs", "tokens", "maps", "video")  # the values of HookPoint.layout: what shape() returns
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ class HookSession:
         return None
 
     def _check_budget(self, sample: torch.Tensor) -> None:
-        from .memory import capture_bytes
+        from .capture_size import capture_bytes
 
         est = capture_bytes([self._registry[n] for n in self.captured], self.capture,
                             batch=sample.shape[0], num_frames=self._call.num_frames,

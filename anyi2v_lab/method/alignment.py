@@ -1,7 +1,13 @@
-"""From a user trajectory in model pixels to what the optimisation needs on its grids."""
+"""The alignment (spec 3.1): a user trajectory in model pixels becomes what the loss reads on its grids.
+
+The alignment grid is the image divided by ``compress_factor`` (128 x 128 cells at 512 px); each object
+has a box per frame on it, query points as cell offsets from its start box, and optionally a region of
+the latent that the sign steps may change.
+"""
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -9,8 +15,30 @@ import torch
 from ..hooks import hook_points
 from ..trajectory import Trajectory, clip_frame_boxes, frame_boxes, query_points_at
 from .config import AnyI2VConfig, ConfigError
-from .loss import grid_boxes
-from .optimize import Alignment
+
+
+@dataclass
+class Alignment:
+    """What the loss needs besides features, fixed for a generation.
+
+    ``boxes`` ``(O, F, 4)`` grid cells (on the CPU); ``queries`` per object ``(K, 2)`` cell offsets from the start
+    box; ``grid`` ``(Hg, Wg)``; ``shapes`` the latent-space ``(h, w)`` of each aligned layer;
+    ``region`` an optional ``(1, 1, F, h, w)`` mask of where the latent may change.
+    """
+
+    boxes: torch.Tensor
+    queries: list[torch.Tensor]
+    grid: tuple[int, int]
+    shapes: list[tuple[int, int]]
+    region: torch.Tensor | None = None
+
+
+def grid_boxes(boxes: torch.Tensor, factor: int) -> torch.Tensor:
+    """Pixel boxes ``(..., 4)`` -> grid boxes: floor division, at least one cell high and wide."""
+    g = torch.div(torch.as_tensor(boxes, dtype=torch.float64), factor, rounding_mode="floor").long()
+    g[..., 2] = torch.maximum(g[..., 2], g[..., 0] + 1)
+    g[..., 3] = torch.maximum(g[..., 3], g[..., 1] + 1)
+    return g
 
 
 def to_model_space(trajectory: Trajectory, condition) -> Trajectory:
@@ -28,6 +56,7 @@ def to_model_space(trajectory: Trajectory, condition) -> Trajectory:
 
 
 def layer_shapes(unet, layers: tuple[str, ...], latent_hw: tuple[int, int]) -> list[tuple[int, int]]:
+    """The latent-space ``(h, w)`` of each named spatial layer at latent size ``latent_hw``."""
     points = {p.module: p for p in hook_points(unet) if p.site in ("query", "residual")}
     missing = [layer for layer in layers if layer not in points]
     if missing:

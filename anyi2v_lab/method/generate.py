@@ -21,20 +21,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..accel import (PhaseTimer, Runtime, backend_settings, compiled_regions, decode_video, hooked_modules,
-                     prepare_layout, timestep_tensor, unet_graph)
 from ..conditions import Condition, load_condition
 from ..hooks import ActivationCache, CallInfo, Capture, hooked, merge_edits
 from ..hooks.cache import names_of
 from ..layout import per_frame
 from ..trajectory import Trajectory
-from .alignment import build_alignment, layer_shapes, to_model_space
+from .alignment import Alignment, build_alignment, layer_shapes, to_model_space
+from .calls import EagerCalls
 from .config import AnyI2VConfig, ConfigError
-from .features import FeatureBank
+from .feature_bank import FeatureBank
 from .injection import injection_active, injection_edits
 from .inversion import invert_cached
-from .opt_graph import fit_streams
-from .optimize import capture_sites, optimise_latents
+from .optimize import PassInputs, capture_sites, iteration_recorder, optimise_latents
 from .record import InspectionRecord
 
 
@@ -93,103 +91,117 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
              keep_latents: bool = False,
              capture: Capture | None = None, edits: dict | None = None,
              features: FeatureBank | None = None, inject: bool = True,
-             runtime: Runtime | None = None) -> GenerationResult:
+             runtime=None) -> GenerationResult:
     """Generate a video from a condition image (path, PIL image, array or :class:`Condition`), a
     prompt and optional trajectories.
 
     ``capture``/``edits`` add the caller's own hook points to the sampling forwards (see
     :mod:`anyi2v_lab.hooks`); ``features`` skips inversion with a precomputed bank; ``inject=False``
     turns injection off (with no trajectory this is plain AnimateDiff sampling). ``runtime``
-    (:class:`~anyi2v_lab.accel.Runtime`) chooses how fast and lean to run, never what is computed.
-    ``record.timings`` holds seconds per phase (device time on CUDA) and ``total``. ``keep_masks``,
-    ``keep_pca`` and ``keep_latents`` store each optimisation iteration's loss masks, PCA maps and
-    updated latent in ``record.iterations`` (for notebooks and plots).
+    (:class:`~anyi2v_lab.accel.Runtime`, or anything whose ``bind(pipe)`` gives
+    :class:`~anyi2v_lab.method.calls.EagerCalls`' methods) chooses how fast and lean to run, never what
+    is computed; ``None`` runs the eager calls. ``record.timings`` holds the runtime timer's seconds per
+    phase and ``total`` (empty without a runtime). ``keep_masks``, ``keep_pca`` and ``keep_latents`` store
+    each optimisation iteration's loss masks, PCA maps and updated latent in ``record.iterations``.
     """
-    from tqdm.auto import tqdm
-
-    unet, device = pipe.unet, pipe.unet.device
-    runtime = runtime or Runtime()
-    runtime.check_device(device)
+    calls = EagerCalls(pipe) if runtime is None else runtime.bind(pipe)
     image_hw = model_size(pipe, config)
     latent_hw = check_inputs(pipe, config, image_hw)
+    condition = _canvas_condition(condition, config, image_hw)
+    record = InspectionRecord()
+    trajectory, alignment = _alignment(pipe, trajectory, condition, config, image_hw, latent_hw, record)
+    keep = dict(keep_masks=keep_masks, keep_pca=keep_pca, keep_latents=keep_latents)
+    with calls.phase("total"), calls.running(config, alignment is not None):
+        cond, uncond = pipe.encode_prompt(prompt, pipe.unet.device, 1, config.guidance_scale > 1, negative_prompt)
+        z, step_noise = initial_noise(pipe, config, cond.dtype, image_hw, seed, record)
+        bank = features
+        with calls.phase("inversion"):
+            if bank is None and inject and (config.inject_residual or config.inject_query):
+                bank = invert_cached(pipe, condition.pixels, prompt, cond, config, progress=progress,
+                                     denoiser=calls.inversion_denoiser)
+        inject_edits = injection_edits(bank, config) if inject and config.injects else {}
+        z, session = denoise(pipe, calls, z, (cond, uncond), config, alignment, bank, inject_edits, edits, capture,
+                             step_noise, record, progress, keep)
+        with calls.phase("decode"):
+            video = calls.decode(z)
+            video = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
+    record.timings.update(calls.timings())
+    record.finalise()
+    return GenerationResult(np.asarray(video, dtype=np.float32), z, record, config, seed, prompt, negative_prompt,
+                            condition, trajectory, bank, session.cache if capture is not None else None)
+
+
+def _alignment(pipe, trajectory: Trajectory | None, condition: Condition, config: AnyI2VConfig, image_hw, latent_hw,
+               record: InspectionRecord) -> tuple[Trajectory | None, Alignment | None]:
+    """The trajectory in model pixels and its :class:`Alignment` (boxes kept in ``record``), or ``None``s."""
+    if trajectory is None:
+        return None, None
+    trajectory = to_model_space(trajectory, condition)
+    shapes = layer_shapes(pipe.unet, config.align_layers, latent_hw)
+    alignment, boxes = build_alignment(trajectory, config, image_hw, latent_hw, shapes, pipe.unet.device)
+    record.boxes, record.grid_boxes = boxes, alignment.boxes.cpu().numpy()
+    record.grid_size = alignment.grid
+    return trajectory, alignment
+
+
+def _canvas_condition(condition, config: AnyI2VConfig, image_hw: tuple[int, int]) -> Condition:
     if not isinstance(condition, Condition):
         condition = load_condition(condition, size=(image_hw[1], image_hw[0]), policy=config.resize_policy)
     if tuple(condition.size) != (image_hw[1], image_hw[0]):
         raise ConfigError(f"the condition is {condition.size[0]}x{condition.size[1]} but the model canvas is "
                           f"{image_hw[1]}x{image_hw[0]}; load it with size=(W, H) of the canvas")
-    record = InspectionRecord()
-    alignment = None
-    if trajectory is not None:
-        trajectory = to_model_space(trajectory, condition)
-        shapes = layer_shapes(unet, config.align_layers, latent_hw)
-        alignment, boxes = build_alignment(trajectory, config, image_hw, latent_hw, shapes, device)
-        record.boxes, record.grid_boxes = boxes, alignment.boxes.cpu().numpy()
-        record.grid_size = alignment.grid
+    return condition
 
+
+def initial_noise(pipe, config: AnyI2VConfig, dtype, image_hw: tuple[int, int], seed: int,
+                  record: InspectionRecord) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Set the schedule (``record.timesteps``) and draw the fp32 starting latent as diffusers' pipeline
+    does; with ``eta`` also every step's noise, up front from the same CPU generator, so the video is
+    the same on every device."""
+    device = pipe.unet.device
+    pipe.scheduler.set_timesteps(config.num_inference_steps, device=device)
+    record.timesteps = [int(t) for t in pipe.scheduler.timesteps]
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    z = pipe.prepare_latents(1, pipe.unet.config.in_channels, config.num_frames, image_hw[0], image_hw[1], dtype,
+                             device, generator).float()
+    if not config.eta:
+        return z, None
+    return z, torch.randn((len(record.timesteps), *z.shape), generator=generator).to(device)
+
+
+def denoise(pipe, calls, z: torch.Tensor, embeds: tuple[torch.Tensor, torch.Tensor], config: AnyI2VConfig,
+            alignment: Alignment | None, bank: FeatureBank | None, inject_edits: dict, edits: dict | None,
+            capture: Capture | None, step_noise: torch.Tensor | None, record: InspectionRecord, progress: bool,
+            keep: dict):
+    """The sampling loop (spec 3.5): before each of the first ``opt_step + 1`` steps the latent
+    optimisation, then a CFG DDIM step with injection up to ``load_feature_step``. Returns the final
+    latent and the hook session (whose cache holds ``capture``)."""
+    from tqdm.auto import tqdm
+
+    cond, uncond = embeds
     cfg = config.guidance_scale > 1
-    prepare_layout(pipe, runtime)
-    timer = PhaseTimer(device)
-    with timer.phase("total"), backend_settings(runtime, device):
-        cond, uncond = pipe.encode_prompt(prompt, device, 1, cfg, negative_prompt)
-        # the host waits for the device in these reads, the latents' upload and cuSOLVER's loading:
-        # done before the inversion, they do not wait for its queued kernels (CUDA's sync debug mode
-        # listed them, benchmarks/results/h100_fresh_profile_syncs.json)
-        pipe.scheduler.set_timesteps(config.num_inference_steps, device=device)
-        timesteps = [int(t) for t in pipe.scheduler.timesteps]
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        F_ = config.num_frames
-        z = pipe.prepare_latents(1, unet.config.in_channels, F_, image_hw[0], image_hw[1], cond.dtype, device,
-                                 generator).float()
-        # eta's noise, drawn up front from the same CPU generator: the video is the same on every device,
-        # and no step waits for a host-to-device copy
-        step_noise = torch.randn((len(timesteps), *z.shape), generator=generator).to(device) if config.eta else None
-        if alignment is not None:
-            fit_streams(runtime, config, device)
-        bank = features
-        needs_bank = inject and (config.inject_residual or config.inject_query)
-        with timer.phase("inversion"):
-            if bank is None and needs_bank:
-                bank = invert_cached(pipe, condition.pixels, prompt, cond, config, progress=progress, runtime=runtime)
-
-        record.timesteps = timesteps
-        inject_edits = injection_edits(bank, config) if inject and config.injects else {}
-        sample_embeds = per_frame(torch.cat([uncond, cond]) if cfg else cond, F_)
-        opt_embeds = per_frame(cond, F_)
-        branches = ("uncond", "cond") if cfg else ("cond",)
-        all_edits = merge_edits(inject_edits, edits)
-        # blocks holding any hook of this run stay eager; the others may run compiled
-        hooked_names = [*all_edits, *names_of(capture), *(capture_sites(config) if alignment else [])]
-        held = hooked_modules(unet, hooked_names)
-        # steps where no hook of this run fires may replay one captured CFG step
-        graph_steps = runtime.graphs_sampling(device) and not edits and capture is None
-        injecting = injection_active(config)
-        with hooked(unet, edits=all_edits, capture=capture, phase="sampling") as session:
-            for i, t in enumerate(tqdm(timesteps, desc="sampling", disable=not progress, leave=False)):
-                if alignment is not None and i <= config.opt_step:
-                    with timer.phase("optimisation"), session.suspended(), \
-                            compiled_regions(unet, runtime, "optimisation", held):
-                        z = optimise_latents(unet, z, t, i, opt_embeds, inject_edits, alignment, config, record,
-                                             keep_masks, keep_pca, runtime=runtime, keep_latents=keep_latents,
-                                             bank=bank if inject_edits else None)
-                with timer.phase("sampling"), torch.no_grad(), compiled_regions(unet, runtime, "sampling", held), \
-                        session.calling(timestep=t, step_index=i, branches=branches):
-                    model_in = torch.cat([z, z]) if cfg else z
-                    model_in = pipe.scheduler.scale_model_input(model_in, t)
-                    args = (model_in.to(unet.dtype), timestep_tensor(t, device), sample_embeds)
-                    if graph_steps and not (inject_edits and injecting(CallInfo(step_index=i, phase="sampling"))):
-                        with session.suspended():
-                            eps = unet_graph(unet, "sampling", args, runtime, "sampling", held)(*args).float()
-                    else:
-                        eps = unet(args[0], args[1], encoder_hidden_states=args[2]).sample.float()
-                    if cfg:
-                        eps_u, eps_c = eps.chunk(2)
-                        eps = eps_u + config.guidance_scale * (eps_c - eps_u)
-                    z = pipe.scheduler.step(eps, t, z, eta=config.eta, variance_noise=None if step_noise is None
-                                            else step_noise[i]).prev_sample
-        with timer.phase("decode"):
-            video = decode_video(pipe, z, runtime.decode_chunk_size(F_))
-            video = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
-    record.timings.update(timer.totals())
-    record.finalise()
-    return GenerationResult(np.asarray(video, dtype=np.float32), z, record, config, seed, prompt, negative_prompt,
-                            condition, trajectory, bank, session.cache if capture is not None else None)
+    sample_embeds = per_frame(torch.cat([uncond, cond]) if cfg else cond, config.num_frames)
+    branches = ("uncond", "cond") if cfg else ("cond",)
+    all_edits = merge_edits(inject_edits, edits)
+    hook_names = (*all_edits, *names_of(capture), *(capture_sites(config) if alignment else []))
+    injecting = injection_active(config)
+    with hooked(pipe.unet, edits=all_edits, capture=capture, phase="sampling") as session:
+        eps_of = calls.sampling_denoiser(session, hook_names, replayable=not edits and capture is None)
+        for i, t in enumerate(tqdm(record.timesteps, desc="sampling", disable=not progress, leave=False)):
+            if alignment is not None and i <= config.opt_step:
+                inputs = PassInputs(pipe.unet, inject_edits, bank if inject_edits else None, alignment, config,
+                                    per_frame(cond, config.num_frames), t, i, keep["keep_masks"], keep["keep_pca"],
+                                    hook_names)
+                with calls.phase("optimisation"), session.suspended(), calls.optimisation_passes(inputs) as passes:
+                    z = optimise_latents(z, passes, config, alignment.region,
+                                         iteration_recorder(record, inputs, keep["keep_latents"]))
+            with calls.phase("sampling"), torch.no_grad(), session.calling(timestep=t, step_index=i, branches=branches):
+                model_in = pipe.scheduler.scale_model_input(torch.cat([z, z]) if cfg else z, t)
+                hooks_fire = bool(inject_edits) and injecting(CallInfo(step_index=i, phase="sampling"))
+                eps = eps_of(model_in, t, sample_embeds, hooks_fire)
+                if cfg:
+                    eps_u, eps_c = eps.chunk(2)
+                    eps = eps_u + config.guidance_scale * (eps_c - eps_u)
+                noise = None if step_noise is None else step_noise[i]
+                z = pipe.scheduler.step(eps, t, z, eta=config.eta, variance_noise=noise).prev_sample
+    return z, session

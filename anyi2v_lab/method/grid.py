@@ -12,16 +12,12 @@ the 7.5 ms of kernels of the loss's forward and backward on an H100).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 
+from .alignment import Alignment
 from .config import AnyI2VConfig
 from .pca import pca_fit, pca_project
-
-if TYPE_CHECKING:
-    from .optimize import Alignment
 
 _RESAMPLE: dict = {}
 _INDEX: dict = {}
@@ -78,7 +74,7 @@ class GridFeatures:
         H, W = self.size
         clipped = [clip_box(b, H, W) for b in boxes]
         key = (tuple(frames), str(self.device))
-        if key not in _INDEX:  # made once, outside any CUDA graph capture (a host copy cannot be captured)
+        if key not in _INDEX:  # one upload per frame list: a host-to-device copy at every crop would wait for the device
             _INDEX[key] = torch.tensor(frames, device=self.device)
         index = _INDEX[key]
         out = []

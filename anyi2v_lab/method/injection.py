@@ -14,7 +14,7 @@ import torch
 from ..hooks import CallInfo, HookContext
 from .adain import patch_adain
 from .config import AnyI2VConfig
-from .features import FeatureBank
+from .feature_bank import FeatureBank
 
 
 def injection_active(config: AnyI2VConfig) -> Callable[[CallInfo], bool]:

@@ -14,15 +14,14 @@ semantics at about a twentieth of the cost; its features differ slightly from th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-from ..accel import Runtime, timestep_tensor, unet_graph
 from ..hooks import Capture, bypass_motion, hooked
-from ..hooks.motion import motion_modules
 from ..models.scheduler import ddim_inverse_scheduler
 from .config import AnyI2VConfig
-from .features import FeatureBank, FeatureCache, model_fingerprint, tensor_fingerprint
+from .feature_bank import FeatureBank, InversionCache, model_fingerprint, tensor_fingerprint
 
 
 @dataclass
@@ -58,31 +57,24 @@ def ddim_move(x: torch.Tensor, eps: torch.Tensor, alpha_from: torch.Tensor, alph
     return alpha_to.sqrt() * x0 + (1 - alpha_to).sqrt() * eps
 
 
-def _eps_fn(unet, latent: torch.Tensor, embeds: torch.Tensor, runtime: Runtime):
-    """``eps(latent fp32, t) -> eps fp32`` for the hook-free calls: eager, or replayed from a CUDA
-    graph (captured once per shape, weights and compile setting, cached on the UNet), whose kernels
-    are the compiled blocks' when ``runtime.compile_inversion``. Call inside ``bypass_motion``."""
-    if not runtime.graphs_on(unet.device):
-        return lambda x, t: unet(x.to(unet.dtype), timestep_tensor(t, x.device),
-                                 encoder_hidden_states=embeds).sample.float()
-    example = (latent.to(unet.dtype), timestep_tensor(1, latent.device), embeds)
-    # the bypassed motion modules stay out: compiling their identity forward would buy nothing
-    graph = unet_graph(unet, "inversion", example, runtime, "inversion", [p for p, _ in motion_modules(unet)])
-    return lambda x, t: graph(x.to(unet.dtype), timestep_tensor(t, x.device), embeds).float()
+def eager_denoiser(unet, latent: torch.Tensor, embeds: torch.Tensor) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """``eps(x, t)``: the UNet's noise prediction in fp32 for an fp32 latent like ``latent``. A runtime may
+    hand :func:`invert` another ``denoiser`` that computes the same (a replayed CUDA graph)."""
+    return lambda x, t: unet(x.to(unet.dtype), t, encoder_hidden_states=embeds).sample.float()
 
 
 def invert(pipe, latent: torch.Tensor, embeds: torch.Tensor, config: AnyI2VConfig,
-           progress: bool = True, runtime: Runtime | None = None) -> Inversion:
+           progress: bool = True, denoiser: Callable = eager_denoiser) -> Inversion:
     """Invert a one-frame latent ``(1, 4, 1, h, w)`` with conditional embeddings ``(1, T, D)`` and
-    capture the features of ``config``'s layers at ``config.inversion_timestep``."""
+    capture the features of ``config``'s layers at ``config.inversion_timestep``. ``denoiser(unet,
+    latent, embeds)`` makes the hook-free noise prediction ``eps(x, t)`` (:func:`eager_denoiser`)."""
     from tqdm.auto import tqdm
 
-    runtime = runtime or Runtime()
     unet, t_alpha = pipe.unet, config.inversion_timestep
     embeds = embeds.to(device=unet.device, dtype=unet.dtype)
     latent = latent.to(unet.device).float()
     with bypass_motion(unet), torch.no_grad():
-        eps = _eps_fn(unet, latent, embeds, runtime)
+        eps = denoiser(unet, latent, embeds)
         if config.inversion_schedule == "reference":
             inverse = ddim_inverse_scheduler(pipe.scheduler)
             inverse.set_timesteps(999)
@@ -101,8 +93,7 @@ def invert(pipe, latent: torch.Tensor, embeds: torch.Tensor, config: AnyI2VConfi
             capture = Capture(tuple(names), branch="cond", frames=(0,), dtype=unet.dtype)
             with hooked(unet, capture=capture, stop_after=names, phase="inversion") as session:
                 with session.calling(timestep=t_alpha, step_index=None):
-                    session.forward(latent.to(unet.dtype), timestep_tensor(t_alpha, latent.device),
-                                    encoder_hidden_states=embeds)
+                    session.forward(latent.to(unet.dtype), t_alpha, encoder_hidden_states=embeds)
             cache = session.cache
     bank = FeatureBank(
         residuals={r: cache[f"{r}.residual"][0, 0] for r in config.res_layers if config.inject_residual},
@@ -120,12 +111,12 @@ def settings_key(config: AnyI2VConfig) -> tuple:
             config.attn_layers if config.inject_query else ())
 
 
-_CACHE = FeatureCache()
+_CACHE = InversionCache()
 
 
 def invert_cached(pipe, pixels: torch.Tensor, prompt: str, embeds: torch.Tensor, config: AnyI2VConfig,
-                  cache: FeatureCache | None = _CACHE, progress: bool = True,
-                  generator: torch.Generator | None = None, runtime: Runtime | None = None) -> FeatureBank:
+                  cache: InversionCache | None = _CACHE, progress: bool = True,
+                  generator: torch.Generator | None = None, denoiser: Callable = eager_denoiser) -> FeatureBank:
     """Encode the condition pixels and invert, reusing a bank computed for the same image, prompt,
     model and settings (the features do not depend on the seed or the trajectory)."""
     key = (tensor_fingerprint(pixels), prompt, model_fingerprint(pipe.unet), str(pipe.unet.dtype),
@@ -133,7 +124,7 @@ def invert_cached(pipe, pixels: torch.Tensor, prompt: str, embeds: torch.Tensor,
     if cache is not None and not config.vae_sample and (bank := cache.get(key)) is not None:
         return bank
     latent = encode_image(pipe.vae, pixels, sample=config.vae_sample, generator=generator)
-    bank = invert(pipe, latent, embeds, config, progress=progress, runtime=runtime).bank
+    bank = invert(pipe, latent, embeds, config, progress=progress, denoiser=denoiser).bank
     if cache is not None and not config.vae_sample:
         cache.put(key, bank)
     return bank

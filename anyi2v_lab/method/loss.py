@@ -19,14 +19,6 @@ from .grid import GridFeatures, clip_box
 from .masks import semantic_mask
 
 
-def grid_boxes(boxes: torch.Tensor, factor: int) -> torch.Tensor:
-    """Pixel boxes ``(..., 4)`` -> grid boxes: floor division, at least one cell high and wide."""
-    g = torch.div(torch.as_tensor(boxes, dtype=torch.float64), factor, rounding_mode="floor").long()
-    g[..., 2] = torch.maximum(g[..., 2], g[..., 0] + 1)
-    g[..., 3] = torch.maximum(g[..., 3], g[..., 1] + 1)
-    return g
-
-
 def box_crop(features: torch.Tensor, box) -> torch.Tensor:
     """``features (C, H, W)`` inside ``box (x0, y0, x1, y1)``, clipped to the map; ``(C, h, w)``."""
     x0, y0, x1, y1 = clip_box(box, features.shape[-2], features.shape[-1])
@@ -97,7 +89,7 @@ def alignment_loss(features: torch.Tensor | GridFeatures, layers: list[slice], b
     nf, _, H, W = features.shape
     loss = torch.zeros((), dtype=torch.float32, device=features.device)
     count = torch.zeros((), dtype=torch.float32, device=features.device)
-    kept = [] if keep_masks else None
+    kept = []
     for o in range(boxes.shape[0]):
         b0 = boxes[o, 0].tolist()
         target0 = crops(features, [0], [b0])[0].detach()
@@ -131,13 +123,12 @@ def alignment_loss(features: torch.Tensor | GridFeatures, layers: list[slice], b
             if keep_masks:
                 for j, w in zip(frames, weight.detach().unbind(0)):
                     per_frame[j] = w
-        if keep_masks:
-            kept.append(per_frame)
+        kept.append(per_frame)
     total = loss / count.clamp(min=1e-8)
     if background_weight > 0:
         full = features.full() if isinstance(features, GridFeatures) else features
         total = total + background_weight * background_loss(full, boxes)
-    return LossParts(total, count, kept)
+    return LossParts(total, count, kept if keep_masks else None)
 
 
 def background_loss(features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 The reference writes them to ``./feature/*.pth`` and re-reads them at every injected forward; two
 runs in one folder clobber each other. Here they live in a :class:`FeatureBank`, can be saved as
-safetensors, and are cached per (image, prompt, model, settings) by :class:`FeatureCache`.
+safetensors, and are cached per (image, prompt, model, settings) by :class:`InversionCache`.
 """
 from __future__ import annotations
 
@@ -70,8 +70,9 @@ def tensor_fingerprint(x: torch.Tensor) -> str:
     return hashlib.sha1(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
-class FeatureCache:
-    """A small LRU of feature banks keyed by (image, prompt, model, settings)."""
+class InversionCache:
+    """A small LRU of inversions' feature banks keyed by (image, prompt, model, settings): the inversion
+    depends on neither the seed nor the trajectory, so a new seed or path reuses it."""
 
     def __init__(self, size: int = 8):
         self.size = size

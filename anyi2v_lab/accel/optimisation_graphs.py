@@ -23,14 +23,15 @@ from typing import Callable
 
 import torch
 
-from ..accel import Runtime, graphed
-from ..accel.overlap import SideStreams, side_streams
-from ..hooks import Capture, hooked, merge_edits
-from .config import AnyI2VConfig
-from .features import FeatureBank
-from .grid import aligned_features
-from .injection import injection_edits
-from .loss import LossParts, alignment_loss
+from ..hooks import merge_edits
+from ..method.config import AnyI2VConfig
+from ..method.feature_bank import FeatureBank
+from ..method.grid import aligned_features
+from ..method.injection import injection_edits
+from ..method.loss import LossParts, alignment_loss
+from ..method.optimize import pass_session
+from .graphs import graphed
+from .overlap import pca_streams
 
 # what the capture is made with; a test swaps in a stand-in to run the same plumbing on a CPU
 make_graphed: Callable = torch.cuda.make_graphed_callables
@@ -43,23 +44,6 @@ def _bank_tensors(bank: FeatureBank | None) -> list[torch.Tensor]:
     if bank is None:
         return []
     return [*(bank.residuals[k] for k in sorted(bank.residuals)), *(bank.queries[k] for k in sorted(bank.queries))]
-
-
-def pass_session(unet, edits: dict, names: list[str], truncate: bool):
-    """The hook session of an optimisation pass: ``edits``, the aligned layers captured with their
-    autograd graph, and (``truncate``) the forward stopped after the last of them."""
-    return hooked(unet, edits=edits, capture=Capture(tuple(names), detach=False),
-                  stop_after=names if truncate else None, phase="optimisation")
-
-
-def fit_streams(runtime: Runtime, config: AnyI2VConfig, device) -> SideStreams | None:
-    """The side streams the optimisation's PCA fits start on as soon as their layer is computed
-    (``runtime.overlap_pca``), or ``None``: no fits, or fits after the forward on the main stream.
-    The first call of a process loads cuSOLVER, a host sync: ``generate`` makes it before the
-    inversion, so it does not wait for the inversion's kernels."""
-    if not (runtime.overlaps_pca(device) and config.pca_dim is not None):
-        return None
-    return side_streams(device, workers=len(config.align_layers))
 
 
 def _marker(event) -> Callable:
@@ -91,18 +75,18 @@ class GraphedPass:
 
 
 def pass_key(bank: FeatureBank | None, config: AnyI2VConfig, names: list[str], leaf: torch.Tensor,
-             t: torch.Tensor, embeds: torch.Tensor, runtime: Runtime) -> tuple:
+             t: torch.Tensor, embeds: torch.Tensor, runtime) -> tuple:
     """Everything a captured pass depends on besides the weights (which :func:`graphed` keys on)."""
     shapes = tuple((tuple(x.shape), x.dtype, str(x.device)) for x in (leaf, t, embeds, *_bank_tensors(bank)))
     bank_names = None if bank is None else (tuple(sorted(bank.residuals)), tuple(sorted(bank.queries)))
     edits = tuple(getattr(config, f) for f in _EDIT_FIELDS)
     compiled = (runtime.compiles("optimisation"), runtime.compile_levels, runtime.compile_backend, runtime.compile_mode)
-    early = fit_streams(runtime, config, leaf.device) is not None
+    early = pca_streams(runtime, config, leaf.device) is not None
     return shapes, bank_names, edits, tuple(names), compiled, runtime.truncate, early
 
 
 def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: list[str], leaf: torch.Tensor,
-                 t: torch.Tensor, embeds: torch.Tensor, runtime: Runtime, call: dict) -> GraphedPass:
+                 t: torch.Tensor, embeds: torch.Tensor, runtime, call: dict) -> GraphedPass:
     """The captured pass for these shapes and settings, made on first use and cached on ``unet``,
     with ``bank``'s features loaded. Call with the weights frozen (no weight gradients) and inside
     the run's compiled regions. ``call`` is the :meth:`HookSession.calling` information of the capture (``timestep`` given, so
@@ -115,7 +99,7 @@ def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: li
                                                        bank.timestep, dict(bank.meta))
         edits = injection_edits(static, config) if static is not None else {}
         ready = [None] * len(names)
-        if fit_streams(runtime, config, leaf.device) is not None:
+        if pca_streams(runtime, config, leaf.device) is not None:
             ready[:-1] = [torch.cuda.Event(external=True) for _ in names[:-1]]  # record nodes in the graph
             edits = merge_edits(edits, {n: _marker(ev) for n, ev in zip(names, ready) if ev is not None})
 

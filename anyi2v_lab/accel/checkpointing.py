@@ -1,4 +1,4 @@
-"""Memory and wasted-work helpers for the optimisation passes and the decode."""
+"""Gradient checkpointing of the UNet's blocks in the optimisation passes (``Runtime.low_memory``)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -9,20 +9,6 @@ import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
 from .regions import compile_units
-
-
-@contextmanager
-def frozen(module: nn.Module):
-    """Parameters stop requiring gradients for the block (the optimisation differentiates the latent
-    only: weight gradients and the activations saved for them are wasted), then are restored."""
-    trainable = [p for p in module.parameters() if p.requires_grad]
-    for p in trainable:
-        p.requires_grad_(False)
-    try:
-        yield module
-    finally:
-        for p in trainable:
-            p.requires_grad_(True)
 
 
 def _checkpointed_forward(forward, *args, **kwargs):
@@ -52,9 +38,3 @@ def checkpointed_blocks(unet: nn.Module):
     finally:
         for module in patched:
             del module.forward
-
-
-@torch.no_grad()
-def decode_video(pipe, latents: torch.Tensor, chunk: int) -> torch.Tensor:
-    """``(1, 4, F, h, w)`` latents -> ``(1, 3, F, H, W)`` fp32 video, ``chunk`` frames per VAE call."""
-    return pipe.decode_latents(latents.to(pipe.vae.dtype), decode_chunk_size=chunk)

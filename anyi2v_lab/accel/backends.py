@@ -5,8 +5,6 @@ from contextlib import ExitStack, contextmanager
 
 import torch
 
-from .runtime import Runtime
-
 
 def _sdpa_order(name: str):
     from torch.nn.attention import SDPBackend
@@ -19,8 +17,8 @@ def _sdpa_order(name: str):
 
 
 @contextmanager
-def backend_settings(runtime: Runtime, device="cuda"):
-    """The preferred SDPA kernel (others stay as fallbacks; CUDA only, a CPU keeps PyTorch's choice)
+def backend_settings(runtime, device="cuda"):
+    """``runtime``'s (a :class:`~anyi2v_lab.accel.Runtime`) preferred SDPA kernel (others stay as fallbacks; CUDA only, a CPU keeps PyTorch's choice)
     and cuDNN autotuning, restored on exit."""
     with ExitStack() as stack:
         if runtime.attention != "auto" and torch.device(device).type == "cuda":
@@ -32,7 +30,7 @@ def backend_settings(runtime: Runtime, device="cuda"):
         yield
 
 
-def prepare_layout(pipe, runtime: Runtime) -> None:
+def prepare_layout(pipe, runtime) -> None:
     """Put the UNet's and the VAE's conv weights in the runtime's memory format (no-op if they are).
 
     Kept after the run: converting back and forth every call would cost more than it saves."""
