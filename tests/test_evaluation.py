@@ -316,6 +316,26 @@ def test_binary_masks_must_match_the_trajectory_objects(manifest):
         load_case(two)
 
 
+def test_cli_body_rejects_bad_input_before_loading_a_model(manifest, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from anyi2v_lab.evaluation import main_evaluate
+
+    def load_model(spec):
+        raise AssertionError("the model must not load for bad input")
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"image": "c1.png"}\n')
+    args = SimpleNamespace(manifest=str(bad), out=str(tmp_path / "out"), tracker="lucas-kanade",
+                           cotracker_checkpoint=None)
+    assert main_evaluate(args, load_model, None, None, {}) == 2
+    assert "'mask' is required" in capsys.readouterr().err
+    args = SimpleNamespace(manifest=str(manifest), out=str(tmp_path / "out"), tracker="cotracker",
+                           cotracker_checkpoint=str(tmp_path / "none.pth"))
+    assert main_evaluate(args, load_model, None, None, {}) == 2
+    assert "is not a file" in capsys.readouterr().err
+
+
 @needs_cv2
 def test_pipeline_generator_on_the_tiny_model(tiny_pipe, manifest, tmp_path):
     """The real path: generate with the method at 128 px, bring the video back to the 48 px image, track."""

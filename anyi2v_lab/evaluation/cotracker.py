@@ -50,12 +50,21 @@ class CoTrackerTracker:
     def name(self) -> str:
         return f"cotracker({self.checkpoint.name})"
 
+    def preflight(self) -> None:
+        """Load the weights now, so that a bad checkpoint fails before any generation."""
+        self._load()
+
     def _load(self):
         if self._model is None:
             kw = {"checkpoint": str(self.checkpoint)}
             if "v2" in inspect.signature(self._cls.__init__).parameters:
                 kw["v2"] = self.v2
-            self._model = self._cls(**kw).to(self.device)
+            try:
+                self._model = self._cls(**kw).to(self.device)
+            except Exception as e:  # noqa: BLE001 - any loading failure is the checkpoint's
+                raise TrackerUnavailable(f"checkpoint = {os.fspath(self.checkpoint)!r} could not be loaded by "
+                                         f"CoTracker ({type(e).__name__}: {e}); is it a CoTracker checkpoint "
+                                         f"matching the installed package (v2={self.v2})?") from e
         return self._model
 
     def track(self, video, points) -> tuple[np.ndarray, np.ndarray]:

@@ -49,6 +49,10 @@ class LucasKanadeTracker:
     def name(self) -> str:
         return f"lucas-kanade(win={self.win_size}, levels={self.levels}, fb={self.fb_threshold})"
 
+    def preflight(self) -> None:
+        """Fail now, not after the first generation, when OpenCV is missing."""
+        import_cv2()
+
     def track(self, video, points) -> tuple[np.ndarray, np.ndarray]:
         cv2 = import_cv2()
         v, p = check_video_points(video, points)

@@ -121,6 +121,8 @@ def run_evaluation(manifest, out, generate: Generator, tracker: PointTracker | N
 
     cases = read_manifest(manifest)  # every entry checked before any generation
     tracker = tracker or LucasKanadeTracker()
+    if hasattr(tracker, "preflight"):
+        tracker.preflight()
     out = Path(out)
     (out / "cases").mkdir(parents=True, exist_ok=True)
     log(f"[evaluate] {len(cases)} cases, tracker {tracker.name}")
@@ -174,6 +176,7 @@ def main_evaluate(args, load_model, base_config, runtime, model: dict) -> int:
     try:
         read_manifest(args.manifest)
         tracker = tracker_from_args(args.tracker, args.cotracker_checkpoint, model.get("device") or "cpu")
+        tracker.preflight()
     except (ManifestError, TrackerUnavailable, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

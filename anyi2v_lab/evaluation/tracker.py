@@ -21,7 +21,9 @@ class PointTracker(Protocol):
 
     ``track(video, points)``: ``video`` (F, H, W, 3) uint8 RGB, ``points`` (N, 2) float (x, y) at frame 0.
     Returns ``tracks`` (N, F, 2) float64 with ``tracks[:, 0] == points``, and ``visible`` (N, F) bool.
-    ``name`` says which tracker and settings made the tracks (it goes into reports).
+    ``name`` says which tracker and settings made the tracks (it goes into reports). A tracker may also
+    have ``preflight()``, which the runner calls before any generation to fail early (missing package,
+    unreadable weights).
     """
 
     name: str
