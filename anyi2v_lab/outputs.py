@@ -1,7 +1,8 @@
 """Everything a generation writes, into one folder, atomically, with what is needed to redo it.
 
 The folder is assembled under a temporary name beside the target and renamed into place at the end,
-so a crash leaves no half-written run, and an existing folder is never replaced unless asked.
+so a crash or Ctrl-C leaves no half-written run, and an existing folder is never replaced unless asked.
+The folder gets the permissions any new folder would (0777 less the umask), not mkdtemp's private 0700.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .io import _umask
 from .overlay import draw_overlay, masks_from_record
 from .video import upscale, write_gif, write_mp4
 
@@ -31,15 +33,30 @@ def versions() -> dict[str, str]:
             "transformers": transformers.__version__, "numpy": np.__version__, "python": platform.python_version()}
 
 
+def check_output_folder(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse an output folder that cannot be written (an existing non-empty one unless ``overwrite``, a
+    file, a file on the way) before any work is done; returns it as a Path."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"output folder {str(path)!r} is a file; choose another --out")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise FileExistsError(f"output folder {str(path)!r} exists and is not empty; choose another --out or pass "
+                              f"--overwrite")
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise FileExistsError(f"output folder {str(path)!r}: {str(parent)!r} is a file, not a folder")
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"output folder {str(path)!r}: {str(parent)!r} is not writable; choose another --out")
+    return path
+
+
 @contextmanager
 def atomic_folder(path: str | os.PathLike, overwrite: bool = False):
     """Yield a temporary folder that becomes ``path`` on success."""
-    path = Path(path)
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"output folder {path} exists and is not empty; choose another --out or pass "
-                              f"--overwrite")
+    path = check_output_folder(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if path.exists():
