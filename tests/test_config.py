@@ -1,8 +1,10 @@
+import dataclasses
 import json
 
+import numpy as np
 import pytest
 
-from anyi2v_lab.method.config import AnyI2VConfig, ConfigError
+from anyi2v_lab.method.config import AnyI2VConfig, ConfigError, config_keys
 
 
 def test_defaults_are_the_papers():
@@ -48,3 +50,109 @@ def test_replace_checks_as_a_new_config_does():
         AnyI2VConfig().replace(lrr=0.02)
     with pytest.raises(ConfigError, match="eta=1.5"):
         AnyI2VConfig().replace(eta=1.5)
+
+
+# ---------------------------------------------------------------- types: converted when parsed, or refused
+@pytest.mark.parametrize("override,shown,expected", [
+    ("opt_step=abc", "opt_step='abc'", "an integer"),                  # int
+    ("num_frames=yes", "num_frames=True", "an integer"),               # YAML's bool is not an int
+    ("num_frames=1.5", "num_frames=1.5", "an integer"),
+    ("lr=fast", "lr='fast'", "a finite number"),                       # float
+    ("guidance_scale=abc", "guidance_scale='abc'", "a finite number"),
+    ("eta=.nan", "eta=nan", "a finite number"),
+    ("inject_query=nope", "inject_query='nope'", "true or false"),     # bool
+    ("kv_consistency=2", "kv_consistency=2", "true or false"),
+    ("pca_dim=abc", "pca_dim='abc'", "an integer or none"),            # int | None
+    ("adain_patch=[4]", "adain_patch=[4]", "an integer or none"),
+    ("mask=nope", "mask='nope'", "one of 'semantic', 'static', 'none'"),  # Literal choices
+    ("mask=null", "mask=None", "one of"),
+    ("opt_layers=[1, 2]", "opt_layers=[1, 2]", "a list of layer names"),  # tuple of layer names
+    ("res_layers={a: 1}", "res_layers={'a': 1}", "a list of layer names"),
+])
+def test_wrong_types_are_refused_naming_key_value_and_type(override, shown, expected):
+    with pytest.raises(ConfigError) as e:
+        AnyI2VConfig().with_overrides([override])
+    assert str(e.value).startswith(f"{shown} is not {expected}") and "(default: " in str(e.value)
+
+
+@pytest.mark.parametrize("override,key,value", [
+    ("pca_dim=none", "pca_dim", None), ("pca_dim=None", "pca_dim", None), ("pca_dim=null", "pca_dim", None),
+    ("adain_patch=~", "adain_patch", None), ("height=256", "height", 256),
+    ("adain_eps=1e-5", "adain_eps", 1e-5),  # YAML 1.1 reads 1e-5 as text
+    ("guidance_scale=7", "guidance_scale", 7.0), ("inject_query=no", "inject_query", False),
+    ("vae_sample=On", "vae_sample", True), ("mask=none", "mask", "none"),
+    ("opt_layers=a, b", "opt_layers", ("a", "b")), ("opt_layers=[a, b]", "opt_layers", ("a", "b")),
+])
+def test_text_values_are_converted_to_the_fields_type(override, key, value):
+    got = getattr(AnyI2VConfig().with_overrides([override]), key)
+    assert got == value and type(got) is type(value)
+
+
+def test_config_files_are_converted_and_errors_name_the_file(tmp_path):
+    (tmp_path / "ok.json").write_text(json.dumps({"num_frames": 8.0, "lr": "0.02", "pca_dim": "none",
+                                                  "inject_query": "false", "opt_layers": "a,b"}))
+    c = AnyI2VConfig.load(tmp_path / "ok.json")
+    assert (c.num_frames, c.lr, c.pca_dim, c.inject_query, c.opt_layers) == (8, 0.02, None, False, ("a", "b"))
+    assert type(c.num_frames) is int
+    for name, text in [("bad.yaml", "lr: fast\n"), ("bad.json", '{"lr": "fast"}'),
+                       ("run.json", '{"config": {"lr": "fast"}}')]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ConfigError, match=rf"config file '.*{name}': lr='fast' is not a finite number"):
+            AnyI2VConfig.load(tmp_path / name)
+    (tmp_path / "broken.yaml").write_text("lr: [1\n")
+    (tmp_path / "list.yaml").write_text("- lr\n")
+    with pytest.raises(ConfigError, match="broken.yaml' cannot be read"):
+        AnyI2VConfig.load(tmp_path / "broken.yaml")
+    with pytest.raises(ConfigError, match="expected a mapping of settings, got list"):
+        AnyI2VConfig.load(tmp_path / "list.yaml")
+    with pytest.raises(ConfigError, match="does not exist"):
+        AnyI2VConfig.load(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="is a folder"):
+        AnyI2VConfig.load(tmp_path)
+
+
+def test_file_and_overrides_are_checked_together(tmp_path):
+    (tmp_path / "quick.yaml").write_text("num_inference_steps: 4\n")  # alone: opt_step 5 lies past the last step
+    with pytest.raises(ConfigError, match="quick.yaml': opt_step=5 must lie in 0..3"):
+        AnyI2VConfig.load(tmp_path / "quick.yaml")
+    c = AnyI2VConfig.load(tmp_path / "quick.yaml", overrides=["opt_step=3", "load_feature_step=2"])
+    assert (c.num_inference_steps, c.opt_step, c.load_feature_step) == (4, 3, 2)
+
+
+def test_construction_takes_typed_values_only():
+    for bad in (dict(pca_dim="64"), dict(num_frames=True), dict(lr="0.01"), dict(inject_query="yes"),
+                dict(opt_layers="up_blocks.1"), dict(mask=None), dict(guidance_scale=float("inf"))):
+        with pytest.raises(ConfigError, match=f"{next(iter(bad))}="):
+            AnyI2VConfig(**bad)
+    c = AnyI2VConfig(guidance_scale=7, opt_layers=["a"], num_frames=np.int64(8))
+    assert type(c.guidance_scale) is float and c.opt_layers == ("a",) and type(c.num_frames) is int
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.lr = 0.5
+
+
+@pytest.mark.parametrize("key", ["load_feature_step", "opt_step"])
+def test_windows_lie_within_the_steps(key):
+    with pytest.raises(ConfigError, match=rf"{key}=-1 must lie in 0..24"):
+        AnyI2VConfig(**{key: -1})  # a negative window used to switch the mechanism off silently
+    with pytest.raises(ConfigError, match=rf"{key}=25 must lie in 0..24"):
+        AnyI2VConfig(**{key: 25})
+    assert getattr(AnyI2VConfig(**{key: 0}), key) == 0 and getattr(AnyI2VConfig(**{key: 24}), key) == 24
+    with pytest.raises(ConfigError, match="inject_residual, inject_query and kv_consistency to false"
+                       if key == "load_feature_step" else "give no trajectory"):
+        AnyI2VConfig(**{key: -1})
+    assert not AnyI2VConfig(inject_residual=False, inject_query=False, kv_consistency=False).injects
+
+
+def test_every_key_is_described():
+    keys = config_keys()
+    assert [k for k, *_ in keys] == [f.name for f in dataclasses.fields(AnyI2VConfig)]
+    kinds = dict((k, t) for k, t, _, _ in keys)
+    assert (kinds["num_frames"], kinds["lr"], kinds["vae_sample"], kinds["pca_dim"]) == ("int", "float", "bool",
+                                                                                        "int or none")
+    assert kinds["mask"] == "one of semantic|static|none" and kinds["opt_layers"] == "list of layer names"
+    assert all(meaning for *_, meaning in keys) and dict((k, d) for k, _, d, _ in keys)["lr"] == 0.01
+
+
+def test_unparseable_override_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"override 'opt_layers=\[a': the value '\[a' cannot be parsed"):
+        AnyI2VConfig().with_overrides(["opt_layers=[a"])
