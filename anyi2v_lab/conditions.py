@@ -22,11 +22,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from .geometry import ResizeMap, check_size
+
+if TYPE_CHECKING:  # torch is imported where pixels are made, so that checking a file stays cheap
+    import torch
 
 _WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _ALPHA_MODES = ("LA", "La", "RGBA", "RGBa", "PA")
@@ -99,16 +103,16 @@ def _array_to_pil(a: np.ndarray, normalize: str) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(a), mode)
 
 
-def _open(source) -> Image.Image:
+def _open(source, what: str = "condition image") -> Image.Image:
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"condition image not found: {path!r} (working directory {os.getcwd()!r})")
+            raise FileNotFoundError(f"{what} not found: {path!r} (working directory {os.getcwd()!r})")
         try:
             with Image.open(path) as im:
                 return im.copy()  # copy() loads the pixels; the file closes on leaving the block
         except (UnidentifiedImageError, OSError, SyntaxError) as e:  # truncated files raise OSError
-            raise ConditionError(f"cannot read {path!r} as an image: {e}") from None
+            raise ConditionError(f"cannot read the {what} {path!r} as an image: {e}") from None
     if isinstance(source, Image.Image):
         return source
     raise ConditionError(f"a condition must be a file path, a PIL image or a numpy array, "
@@ -141,6 +145,8 @@ def to_rgb(source, background=(0, 0, 0), normalize: str = "auto") -> Image.Image
 def pil_to_pixels(image: Image.Image) -> torch.Tensor:
     """PIL RGB (W, H) -> (1, 3, H, W) float32 in [-1, 1], with the reference's arithmetic
     (``to_tensor`` then ``(x - 0.5) * 2``)."""
+    import torch
+
     t = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)
     return ((t.float().div(255.0) - 0.5) * 2.0).unsqueeze(0)
 
@@ -175,7 +181,7 @@ def _check_same(c: Condition, size, policy) -> Condition:
 def _mask_to_pil(mask) -> Image.Image:
     """bool / uint8 / float array or PIL image -> PIL "F" with values in [0, 1]."""
     if isinstance(mask, (str, os.PathLike)):
-        mask = _open(mask)
+        mask = _open(mask, "mask")
     if isinstance(mask, Image.Image):
         if mask.mode in _WIDE_MODES:
             mask = np.asarray(mask).astype(np.float64) > 0
@@ -237,14 +243,29 @@ def compose_conditions(layers, size=(512, 512), policy: str = "stretch", *, back
     return Condition(pil_to_pixels(image), image, first.resize_map, first.source_size)
 
 
-def condition_from_files(images, masks=(), size=(512, 512), policy: str = "stretch") -> Condition:
-    """The condition of a run given as paths: one image, or several with a mask each (the last
-    ones may go without, meaning "the whole image") composed by :func:`compose_conditions`."""
-    images, masks = list(images), list(masks)
+def _check_counts(images: list, masks: list) -> None:
     if not images:
         raise ConditionError("no condition image given; pass at least one image path")
     if len(masks) > len(images):
         raise ConditionError(f"{len(masks)} masks for {len(images)} condition images; give at most one mask each")
+
+
+def check_condition_files(images, masks=()) -> None:
+    """What :func:`condition_from_files` can check before the model size is known: the counts, and that
+    every image and mask file decodes (in full, so a truncated file fails here, before a model loads)."""
+    images, masks = list(images), list(masks)
+    _check_counts(images, masks)
+    for path in images:
+        to_rgb(path)
+    for path in masks:
+        _mask_to_pil(path)
+
+
+def condition_from_files(images, masks=(), size=(512, 512), policy: str = "stretch") -> Condition:
+    """The condition of a run given as paths: one image, or several with a mask each (the last
+    ones may go without, meaning "the whole image") composed by :func:`compose_conditions`."""
+    images, masks = list(images), list(masks)
+    _check_counts(images, masks)
     if len(images) == 1 and not masks:
         return load_condition(images[0], size=size, policy=policy)
     masks += [None] * (len(images) - len(masks))

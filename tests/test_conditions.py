@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from anyi2v_lab.conditions import (Condition, ConditionError, compose_conditions, load_condition, pil_to_pixels,
-                                   to_rgb)
+from anyi2v_lab.conditions import (Condition, ConditionError, check_condition_files, compose_conditions,
+                                   condition_from_files, load_condition, pil_to_pixels, to_rgb)
 from anyi2v_lab.geometry import ResizeMap
 
 
@@ -183,3 +183,28 @@ def test_condition_from_files_one_or_composed(tmp_path):
         condition_from_files([a], [m, m])
     with pytest.raises(ConditionError, match="no condition image"):
         condition_from_files([])
+
+
+def test_files_are_checked_before_the_model_size_is_known(tmp_path):
+    """The command line checks condition files before it loads a model: everything but the size."""
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "a.png")
+    Image.new("L", (40, 30), 255).save(tmp_path / "m.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    buf = (tmp_path / "a.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(buf[: len(buf) // 2])  # header fine, pixels missing
+    a, m = str(tmp_path / "a.png"), str(tmp_path / "m.png")
+    check_condition_files([a], [])
+    check_condition_files([a, a], [m])
+    for images, masks, error, match in [
+        ([str(tmp_path / "notes.png")], [], ConditionError, "cannot read the condition image .*notes.png"),
+        ([str(tmp_path / "cut.png")], [], ConditionError, "cannot read the condition image .*cut.png"),
+        ([a], [str(tmp_path / "notes.png")], ConditionError, "cannot read the mask .*notes.png"),
+        ([a], [str(tmp_path / "none.png")], FileNotFoundError, "mask not found: .*none.png"),
+        ([str(tmp_path / "none.png")], [], FileNotFoundError, "condition image not found"),
+        ([], [], ConditionError, "no condition image given"),
+        ([a], [m, m], ConditionError, "2 masks for 1 condition images"),
+    ]:
+        with pytest.raises(error, match=match):
+            check_condition_files(images, masks)
+        with pytest.raises(error, match=match):  # the same message as when the run loads them
+            condition_from_files(images, masks, size=(64, 64))
