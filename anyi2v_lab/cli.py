@@ -4,18 +4,40 @@
     anyi2v-lab generate --condition sketch.png --trajectory t.json --prompt "..." --out runs/a
     anyi2v-lab generate --from-run runs/a/run.json --out runs/b      # redo a run exactly
     anyi2v-lab invert --condition depth.png --prompt "..." --out feats.safetensors
+    anyi2v-lab config                                                 # the method's settings: --set KEY=VALUE
     anyi2v-lab points --pattern "up_blocks.1.*.query"                # list hook points
     anyi2v-lab batch jobs.jsonl --out runs/batch                     # many jobs, resumable
     torchrun --nproc_per_node 2 -m anyi2v_lab.cli batch jobs.jsonl --out runs/batch   # one process a GPU
+
+Every input (config values, condition images and masks, trajectory, output folder, model paths) is
+checked before a model is loaded. Exit codes:
+
+    0    done
+    1    a failure while running (one line ``error: ...``; ``--debug`` shows the traceback),
+         or, for ``batch``, some jobs failed (listed in <out>/failed/)
+    2    bad input or usage (the message names the argument or key, the value and the fix)
+    130  interrupted (Ctrl-C); outputs are written atomically, so nothing half-written is left
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
+EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
+EPILOG = """exit codes: 0 done; 1 a failure while running (rerun with --debug for the traceback; batch: some
+jobs failed); 2 bad input or usage; 130 interrupted (Ctrl-C). `anyi2v-lab config` lists the method's
+settings (keys for --set KEY=VALUE and for --config files) with their types, defaults and meaning."""
+
+
+class UsageError(ValueError):
+    """A bad argument of the command line (exit 2)."""
+
+
+# ------------------------------------------------------------------ arguments
 def _model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model (default: the embedded toy model, offline)")
     g.add_argument("--model", help="SD1.5-family diffusers folder or hub id; 'tiny' for a tiny random model")
@@ -28,13 +50,15 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML or JSON config file (defaults are the paper's)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    p.add_argument("--config", help="YAML or JSON config file (defaults are the paper's; see `anyi2v-lab config`)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set lr=0.02 (keys: `anyi2v-lab config`)")
 
 
 def model_spec(args) -> dict:
     return {"model": args.model, "checkpoint": args.checkpoint, "motion_adapter": args.motion_adapter,
-            "loras": [_lora(item) for item in args.lora], "device": args.device, "dtype": args.dtype, "allow_pickle": args.allow_pickle}
+            "loras": [_lora(item) for item in args.lora], "device": args.device, "dtype": args.dtype,
+            "allow_pickle": args.allow_pickle}
 
 
 def _lora(item: str) -> list:
@@ -44,6 +68,96 @@ def _lora(item: str) -> list:
         return [path, float(scale)] if sep else [item, 1.0]
     except ValueError:
         return [item, 1.0]
+
+
+# ------------------------------------------------------------------ checks before any model is loaded
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+_WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+_DTYPES = ("float32", "fp32", "float16", "fp16", "half", "bfloat16", "bf16")
+
+
+def _missing(flag: str, value: str) -> UsageError:
+    import difflib
+    path = Path(value).expanduser()
+    msg = f"{flag} {value!r} does not exist"
+    if path.parent.is_dir():
+        close = difflib.get_close_matches(path.name, [p.name for p in path.parent.iterdir()], n=2, cutoff=0.6)
+        msg += f"; did you mean {' or '.join(repr(str(path.parent / c)) for c in close)}?" if close else ""
+    else:
+        msg += f" (nor does its folder {str(path.parent)!r})"
+    return UsageError(msg)
+
+
+def check_model_paths(spec: dict) -> None:
+    """The model sources of a spec (as saved in run.json) exist and fit together, before any weight is
+    read. Hub ids (``owner/name``) are left to the loader, which fails fast offline."""
+    def local_or_hub(flag: str, value, hub_ok: bool) -> None:
+        if value is None or Path(value).expanduser().exists():
+            return
+        if not (hub_ok and _HUB_ID.fullmatch(str(value)) and not str(value).endswith(_WEIGHT_SUFFIXES)):
+            raise _missing(flag, str(value))
+
+    local_or_hub("--model", None if spec.get("model") == "tiny" else spec.get("model"), hub_ok=True)
+    local_or_hub("--checkpoint", spec.get("checkpoint"), hub_ok=False)
+    local_or_hub("--motion-adapter", spec.get("motion_adapter"), hub_ok=True)
+    for path, scale in spec.get("loras") or []:
+        if not Path(path).expanduser().is_file():
+            raise _missing("--lora", path) if not Path(path).expanduser().exists() else UsageError(
+                f"--lora {path!r} is a folder; give the LoRA's .safetensors file")
+    model = spec.get("model")
+    if model is not None and model != "tiny" and Path(model).expanduser().is_file():
+        raise UsageError(f"--model {model!r} is a file: give a diffusers folder (unet/, vae/, text_encoder/, "
+                         f"tokenizer/); a single-file SD1.x model goes in --checkpoint, next to such a --model")
+    if model == "tiny":
+        extra = [f for f, k in (("--checkpoint", "checkpoint"), ("--motion-adapter", "motion_adapter"),
+                                ("--lora", "loras")) if spec.get(k)]
+        if extra:
+            raise UsageError(f"--model tiny builds a tiny random model from scratch and takes no {', '.join(extra)}; "
+                             f"give --model a diffusers folder to use them")
+    dtype = spec.get("dtype")
+    if dtype is not None and str(dtype).lower().removeprefix("torch.") not in _DTYPES:
+        raise UsageError(f"--dtype {dtype!r} is unknown; use float32, float16 or bfloat16")
+    device = spec.get("device")
+    if device is not None:
+        import torch
+        try:
+            kind = torch.device(device).type
+        except (RuntimeError, TypeError):
+            raise UsageError(f"--device {device!r} is not a torch device; use cpu, cuda or cuda:N") from None
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise UsageError(f"--device {device!r} but CUDA is not available here; use --device cpu")
+
+
+def _config(args):
+    from .method.config import AnyI2VConfig, ConfigError
+    if args.config:  # the file and --set together: --set may mend what the file alone would break
+        return AnyI2VConfig.load(args.config, overrides=args.set)
+    try:
+        return AnyI2VConfig().with_overrides(args.set)
+    except ConfigError as e:
+        raise ConfigError(f"--set: {e}") from None
+
+
+def _check_output_file(out: Path, overwrite: bool) -> None:
+    if out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a folder; give a file name, e.g. {str(out / 'features.safetensors')!r}")
+    if out.exists() and not overwrite:
+        raise UsageError(f"--out {str(out)!r} exists; choose another --out or pass --overwrite")
+    parent = next((p for p in out.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise UsageError(f"--out {str(out)!r}: {str(parent)!r} is a file, not a folder")
+
+
+def _trajectory(path):
+    from .trajectory import Trajectory
+    return Trajectory.load(path) if path else None
+
+
+def _check_conditions(images, masks) -> None:
+    from .conditions import check_condition_files
+    if not images:
+        raise UsageError("--condition is required (an image path; repeat it with --mask for mixed conditions)")
+    check_condition_files(images, masks)
 
 
 def load_model(spec: dict):
@@ -57,47 +171,52 @@ def load_model(spec: dict):
                          dtype=spec.get("dtype"), device=spec.get("device"), allow_pickle=spec.get("allow_pickle", False))
 
 
-def _config(args):
-    from .method import AnyI2VConfig
-    cfg = AnyI2VConfig.load(args.config) if args.config else AnyI2VConfig()
-    return cfg.with_overrides(args.set) if args.set else cfg
-
-
-def _condition(args, size, policy):
-    from .conditions import condition_from_files
-    if not args.condition:
-        raise SystemExit("error: --condition is required (an image path; repeat it with --mask for mixed conditions)")
-    return condition_from_files(args.condition, args.mask, size=size, policy=policy)
+# ------------------------------------------------------------------ commands
+def _from_run(args):
+    """Config, model spec and inputs of a saved run.json (``--from-run``)."""
+    from .method.config import AnyI2VConfig, ConfigError, parse_overrides
+    run_path = Path(args.from_run)
+    if not run_path.is_file():
+        raise UsageError(f"--from-run {args.from_run!r} " + ("is a folder; give its run.json" if run_path.is_dir()
+                                                             else "does not exist"))
+    try:
+        run = json.loads(run_path.read_text(encoding="utf-8"))
+        cfg = AnyI2VConfig.from_dict({**run["config"], **parse_overrides(args.set)})
+        spec, prompt, negative, seed = run["model"], run["prompt"], run["negative_prompt"], run["seed"]
+        condition = [str(run_path.parent / run["condition"])]
+        trajectory = str(run_path.parent / run["trajectory"]) if run.get("trajectory") else None
+    except ConfigError as e:
+        raise ConfigError(f"--from-run {args.from_run!r}" + (" with --set" if args.set else "") + f": {e}") from None
+    except (ValueError, KeyError, TypeError) as e:
+        what = f"has no key {e}" if isinstance(e, KeyError) else f"is not a run.json written by anyi2v-lab ({e})"
+        raise UsageError(f"--from-run {args.from_run!r} {what}") from None
+    return cfg, spec, prompt, negative, seed, condition, trajectory
 
 
 def cmd_generate(args) -> int:
-    from .method import AnyI2VConfig, generate
-    from .method.generate import model_size
-    from .outputs import write_run
-    from .trajectory import Trajectory
+    from .outputs import check_output_folder
 
+    out = check_output_folder(args.out, args.overwrite)
     if args.from_run:
-        run_path = Path(args.from_run)
-        run = json.loads(run_path.read_text())
-        cfg = AnyI2VConfig.from_dict(run["config"])
-        if args.set:
-            cfg = cfg.with_overrides(args.set)
-        spec = run["model"]
-        args.condition = [str(run_path.parent / run["condition"])]
-        args.trajectory = str(run_path.parent / run["trajectory"]) if run.get("trajectory") else None
-        prompt, negative, seed = run["prompt"], run["negative_prompt"], run["seed"]
+        cfg, spec, prompt, negative, seed, args.condition, args.trajectory = _from_run(args)
+        args.mask = []
     else:
         if not args.prompt:
-            raise SystemExit("error: --prompt is required (or --from-run)")
-        cfg, spec = _config(args), model_spec(args)
-        prompt, negative, seed = args.prompt, args.negative_prompt, args.seed
-    trajectory = Trajectory.load(args.trajectory) if args.trajectory else None  # validate before loading weights
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise SystemExit(f"error: {out} exists and is not empty; choose another --out or pass --overwrite")
+            raise UsageError("--prompt is required (or --from-run)")
+        spec, prompt, negative, seed = model_spec(args), args.prompt, args.negative_prompt, args.seed
+    check_model_paths(spec)
+    trajectory = _trajectory(args.trajectory)
+    _check_conditions(args.condition, args.mask)
+    if not args.from_run:
+        cfg = _config(args)
+
+    from .conditions import condition_from_files
+    from .method import generate
+    from .method.generate import model_size
+    from .outputs import write_run
     pipe = load_model(spec)
     h, w = model_size(pipe, cfg)
-    condition = _condition(args, (w, h), cfg.resize_policy)
+    condition = condition_from_files(args.condition, args.mask, size=(w, h), policy=cfg.resize_policy)
     result = generate(pipe, condition, prompt, trajectory, cfg, negative_prompt=negative, seed=seed,
                       keep_masks=trajectory is not None)
     write_run(result, out, model=spec, overwrite=args.overwrite)
@@ -106,23 +225,29 @@ def cmd_generate(args) -> int:
 
 
 def cmd_invert(args) -> int:
+    out = Path(args.out)
+    _check_output_file(out, args.overwrite)
+    spec = model_spec(args)
+    check_model_paths(spec)
+    _check_conditions(args.condition, args.mask)
+    cfg = _config(args)
+
+    from .conditions import condition_from_files
     from .method.generate import model_size
     from .method.inversion import invert_cached
-
-    cfg, pipe = _config(args), load_model(model_spec(args))
+    pipe = load_model(spec)
     h, w = model_size(pipe, cfg)
-    cond = _condition(args, (w, h), cfg.resize_policy)
+    cond = condition_from_files(args.condition, args.mask, size=(w, h), policy=cfg.resize_policy)
     embeds = pipe.encode_prompt(args.prompt, pipe.unet.device, 1, False)[0]
     bank = invert_cached(pipe, cond.pixels, args.prompt, embeds, cfg)
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise SystemExit(f"error: {out} exists; pass --overwrite")
-    bank.save(out)
+    bank.save(out)  # atomic
     print(f"wrote {out} ({bank.nbytes / 2**20:.2f} MiB, {len(bank.residuals)} residuals, {len(bank.queries)} queries)")
     return 0
 
 
 def cmd_points(args) -> int:
+    if args.model not in (None, "sd15"):
+        check_model_paths(model_spec(args))
     from .hooks import hook_points, list_hook_points
     if args.model in (None, "sd15"):
         from .models.tiny import sd15_motion_unet
@@ -137,8 +262,40 @@ def cmd_points(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from .outputs import check_output_folder
+    out = check_output_folder(args.out, args.overwrite)  # before the video is computed, not after
     from .demo import run_demo
-    run_demo(Path(args.out), overwrite=args.overwrite, tiny=args.tiny, fast=args.fast)
+    run_demo(out, overwrite=args.overwrite, tiny=args.tiny, fast=args.fast)
+    return 0
+
+
+def cmd_config(args) -> int:
+    """The method's settings: key, type, default (or the value --config/--set give) and meaning."""
+    from .method.config import AnyI2VConfig, config_keys
+    chosen = _config(args).to_dict() if (args.config or args.set) else None
+    if args.json:
+        print(json.dumps(chosen or AnyI2VConfig().to_dict(), indent=2))
+        return 0
+
+    def show(v) -> str:
+        return "none" if v is None else (",".join(v) if isinstance(v, list) else str(v).lower() if isinstance(v, bool)
+                                         else str(v))
+    rows = []
+    for key, kind, default, meaning in config_keys():
+        value = show(default)
+        if chosen is not None and chosen[key] != default:
+            value = f"{show(chosen[key])} (default {value})"
+        if len(value) > 24:  # the layer lists: listed below the table
+            value = value[:21] + "..."
+        rows.append((key, kind, value, meaning))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    print(f"{'KEY':<{widths[0]}}  {'TYPE':<{widths[1]}}  {'VALUE' if chosen else 'DEFAULT':<{widths[2]}}  MEANING")
+    for r in rows:
+        print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}")
+    layers = {k: v for k, v in (chosen or AnyI2VConfig().to_dict()).items() if isinstance(v, list)}
+    print("\nlayer lists:\n" + "\n".join(f"  {k}: {', '.join(v) or '(empty)'}" for k, v in layers.items()))
+    print("\nset a key with --set KEY=VALUE (e.g. --set lr=0.02 --set pca_dim=none --set opt_layers=a,b) or in a "
+          "YAML/JSON --config file; `anyi2v-lab config --set ... --json` prints a config file")
     return 0
 
 
@@ -152,16 +309,32 @@ def _runtime(name: str):
 
 
 def cmd_batch(args) -> int:
+    jobs, out = Path(args.jobs), Path(args.out)
+    if not jobs.is_file():
+        raise UsageError(f"jobs file {args.jobs!r} " + ("is a folder" if jobs.is_dir() else "does not exist"))
+    if out.exists() and not out.is_dir():  # an existing folder is resumed
+        raise UsageError(f"--out {args.out!r} is a file; give a folder (a rerun resumes it)")
+    spec = model_spec(args)
+    check_model_paths(spec)
+    cfg = _config(args)
     from .batch import main_batch
-    return main_batch(args, load_model, _config(args), _runtime(args.runtime), model_spec(args))
+    return main_batch(args, load_model, cfg, _runtime(args.runtime), spec)
 
 
+# ------------------------------------------------------------------ parser and entry point
 def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="anyi2v-lab", description="Training-free trajectory-controlled "
-                                     "image-to-video with AnimateDiff (AnyI2V).")
+                                     "image-to-video with AnimateDiff (AnyI2V).", epilog=EPILOG, formatter_class=fmt)
     sub = parser.add_subparsers(dest="command", required=True)
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", help="show the traceback of a failure")
 
-    p = sub.add_parser("generate", help="generate a video from condition image(s), a prompt and trajectories")
+    def command(name: str, help: str):
+        return sub.add_parser(name, help=help, description=help, epilog=EPILOG, formatter_class=fmt,
+                              parents=[debug])
+
+    p = command("generate", "generate a video from condition image(s), a prompt and trajectories")
     p.add_argument("--condition", action="append", default=[], help="condition image (repeat for mixed conditions)")
     p.add_argument("--mask", action="append", default=[], help="mask of the matching --condition (mixed conditions)")
     p.add_argument("--trajectory", help="trajectory JSON (ours or the reference's format); none: injection only")
@@ -175,25 +348,30 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("invert", help="save the inverted features of a condition image (safetensors)")
+    p = command("invert", "save the inverted features of a condition image (safetensors)")
     p.add_argument("--condition", action="append", default=[])
     p.add_argument("--mask", action="append", default=[])
     p.add_argument("--prompt", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output file (written atomically)")
     p.add_argument("--overwrite", action="store_true")
     _config_args(p)
     _model_args(p)
     p.set_defaults(func=cmd_invert)
 
-    p = sub.add_parser("demo", help="the main job: a toy scene, a trajectory, the full method on CPU")
-    p.add_argument("--out", default="outputs/demo")
+    p = command("demo", "the main job: a toy scene, a trajectory, the full method on CPU")
+    p.add_argument("--out", default="outputs/demo", help="output folder (default outputs/demo; written atomically)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--tiny", action="store_true", help="use the tiny random model (no toy weights needed)")
     p.add_argument("--fast", action="store_true", help="fewer steps, for a quick look")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("batch", help="run the generation jobs of a JSONL file (resumable; one process a GPU "
-                       "under torchrun or accelerate launch)")
+    p = command("config", "list the method's settings: key, type, default, meaning (for --set and --config)")
+    _config_args(p)
+    p.add_argument("--json", action="store_true", help="print the config as JSON (usable as a --config file)")
+    p.set_defaults(func=cmd_config)
+
+    p = command("batch", "run the generation jobs of a JSONL file (resumable; one process a GPU under torchrun "
+                "or accelerate launch)")
     p.add_argument("jobs", help="JSONL, one job a line: condition, trajectory, prompt, seed (see anyi2v_lab.batch)")
     p.add_argument("--out", required=True, help="one folder a job, plus failed/ and summary.json")
     p.add_argument("--runtime", choices=RUNTIMES, default="default",
@@ -202,22 +380,45 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.set_defaults(func=cmd_batch)
 
-    p = sub.add_parser("points", help="list the hook points of a model (default: SD1.5 shape, no weights)")
+    p = command("points", "list the hook points of a model (default: SD1.5 shape, no weights)")
     p.add_argument("--pattern", help="glob, e.g. 'up_blocks.1.*.query'")
     _model_args(p)
     p.set_defaults(func=cmd_points)
     return parser
 
 
+def _is_bad_input(e: BaseException) -> bool:
+    """Our validation errors (ValueError subclasses of this package: ConfigError, ConditionError,
+    TrajectoryError, ModelLoadError, JobError, ...) and file errors about the user's paths."""
+    if isinstance(e, (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)):
+        return True
+    return isinstance(e, ValueError) and any(c.__module__.startswith("anyi2v_lab.") for c in type(e).__mro__)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from .startup import prepare_process, silence_library_warnings
+    prepare_process()  # before torch is imported (the commands import it)
+    silence_library_warnings()
     import os
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # usage errors: argparse prints them and exits 2
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:  # our validation errors: no traceback
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - the one place that turns exceptions into exit codes
+        if args.debug:
+            raise
+        message = " ".join(str(e).split()) or type(e).__name__
+        if _is_bad_input(e):
+            print(f"error: {message}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"error: {type(e).__name__}: {message}\n(a failure while running; rerun with --debug for the "
+              f"traceback)", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

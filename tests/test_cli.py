@@ -1,14 +1,19 @@
-"""The command line on the tiny model: every output written, and a rerun from run.json is bit-identical."""
+"""The command line: every output written on the tiny model, a rerun from run.json bit-identical; every bad
+input refused with exit 2 before a model loads; failures 1, Ctrl-C 130."""
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from anyi2v_lab import cli
 from anyi2v_lab.cli import main
 
 SET = ["--set", "num_frames=4", "--set", "num_inference_steps=3", "--set", "inversion_timestep=21",
-       "--set", "opt_step=1", "--set", "opt_iters=2"]
+       "--set", "opt_step=1", "--set", "opt_iters=2", "--set", "load_feature_step=2"]
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +49,13 @@ def test_generate_writes_everything_and_reruns_bit_identically(inputs, tmp_path)
         assert np.array_equal(a, b)
 
 
-def test_existing_output_is_never_overwritten(inputs, tmp_path, capsys):
+def test_existing_output_is_never_overwritten(inputs, tmp_path, capsys, no_model):
     out = tmp_path / "taken"
     out.mkdir()
     (out / "mine.txt").write_text("user data")
-    with pytest.raises(SystemExit, match="exists"):
-        main(["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x",
-              "--out", str(out), *SET])
+    rc = main(["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x",
+               "--out", str(out), *SET])
+    assert rc == 2 and "exists and is not empty" in capsys.readouterr().err
     assert (out / "mine.txt").read_text() == "user data"
 
 
@@ -78,3 +83,226 @@ def test_help_lists_subcommands(capsys):
         main(["--help"])
     text = capsys.readouterr().out
     assert all(c in text for c in ("generate", "invert", "demo", "points"))
+
+
+# ---------------------------------------------------------------- bad input: exit 2, before any model loads
+@pytest.fixture
+def no_model(monkeypatch):
+    """Loading a model (or running the demo) fails the test: every check must come first."""
+    def boom(*a, **k):
+        raise AssertionError("a model was loaded before the inputs were checked")
+    monkeypatch.setattr(cli, "load_model", boom)
+    import anyi2v_lab.demo
+    monkeypatch.setattr(anyi2v_lab.demo, "run_demo", boom)
+
+
+def _refused(argv, capsys) -> str:
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("override,message", [
+    ("pca_dim=abc", "pca_dim='abc' is not an integer or none"),      # int | None
+    ("lr=fast", "lr='fast' is not a finite number"),                 # float
+    ("guidance_scale=abc", "guidance_scale='abc' is not a finite number"),
+    ("opt_step=abc", "opt_step='abc' is not an integer"),            # int
+    ("inject_query=nope", "inject_query='nope' is not true or false"),  # bool
+    ("mask=nope", "mask='nope' is not one of 'semantic', 'static', 'none'"),  # choices
+    ("opt_layers=[1, 2]", "opt_layers=[1, 2] is not a list of layer names"),  # layer names
+    ("opt_step=-1", "opt_step=-1 must lie in 0..24"),                # windows
+    ("lrr=0.1", "did you mean 'lr'?"),
+])
+def test_bad_set_values_are_refused(override, message, inputs, tmp_path, capsys, no_model):
+    err = _refused(["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x",
+                    "--out", str(tmp_path / "o"), "--set", override], capsys)
+    assert message in err and err.startswith("error: --set: ")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("name,text,message", [
+    ("c.yaml", "pca_dim: abc\n", "pca_dim='abc' is not an integer or none"),
+    ("c.json", '{"inject_query": "nope"}', "inject_query='nope' is not true or false"),
+    ("c.yml", "opt_layers: 3\n", "opt_layers=3 is not a list of layer names"),
+    ("c.yaml", "lr: [0.1\n", "cannot be read: line 2, column 1"),
+])
+def test_bad_config_files_are_refused(name, text, message, inputs, tmp_path, capsys, no_model):
+    (tmp_path / name).write_text(text)
+    err = _refused(["invert", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x",
+                    "--out", str(tmp_path / "f.safetensors"), "--config", str(tmp_path / name)], capsys)
+    assert f"config file '{tmp_path / name}'" in err and message in err
+
+
+def test_bad_files_are_refused_before_loading(inputs, tmp_path, capsys, no_model):
+    (tmp_path / "notes.png").write_text("not an image")
+    (tmp_path / "adapter.ckpt").write_bytes(b"\0")
+    base = ["generate", "--condition", str(inputs / "sketch.png"), "--prompt", "x", "--out", str(tmp_path / "o")]
+    cases = [
+        (["generate", "--model", "tiny", "--condition", str(tmp_path / "notes.png"), "--prompt", "x",
+          "--out", str(tmp_path / "o")], "cannot read the condition image"),
+        ([*base, "--mask", str(tmp_path / "nomask.png")], "mask not found"),
+        ([*base, "--mask", str(tmp_path / "notes.png")], "cannot read the mask"),
+        ([*base, "--model", "tiny", "--motion-adapter", str(tmp_path / "nope.ckpt")],
+         f"--motion-adapter '{tmp_path / 'nope.ckpt'}' does not exist"),
+        ([*base, "--model", "tiny", "--motion-adapter", str(tmp_path / "adapter.ckpt")],
+         "--model tiny builds a tiny random model from scratch and takes no --motion-adapter"),
+        ([*base, "--model", str(tmp_path / "sd15")], f"--model '{tmp_path / 'sd15'}' does not exist"),
+        ([*base, "--model", str(tmp_path / "adapter.ckpt")], "is a file: give a diffusers folder"),
+        ([*base, "--checkpoint", str(tmp_path / "rv.safetensors")], "--checkpoint"),
+        ([*base, "--lora", f"{tmp_path / 'style.safetensors'}:0.8"], f"--lora '{tmp_path / 'style.safetensors'}'"),
+        ([*base, "--dtype", "int8"], "--dtype 'int8' is unknown"),
+        (base[:3] + base[5:], "--prompt is required"),
+        (["generate", "--prompt", "x", "--out", str(tmp_path / "o")], "--condition is required"),
+        (["generate", "--from-run", str(tmp_path / "run.json"), "--out", str(tmp_path / "o")], "does not exist"),
+        (["batch", str(tmp_path / "jobs.jsonl"), "--out", str(tmp_path / "b")], "jobs file"),
+        (["points", "--model", str(tmp_path / "nope")], "does not exist"),
+    ]
+    for argv, message in cases:
+        assert message in _refused(argv, capsys), argv
+    assert not (tmp_path / "o").exists()
+
+
+def test_existing_outputs_are_refused_before_any_work(inputs, tmp_path, capsys, no_model):
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "mine.txt").write_text("user data")
+    assert "exists and is not empty" in _refused(["demo", "--out", str(taken)], capsys)  # run_demo not called
+    assert "exists and is not empty" in _refused(["demo", "--tiny", "--fast", "--out", str(taken)], capsys)
+    (tmp_path / "feats.safetensors").write_bytes(b"mine")
+    assert "exists; choose another --out or pass --overwrite" in _refused(
+        ["invert", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x",
+         "--out", str(tmp_path / "feats.safetensors")], capsys)
+    (tmp_path / "file").write_text("x")
+    assert "is a file" in _refused(["batch", str(tmp_path / "file"), "--out", str(tmp_path / "file")], capsys)
+    assert "is a file" in _refused(["demo", "--out", str(tmp_path / "file" / "demo")], capsys)
+    assert (taken / "mine.txt").read_text() == "user data" and (tmp_path / "feats.safetensors").read_bytes() == b"mine"
+
+
+def test_demo_checks_its_folder_then_runs(tmp_path, monkeypatch):
+    calls = []
+    import anyi2v_lab.demo
+    monkeypatch.setattr(anyi2v_lab.demo, "run_demo", lambda out, **kw: calls.append((out, kw)))
+    (tmp_path / "empty").mkdir()  # an empty folder is fine
+    assert main(["demo", "--out", str(tmp_path / "empty"), "--fast"]) == 0
+    assert calls == [(tmp_path / "empty", {"overwrite": False, "tiny": False, "fast": True})]
+
+
+# ---------------------------------------------------------------- exit codes 1 and 130
+def test_failure_while_running_is_one_line_and_exit_1(inputs, tmp_path, capsys, monkeypatch):
+    def fails(spec):
+        raise RuntimeError("CUDA out of memory\n(details)")
+    monkeypatch.setattr(cli, "load_model", fails)
+    argv = ["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x",
+            "--out", str(tmp_path / "o")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == "error: RuntimeError: CUDA out of memory (details)" and "--debug" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 2
+    with pytest.raises(RuntimeError, match="out of memory"):  # --debug: the traceback
+        main([*argv, "--debug"])
+
+
+def test_ctrl_c_is_one_line_exit_130_and_leaves_nothing(inputs, tmp_path, capsys, monkeypatch):
+    def interrupted(spec):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "load_model", interrupted)
+    assert main(["invert", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x",
+                 "--out", str(tmp_path / "f.safetensors")]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_output_folder_leaves_nothing(tmp_path):
+    from anyi2v_lab.outputs import atomic_folder
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_folder(tmp_path / "run") as tmp:
+            (tmp / "video.mp4").write_bytes(b"half")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_output_folders_get_the_umask_permissions(tmp_path, umask):
+    from anyi2v_lab.outputs import atomic_folder
+    old = os.umask(umask)
+    try:
+        with atomic_folder(tmp_path / "run") as tmp:
+            (tmp / "frames").mkdir()
+    finally:
+        os.umask(old)
+    assert (tmp_path / "run").stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
+    assert (tmp_path / "run" / "frames").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+# ---------------------------------------------------------------- anyi2v-lab config, --help, start-up
+def test_config_lists_every_key_with_type_default_and_meaning(capsys, tmp_path):
+    from anyi2v_lab.method.config import config_keys
+    assert main(["config"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["KEY", "TYPE", "DEFAULT", "MEANING"]
+    rows = {line.split()[0]: line for line in lines[1:len(config_keys()) + 1]}
+    assert list(rows) == [k for k, *_ in config_keys()]
+    assert rows["pca_dim"].split()[1:5] == ["int", "or", "none", "64"] and "PCA" in rows["pca_dim"]
+    assert rows["mask"].split()[1:3] == ["one", "of"] and rows["inject_query"].split()[1:3] == ["bool", "true"]
+    assert main(["config", "--set", "lr=0.02", "--set", "pca_dim=none"]) == 0
+    text = capsys.readouterr().out
+    assert "0.02 (default 0.01)" in text and "none (default 64)" in text and "VALUE" in text
+    assert main(["config", "--set", "lr=0.02", "--json"]) == 0  # a config file
+    (tmp_path / "c.json").write_text(capsys.readouterr().out)
+    from anyi2v_lab.method.config import AnyI2VConfig
+    assert AnyI2VConfig.load(tmp_path / "c.json") == AnyI2VConfig(lr=0.02)
+    assert "lr='x' is not a finite number" in _refused(["config", "--set", "lr=x"], capsys)
+
+
+def test_help_documents_exit_codes_and_config(capsys):
+    for argv in (["--help"], ["generate", "--help"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert "anyi2v-lab config" in text and "2 bad input or usage" in text and "130 interrupted" in text
+    assert all(f"{code} " in cli.__doc__ for code in ("1", "2", "130"))
+    with pytest.raises(SystemExit) as e:  # argparse's own usage errors are 2 as well
+        main(["generate", "--out", "x", "--bogus"])
+    assert e.value.code == 2
+
+
+def test_command_line_sets_openmp_before_torch_loads(tmp_path):
+    code = ("import os, sys\n"
+            "import anyi2v_lab.cli\n"
+            "assert 'torch' not in sys.modules\n"
+            "from anyi2v_lab.startup import prepare_process, usable_cpus\n"
+            "prepare_process()\n"
+            "print(os.environ['OMP_WAIT_POLICY'], os.environ['OMP_NUM_THREADS'], usable_cpus())")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    policy, threads, cpus = out.split()
+    assert policy == "PASSIVE" and threads == cpus and int(cpus) >= 1
+    env["OMP_NUM_THREADS"] = "1"  # the user's (or torchrun's) choice stands
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split()[1] == "1"
+
+
+def test_library_noise_is_silenced_and_nothing_else():
+    import logging
+
+    from anyi2v_lab.startup import silence_library_warnings
+    silence_library_warnings()
+    silence_library_warnings()  # idempotent
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    loggers = [logging.getLogger(n) for n in ("transformers.utils.import_utils", "diffusers.models.modeling_utils")]
+    # the libraries' loggers may not propagate to the root, and may be set to ERROR: listen on them, at ERROR
+    for lg in loggers:
+        lg.addHandler(handler)
+    try:
+        loggers[0].error("`CLIPImageProcessor` requires torchvision (not installed); falling back")
+        loggers[1].error("There are modules in UNetMotionModel that should be kept in float32: []")
+        loggers[0].error("something the user should see")
+    finally:
+        for lg in loggers:
+            lg.removeHandler(handler)
+    assert seen == ["something the user should see"]
