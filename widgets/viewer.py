@@ -21,7 +21,7 @@ import traitlets as t
 from anyi2v_lab.overlay import masks_from_record
 
 from .bundle import css, esm
-from .features import attention_map, components_to_rgb, feature_maps, heat_rgba, pca_rgb, query_index, token_grid
+from .viewer_images import attention_map, components_to_rgb, feature_maps, heat_rgba, pca_rgb, query_index, token_grid
 from .images import mask_tints, png_bytes, video_frames
 from .mapping import view_size
 

@@ -14,7 +14,7 @@ plotly figure (plotly and umap-learn, from the ``lab`` extra, are imported only 
 from .attention import plot_attention
 from .data import (attention_of_pixel, box_centres, frame_maps, mask_grid, normalise_rgb, pca_rgb, pixel_cell,
                    short_name, temporal_consistency, token_index, tokens_of, variance_curve)
-from .features import embed_tokens, plot_explained_variance, plot_pca_frames, plot_tokens_3d
+from .feature_views import embed_tokens, plot_explained_variance, plot_pca_frames, plot_tokens_3d
 from .images import plot_images
 from .optimisation import plot_losses, plot_masks, plot_paths
 from .videos import plot_videos

@@ -1,6 +1,6 @@
 // FeatureViewer view: one frame slider drives three panels: the frame with its semantic masks and
 // boxes, the PCA-RGB image of the chosen hook point, and the attention map of the clicked pixel.
-// Python computes every image (widgets/features.py); this view only draws them and reports clicks.
+// Python computes every image (widgets/viewer_images.py); this view only draws them and reports clicks.
 // Synced: frames, masks, boxes, frame_size, panel_size, frame, pca (name -> PNG per frame),
 // pca_point, attention_points, attention_point, query ([x, y] frame pixels or []), follow (the object
 // whose box centre the query follows, -1 after a click), attention (PNG).
