@@ -162,12 +162,13 @@ def compare_frames(condition: np.ndarray, columns: dict, target: np.ndarray, sca
     """Side-by-side frames: the condition image, then one column per ``{label: (frames (F, H, W, 3)
     uint8, tracked centres (O, F, 2))}``, each ``scale`` times larger, with the whole target path
     (line), the target box's centre at this frame (ring), the final target (cross) and the tracked
-    centre (dot). Returns ``(F, 14 + H * scale, len(columns + 1) * W * scale, 3)`` uint8."""
-    from PIL import Image, ImageDraw
+    centre (dot). Returns ``(F, 18 + H * scale, len(columns + 1) * W * scale, 3)`` uint8."""
+    from PIL import Image, ImageDraw, ImageFont
 
     frames0 = next(iter(columns.values()))[0]
     F, H, W = frames0.shape[:3]
-    pw, ph, head = W * scale, H * scale, 14
+    pw, ph, head = W * scale, H * scale, 18
+    font = ImageFont.load_default(size=14)
     colour = (255, 215, 0)
     out = []
     for j in range(F):
@@ -178,7 +179,7 @@ def compare_frames(condition: np.ndarray, columns: dict, target: np.ndarray, sca
             x0 = p * pw
             canvas.paste(Image.fromarray(np.asarray(image, np.uint8)).resize((pw, ph), Image.Resampling.NEAREST),
                          (x0, head))
-            draw.text((x0 + 4, 1), label, fill=(0, 0, 0))
+            draw.text((x0 + 4, 1), label, fill=(0, 0, 0), font=font)
             for o in range(target.shape[0]):
                 pts = [(x0 + x * scale, head + y * scale) for x, y in target[o]]
                 draw.line(pts, fill=colour, width=2)

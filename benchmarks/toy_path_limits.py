@@ -11,6 +11,8 @@ also the mean-speed axis; peak speed is the largest per-frame step (at most 2.6 
 
     python benchmarks/toy_path_limits.py --cases 96 --device cuda --workers 12   # the committed run (GPU)
     python benchmarks/toy_path_limits.py                                          # 32 cases, CPU (~10 min idle)
+    python benchmarks/toy_path_limits.py --motion path --cases 12 --variants full --steps 10 \
+        --opt-step 2 --opt-iters 3                                                # paths only, the demo's --fast
     python benchmarks/toy_path_limits.py --from-frames videos.npz                 # score saved videos again
 
 The scenes come from their own seed (LIMITS_SEED), disjoint from the benchmark's and the development
@@ -35,6 +37,38 @@ FOLLOW_PX = 1.5 * CELL_PX
 LENGTH_BINS = (0.0, 2.0, 8.0, 16.0, 24.0, 40.0)      # px of path (at 64 px)
 PEAK_SPEED_BINS = (0.0, 0.25, 1.0, 1.5, 2.0, 3.0)    # px per frame
 VARIANTS = ("full", "no_control")
+
+
+def make_cases(n: int, size: int, seed: int, motion: str | None = None) -> list:
+    """The benchmark's case mix (toy_trajectory.make_cases), or ``n`` held-out scenes of one motion
+    kind (one object; two for "occlude"), the modality cycling as in the benchmark."""
+    if motion is None:
+        return bench.make_cases(n, size, seed)
+    from anyi2v_lab.toy.world import heldout_cases
+
+    cases = heldout_cases(n, seed=seed, size=size, num_objects=2 if motion == "occlude" else 1, motion=motion)
+    return [(c, bench.MODALITIES[i % len(bench.MODALITIES)]) for i, c in enumerate(cases)]
+
+
+def generate_here(args, variants: list[str], overrides: dict):
+    """The videos, generated in this process (one case after another)."""
+    from anyi2v_lab.method import AnyI2VConfig, generate
+    from anyi2v_lab.models.loading import load_pipeline
+
+    pipe = load_pipeline(args.model, device=args.device, progress=False)
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    config = AnyI2VConfig(guidance_scale=8.0, inversion_schedule=args.inversion).replace(**overrides)
+    frames, times = {v: {} for v in variants}, []
+    for ci, (case, modality) in enumerate(make_cases(args.cases, size, args.case_seed, args.motion)):
+        for v in variants:
+            tic = time.perf_counter()
+            res = generate(pipe, case.conditions[modality], case.caption,
+                           bench.trajectory_of(case) if bench.has_trajectory(v) else None, config,
+                           seed=args.seed + ci, progress=False)
+            frames[v][ci] = res.frames
+            times.append(time.perf_counter() - tic)
+            print(f"case {ci} {v}: {times[-1]:.1f} s", flush=True)
+    return frames, list(range(args.cases)), times
 
 
 def describe(case) -> list[dict]:
@@ -127,7 +161,7 @@ def table(report: dict) -> str:
     for group, title in titles.items():
         items = {"": full[group]} if group == "all" else full[group]
         for name, s in items.items():
-            b = nc[group] if group == "all" else (nc or {}).get(group, {}).get(name) if nc else None
+            b = None if nc is None else nc["all"] if group == "all" else nc[group].get(name)
             out.append(f"| {title}{name} | {s['objects']} | {fmt(s['follows'] and 100 * s['follows'], '{:.0f}%')} | "
                        f"{fmt(s['objmc_mean_px'])} | {fmt(s['final_median_px'])} | {fmt(s['progress_median'])} | "
                        f"{fmt(b and b['objmc_mean_px'])} |")
@@ -143,6 +177,12 @@ def main(argv=None) -> int:
     p.add_argument("--model", default=None, help="default: the embedded toy model")
     p.add_argument("--inversion", default="fast", choices=("reference", "fast"))
     p.add_argument("--seed", type=int, default=0, help="noise seed of case i: seed + i (as the benchmark)")
+    p.add_argument("--motion", default=None, choices=("path", "still", "scale", "occlude"),
+                   help="scenes of this motion kind only (default: the benchmark's mix)")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="full, no_control or both")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the paper's 25)")
+    p.add_argument("--opt-step", type=int, default=None, help="last optimised step (default: the paper's)")
+    p.add_argument("--opt-iters", type=int, default=None, help="optimisation iterations (default: the paper's)")
     p.add_argument("--from-frames", default=None, metavar="NPZ",
                    help="score the videos saved by an earlier run (--save-frames) instead of generating")
     p.add_argument("--save-frames", default=None, metavar="NPZ", help="also save the videos")
@@ -151,7 +191,9 @@ def main(argv=None) -> int:
     if args.cases < 1 or args.workers < 1:
         raise SystemExit(f"--cases and --workers must be >= 1, got {args.cases} and {args.workers}")
     tic = time.perf_counter()
-    variants = list(VARIANTS)
+    variants = bench.variant_names(args.variants, VARIANTS)
+    overrides = {k: v for k, v in (("num_inference_steps", args.steps), ("opt_step", args.opt_step),
+                                   ("opt_iters", args.opt_iters)) if v is not None}
     from anyi2v_lab.io import atomic_path
 
     if args.from_frames:
@@ -164,15 +206,20 @@ def main(argv=None) -> int:
                                       workers=args.workers, model=args.model, dtype="float32", guidance=8.0,
                                       inversion=args.inversion, runtime="{}", seed=args.seed, set=[],
                                       condition="cycle", deadline=0)
-        frames, complete, times, failed, _ = bench.generate_videos(gen_args, variants)
-        if failed:
-            raise SystemExit(f"{len(failed)} jobs failed; see their errors above")
+        if args.workers == 1:
+            frames, complete, times = generate_here(args, variants, overrides)
+        elif args.motion or overrides:
+            raise SystemExit("--motion, --steps, --opt-step and --opt-iters run in one process: use --workers 1")
+        else:
+            frames, complete, times, failed, _ = bench.generate_videos(gen_args, variants)
+            if failed:
+                raise SystemExit(f"{len(failed)} jobs failed; see their errors above")
         seconds_per_video = float(np.mean(times))
         if args.save_frames:
             with atomic_path(args.save_frames) as tmp, open(tmp, "wb") as f:
                 np.savez_compressed(f, **{f"{v}/{ci}": frames[v][i] for v in variants for i, ci in enumerate(complete)})
     size = next(iter(frames["full"].values())).shape[2]
-    cases = bench.make_cases(max(complete) + 1, size, args.case_seed)
+    cases = make_cases(max(complete) + 1, size, args.case_seed, args.motion)
     objects = []
     for i, ci in enumerate(complete):
         case, modality = cases[ci]
@@ -181,7 +228,8 @@ def main(argv=None) -> int:
             objects.append({"case": ci, "object": o, "modality": modality, "noise_seed": args.seed + ci,
                             "motion": motion, **{v: scores[v][o] for v in variants}})
     from anyi2v_lab.outputs import versions
-    report = {"settings": {**vars(args), "method": "paper's settings (AnyI2VConfig defaults), CFG 8",
+    report = {"settings": {**vars(args), "method": "AnyI2VConfig defaults (the paper's), CFG 8",
+                           "overrides": overrides,
                            "follow_px": FOLLOW_PX, "cell_px": CELL_PX},
               "size": size, "versions": versions(), "cases": len(complete), "seconds": time.perf_counter() - tic,
               "seconds_per_video": seconds_per_video, "bins": {v: bins(objects, v) for v in variants},

@@ -84,9 +84,9 @@ def test_compare_frames_puts_condition_and_columns_side_by_side():
     frames = case.frames
     target = case.centres.astype(float)
     out = compare_frames(case.conditions["depth"], {"a": (frames, target), "b": (frames[::-1], target)}, target)
-    assert out.shape == (16, 14 + 256, 3 * 256, 3) and out.dtype == np.uint8
+    assert out.shape == (16, 18 + 256, 3 * 256, 3) and out.dtype == np.uint8
     # away from the drawn path, each panel holds its (upscaled) frame
-    corner = lambda panel, j: out[j, 14 + 252:14 + 256, panel * 256:panel * 256 + 4]
+    corner = lambda panel, j: out[j, 18 + 252:18 + 256, panel * 256:panel * 256 + 4]
     assert (corner(1, 0) == frames[0, 63, 0]).all() and (corner(2, 0) == frames[-1, 63, 0]).all()
     assert (corner(0, 5) == case.conditions["depth"][63, 0]).all()
 

@@ -110,7 +110,7 @@ def test_command_line_variants_are_checked_before_any_worker_starts(tmp_path):
         with pytest.raises(SystemExit, match=message):
             bench.variant_table(bad)
     for argv, message in ((["--set", "x:lrr=0.02", "--variants", "x"], "did you mean 'lr'"),
-                          (["--set", "x:lr=-1", "--variants", "x"], "lr and adain_eps must be > 0"),
+                          (["--set", "x:lr=-1", "--variants", "x"], r"lr\b.*must be > 0"),
                           (["--variants", "y"], "define them with --set")):
         with pytest.raises(SystemExit, match=message):
             bench.main(argv + ["--out", str(tmp_path / "never.json")])
@@ -217,3 +217,24 @@ def test_feature_gap_is_zero_for_the_frame_itself_and_two_for_an_unrelated_map(t
     from anyi2v_lab.method.config import ATTN_LAYERS, RES_LAYERS
     assert set(report) == {f"{r}.residual" for r in RES_LAYERS} | {f"{a}.query" for a in ATTN_LAYERS}
     assert all(v["rel"] >= 0 and v["rel_top8"] >= 0 for v in report.values())
+
+
+def test_path_limits_score_the_real_video_as_following_and_a_still_one_as_not():
+    """toy_path_limits: the real video follows its own motion (error near 0, progress near 1); the first
+    frame held still does not (progress 0, final error = the path's displacement); bins count objects."""
+    limits = load_script("toy_path_limits")
+    case = next(c for c, _ in limits.bench.make_cases(6, 64, limits.LIMITS_SEED)
+                if c.motion == "path" and limits.describe(c)[0]["displacement_px"] > 8)
+    motion = limits.describe(case)
+    steps = np.linalg.norm(np.diff(case.centres[0], axis=0), axis=1)
+    assert motion[0]["length_px"] == pytest.approx(steps.sum()) and motion[0]["peak_speed"] == pytest.approx(steps.max())
+    real = limits.score(case.frames, case)[0]
+    assert real["objmc_px"] < 1 and real["final_error_px"] < 1 and real["progress"] == pytest.approx(1, abs=0.05)
+    still = limits.score(np.repeat(case.frames[:1], 16, 0), case)[0]
+    assert still["progress"] == pytest.approx(0, abs=0.05)
+    assert still["final_error_px"] == pytest.approx(motion[0]["displacement_px"], abs=1)
+    objects = [{"motion": m, "full": s, "no_control": t}
+               for m, s, t in zip(motion, limits.score(case.frames, case), limits.score(case.frames[::-1].copy(), case))]
+    b = limits.bins(objects, "full")
+    assert b["all"]["objects"] == len(case.objects) and sum(s["objects"] for s in b["length_px"].values()) == len(objects)
+    assert b["kind"]["path"]["follows"] == 1.0 and "| all objects |" in limits.table({"bins": {"full": b}})
