@@ -124,8 +124,9 @@ def test_construction_takes_typed_values_only():
                 dict(opt_layers="up_blocks.1"), dict(mask=None), dict(guidance_scale=float("inf"))):
         with pytest.raises(ConfigError, match=f"{next(iter(bad))}="):
             AnyI2VConfig(**bad)
-    c = AnyI2VConfig(guidance_scale=7, opt_layers=["a"], num_frames=np.int64(8))
+    c = AnyI2VConfig(guidance_scale=7, opt_layers=["a"], num_frames=np.int64(8), debias=np.bool_(False))
     assert type(c.guidance_scale) is float and c.opt_layers == ("a",) and type(c.num_frames) is int
+    assert c.debias is False
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.lr = 0.5
 

@@ -245,6 +245,7 @@ HELP = {
 _NONE_WORDS = {"none", "null", "~", ""}
 _TRUE_WORDS = {"true", "yes", "on", "1"}
 _FALSE_WORDS = {"false", "no", "off", "0"}
+_BAD = object()  # _convert's "not of this type"
 
 
 @lru_cache(maxsize=None)
@@ -298,15 +299,12 @@ def convert(name: str, value: Any, parsing: bool = True) -> Any:
     return out
 
 
-_BAD = object()
-
-
 def _convert(base, value, text: str | None, parsing: bool):
     if isinstance(value, bool) and base is not bool:  # True is an int to Python, not to a user
         return _BAD
     if base is bool:
-        if isinstance(value, bool):
-            return value
+        if isinstance(value, bool) or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool_", "bool")):
+            return bool(value)
         if text is not None and text.lower() in _TRUE_WORDS | _FALSE_WORDS:
             return text.lower() in _TRUE_WORDS
         return _BAD
