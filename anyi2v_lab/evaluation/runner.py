@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..trajectory import Trajectory
 from .manifest import EvalCase, load_case, read_manifest
 from .objmc import objmc_on_video
 from .tracker import PointTracker
@@ -33,7 +34,7 @@ class CaseInputs:
     case: EvalCase
     image: np.ndarray
     masks: np.ndarray
-    trajectory: object
+    trajectory: Trajectory
 
 
 Generator = Callable[[CaseInputs], np.ndarray]  # -> (F, H, W, 3) uint8 at the image's size
