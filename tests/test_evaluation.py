@@ -103,6 +103,12 @@ def test_lucas_kanade_flags_a_point_whose_content_vanishes():
     assert visible[0, :3].all() and not visible[0, 3:].any()
 
 
+def test_lucas_kanade_without_opencv_names_the_install(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "cv2", None)   # import cv2 now fails
+    with pytest.raises(TrackerUnavailable, match="anyi2v-lab\\[eval\\].*opencv-python-headless"):
+        LucasKanadeTracker().preflight()
+
+
 def test_lucas_kanade_checks_its_settings():
     with pytest.raises(ValueError, match="win_size"):
         LucasKanadeTracker(win_size=20)
