@@ -1,6 +1,7 @@
 """The quickstart notebook in a real JupyterLab and chromium: run every cell, draw a box and a path with
-real mouse events, check that the kernel holds exactly that trajectory, and screenshot the three widgets
-(``outputs/screenshots/``).
+real mouse events, check that the kernel holds exactly that trajectory, draw a new path for the scene's
+object, generate again and check that the player shows the new run; screenshots of the widgets go to
+``outputs/screenshots/``.
 
 Needs chromium (Debian: ``apt-get install chromium``) and the ``playwright`` Python package; no Playwright
 browser download. JupyterLab runs from a temporary folder with its own config, settings, runtime and
@@ -126,18 +127,30 @@ def _run_all(page, timeout_s: float) -> int:
     raise AssertionError(f"Run All Cells did not finish in {timeout_s:.0f} s: {state}")
 
 
-def _run_last_cell(page, timeout_ms: int) -> str:
-    """Run the notebook's last cell again (Ctrl+Enter) and return its new text output."""
-    cell = page.locator(".jp-Notebook .jp-CodeCell").last
+def _run_cell(page, cell, timeout_ms: int) -> str:
+    """Run one code cell (Ctrl+Enter in its editor), wait until it has run, and return its last text output."""
     before = cell.locator(".jp-InputArea-prompt").inner_text()
     cell.locator(".jp-InputArea-editor").click()
     page.keyboard.press("Control+Enter")
-    page.wait_for_function("""([before]) => {
-        const cells = document.querySelectorAll('.jp-Notebook .jp-CodeCell');
-        const p = cells[cells.length - 1].querySelector('.jp-InputArea-prompt').textContent;
-        return p !== before && !p.includes('*');
-    }""", arg=[before], timeout=timeout_ms)
-    return cell.locator(".jp-OutputArea-output").last.inner_text()
+    cell.locator(".jp-InputArea-prompt").filter(has_not_text=before).wait_for(timeout=timeout_ms)
+    page.wait_for_function("(p) => !p.textContent.includes('*')", arg=cell.locator(".jp-InputArea-prompt").element_handle(),
+                           timeout=timeout_ms)
+    errors = page.evaluate(_NOTEBOOK_STATE)["errors"]
+    assert not errors, f"a notebook cell failed: {errors}"
+    outputs = cell.locator(".jp-OutputArea-output")
+    return outputs.last.inner_text() if outputs.count() else ""
+
+
+def _code_cell(page, text: str):
+    """The one code cell whose source contains ``text``."""
+    cells = page.locator(".jp-Notebook .jp-CodeCell").filter(has=page.locator(".jp-InputArea-editor", has_text=text))
+    assert cells.count() == 1, f"{cells.count()} code cells contain {text!r}"
+    return cells.first
+
+
+def _run_last_cell(page, timeout_ms: int) -> str:
+    """Run the notebook's last cell again and return its new text output."""
+    return _run_cell(page, page.locator(".jp-Notebook .jp-CodeCell").last, timeout_ms)
 
 
 def _colour_pixels(png: bytes, rgb, tol: int = 40) -> int:
@@ -149,6 +162,18 @@ def _colour_pixels(png: bytes, rgb, tol: int = 40) -> int:
     return int((np.abs(a - np.array(rgb)).max(-1) <= tol).sum())
 
 
+def _colour_near(png: bytes, centre, rgb, radius: float = 3, tol: int = 40) -> float:
+    """The fraction of pixels within ``radius`` of ``centre`` (x, y) that have colour ``rgb``."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    a = np.asarray(Image.open(BytesIO(png)).convert("RGB")).astype(int)
+    yy, xx = np.mgrid[: a.shape[0], : a.shape[1]]
+    disk = (xx + 0.5 - centre[0]) ** 2 + (yy + 0.5 - centre[1]) ** 2 <= radius ** 2
+    return float((np.abs(a[disk] - np.array(rgb)).max(-1) <= tol).mean())
+
+
 def _distinct_colours(png: bytes) -> int:
     from io import BytesIO
 
@@ -158,7 +183,28 @@ def _distinct_colours(png: bytes) -> int:
     return len(np.unique(a, axis=0))
 
 
+def _new_path(default, size):
+    """A path for the default object that ends far from the default path's end, within what the toy model
+    can follow (18 px in a straight line, 1.2 px per frame over 16 frames) and with its box in the frame."""
+    obj = default.objects[0]
+    x0, y0, x1, y1 = obj.box
+    start = np.array(obj.path[0], dtype=float)
+    old_end = np.array(obj.path[-1], dtype=float) - start
+    best = None
+    for d in ((18, 0), (-18, 0), (0, 18), (0, -18), (13, 13), (-13, 13), (13, -13), (-13, -13)):
+        if x0 + d[0] < 0 or y0 + d[1] < 0 or x1 + d[0] > size[0] or y1 + d[1] > size[1]:
+            continue
+        gap = np.linalg.norm(np.array(d) - old_end)
+        if best is None or gap > best[0]:
+            best = (gap, d)
+    assert best is not None, f"no room to move the box {obj.box} in a {size} frame"
+    return [tuple(start + np.array(best[1]) * k / 4) for k in range(5)]
+
+
 def test_quickstart_draw_generate_inspect(lab, tmp_path):
+    """Run the quickstart, draw a second object (read back exactly, then deleted), draw a NEW path for the
+    scene's object, generate again, and check that the player shows the new run: a new run id, and the
+    target path's end dot where the new path ends, not where the default one did."""
     from playwright.sync_api import sync_playwright
 
     from anyi2v_lab.trajectory import Trajectory
@@ -176,43 +222,56 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
             page.goto(f"{lab['url']}/lab/tree/{NOTEBOOK.name}?token={lab['token']}&reset")
             page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
             timings["open"] = time.monotonic() - t0
-            attempts = _run_all(page, timeout_s=150)
+            attempts = _run_all(page, timeout_s=900)
             timings["run all"] = time.monotonic() - t0
             last = page.locator(".jp-Notebook .jp-CodeCell").last.locator(".jp-OutputArea-output").last
             default = Trajectory.from_json(last.inner_text().strip())  # what the notebook set from Python
+            player = page.locator(".anyi2v-player")
+            first_run = player.locator(".anyi2v-run").inner_text()
+            assert first_run.startswith("run ")
+            viewer = page.locator(".anyi2v-viewer")
+            viewer.scroll_into_view_if_needed()
+            page.wait_for_timeout(500)
+            viewer.screenshot(path=str(shots / "feature_viewer_opening.png"))
 
             # --- draw a second object: its box, then its path, with real mouse events ---------------------
             draw = page.locator(".anyi2v-canvas canvas.anyi2v-draw")
             draw.scroll_into_view_if_needed()
             page.locator(".anyi2v-canvas button[data-action='add']").click()
             page.locator(".anyi2v-canvas .anyi2v-chip").nth(1).wait_for(timeout=10_000)  # Python answered
-            left, top, rw, rh, cw, ch = draw.evaluate(
-                "c => { const r = c.getBoundingClientRect(); return [r.left, r.top, r.width, r.height, c.width, c.height]; }")
             W, H = default.image_size
-            x0, y0 = int(np.ceil(left)), int(np.ceil(top))  # whole client pixels: mouse events report integers
+            rect = {}
+
+            def measure():  # where the canvas is now (a re-rendered output above it moves it)
+                rect["left"], rect["top"], rect["rw"], rect["rh"], rect["cw"], rect["ch"] = draw.evaluate(
+                    "c => { const r = c.getBoundingClientRect(); return [r.left, r.top, r.width, r.height, c.width, c.height]; }")
 
             def to_image(cx, cy):  # the browser's arithmetic, logic.clientToCanvas then canvasToImage
-                return [((cx - left) * cw / rw) * W / cw, ((cy - top) * ch / rh) * H / ch]
+                r = rect
+                return [((cx - r["left"]) * r["cw"] / r["rw"]) * W / r["cw"], ((cy - r["top"]) * r["ch"] / r["rh"]) * H / r["ch"]]
+
+            def to_client(x, y):  # the nearest whole client pixel (mouse events report integers)
+                return (int(round(rect["left"] + x * rect["rw"] / W)), int(round(rect["top"] + y * rect["rh"] / H)))
+
+            measure()
 
             page.locator(".anyi2v-canvas button[data-mode='box']").click()
-            a, b = (x0 + 300, y0 + 60), (x0 + 420, y0 + 170)
+            a, b = to_client(0.1 * W, 0.1 * H), to_client(0.35 * W, 0.3 * H)
             page.mouse.move(*a)
             page.mouse.down()
-            page.mouse.move(x0 + 350, y0 + 100)
+            page.mouse.move((a[0] + b[0]) // 2, (a[1] + b[1]) // 2)
             page.mouse.move(*b)
             page.mouse.up()
             page.locator(".anyi2v-canvas button[data-mode='path']").click()
-            path_px = [(x0 + 360, y0 + 115), (x0 + 390, y0 + 160), (x0 + 420, y0 + 230), (x0 + 470, y0 + 260),
-                       (x0 + 480, y0 + 330)]
+            path_px = [to_client(x * W, y * H) for x, y in ((0.22, 0.2), (0.3, 0.3), (0.35, 0.45), (0.45, 0.5), (0.5, 0.6))]
             page.mouse.move(*path_px[0])
             page.mouse.down()
             for q in path_px[1:]:
                 page.mouse.move(*q)
             page.mouse.up()
 
-            out = _run_last_cell(page, 30_000)
+            traj = Trajectory.from_json(_run_last_cell(page, 60_000).strip())
             timings["draw + read back"] = time.monotonic() - t0
-            traj = Trajectory.from_json(out.strip())
             assert len(traj.objects) == 2 and traj.image_size == (W, H) and traj.num_frames == default.num_frames
             assert traj.objects[0] == default.objects[0]  # untouched, to the last bit
             drawn = traj.objects[1]
@@ -221,24 +280,60 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
                                                    max(ia[1], ib[1])], rtol=0, atol=1e-9)
             np.testing.assert_allclose(drawn.path, [to_image(*q) for q in path_px], rtol=0, atol=1e-9)
             assert drawn.name == "object 2" and drawn.target_box is None
-
-            # --- screenshots: the canvas (with the drawing), the player at its last frame, the viewer -------
             canvas_png = page.locator(".anyi2v-canvas").screenshot(path=str(shots / "trajectory_canvas.png"))
+            page.locator(".anyi2v-canvas button[data-action='delete']").click()  # the selected: object 2
+            page.locator(".anyi2v-canvas .anyi2v-chip").nth(1).wait_for(state="detached", timeout=10_000)
+
+            # --- a NEW path for the scene's object, then generate again ---------------------------------------
+            page.locator(".anyi2v-canvas .anyi2v-chip").nth(0).click()
+            page.locator(".anyi2v-canvas .anyi2v-chip.anyi2v-active").wait_for(timeout=10_000)
+            page.locator(".anyi2v-canvas button[data-mode='path']").click()
+            draw.scroll_into_view_if_needed()
+            measure()
+            new_px = [to_client(*q) for q in _new_path(default, (W, H))]
+            page.mouse.move(*new_px[0])
+            page.mouse.down()
+            for q in new_px[1:]:
+                page.mouse.move(*q)
+            page.mouse.up()
+            traj = Trajectory.from_json(_run_last_cell(page, 60_000).strip())
+            new_path = [to_image(*q) for q in new_px]
+            assert len(traj.objects) == 1 and traj.objects[0].box == default.objects[0].box
+            np.testing.assert_allclose(traj.objects[0].path, new_path, rtol=0, atol=1e-9)
+            advice = _run_cell(page, _code_cell(page, "trajectory = canvas.trajectory or default"), 60_000)
+            assert "within the motions the toy model learnt" in advice, advice
+            _run_cell(page, _code_cell(page, "result = generate("), 600_000)
+            _run_cell(page, _code_cell(page, "player = VideoPlayer.from_result(result)"), 60_000)
+            timings["generate the new path"] = time.monotonic() - t0
+
+            # --- the player shows the new run -----------------------------------------------------------------
             player = page.locator(".anyi2v-player")
             player.scroll_into_view_if_needed()
+            new_run = player.locator(".anyi2v-run").inner_text()
+            bx0, by0, bx1, by1 = default.objects[0].box  # the last box: the first moved by the path's displacement
+            end = ((bx0 + bx1) / 2 + new_path[-1][0] - new_path[0][0], (by0 + by1) / 2 + new_path[-1][1] - new_path[0][1])
+            assert new_run != first_run and f"path ends at ({end[0]:.0f}, {end[1]:.0f})" in new_run, (first_run, new_run)
             slider = player.locator("input.anyi2v-slider")
             slider.focus()
             page.keyboard.press("End")
             page.wait_for_function("() => document.querySelector('.anyi2v-player .anyi2v-readout').textContent"
-                                   ".startsWith('frame 8')", timeout=10_000)
+                                   f".startsWith('frame {default.num_frames} ')", timeout=10_000)
             player_png = player.screenshot(path=str(shots / "video_player.png"))
-            viewer = page.locator(".anyi2v-viewer")
+            frame_png = player.locator("canvas.anyi2v-frame").screenshot()
+            fw, fh = player.locator("canvas.anyi2v-frame").evaluate("c => [c.width, c.height]")
+            path0 = default.objects[0].path
+            old_end = ((bx0 + bx1) / 2 + path0[-1][0] - path0[0][0], (by0 + by1) / 2 + path0[-1][1] - path0[0][1])
+            near_new = _colour_near(frame_png, (end[0] * fw / W, end[1] * fh / H), (255, 215, 0))
+            near_old = _colour_near(frame_png, (old_end[0] * fw / W, old_end[1] * fh / H), (255, 215, 0))
+            assert near_new > 0.6 > near_old, (near_new, near_old)  # the end dot sits on the new path's end
+
             viewer.scroll_into_view_if_needed()
             viewer.locator("input.anyi2v-slider").focus()
+            page.keyboard.press("Home")
             page.keyboard.press("ArrowRight")  # one slider moves all three views to frame 2
             page.wait_for_function("() => document.querySelector('.anyi2v-viewer .anyi2v-readout').textContent"
                                    ".startsWith('2 /')", timeout=10_000)
-            page.locator(".anyi2v-viewer canvas.anyi2v-pca").click(position={"x": 80, "y": 150})
+            page.locator(".anyi2v-viewer canvas.anyi2v-pca").click(position={"x": 60, "y": 60})
             page.wait_for_timeout(500)  # the attention map comes back from the kernel
             viewer_png = viewer.screenshot(path=str(shots / "feature_viewer.png"))
             timings["total"] = time.monotonic() - t0
@@ -256,9 +351,8 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
     print("browser test timings (s):", {k: round(v, 1) for k, v in timings.items()}, f"run-all attempts: {attempts};",
           "screenshots:", SCREENSHOTS)
     assert not errors, f"page errors: {errors}"
-    # the pictures are really there: the condition image's red square and the drawn object's colour (its box,
-    # path and preview) on the canvas; the first object's overlay colour on the player; a non-blank viewer
-    assert _colour_pixels(canvas_png, (225, 45, 45), tol=20) > 5000
+    # the pictures are really there: the drawn object's colour (its box, path and preview) on the canvas, the
+    # first object's overlay colour on the player, and non-blank viewers
     assert _colour_pixels(canvas_png, CYAN, tol=30) > 300
     assert _colour_pixels(player_png, (255, 215, 0), tol=30) > 100 and _distinct_colours(player_png) > 200
     assert _distinct_colours(viewer_png) > 200
