@@ -75,7 +75,8 @@ def paper_config(quick: bool = False):
     from anyi2v_lab.method import AnyI2VConfig
 
     if quick:
-        return AnyI2VConfig(num_frames=4, num_inference_steps=3, inversion_timestep=21, opt_step=1, opt_iters=2)
+        return AnyI2VConfig(num_frames=4, num_inference_steps=3, inversion_timestep=21, load_feature_step=2, opt_step=1,
+                            opt_iters=2)
     return AnyI2VConfig()  # the paper's: 16 frames, 25 steps, CFG 8, inversion to 201, 6 x 5 optimisation
 
 

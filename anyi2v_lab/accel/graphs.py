@@ -1,19 +1,16 @@
 """CUDA graphs for UNet calls that carry no hook: one capture, then replays with no Python per kernel.
 
 The inversion makes 200 single-frame UNet calls before its capture call, all with the same shapes and
-no hooks; at batch 1 each is bound by kernel launches (24 ms eager on an H100 for about 2 ms of
-arithmetic), which a graph replay removes. The sampling steps after the injection window carry no
-hook either; at batch 32 a replay of compiled blocks takes 113 ms against 121 ms launched from Python
-(``benchmarks/results/h100_step_probe.json``). Replays run the same kernels as eager calls, so
-results are unchanged.
+no hooks; at batch 1 each is bound by kernel launches, which a graph replay removes. The sampling
+steps after the injection window carry no hook either, and a replay of them saves the launches too.
+Replays run the same kernels as eager calls, so results are unchanged.
 
 Every graph keeps a private memory pool for its intermediates between replays. The inversion, the
 sampling step and the optimisation pass share one pool per module (``Runtime.share_graph_pool``):
 a later capture may reuse what an earlier one freed, which is safe because none of them replays
 while another's work is still wanted; the pass's forward and backward are captured together, so
 the activations saved between them are never handed out. The loss graph replays between that
-forward and backward and keeps a pool of its own (sharing it corrupted the backward: run 14 in
-``benchmarks/README.md``).
+forward and backward and keeps a pool of its own (sharing it corrupted the backward).
 """
 from __future__ import annotations
 

@@ -1,21 +1,19 @@
 """The optimisation passes as CUDA graph replays: the truncated forward and its backward captured once.
 
-At full size one pass is bound by the host, not the GPU: its 2,986 kernels take 108 ms of device time,
-the eager forward+backward 161 ms of wall time (H100, ``benchmarks/results/h100_opt_pass.json``). The
-hooks, diffusers' modules and the autograd engine launch kernels more slowly than the GPU runs them.
-Every pass of a generation is the same computation up to the latent and the timestep (injection is
-always on in the optimisation passes), so ``torch.cuda.make_graphed_callables`` captures the forward
-and the backward once; between the two replays the PCA fits (an ``eigh`` that blocks its thread) and
-the loss run eagerly, as before. The captured edits read static copies of the inverted features,
-refreshed before each replay, so a new condition image replays the same graphs.
+At full size one pass is bound by the host, not the GPU: the hooks, diffusers' modules and the
+autograd engine launch its thousands of kernels more slowly than the GPU runs them. Every pass of a
+generation is the same computation up to the latent and the timestep (injection is always on in the
+optimisation passes), so ``torch.cuda.make_graphed_callables`` captures the forward and the backward
+once; between the two replays the PCA fits (an ``eigh`` that blocks its thread) and the loss run. The
+captured edits read static copies of the inverted features, refreshed before each replay, so a new
+condition image replays the same graphs.
 
 With ``runtime.overlap_pca``, the forward graph records an event right after each aligned layer but
-the last: that layer's PCA fit starts on a side stream when the event fires, while the replay goes on
-(a 1280-channel ``eigh`` takes 15 ms on an H100 and is bound by its own small kernels).
+the last: that layer's PCA fit starts on a side stream when the event fires, while the replay goes on.
 
 The PCA projections and the loss are a second captured callable (:func:`graphed_loss`), keyed on the
 trajectory's grid boxes: eager, their few hundred small kernels were launched while the GPU waited
-for them. Its capture takes one warm-up evaluation and the capture, a few tens of ms per trajectory.
+for them. Its capture takes one warm-up evaluation and the capture, once per trajectory.
 """
 from __future__ import annotations
 

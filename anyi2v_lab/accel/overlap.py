@@ -1,7 +1,7 @@
 """Side work that overlaps the main CUDA stream: host-blocking jobs run in worker threads.
 
 ``torch.linalg.eigh`` reads its status on the host, so the thread that calls it waits for the GPU
-(15 ms for a 1280-channel covariance on an H100) and queues nothing else meanwhile. Started from a
+and queues nothing else meanwhile. Started from a
 worker thread on a stream of its own, the same call runs while the main thread goes on launching the
 UNet's forward. PyTorch releases the GIL inside its operators, and the current stream is per thread.
 """
@@ -36,9 +36,9 @@ class SideStreams:
         if self.device.type != "cuda":
             raise ValueError(f"SideStreams needs a CUDA device, got {self.device}")
         self.streams = [torch.cuda.Stream(self.device) for _ in range(workers)]
-        # PyTorch loads its CUDA linear-algebra library on a process's first linalg call (0.23 s on an
-        # H100), and two threads making that first call at once fail ("lazy wrapper should be called at
-        # most once"): load it here, on the calling thread. A worker would race the main thread's graph
+        # PyTorch loads its CUDA linear-algebra library on a process's first linalg call, and two
+        # threads making that first call at once fail ("lazy wrapper should be called at most once"):
+        # load it here, on the calling thread. A worker would race the main thread's graph
         # captures: a host sync made in another thread during a capture invalidates it.
         torch.linalg.eigh(torch.eye(2, device=self.device))
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="anyi2v-side")

@@ -24,54 +24,49 @@ class RuntimeOptionError(ValueError):
 
 @dataclass(frozen=True)
 class Runtime:
-    """Performance options for :func:`~anyi2v_lab.method.generate`.
+    """Performance options for :func:`~anyi2v_lab.method.generate`; ``bind(pipe)`` gives the calls it makes.
 
     * ``truncate``: optimisation forwards stop after the last aligned layer (the reference runs the
       whole UNet and throws the output away).
     * ``cuda_graphs``: replay the inversion's hook-free UNet calls from one CUDA graph; ``"auto"``
       turns it on for CUDA devices.
     * ``graph_optimisation``: with CUDA graphs on, the optimisation passes replay one captured
-      truncated forward and its backward (:mod:`~anyi2v_lab.accel.optimisation_graphs`); eager, a pass is
-      bound by kernel launches (161 ms of wall time for 108 ms of kernels at full size on an H100).
+      truncated forward and its backward, and the loss its own captured graph
+      (:mod:`~anyi2v_lab.accel.optimisation_graphs`): eager, a pass is bound by kernel launches.
       Captured once per shape and settings; its memory pool stays reserved for later generations.
     * ``graph_sampling``: with CUDA graphs on, the sampling steps that carry no hook (after the
       injection window, and only when the call has no edits or captures of its own) replay one
-      captured CFG step: 113 ms against 121 ms with compiled blocks on an H100. Off by default: in a
-      fresh process the capture costs about as much as its replays save (eager blocks: 163 against
-      171 ms a step); ``fast()``, which warms up, turns it on.
+      captured CFG step. Off by default: in a fresh process the capture costs about as much as its
+      replays save; ``fast()``, which warms up, turns it on.
     * ``share_graph_pool``: the inversion, sampling and optimisation-pass graphs capture into one
-      memory pool instead of one each (``accel.graphs`` says why that is safe): 10.1 GB of pools held
-      between videos instead of 12.2 at full size, same video bit for bit (H100, run 16).
+      memory pool instead of one each (``accel.graphs`` says why that is safe): less memory held
+      between videos, the same video bit for bit.
     * ``compile``: ``"regional"`` compiles every repeated block (ResNet, spatial transformer, motion
       module, up/down sampler) that carries no hook of the run, for sampling and optimisation;
       ``"sampling"`` only for the sampling forwards (half the compile time). Compiled code is cached
       per process (and on disk by Inductor), so the cost is paid once a session.
     * ``compile_levels``: compile only the blocks of the N finest resolution levels (``None``: all).
-      The fine levels hold the large, memory-bound activations that fusion speeds up most; the
-      coarse ones still gain a little (a CFG step 121 ms with every level against 126 ms with two,
-      an optimisation pass 86 against 93 ms of kernels) for about the same compile time.
+      The fine levels hold the large, memory-bound activations that fusion speeds up most.
     * ``compile_inversion``: compile the image model's blocks (all levels) for the inversion's graphed
-      single-frame calls. A graph replay has no launch overhead left, so its time is the kernels'
-      own, and at batch 1 those are many short ones that fusion merges. Only with CUDA graphs (an
-      eager compiled call would pay Dynamo's guards on every block, 200 times).
+      single-frame calls, many short kernels that fusion merges. Only with CUDA graphs (an eager
+      compiled call would pay Dynamo's guards on every block, at every call).
     * ``channels_last``: put conv weights (UNet and VAE) in NHWC; ``None`` leaves the model as it is.
-    * ``attention``: preferred SDPA kernel on CUDA; ``"auto"`` is PyTorch's own choice, which is
-      cuDNN's attention on an H100: the fastest once running, but cuDNN builds its kernels at first
-      use, about 2.6 s per process for this job's shapes. So the default is ``"flash"`` (a fresh
-      process's first video: 13.7 s against 16.3 s) and ``fast()``, which warms up, keeps ``"auto"``.
-    * ``cudnn_benchmark``: let cuDNN time its convolution algorithms once per shape. Off by default:
-      the first video of a fresh process took 31.4 s with it against 15.6 s without (H100, full size:
-      every forward and backward shape is timed); after a warm-up it pays (``fast()``).
+    * ``attention``: preferred SDPA kernel on CUDA; ``"auto"`` is PyTorch's own choice (cuDNN's
+      attention on an H100), the fastest once running but built at first use in every process. So
+      the default is ``"flash"``, and ``fast()``, which warms up, keeps ``"auto"``.
+    * ``cudnn_benchmark``: let cuDNN time its convolution algorithms once per shape. Off by default
+      (a fresh process would time every forward and backward shape); after a warm-up it pays (``fast()``).
     * ``overlap_pca``: on CUDA, start each aligned layer's PCA fit (an ``eigh`` that holds its thread
       until the GPU is done) on a side stream as soon as the forward has produced the layer, so it
       runs while the forward goes on; in a graphed pass, when an event recorded inside the graph
       fires. Off with ``low_memory`` (its backward re-runs the forward).
     * ``low_memory``: gradient checkpointing of every block in the optimisation passes and a
-      frame-by-frame VAE decode, for 12 GB GPUs (about a third slower optimisation).
+      frame-by-frame VAE decode, for 12 GB GPUs (a slower optimisation).
     * ``decode_chunk``: frames per VAE decode call; ``None``: 4, or 1 with ``low_memory``. The decode is
-      the job's largest eager peak: at 512 x 512 its activations take 8.6 GB above the model for 16
-      frames in one call, 2.2 GB for 4 at a time, at 36 ms more per video (0.27 against 0.23 s, H100,
-      ``benchmarks/README.md``). ``baseline()`` keeps diffusers' 16.
+      the job's largest eager peak, about proportional to the frames decoded at once. ``baseline()``
+      keeps diffusers' 16.
+
+    Measured speeds and memory of each setting: ``benchmarks/README.md``.
     """
 
     truncate: bool = True
@@ -117,11 +112,9 @@ class Runtime:
 
     @classmethod
     def fast(cls, **changes) -> "Runtime":
-        """Everything that pays on an H100 (benchmarks/README.md): truncation, inversion graphs of
-        compiled blocks, optimisation passes and hook-free sampling steps replayed from CUDA graphs,
-        every level's blocks compiled, cuDNN autotuning and attention. Eager, the optimisation passes
-        are bound by kernel launches and compiled blocks gained nothing there (runs 1 and 7); inside
-        the graphs they do (7.83 s a video with every level compiled against 8.19 s with two, run 12)."""
+        """Everything that pays on an H100 once warmed up (``benchmarks/README.md``): truncation, inversion
+        graphs of compiled blocks, optimisation passes and hook-free sampling steps replayed from CUDA
+        graphs, every level's blocks compiled, cuDNN autotuning and attention."""
         return cls(**{"compile": "regional", "compile_inversion": True, "graph_sampling": True,
                       "cudnn_benchmark": True, "attention": "auto", **changes})
 

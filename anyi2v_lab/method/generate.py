@@ -110,7 +110,6 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     condition = _canvas_condition(condition, config, image_hw)
     record = InspectionRecord()
     trajectory, alignment = _alignment(pipe, trajectory, condition, config, image_hw, latent_hw, record)
-    keep = dict(keep_masks=keep_masks, keep_pca=keep_pca, keep_latents=keep_latents)
     with calls.phase("total"), calls.running(config, alignment is not None):
         cond, uncond = pipe.encode_prompt(prompt, pipe.unet.device, 1, config.guidance_scale > 1, negative_prompt)
         z, step_noise = initial_noise(pipe, config, cond.dtype, image_hw, seed, record)
@@ -119,9 +118,9 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
             if bank is None and inject and (config.inject_residual or config.inject_query):
                 bank = invert_cached(pipe, condition.pixels, prompt, cond, config, progress=progress,
                                      denoiser=calls.inversion_denoiser)
-        inject_edits = injection_edits(bank, config) if inject and config.injects else {}
-        z, session = denoise(pipe, calls, z, (cond, uncond), config, alignment, bank, inject_edits, edits, capture,
-                             step_noise, record, progress, keep)
+        run = Sampling(config, cond, uncond, alignment, bank, injection_edits(bank, config) if inject and config.injects
+                       else {}, edits, capture, step_noise, record, progress, keep_masks, keep_pca, keep_latents)
+        z, session = denoise(pipe, calls, z, run)
         with calls.phase("decode"):
             video = calls.decode(z)
             video = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
@@ -169,39 +168,75 @@ def initial_noise(pipe, config: AnyI2VConfig, dtype, image_hw: tuple[int, int], 
     return z, torch.randn((len(record.timesteps), *z.shape), generator=generator).to(device)
 
 
-def denoise(pipe, calls, z: torch.Tensor, embeds: tuple[torch.Tensor, torch.Tensor], config: AnyI2VConfig,
-            alignment: Alignment | None, bank: FeatureBank | None, inject_edits: dict, edits: dict | None,
-            capture: Capture | None, step_noise: torch.Tensor | None, record: InspectionRecord, progress: bool,
-            keep: dict):
+@dataclass
+class Sampling:
+    """What the sampling loop reads, fixed for a generation: the config, the prompt's embeddings
+    ``(1, T, D)``, the alignment (``None``: no trajectory), the inverted features and the injection edits
+    made from them, the caller's own ``edits`` and ``capture``, eta's noise per step, the record."""
+
+    config: AnyI2VConfig
+    cond: torch.Tensor
+    uncond: torch.Tensor | None
+    alignment: Alignment | None
+    bank: FeatureBank | None
+    inject_edits: dict
+    edits: dict | None
+    capture: Capture | None
+    step_noise: torch.Tensor | None
+    record: InspectionRecord
+    progress: bool = True
+    keep_masks: bool = False
+    keep_pca: bool = False
+    keep_latents: bool = False
+
+    @property
+    def guided(self) -> bool:
+        return self.config.guidance_scale > 1
+
+    def optimises(self, step_index: int) -> bool:
+        return self.alignment is not None and step_index <= self.config.opt_step
+
+    def hook_names(self) -> tuple[str, ...]:
+        """Every hook point of the run: injection, the caller's edits and capture, the aligned layers."""
+        sites = capture_sites(self.config) if self.alignment is not None else []
+        return (*merge_edits(self.inject_edits, self.edits), *names_of(self.capture), *sites)
+
+
+def denoise(pipe, calls, z: torch.Tensor, run: Sampling):
     """The sampling loop (spec 3.5): before each of the first ``opt_step + 1`` steps the latent
     optimisation, then a CFG DDIM step with injection up to ``load_feature_step``. Returns the final
-    latent and the hook session (whose cache holds ``capture``)."""
+    latent and the hook session (whose cache holds ``run.capture``)."""
     from tqdm.auto import tqdm
 
-    cond, uncond = embeds
-    cfg = config.guidance_scale > 1
-    sample_embeds = per_frame(torch.cat([uncond, cond]) if cfg else cond, config.num_frames)
-    branches = ("uncond", "cond") if cfg else ("cond",)
-    all_edits = merge_edits(inject_edits, edits)
-    hook_names = (*all_edits, *names_of(capture), *(capture_sites(config) if alignment else []))
+    config = run.config
+    embeds = per_frame(torch.cat([run.uncond, run.cond]) if run.guided else run.cond, config.num_frames)
+    branches = ("uncond", "cond") if run.guided else ("cond",)
     injecting = injection_active(config)
-    with hooked(pipe.unet, edits=all_edits, capture=capture, phase="sampling") as session:
-        eps_of = calls.sampling_denoiser(session, hook_names, replayable=not edits and capture is None)
-        for i, t in enumerate(tqdm(record.timesteps, desc="sampling", disable=not progress, leave=False)):
-            if alignment is not None and i <= config.opt_step:
-                inputs = PassInputs(pipe.unet, inject_edits, bank if inject_edits else None, alignment, config,
-                                    per_frame(cond, config.num_frames), t, i, keep["keep_masks"], keep["keep_pca"],
-                                    hook_names)
-                with calls.phase("optimisation"), session.suspended(), calls.optimisation_passes(inputs) as passes:
-                    z = optimise_latents(z, passes, config, alignment.region,
-                                         iteration_recorder(record, inputs, keep["keep_latents"]))
+    with hooked(pipe.unet, edits=merge_edits(run.inject_edits, run.edits), capture=run.capture,
+                phase="sampling") as session:
+        eps_of = calls.sampling_denoiser(session, run.hook_names(), replayable=not run.edits and run.capture is None)
+        for i, t in enumerate(tqdm(run.record.timesteps, desc="sampling", disable=not run.progress, leave=False)):
+            if run.optimises(i):
+                with calls.phase("optimisation"), session.suspended():
+                    z = optimise_step(pipe, calls, z, run, i, t)
             with calls.phase("sampling"), torch.no_grad(), session.calling(timestep=t, step_index=i, branches=branches):
-                model_in = pipe.scheduler.scale_model_input(torch.cat([z, z]) if cfg else z, t)
-                hooks_fire = bool(inject_edits) and injecting(CallInfo(step_index=i, phase="sampling"))
-                eps = eps_of(model_in, t, sample_embeds, hooks_fire)
-                if cfg:
+                model_in = pipe.scheduler.scale_model_input(torch.cat([z, z]) if run.guided else z, t)
+                hooks_fire = bool(run.inject_edits) and injecting(CallInfo(step_index=i, phase="sampling"))
+                eps = eps_of(model_in, t, embeds, hooks_fire)
+                if run.guided:
                     eps_u, eps_c = eps.chunk(2)
                     eps = eps_u + config.guidance_scale * (eps_c - eps_u)
-                noise = None if step_noise is None else step_noise[i]
+                noise = None if run.step_noise is None else run.step_noise[i]
                 z = pipe.scheduler.step(eps, t, z, eta=config.eta, variance_noise=noise).prev_sample
     return z, session
+
+
+def optimise_step(pipe, calls, z: torch.Tensor, run: Sampling, step_index: int, t: int) -> torch.Tensor:
+    """The latent optimisation before denoising step ``step_index`` (spec 3.4), with the passes ``calls``
+    makes for it."""
+    inputs = PassInputs(pipe.unet, run.inject_edits, run.bank if run.inject_edits else None, run.alignment,
+                        run.config, per_frame(run.cond, run.config.num_frames), t, step_index, run.keep_masks,
+                        run.keep_pca, run.hook_names())
+    with calls.optimisation_passes(inputs) as passes:
+        return optimise_latents(z, passes, run.config, run.alignment.region,
+                                iteration_recorder(run.record, inputs, run.keep_latents))
