@@ -7,6 +7,7 @@
     anyi2v-lab config                                                 # the method's settings: --set KEY=VALUE
     anyi2v-lab points --pattern "up_blocks.1.*.query"                # list hook points
     anyi2v-lab batch jobs.jsonl --out runs/batch                     # many jobs, resumable
+    anyi2v-lab evaluate cases.jsonl --out runs/eval                  # ObjMC over a manifest, resumable
     torchrun --nproc_per_node 2 -m anyi2v_lab.cli batch jobs.jsonl --out runs/batch   # one process a GPU
 
 Every input (config values, condition images and masks, trajectory, output folder, model paths) is
@@ -148,9 +149,19 @@ def _check_output_file(out: Path, overwrite: bool) -> None:
         raise UsageError(f"--out {str(out)!r}: {str(parent)!r} is a file, not a folder")
 
 
-def _trajectory(path):
-    from .trajectory import Trajectory
-    return Trajectory.load(path) if path else None
+def _trajectory(path, fmt=None, conditions=()):
+    """Our trajectory file, the reference's or a peer method's (``fmt``, else detected); a peer's pixel
+    coordinates are read against the first condition image's size unless the file brings its own."""
+    if not path:
+        return None
+    from PIL import Image
+
+    from .interop import read_trajectory
+    size = None
+    if conditions and Path(conditions[0]).is_file():
+        with Image.open(conditions[0]) as im:
+            size = im.size
+    return read_trajectory(path, format=fmt, default_image_size=size)
 
 
 def _check_conditions(images, masks) -> None:
@@ -205,8 +216,8 @@ def cmd_generate(args) -> int:
             raise UsageError("--prompt is required (or --from-run)")
         spec, prompt, negative, seed = model_spec(args), args.prompt, args.negative_prompt, args.seed
     check_model_paths(spec)
-    trajectory = _trajectory(args.trajectory)
     _check_conditions(args.condition, args.mask)
+    trajectory = _trajectory(args.trajectory, getattr(args, "trajectory_format", None), args.condition)
     if not args.from_run:
         cfg = _config(args)
 
@@ -321,7 +332,20 @@ def cmd_batch(args) -> int:
     return main_batch(args, load_model, cfg, _runtime(args.runtime), spec)
 
 
+def cmd_evaluate(args) -> int:
+    spec = model_spec(args)
+    check_model_paths(spec)
+    cfg = _config(args)
+    from .evaluation import main_evaluate
+    return main_evaluate(args, load_model, cfg, _runtime(args.runtime), spec)
+
+
 # ------------------------------------------------------------------ parser and entry point
+def _trajectory_formats() -> list[str]:
+    from .interop import FORMATS
+    return sorted(FORMATS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="anyi2v-lab", description="Training-free trajectory-controlled "
@@ -337,7 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("generate", "generate a video from condition image(s), a prompt and trajectories")
     p.add_argument("--condition", action="append", default=[], help="condition image (repeat for mixed conditions)")
     p.add_argument("--mask", action="append", default=[], help="mask of the matching --condition (mixed conditions)")
-    p.add_argument("--trajectory", help="trajectory JSON (ours or the reference's format); none: injection only")
+    p.add_argument("--trajectory", help="trajectory file: ours, the reference's or a peer method's (see "
+                   "--trajectory-format); none: injection only")
+    p.add_argument("--trajectory-format", choices=_trajectory_formats(), default=None,
+                   help="format of --trajectory (default: detected from the file)")
     p.add_argument("--prompt")
     p.add_argument("--negative-prompt", default="")
     p.add_argument("--seed", type=int, default=0)
@@ -379,6 +406,19 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     _model_args(p)
     p.set_defaults(func=cmd_batch)
+
+    p = command("evaluate", "ObjMC (DragAnything's motion-control metric) of the method over a manifest of "
+                "cases: generate, track, report (resumable; an offline tracker)")
+    p.add_argument("manifest", help="JSONL, one case a line: image, mask, trajectory, prompt, seed; or a "
+                   "VIPSeg-style folder (see anyi2v_lab.evaluation.manifest)")
+    p.add_argument("--out", required=True, help="cases/<id>.json a case, failed/, summary.json (a rerun resumes)")
+    p.add_argument("--tracker", choices=("lucas-kanade", "cotracker"), default="lucas-kanade",
+                   help="lucas-kanade: OpenCV, no weights (default); cotracker: needs --cotracker-checkpoint")
+    p.add_argument("--cotracker-checkpoint", help="path of CoTracker weights on this machine (never downloaded)")
+    p.add_argument("--runtime", choices=RUNTIMES, default="default")
+    _config_args(p)
+    _model_args(p)
+    p.set_defaults(func=cmd_evaluate)
 
     p = command("points", "list the hook points of a model (default: SD1.5 shape, no weights)")
     p.add_argument("--pattern", help="glob, e.g. 'up_blocks.1.*.query'")

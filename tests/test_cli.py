@@ -306,3 +306,31 @@ def test_library_noise_is_silenced_and_nothing_else():
         for lg in loggers:
             lg.removeHandler(handler)
     assert seen == ["something the user should see"]
+
+
+def test_a_peer_methods_trajectory_runs_in_ours(tmp_path):
+    """SG-I2V's traj.npy (pixels of its img.png) drives a generation; run.json keeps it in our format."""
+    from pathlib import Path
+    sample = Path(__file__).parent / "data" / "interop" / "sgi2v"
+    out = tmp_path / "run"
+    rc = main(["generate", "--model", "tiny", "--condition", str(sample / "img.png"), "--trajectory",
+               str(sample / "traj.npy"), "--trajectory-format", "sgi2v", "--prompt", "two boxes",
+               "--out", str(out), *SET])
+    assert rc == 0
+    saved = json.loads((out / "trajectory.json").read_text())
+    assert saved["schema"] == "anyi2v-lab/trajectory" and len(saved["objects"]) == 2
+
+
+def test_a_malformed_peer_trajectory_is_refused_before_loading(inputs, tmp_path, capsys, no_model):
+    bad = tmp_path / "tracks.json"
+    bad.write_text(json.dumps({"tracking_points": "not a list"}))
+    err = _refused(["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--trajectory",
+                    str(bad), "--trajectory-format", "mofa", "--prompt", "x", "--out", str(tmp_path / "o")], capsys)
+    assert "tracking_points" in err
+
+
+def test_evaluate_refuses_a_bad_manifest_before_loading(tmp_path, capsys, no_model):
+    manifest = tmp_path / "cases.jsonl"
+    manifest.write_text(json.dumps({"id": "a", "image": "a.png", "trajectory": "a.json", "prompt": "x"}) + "\n")
+    err = _refused(["evaluate", str(manifest), "--model", "tiny", "--out", str(tmp_path / "eval")], capsys)
+    assert "mask" in err
