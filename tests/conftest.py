@@ -1,7 +1,13 @@
 """Shared fixtures: tiny random models, offline, seeded."""
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+
+# the test folders mirror the package; ``helpers`` (file-layout writers) sits beside them
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(scope="session")

@@ -311,7 +311,7 @@ def test_library_noise_is_silenced_and_nothing_else():
 def test_a_peer_methods_trajectory_runs_in_ours(tmp_path):
     """SG-I2V's traj.npy (pixels of its img.png) drives a generation; run.json keeps it in our format."""
     from pathlib import Path
-    sample = Path(__file__).parent / "data" / "interop" / "sgi2v"
+    sample = Path(__file__).parents[1] / "data" / "interop" / "sgi2v"
     out = tmp_path / "run"
     rc = main(["generate", "--model", "tiny", "--condition", str(sample / "img.png"), "--trajectory",
                str(sample / "traj.npy"), "--trajectory-format", "sgi2v", "--prompt", "two boxes",

@@ -16,7 +16,7 @@ from anyi2v_lab.interop import FORMATS, detect_format, read_trajectory, referenc
 from anyi2v_lab.interop._common import trajectory_to_tracks
 from anyi2v_lab.trajectory import (ObjectTrack, Trajectory, TrajectoryError, TrajectoryWarning, frame_boxes,
                                    frame_paths, resample_path)
-DATA = Path(__file__).parent / "data" / "interop"
+DATA = Path(__file__).parents[1] / "data" / "interop"
 SAMPLES = {
     "reference": DATA / "reference.json",
     "sgi2v": DATA / "sgi2v" / "traj.npy",
