@@ -10,3 +10,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_collection_modifyitems(items):
+    """Notebooks and browser tests belong to the full run, not the inner loop (``pytest -m "not slow"``)."""
+    import pytest
+
+    for item in items:
+        if item.path.suffix == ".ipynb" or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
