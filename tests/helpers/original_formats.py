@@ -108,3 +108,46 @@ def adapter_to_original(sd: dict) -> dict:
         else:
             out[motion_key_to_original(k)] = v
     return {k: v.contiguous() for k, v in out.items()}
+
+
+# --- the 2022-era diffusers folder layout (diffusers 0.11, transformers 4.25), as the AnyI2V reference reads it
+_VAE_ATTN_011 = (("to_q.", "query."), ("to_k.", "key."), ("to_v.", "value."), ("to_out.0.", "proj_attn."))
+# Only the keys an SD1.5 folder of that time has: newer keys (mid_block_type "UNetMidBlock2DCrossAttn",
+# addition_embed_type, ...) are passed to the old constructors, which reject or mis-read them.
+UNET_CONFIG_011 = ("act_fn", "attention_head_dim", "block_out_channels", "center_input_sample", "cross_attention_dim",
+                   "down_block_types", "downsample_padding", "flip_sin_to_cos", "freq_shift", "in_channels",
+                   "layers_per_block", "mid_block_scale_factor", "norm_eps", "norm_num_groups", "out_channels",
+                   "sample_size", "up_block_types")
+VAE_CONFIG_011 = ("act_fn", "block_out_channels", "down_block_types", "in_channels", "latent_channels",
+                  "layers_per_block", "norm_num_groups", "out_channels", "sample_size", "up_block_types")
+CLIP_CONFIG_425 = ("attention_dropout", "bos_token_id", "eos_token_id", "hidden_act", "hidden_size", "initializer_factor",
+                   "initializer_range", "intermediate_size", "layer_norm_eps", "max_position_embeddings",
+                   "num_attention_heads", "num_hidden_layers", "pad_token_id", "projection_dim", "vocab_size")
+
+
+def vae_to_diffusers011(sd: dict) -> dict:
+    """A current AutoencoderKL state dict with its mid-block attention under the old names
+    (``query/key/value/proj_attn``), as diffusers 0.11's ``AttentionBlock`` has them."""
+    out = {}
+    for k, v in sd.items():
+        if ".mid_block.attentions." in k:
+            for new, old in _VAE_ATTN_011:
+                k = k.replace(new, old)
+        out[k] = v
+    return out
+
+
+def clip_to_transformers425(sd: dict) -> dict:
+    """A flat (transformers >= 5.6) CLIPTextModel state dict with the ``text_model.`` prefix and the
+    ``position_ids`` buffer that transformers 4.25 stores."""
+    out = {("" if k.startswith("text_model.") else "text_model.") + k: v for k, v in sd.items()}
+    n = out["text_model.embeddings.position_embedding.weight"].shape[0]
+    out.setdefault("text_model.embeddings.position_ids", torch.arange(n)[None])
+    return out
+
+
+def config_011(config: dict, keys: tuple[str, ...], class_name: str) -> dict:
+    """``config`` cut to ``keys``, stamped as an old diffusers/transformers config."""
+    out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items() if k in keys}
+    out["_class_name"] = class_name
+    return out
