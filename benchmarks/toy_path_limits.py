@@ -11,8 +11,8 @@ also the mean-speed axis; peak speed is the largest per-frame step (at most 2.6 
 
     python benchmarks/toy_path_limits.py --cases 96 --device cuda --workers 12   # the committed run (GPU)
     python benchmarks/toy_path_limits.py                                          # 32 cases, CPU (~10 min idle)
-    python benchmarks/toy_path_limits.py --motion path --cases 12 --variants full --steps 10 \
-        --opt-step 2 --opt-iters 3                                                # paths only, the demo's --fast
+    python benchmarks/toy_path_limits.py --motion path --cases 14 --variants full --steps 10 \
+        --opt-step 2 --opt-iters 3                                   # the committed run: paths, the demo's --fast
     python benchmarks/toy_path_limits.py --from-frames videos.npz                 # score saved videos again
 
 The scenes come from their own seed (LIMITS_SEED), disjoint from the benchmark's and the development
@@ -111,6 +111,12 @@ def score(frames: np.ndarray, case) -> list[dict]:
     return rows
 
 
+def _ordered(labels) -> list:
+    """Bin labels in numeric order ("2-8" before "16-24"), other labels alphabetically."""
+    num = lambda k: float(k.split("-")[0].lstrip(">=")) if k[:1].isdigit() or k.startswith(">=") else float("inf")
+    return sorted(labels, key=lambda k: (num(k), k))
+
+
 def _bin_label(x: float, edges) -> str:
     for lo, hi in zip(edges[:-1], edges[1:]):
         if lo <= x < hi:
@@ -138,7 +144,7 @@ def bins(objects: list[dict], variant: str) -> dict:
     """summarise() per motion kind, path length bin, peak-speed bin (moving objects) and turn."""
     rows = [{**o["motion"], **o[variant]} for o in objects]
     group = lambda key: {k: summarise([r for r in rows if key(r) == k])
-                         for k in sorted({key(r) for r in rows if key(r) is not None})}
+                         for k in _ordered({key(r) for r in rows if key(r) is not None})}
     moving = lambda f: (lambda r: f(r) if r["length_px"] >= LENGTH_BINS[2] else None)
     return {"all": summarise(rows),
             "kind": group(lambda r: r["kind"]),
@@ -147,6 +153,28 @@ def bins(objects: list[dict], variant: str) -> dict:
             "turn_moving": group(moving(lambda r: None if r["turn_deg"] is None
                                         else ("straight (<20 deg)" if r["turn_deg"] < 20 else
                                               "bent (20-45 deg)" if r["turn_deg"] < 45 else "turning (>=45 deg)")))}
+
+
+def benchmark_bins(path: str | Path, size: int = 64) -> dict:
+    """The held-out benchmark's per-case ObjMC (paper's settings; toy_trajectory.json) binned as above,
+    each case by its kind and its longest path (the benchmark pools a case's objects)."""
+    report = json.loads(Path(path).read_text())
+    n = report["cases_evaluated"]
+    cases = bench.make_cases(n, size, report["settings"]["case_seed"])
+    out = {}
+    for v in VARIANTS:
+        per_case = report["results"][v]["objmc_per_case"]
+        rows = []
+        for (case, _), m in zip(cases, per_case):
+            longest = max(describe(case), key=lambda r: r["length_px"])
+            rows.append({"kind": case.motion, "length_px": longest["length_px"], "objmc": m})
+        group = lambda key: {k: {"cases": len(g), "objmc_mean_px": float(np.mean(g)), "objmc_median_px": float(np.median(g))}
+                             for k in _ordered({key(r) for r in rows})
+                             for g in [[r["objmc"] for r in rows if key(r) == k and r["objmc"] is not None]] if g}
+        out[v] = {"kind": group(lambda r: r["kind"]),
+                  "length_px": group(lambda r: _bin_label(r["length_px"], LENGTH_BINS))}
+    return {"source": str(path), "cases": n, "settings": {k: report["settings"][k] for k in ("inversion", "guidance", "case_seed")},
+            **out}
 
 
 def table(report: dict) -> str:
@@ -168,6 +196,15 @@ def table(report: dict) -> str:
     return "\n".join(out)
 
 
+def machine(device: str) -> dict:
+    """Where it ran: the device, CPU cores and the load average at the end (the CPU may be shared)."""
+    import os
+    import platform
+
+    return {"device": device, "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", type=int, default=32)
@@ -186,6 +223,8 @@ def main(argv=None) -> int:
     p.add_argument("--from-frames", default=None, metavar="NPZ",
                    help="score the videos saved by an earlier run (--save-frames) instead of generating")
     p.add_argument("--save-frames", default=None, metavar="NPZ", help="also save the videos")
+    p.add_argument("--benchmark", default=str(Path(__file__).resolve().parent / "results" / "toy_trajectory.json"),
+                   help="also bin this held-out benchmark report's per-case ObjMC ('' to skip)")
     p.add_argument("--out", default="benchmarks/results/toy_path_limits.json")
     args = p.parse_args(argv)
     if args.cases < 1 or args.workers < 1:
@@ -231,9 +270,10 @@ def main(argv=None) -> int:
     report = {"settings": {**vars(args), "method": "AnyI2VConfig defaults (the paper's), CFG 8",
                            "overrides": overrides,
                            "follow_px": FOLLOW_PX, "cell_px": CELL_PX},
-              "size": size, "versions": versions(), "cases": len(complete), "seconds": time.perf_counter() - tic,
+              "machine": machine(args.device), "size": size, "versions": versions(), "cases": len(complete),
+              "seconds": time.perf_counter() - tic,
               "seconds_per_video": seconds_per_video, "bins": {v: bins(objects, v) for v in variants},
-              "objects": objects}
+              "objects": objects, "benchmark": benchmark_bins(args.benchmark, size) if args.benchmark else None}
     with atomic_path(args.out) as tmp:
         Path(tmp).write_text(json.dumps(report, indent=1))
     print(table(report))
