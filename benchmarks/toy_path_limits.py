@@ -9,8 +9,8 @@ all the way, 0 is standing still). "Follows" means final error and ObjMC both wi
 (6 px at 64 px), the demo's bar. With 16 frames a path's mean speed is its length / 15, so length is
 also the mean-speed axis; peak speed is the largest per-frame step (at most 2.6 px in the data).
 
-    python benchmarks/toy_path_limits.py --cases 96 --device cuda --workers 12   # the committed run (GPU)
-    python benchmarks/toy_path_limits.py                                          # 32 cases, CPU (~10 min idle)
+    python benchmarks/toy_path_limits.py --cases 96 --device cuda --workers 12   # paper's settings on a GPU
+    python benchmarks/toy_path_limits.py                                          # 32 cases, CPU (about 25 min idle)
     python benchmarks/toy_path_limits.py --motion path --cases 14 --variants full --steps 10 \
         --opt-step 2 --opt-iters 3                                   # the committed run: paths, the demo's --fast
     python benchmarks/toy_path_limits.py --from-frames videos.npz                 # score saved videos again
