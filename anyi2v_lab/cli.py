@@ -221,6 +221,7 @@ def cmd_generate(args) -> int:
     if not args.from_run:
         cfg = _config(args)
 
+    from .accel import Runtime
     from .conditions import condition_from_files
     from .method import generate
     from .method.generate import model_size
@@ -229,7 +230,7 @@ def cmd_generate(args) -> int:
     h, w = model_size(pipe, cfg)
     condition = condition_from_files(args.condition, args.mask, size=(w, h), policy=cfg.resize_policy)
     result = generate(pipe, condition, prompt, trajectory, cfg, negative_prompt=negative, seed=seed,
-                      keep_masks=trajectory is not None)
+                      keep_masks=trajectory is not None, runtime=Runtime())
     write_run(result, out, model=spec, overwrite=args.overwrite)
     print(f"wrote {out}/video.mp4, video.gif, overlay.mp4, frames/, run.json")
     return 0

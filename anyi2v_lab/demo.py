@@ -93,9 +93,12 @@ def score_tracking(result, case, trajectory=None, cell_px: float = CELL_PX) -> d
 
 
 def run_demo(out: Path, overwrite: bool = False, tiny: bool = False, fast: bool = False) -> dict:
+    from .accel import Runtime
     from .method import AnyI2VConfig, generate
-    from .outputs import write_run
+    from .outputs import check_output_folder, write_run
 
+    check_output_folder(out, overwrite)  # before any work: a taken folder is refused at once
+    runtime = Runtime()  # the default runtime; it also times each phase for demo.json
     seconds = {}
     tic = start = time.perf_counter()
     if tiny:
@@ -112,10 +115,12 @@ def run_demo(out: Path, overwrite: bool = False, tiny: bool = False, fast: bool 
     condition = case.conditions[DEMO_MODALITY]
     seconds["load"], tic = time.perf_counter() - tic, time.perf_counter()
     print(f"model: {label}; scene: {case.caption!r} as a {DEMO_MODALITY} condition, {size}x{size}")
-    result = generate(pipe, condition, prompt, trajectory, config, seed=DEMO_NOISE_SEED, keep_masks=True)
+    result = generate(pipe, condition, prompt, trajectory, config, seed=DEMO_NOISE_SEED, keep_masks=True,
+                      runtime=runtime)
     seconds["anyi2v"], tic = time.perf_counter() - tic, time.perf_counter()
     # no control: the same features (inverted once), noise and settings, no trajectory
-    plain = generate(pipe, condition, prompt, None, config, seed=DEMO_NOISE_SEED, features=result.features)
+    plain = generate(pipe, condition, prompt, None, config, seed=DEMO_NOISE_SEED, features=result.features,
+                     runtime=runtime)
     seconds["no_control"], tic = time.perf_counter() - tic, time.perf_counter()
     cell = pipe.vae_scale_factor  # px per latent cell
     score, plain_score = score_tracking(result, case, cell_px=cell), score_tracking(plain, case, trajectory, cell_px=cell)
