@@ -3,7 +3,7 @@
 :func:`load_condition` turns a file, PIL image or numpy array into a :class:`Condition`: an RGB image at
 the model size plus the (1, 3, H, W) tensor in [-1, 1] the VAE takes, and the :class:`ResizeMap` that took
 user coordinates to the canvas. :func:`compose_conditions` paints several conditions into one (mixed
-conditions, e.g. a depth background with a sketch foreground; spec 5.4: the reference has no code for this,
+conditions, e.g. a depth background with a sketch foreground; docs/method.md §1; the reference has no code for this,
 the composite is simply the condition image).
 
 Value conversion to 8-bit RGB (``normalize="auto"``):

@@ -5,9 +5,9 @@ Coordinates are (x, y) pixels of ``Trajectory.image_size``; boxes are (x0, y0, x
 * ours, versioned: ``{"schema": "anyi2v-lab/trajectory", "version": 1, "image_size": [W, H],
   "num_frames": 16 (optional), "objects": [{"name", "box", "target_box", "path", "query_points"}]}``;
 * the reference's (``bounding_box``, ``target_box``, ``center_traj``, ``query_point``: parallel lists, one
-  entry per object, in a 512x512 image). It is read, never written.
+  entry per object, in a 512x512 image). It is read here and written by :mod:`anyi2v_lab.interop.reference`.
 
-Per-frame boxes follow the reference rule (spec 3.1): the box moves by ``path[i] - path[0]`` and its size
+Per-frame boxes follow the reference rule (docs/method.md §3): the box moves by ``path[i] - path[0]`` and its size
 goes linearly from ``box`` to ``target_box``, symmetrically. numpy only (the widgets use this module).
 """
 from __future__ import annotations
@@ -357,7 +357,7 @@ def frame_paths(traj: Trajectory, num_frames: int | None = None, mode: str = "re
 
 
 def frame_boxes(traj: Trajectory, num_frames: int | None = None, path_mode: str = "resample") -> np.ndarray:
-    """Unclipped per-frame boxes (O, F, 4) float64, (x0, y0, x1, y1), by the reference rule (spec 3.1):
+    """Unclipped per-frame boxes (O, F, 4) float64, (x0, y0, x1, y1), by the reference rule (docs/method.md §3):
     ``box_i = box + (d, d) + (-s_i, s_i)`` with ``d = path[i] - path[0]`` and
     ``s_i = (end_size - start_size) * i / (F - 1) / 2`` (the size changes symmetrically)."""
     f = _frames(traj.num_frames if num_frames is None else num_frames)
@@ -420,7 +420,7 @@ def query_offsets(obj: ObjectTrack, frame_box=None) -> np.ndarray:
       replaced by the box centre (the reference's rule, strict inequalities included).
     * No query points gives one point at the box centre (the reference fails on an empty list).
     * ``frame_box`` (default: the frame-0 box) scales the offsets by its size over the frame-0 size, so a
-      point keeps its relative place in a resized box. The reference kept frame-0 offsets (spec 4, bug).
+      point keeps its relative place in a resized box. The reference kept frame-0 offsets (a bug of the reference).
     """
     x0, y0, x1, y1 = obj.box
     w, h = x1 - x0, y1 - y0

@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SMALL = {"num_frames": 4, "num_inference_steps": 3, "inversion_timestep": 11, "opt_step": 1, "opt_iters": 2}
+SMALL = {"num_frames": 4, "num_inference_steps": 3, "inversion_timestep": 11, "opt_step": 1, "opt_iters": 2,
+         "load_feature_step": 2}
 
 
 def make_jobs(work: Path, n: int, small: bool) -> Path:

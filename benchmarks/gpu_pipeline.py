@@ -1,6 +1,6 @@
 """The full AnyI2V job at the paper's settings, timed per phase: baseline against the fast paths.
 
-    python benchmarks/gpu_pipeline.py --out benchmarks/results/h100.json          # GPU, random fp16 SD1.5
+    python benchmarks/gpu_pipeline.py --out benchmarks/results/gpu_pipeline_h100.json          # GPU, random fp16 SD1.5
     python benchmarks/gpu_pipeline.py --weights /models/sd15 --out ...            # real weights
     python benchmarks/gpu_pipeline.py --tiny --quick --device cpu --out /tmp/b.json   # end-to-end check
 

@@ -34,7 +34,7 @@ VARIANTS = {
     "no_debias": {"debias": False},                              # the paper's "w/o debias" (Fig. 10)
     "no_debias_all_steps": {"debias": False, "load_feature_step": 24},
 }
-# One frame and no trajectory; injection into both CFG branches, as the toy settings do (one branch
+# One frame and no trajectory; injection into both CFG branches, as the benchmark's `toy_fine_align` variant does (one branch
 # alone turns frame 0 into speckle at CFG 8); the fast inversion keeps the probe to minutes on a CPU.
 BASE = dict(num_frames=1, inject_uncond=True, inversion_schedule="fast")
 LABELS = {"plain": "plain", "paper": "paper", "paper_all_steps": "paper, all", "global_adain_all_steps": "global, all",

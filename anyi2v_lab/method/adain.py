@@ -1,4 +1,4 @@
-"""Patch-wise AdaIN of injected residuals (spec 2.2; the paper's Eq. 1-2, "debias")."""
+"""Patch-wise AdaIN of injected residuals (docs/method.md §2; the paper's Eq. 1-2, "debias")."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""The alignment (spec 3.1): a user trajectory in model pixels becomes what the loss reads on its grids.
+"""The alignment (docs/method.md §3): a user trajectory in model pixels becomes what the loss reads on its grids.
 
 The alignment grid is the image divided by ``compress_factor`` (128 x 128 cells at 512 px); each object
 has a box per frame on it, query points as cell offsets from its start box, and optionally a region of

@@ -1,8 +1,8 @@
 """The method's configuration: one frozen, validated object whose defaults are the paper's.
 
-Every field is a hyper-parameter of the reference (``hyper_params.yaml``, spec 5.2) or an ablation
+Every field is a hyper-parameter of the reference (``hyper_params.yaml``, docs/method.md, switches) or an ablation
 switch of the paper (Table 2) or one of our own, clearly marked options. Layer lists are diffusers
-module paths, not the reference's counters (spec 1.2 gives the mapping).
+module paths, not the reference's counters (docs/method.md maps them).
 
 Values are checked twice. Constructing ``AnyI2VConfig(...)`` in Python takes values of the field's type
 (an int where a float is asked for, a list where a tuple is). Parsing (``--set key=value``, YAML/JSON
@@ -61,12 +61,12 @@ class AnyI2VConfig:
     height: int | None = None
     width: int | None = None
     resize_policy: ResizePolicy = "stretch"
-    # inversion (spec 1.3)
+    # inversion (docs/method.md §1)
     inversion_timestep: int = 201
     inversion_schedule: InversionSchedule = "reference"
     fast_inversion_steps: int = 10
     vae_sample: bool = False  # the reference samples the posterior (unseeded); we use its mean
-    # injection (spec 2)
+    # injection (docs/method.md §2)
     load_feature_step: int = 3
     res_layers: tuple[str, ...] = RES_LAYERS
     attn_layers: tuple[str, ...] = ATTN_LAYERS
@@ -77,7 +77,7 @@ class AnyI2VConfig:
     adain_patch: int | None = 4  # None: global AdaIN (the paper's Fig. 10 comparison)
     adain_eps: float = 1e-6
     inject_uncond: bool = False
-    # trajectory optimisation (spec 3)
+    # trajectory optimisation (docs/method.md §3)
     opt_step: int = 5
     opt_iters: int = 5
     lr: float = 0.01

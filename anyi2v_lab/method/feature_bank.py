@@ -1,4 +1,4 @@
-"""The inverted features: what DDIM inversion hands to injection (spec 1.3), kept in memory.
+"""The inverted features: what DDIM inversion hands to injection (docs/method.md §1), kept in memory.
 
 The reference writes them to ``./feature/*.pth`` and re-reads them at every injected forward; two
 runs in one folder clobber each other. Here they live in a :class:`FeatureBank`, can be saved as

@@ -1,4 +1,4 @@
-"""The AnyI2V generation loop (spec 3.5).
+"""The AnyI2V generation loop (docs/method.md §§3-4).
 
 ::
 
@@ -203,7 +203,7 @@ class Sampling:
 
 
 def denoise(pipe, calls, z: torch.Tensor, run: Sampling):
-    """The sampling loop (spec 3.5): before each of the first ``opt_step + 1`` steps the latent
+    """The sampling loop (docs/method.md §§3-4): before each of the first ``opt_step + 1`` steps the latent
     optimisation, then a CFG DDIM step with injection up to ``load_feature_step``. Returns the final
     latent and the hook session (whose cache holds ``run.capture``)."""
     from tqdm.auto import tqdm
@@ -232,7 +232,7 @@ def denoise(pipe, calls, z: torch.Tensor, run: Sampling):
 
 
 def optimise_step(pipe, calls, z: torch.Tensor, run: Sampling, step_index: int, t: int) -> torch.Tensor:
-    """The latent optimisation before denoising step ``step_index`` (spec 3.4), with the passes ``calls``
+    """The latent optimisation before denoising step ``step_index`` (docs/method.md §3), with the passes ``calls``
     makes for it."""
     inputs = PassInputs(pipe.unet, run.inject_edits, run.bank if run.inject_edits else None, run.alignment,
                         run.config, per_frame(run.cond, run.config.num_frames), t, step_index, run.keep_masks,

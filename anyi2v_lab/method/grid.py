@@ -1,4 +1,4 @@
-"""Aligned layers' features on the alignment grid, read through bicubic upsampling (spec 3.2).
+"""Aligned layers' features on the alignment grid, read through bicubic upsampling (docs/method.md §3).
 
 Each aligned layer's PCA-reduced maps ``(F, M, h, w)`` are upsampled bicubically to the grid
 ``(H, W)`` (image size / compress factor: 128 x 128 at 512 px) and the loss only ever reads box
@@ -7,7 +7,7 @@ crops of them. Bicubic resampling is separable, ``up = R @ x @ C.T`` with fixed 
 that way and never materialises the grid, whose full-size copy (and the grid-sized gradient of every
 crop) would cost more memory and time than the crops themselves.
 
-:func:`aligned_features` makes them from the captured layers: PCA per layer (spec 3.2), then the grid.
+:func:`aligned_features` makes them from the captured layers: PCA per layer (docs/method.md §3), then the grid.
 """
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def layer_tokens(features: torch.Tensor, shape: tuple[int, int]) -> tuple[torch.
 
 
 def layer_fit(features: torch.Tensor, shape: tuple[int, int], config: AnyI2VConfig, seed: int):
-    """The PCA fit ``(mean, components)`` of one captured layer (spec 3.2)."""
+    """The PCA fit ``(mean, components)`` of one captured layer (docs/method.md §3)."""
     return pca_fit(layer_tokens(features, shape)[1].detach(), config.pca_dim, config.pca_method, seed=seed)
 
 

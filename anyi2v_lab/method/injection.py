@@ -1,4 +1,4 @@
-"""Feature injection as edit functions on named hook points (spec 2).
+"""Feature injection as edit functions on named hook points (docs/method.md §2).
 
 During the first ``load_feature_step + 1`` denoising steps, and in every optimisation forward, the
 conditional branch's frame 0 gets the inverted residuals (after patch AdaIN onto its current

@@ -1,4 +1,4 @@
-"""DDIM inversion of the condition image, for its features only (spec 1.3).
+"""DDIM inversion of the condition image, for its features only (docs/method.md §1).
 
 The condition is encoded as one frame, the motion modules are bypassed, the generation prompt is
 used without CFG, and the inverse schedule steps 1, 2, ..., t_alpha (the reference's 999-step grid,

@@ -1,4 +1,4 @@
-"""The trajectory alignment loss (spec 3.3, the paper's Eq. 8), with the reference's defects fixed.
+"""The trajectory alignment loss (docs/method.md §3, the paper's Eq. 8), with the reference's defects fixed.
 
 Features are ``(F, C, H, W)`` on the alignment grid (image size / ``compress_factor``); boxes are
 ``(x0, y0, x1, y1)`` integer grid cells, end-exclusive. For every object and every frame j >= 1, frame

@@ -1,4 +1,4 @@
-"""Semantic masks (spec 4): where, inside a box, a frame's features resemble the object's query points.
+"""Semantic masks (docs/method.md §3): where, inside a box, a frame's features resemble the object's query points.
 
 For each layer, the cosine similarity of every pixel of the current crop to each query token, maxed
 over the query points (Eq. 5-6); the values of all layers pooled and split by a 1-D two-means into a

@@ -1,4 +1,4 @@
-"""Zero-shot trajectory control by latent optimisation (spec 3.2 and 3.4).
+"""Zero-shot trajectory control by latent optimisation (docs/method.md §3).
 
 Before each of the first ``opt_step + 1`` denoising steps, ``opt_iters`` times: run the UNet on the
 conditional branch with injection on, up to the last aligned layer; reduce each aligned layer's
@@ -171,7 +171,7 @@ def session_forward(session, inputs: PassInputs, t=None) -> Callable[[torch.Tens
 
 
 def eager_fit(inputs: PassInputs) -> Callable[[list[torch.Tensor]], list | None]:
-    """Each aligned layer's PCA fit, after the forward (spec 3.2: refit every iteration)."""
+    """Each aligned layer's PCA fit, after the forward (docs/method.md §3: refit every iteration)."""
     config, shapes = inputs.config, inputs.alignment.shapes
     return lambda captured: None if config.pca_dim is None else layer_fits(captured, shapes, config)
 

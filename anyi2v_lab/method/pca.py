@@ -1,4 +1,4 @@
-"""PCA of feature tokens, deterministic (spec 3.2: M = 64 components, refit every iteration).
+"""PCA of feature tokens, deterministic (docs/method.md §3: M = 64 components, refit every iteration).
 
 The reference uses torch_pca, whose randomized solver draws from the global torch RNG, so the number
 of iterations or objects changes later random draws. ``eigh`` is exact; ``lowrank`` is a randomized

@@ -9,7 +9,7 @@ import torch
 
 @dataclass
 class Iteration:
-    """One latent-optimisation iteration (spec 3.4)."""
+    """One latent-optimisation iteration (docs/method.md §3)."""
 
     step_index: int
     timestep: int

@@ -18,7 +18,7 @@ Conventions (``LoraSpec.convention``):
 
 * ``"scaled"`` (kohya, peft, diffusers): ``factor = scale * alpha / rank`` when the file stores an alpha,
   ``scale`` otherwise.
-* ``"animatediff"`` (the AnimateDiff / AnyI2V reference merge, spec 5.1): ``factor = scale``, ignoring the file's
+* ``"animatediff"`` (the AnimateDiff / AnyI2V reference merge, the reference's merge): ``factor = scale``, ignoring the file's
   alpha. The reference's ``lora_alpha: 0.8`` is ``scale=0.8`` here. Both agree when alpha is absent or equals
   the rank; a diffusers ``lora_scale`` is the ``"scaled"`` convention.
 """

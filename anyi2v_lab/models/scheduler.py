@@ -1,4 +1,4 @@
-"""The reference's DDIM configuration (spec 1.1).
+"""The reference's DDIM configuration (docs/method.md §4).
 
 AnimateDiff uses linear betas (not SD's scaled_linear). The reference pins diffusers 0.11.1, whose DDIM
 behaves like modern ``timestep_spacing="leading"`` with ``set_alpha_to_one=True``, so 25 steps give the

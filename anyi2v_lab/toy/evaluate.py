@@ -59,7 +59,7 @@ def sample_grid(videos, cases, path, frames=(0, 2, 4, 6, 8, 10, 12, 14), rows: i
 @torch.no_grad()
 def evaluate(weights: str | Path, cfg, device: torch.device, log) -> dict:
     """Sample held-out captions from the exported weights (as users load them) at each CFG scale.
-    ``cfg`` is a train.TrainConfig (eval_videos, eval_cfg, eval_steps, grid_cfg, seed, out); ``log`` a
+    ``cfg`` is a training.config.TrainConfig (or any object with these fields) (eval_videos, eval_cfg, eval_steps, grid_cfg, seed, out); ``log`` a
     callable taking a line of text."""
     pipe = tm.build_pipeline(tm.load_components(weights)).to(device)
     pipe.set_progress_bar_config(disable=True)

@@ -50,7 +50,7 @@ MOTION_CONFIG = dict(
 TEXT_CONFIG = dict(hidden_size=128, intermediate_size=256, num_attention_heads=4, num_hidden_layers=2,
                    max_position_embeddings=77, projection_dim=128)
 
-# The AnyI2V reference scheduler (spec 8.3); training uses the same betas with epsilon prediction.
+# The AnyI2V reference scheduler (docs/method.md §4); training uses the same betas with epsilon prediction.
 SCHEDULER_CONFIG = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
                         beta_schedule="linear", steps_offset=1, clip_sample=False,
                         timestep_spacing="leading", set_alpha_to_one=True, prediction_type="epsilon")
@@ -171,7 +171,7 @@ def load_components(path: str | Path | None = None, dtype: torch.dtype = torch.f
     missing = [c for c in COMPONENTS if not (root / c).is_dir()]
     if missing:
         raise FileNotFoundError(f"toy weights folder {root} lacks {missing}; train with "
-                                "`python -m anyi2v_lab.toy.train` or pass the folder that holds them")
+                                "`python -m training.train` (from the repository root) or pass the folder that holds them")
     return dict(
         unet=UNet2DConditionModel.from_pretrained(root / "unet", torch_dtype=dtype),
         vae=AutoencoderKL.from_pretrained(root / "vae", torch_dtype=dtype),
