@@ -10,7 +10,7 @@ from anyi2v_lab.cli import main
 from anyi2v_lab.demo import (CELL_PX, DEMO_CASE, DEMO_MODALITY, DEMO_NOISE_SEED, DEMO_OVERRIDES, compare_frames,
                              demo_inputs, score_tracking)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FOLLOW_PX = 1.5 * CELL_PX  # the bar: 1.5 latent cells, 6 px at 64 px
 
 
