@@ -24,6 +24,7 @@ import re
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -253,6 +254,20 @@ def _load_part(part: str, base: Path, ckpt: dict | None, dtype, ckpt_name: str |
                           what=f"checkpoint={ckpt_name!r}: its {part} vs {base / part / 'config.json'}")
 
 
+@contextmanager
+def _weight_loading_bars(progress: bool):
+    """transformers draws a bar while it loads weights; ``progress=False`` hides it for the load only."""
+    from transformers.utils import logging as transformers_logging
+    was_on = transformers_logging.is_progress_bar_enabled()
+    if not progress:
+        transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            transformers_logging.enable_progress_bar()
+
+
 def load_pipeline(base: str | os.PathLike | None = None, *, checkpoint: str | os.PathLike | None = None,
                   motion_adapter=None, loras: Sequence[LoraSpec | tuple | str | os.PathLike] = (),
                   dtype: torch.dtype | str | None = None, device: str | torch.device | None = None,
@@ -304,8 +319,9 @@ def load_pipeline(base: str | os.PathLike | None = None, *, checkpoint: str | os
         _fit(motion_state_dict(adapter_sd)[1], unet_cfg, str(motion_adapter))
     lora_sds = [read_single(s.path, "loras", "lora", allow_pickle) for s in specs]
 
-    parts = {p: _load_part(p, base_path, ckpt if p in replaced else None, dtype, str(ckpt_path))
-             for p in ("unet", "vae", "text_encoder")}
+    with _weight_loading_bars(progress):
+        parts = {p: _load_part(p, base_path, ckpt if p in replaced else None, dtype, str(ckpt_path))
+                 for p in ("unet", "vae", "text_encoder")}
     if isinstance(adapter_src, MotionAdapter):
         adapter = adapter_src
     else:
