@@ -24,7 +24,7 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "01_quickstart.ipynb"
 SCREENSHOTS = ROOT / "outputs" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
