@@ -313,6 +313,9 @@ def our_side(work: Path, scenario: str, variant: dict) -> dict:
                          allow_pickle=True, progress=False)
     condition = load_condition(work / "condition.png", size=(size, size))
     trajectory = ref_format.read(work / f"{scenario}.json", image_size=(size, size)) if scenario else None
+    variant = dict(variant)
+    if variant.pop("motion_norm", None) == "per_frame":
+        per_frame_group_norm(pipe.unet)
     config = AnyI2VConfig(num_frames=F, height=size, width=size).replace(**variant)
     out = {}
     with torch.no_grad():
@@ -444,9 +447,29 @@ def markdown(report: dict) -> str:
 
 # ---------------------------------------------------------------------------------------- main
 VARIANTS = {
-    # our defaults: every deviation active
+    # our pipeline as shipped
     "ours_default": {},
+    # diffusers' UNetMotionModel normalises each motion module's input over all frames at once (GroupNorm
+    # on (b, c, f, h, w)); AnimateDiff's original, which the reference runs, per frame ((b f) c h w). This
+    # variant patches our motion modules' GroupNorm to per-frame statistics, from outside, to show the rest
+    "per_frame_motion_norm": {"motion_norm": "per_frame"},
 }
+
+
+def per_frame_group_norm(unet) -> None:
+    """Each motion module's input GroupNorm with per-frame statistics, as AnimateDiff's original code."""
+    import torch.nn.functional as F
+
+    from anyi2v_lab.hooks.motion import motion_modules
+
+    def per_frame(gn):
+        def forward(x):  # (b, c, f, h, w)
+            b, c, f, h, w = x.shape
+            y = F.group_norm(x.transpose(1, 2).reshape(b * f, c, h, w), gn.num_groups, gn.weight, gn.bias, gn.eps)
+            return y.reshape(b, f, c, h, w).transpose(1, 2)
+        return forward
+    for _, module in motion_modules(unet):
+        module.norm.forward = per_frame(module.norm)
 
 
 def run(ref: Path, python: str, work: Path, frames: int, names: list[str]) -> dict:
