@@ -88,6 +88,7 @@ def _worker(rank: int, world: int, port: int, path: str, out: str, result: str):
         Path(result).write_text(json.dumps(summary.to_dict()))
 
 
+@pytest.mark.slow
 def test_two_processes_share_the_jobs_over_gloo(tmp_path):
     path = _write_jobs(tmp_path, [{"id": f"j{i}", "condition": "c.png", "prompt": "p"} for i in range(6)]
                        + [{"id": "bad", "condition": "c.png", "prompt": "p"}])

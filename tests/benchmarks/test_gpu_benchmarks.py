@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
@@ -15,6 +17,7 @@ def _run(args, tmp_path):
     return proc
 
 
+@pytest.mark.slow
 def test_pipeline_benchmark_stages_and_equivalence(tmp_path):
     out = tmp_path / "pipe.json"
     _run([str(ROOT / "benchmarks" / "gpu_pipeline.py"), "--tiny", "--quick", "--device", "cpu",
@@ -29,6 +32,7 @@ def test_pipeline_benchmark_stages_and_equivalence(tmp_path):
         assert report["comparison"][f"{name}_vs_baseline"]["max_abs"] == 0.0
 
 
+@pytest.mark.slow
 def test_fresh_process_rounds_interleave_variants(tmp_path):
     # fresh processes in rounds (default, an environment variant, a Runtime variant), each video
     # compared with the first fresh one: on a CPU all are the same computation
@@ -46,6 +50,7 @@ def test_fresh_process_rounds_interleave_variants(tmp_path):
     assert {k: v["max_abs"] for k, v in comparison.items()} == {f"{k}_vs_fresh_r0": 0.0 for k in labels[1:]}
 
 
+@pytest.mark.slow
 def test_opt_pass_benchmark_reports_wall_and_kernel_split(tmp_path):
     out = tmp_path / "opt.json"
     _run([str(ROOT / "benchmarks" / "opt_pass.py"), "--tiny", "--variants", "eager", "--reps", "1", "--out", str(out)],
@@ -56,6 +61,7 @@ def test_opt_pass_benchmark_reports_wall_and_kernel_split(tmp_path):
     assert set(row["forward_backward_profile"]) == {"kernel_ms", "kernels", "ms_by_category"}
 
 
+@pytest.mark.slow
 def test_step_probe_and_opt_trace_run_and_report(tmp_path):
     out = tmp_path / "probe.json"
     _run([str(ROOT / "benchmarks" / "step_probe.py"), "--tiny", "--variants", "eager", "--reps", "1",

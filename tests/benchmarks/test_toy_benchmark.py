@@ -117,6 +117,7 @@ def test_command_line_variants_are_checked_before_any_worker_starts(tmp_path):
     assert not (tmp_path / "never.json").exists()
 
 
+@pytest.mark.slow
 def test_glitch_probe_reports_each_variant_with_its_sampler(tmp_path):
     out = tmp_path / "probe.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "toy_glitch_probe.py"), "--videos", "2",
@@ -179,6 +180,7 @@ def load_script(name: str):
     return mod
 
 
+@pytest.mark.slow
 def test_injection_probe_scores_frame_zero_against_the_scene(tmp_path):
     """The probe's score of the real frame 0 is (near) perfect; plain sampling ignores the condition, so
     its rgb and modality runs agree exactly; a bad variant fails before any work."""
@@ -197,6 +199,7 @@ def test_injection_probe_scores_frame_zero_against_the_scene(tmp_path):
     assert report["settings"]["base"]["num_frames"] == 1 and out.with_suffix(".png").exists()
 
 
+@pytest.mark.slow
 def test_feature_gap_is_zero_for_the_frame_itself_and_two_for_an_unrelated_map(tmp_path):
     """``relative_gaps``: 0 for equal maps, about 2 for an independent map of the same spread (the
     squared distance of two independent draws is twice their variance), raw and in the top components;

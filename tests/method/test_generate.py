@@ -150,6 +150,7 @@ def test_optimisation_loss_falls_and_masks_are_per_object(tiny_pipe, image):
         assert float(step.max()) <= cfg.lr * (1 + 1e-3) + 1e-4 * float(a.abs().max()) and float(step.mean()) > 0
 
 
+@pytest.mark.slow
 def test_ablation_switches_run(tiny_pipe, image):
     traj = Trajectory.single((20, 20, 60, 60), [(40, 40), (80, 40)], image_size=(128, 128), query_points=[(40, 40)])
     base = AnyI2VConfig(**{**SMALL, "opt_step": 0, "opt_iters": 2})

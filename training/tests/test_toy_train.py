@@ -7,6 +7,7 @@ from anyi2v_lab.toy import model as tm
 from training.train import main
 
 
+@pytest.mark.slow
 def test_deadline_checkpoint_then_resume_finishes_every_phase(tmp_path):
     out = tmp_path / "run"
     args = ["--tiny", "--out", str(out), "--no-eval", "--phases", "vae,image,motion,joint"]
@@ -23,6 +24,7 @@ def test_deadline_checkpoint_then_resume_finishes_every_phase(tmp_path):
     assert set(parts) >= set(tm.COMPONENTS)
 
 
+@pytest.mark.slow
 def test_warm_start_grows_motion_modules_and_resumes_at_depth(tmp_path):
     """--init-from with --motion-depth 2: a deeper adapter is trained, checkpointed, resumed and exported."""
     from training.trainer import Log, Trainer
