@@ -456,6 +456,25 @@ VARIANTS = {
 }
 
 
+# Why a stage exceeds float noise, by (run, variant); what remains with every switch on is noise.
+EXPLANATIONS = {
+    ("*", "ours_default"): "motion-module GroupNorm: diffusers' AnimateDiffTransformer3D normalises over all frames "
+        "(GroupNorm on (b, c, f, h, w), unet_motion_model.py), AnimateDiff's original per frame (reference "
+        "animatediff/models/motion_module.py:139-144). The 2D UNet alone agrees to 1e-6; every UNet call with motion "
+        "modules differs, so every stage from the step-0 UNet output on differs. Not in the audit's list",
+    ("aligned", "per_frame_motion_norm"): "audit difference 8: kmeans_pytorch (random initial centres, stops when the "
+        "centres move < 1e-2) against our exact two-means; the masks differ in a few cells, and the sign steps "
+        "then differ wherever the gradient's sign does",
+    ("aligned_exact_two_means", "per_frame_motion_norm"): "float noise: one latent element a sign step apart "
+        "(a gradient within rounding of 0)",
+    ("injection_only", "per_frame_motion_norm"): "float noise",
+    ("clipped", "per_frame_motion_norm"): "audit differences 10-12 (issue 24 item 3): the box leaves the right edge "
+        "at frame 3, where ours stretches frame 0's crop and mask to the full moved box and cuts them while the "
+        "reference resizes into the clipped part, and the query cells are floor(p/4) - floor(box0/4) here, "
+        "floor((p - box0)/4) there (2 of 3 points move by one cell)",
+}
+
+
 def per_frame_group_norm(unet) -> None:
     """Each motion module's input GroupNorm with per-frame statistics, as AnimateDiff's original code."""
     import torch.nn.functional as F
@@ -517,7 +536,8 @@ def run(ref: Path, python: str, work: Path, frames: int, names: list[str]) -> di
                                    "motion_keys_not_loaded_by_reference": ref_out["motion_keys_not_loaded"],
                                    "boxes_ours_grid": ours["boxes"], "boxes_reference_px": ref_out["boxes"],
                                    "noise_check": ours.get("noise_check"),
-                                   "seconds": {"ours": ours_s}, "stages": rows})
+                                   "seconds": {"ours": ours_s}, "stages": rows,
+                                   "explanation": EXPLANATIONS.get((name, variant), EXPLANATIONS.get(("*", variant)))})
     report["seconds_total"] = round(time.perf_counter() - started, 1)
     return report
 
