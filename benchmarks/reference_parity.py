@@ -427,20 +427,20 @@ def markdown(report: dict) -> str:
               ("latent after optimisation steps 0-5", "latent after optimisation"),
               ("semantic masks (step 0, iteration 0)", "semantic masks"),
               ("final latent", "final latent"), ("decoded frames", "decoded frames"))
-    lines = ["| run | stage | max abs | relative | float noise |", "|---|---|---|---|---|"]
+    lines = ["| run | our side | stage | max abs | relative | float noise |", "|---|---|---|---|---|---|"]
     for r in report["runs"]:
         for label, prefix in groups:
             rows = [x for x in r["stages"] if x["stage"].startswith(prefix)]
             if not rows:
                 continue
             if "agreement" in rows[0]:
-                lines.append(f"| {r['run']} | {label} | | {1 - rows[0]['agreement']:.2%} of cells differ | "
+                lines.append(f"| {r['run']} | {r['variant']} | {label} | | {1 - rows[0]['agreement']:.2%} of cells differ | "
                              f"{'yes' if rows[0]['noise'] else 'no'} |")
                 continue
             worst = max(rows, key=lambda x: x.get("rel", float("inf")))
             flips = max((x.get("elements_differing_by_a_sign_step", 0) for x in rows), default=0)
             extra = f" ({flips} elements a sign step apart)" if flips else ""
-            lines.append(f"| {r['run']} | {label} | {worst['max_abs']:.2g} | {worst['rel']:.2g}{extra} | "
+            lines.append(f"| {r['run']} | {r['variant']} | {label} | {worst['max_abs']:.2g} | {worst['rel']:.2g}{extra} | "
                          f"{'yes' if all(x['noise'] for x in rows) else 'no'} |")
     return "\n".join(lines)
 
