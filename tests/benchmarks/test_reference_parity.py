@@ -17,7 +17,7 @@ from anyi2v_lab.models.tiny import TinySpec, tiny_components
 from tests.helpers.original_formats import UNET_CONFIG_011
 from tests.helpers.tiny_files import save_reference_base
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import reference_parity as rp  # noqa: E402
 
