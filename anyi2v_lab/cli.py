@@ -78,15 +78,8 @@ _DTYPES = ("float32", "fp32", "float16", "fp16", "half", "bfloat16", "bf16")
 
 
 def _missing(flag: str, value: str) -> UsageError:
-    import difflib
-    path = Path(value).expanduser()
-    msg = f"{flag} {value!r} does not exist"
-    if path.parent.is_dir():
-        close = difflib.get_close_matches(path.name, [p.name for p in path.parent.iterdir()], n=2, cutoff=0.6)
-        msg += f"; did you mean {' or '.join(repr(str(path.parent / c)) for c in close)}?" if close else ""
-    else:
-        msg += f" (nor does its folder {str(path.parent)!r})"
-    return UsageError(msg)
+    from .io import missing_path_message
+    return UsageError(missing_path_message(f"{flag} {value!r}", value))
 
 
 def check_model_paths(spec: dict) -> None:

@@ -34,3 +34,18 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def missing_path_message(named: str, path: str | os.PathLike) -> str:
+    """``{named} does not exist`` (``named`` says which argument, e.g. ``--model '/x'``), with the closest
+    names in the path's folder, or the folder that is missing too."""
+    import difflib
+
+    path = Path(path).expanduser()
+    msg = f"{named} does not exist"
+    if path.parent.is_dir():
+        close = difflib.get_close_matches(path.name, [p.name for p in path.parent.iterdir()], n=3, cutoff=0.6)
+        msg += f"; did you mean {' or '.join(repr(str(path.parent / c)) for c in close)}?" if close else ""
+    else:
+        msg += f" (nor does its folder {str(path.parent)!r})"
+    return msg

@@ -16,7 +16,6 @@ What was loaded is in ``pipe.load_report`` (a ``LoadReport``) and in an INFO log
 """
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from ..io import missing_path_message
 from .errors import ModelLoadError
 from .lora import LoraSpec, MergedLora, as_lora_spec, merge_lora
 from .scheduler import ddim_scheduler
@@ -112,13 +112,7 @@ def _why_no_hub(timeout: float = 3.0) -> str | None:
 
 
 def _missing(role: str, path: Path) -> ModelLoadError:
-    msg = f"{role}={str(path)!r} does not exist"
-    if path.parent.is_dir():
-        close = difflib.get_close_matches(path.name, [p.name for p in path.parent.iterdir()], n=3, cutoff=0.6)
-        msg += f"; did you mean {' or '.join(repr(str(path.parent / c)) for c in close)}?" if close else ""
-    else:
-        msg += f" (nor does its folder {str(path.parent)!r})"
-    return ModelLoadError(msg)
+    return ModelLoadError(missing_path_message(f"{role}={str(path)!r}", path))
 
 
 def _resolve(value, role: str, hub_files: list[str] | None) -> Path:

@@ -7,17 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_bench():
-    """benchmarks/toy_trajectory.py as a module (benchmarks/ is not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("toy_trajectory", ROOT / "benchmarks" / "toy_trajectory.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+    return load_benchmark("toy_trajectory")
 
 
 @pytest.mark.slow
@@ -168,16 +164,11 @@ def test_workers_are_spread_round_robin_over_the_visible_gpus(monkeypatch):
 
 
 def load_script(name: str):
-    import importlib.util
-
     sys.path.insert(0, str(ROOT / "benchmarks"))  # the probe imports toy_trajectory beside it
     try:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
+        return load_benchmark(name)
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
-    return mod
 
 
 @pytest.mark.slow

@@ -1,5 +1,4 @@
 """The README's main job: the demo on the embedded toy model, offline, on the CPU."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -9,16 +8,14 @@ import pytest
 from anyi2v_lab.cli import main
 from anyi2v_lab.demo import (CELL_PX, DEMO_CASE, DEMO_MODALITY, DEMO_NOISE_SEED, DEMO_OVERRIDES, compare_frames,
                              demo_inputs, score_tracking)
+from helpers import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLLOW_PX = 1.5 * CELL_PX  # the issue's bar: 1.5 latent cells, 6 px at 64 px
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("toy_trajectory", ROOT / "benchmarks" / "toy_trajectory.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+    return load_benchmark("toy_trajectory")
 
 
 @pytest.mark.slow
