@@ -7,6 +7,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..method.config import ConfigError, overrides_from_json
+
 RUN_FILE = "run.json"
 
 
@@ -47,13 +49,10 @@ def _paths(value, base: Path, key: str, line: int) -> tuple[str, ...]:
 
 
 def _overrides(value, line: int) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, dict):
-        return tuple(f"{k}={json.dumps(v)}" for k, v in value.items())
-    if isinstance(value, list) and all(isinstance(v, str) and "=" in v for v in value):
-        return tuple(value)
-    raise JobError(f"line {line}: set must be a {{key: value}} map or a list of 'key=value', got {value!r}")
+    try:
+        return overrides_from_json(value)
+    except ConfigError as e:
+        raise JobError(f"line {line}: {e}") from None
 
 
 def parse_job(text: str, line: int, base: Path) -> Job:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..method.config import ConfigError, overrides_from_json
+
 
 class ManifestError(ValueError):
     """A manifest entry that cannot become a case; the message names the line or case and the field."""
@@ -58,13 +60,10 @@ def _file(value, base: Path, field: str, where: str) -> str:
 
 
 def _overrides(value, where: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, dict):
-        return tuple(f"{k}={json.dumps(v)}" for k, v in value.items())
-    if isinstance(value, list) and all(isinstance(v, str) and "=" in v for v in value):
-        return tuple(value)
-    raise ManifestError(f"{where}: set = {value!r} must be a {{key: value}} map or a list of 'key=value'")
+    try:
+        return overrides_from_json(value)
+    except ConfigError as e:
+        raise ManifestError(f"{where}: {e}") from None
 
 
 def _seed(value, where: str) -> int:

@@ -349,6 +349,18 @@ def config_keys() -> list[tuple[str, str, Any, str]]:
     return out
 
 
+def overrides_from_json(value) -> tuple[str, ...]:
+    """A jobs file's or manifest's ``set`` field, a ``{key: value}`` map or a list of ``"key=value"``
+    strings, as ``--set`` strings (``None``: none)."""
+    if value is None:
+        return ()
+    if isinstance(value, dict):
+        return tuple(f"{k}={json.dumps(v)}" for k, v in value.items())
+    if isinstance(value, list) and all(isinstance(v, str) and "=" in v for v in value):
+        return tuple(value)
+    raise ConfigError(f"set = {value!r} must be a {{key: value}} map or a list of 'key=value'")
+
+
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """``["lr=0.02", "pca_dim=null"]`` -> ``{"lr": 0.02, "pca_dim": None}`` (values parsed as YAML;
     :meth:`AnyI2VConfig.from_dict` converts them to the fields' types)."""
