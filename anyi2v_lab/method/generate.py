@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -31,9 +31,9 @@ from .calls import EagerCalls
 from .config import AnyI2VConfig, ConfigError
 from .feature_bank import FeatureBank
 from .injection import injection_active, injection_edits
-from .inversion import invert_cached
+from .inversion import encode_image, invert, invert_cached
 from .optimize import PassInputs, capture_sites, iteration_recorder, optimise_latents
-from .record import InspectionRecord
+from .record import InspectionRecord, x0_recorder
 
 
 @dataclass
@@ -88,7 +88,7 @@ def check_inputs(pipe, config: AnyI2VConfig, image_hw: tuple[int, int]) -> tuple
 def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
              config: AnyI2VConfig = AnyI2VConfig(), *, negative_prompt: str = "", seed: int = 0,
              progress: bool = True, keep_masks: bool = False, keep_pca: bool = False,
-             keep_latents: bool = False,
+             keep_latents: bool = False, keep_x0: bool = False,
              capture: Capture | None = None, edits: dict | None = None,
              features: FeatureBank | None = None, inject: bool = True,
              runtime=None) -> GenerationResult:
@@ -103,12 +103,16 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     is computed; ``None`` runs the eager calls. ``record.timings`` holds the runtime timer's seconds per
     phase and ``total`` (empty without a runtime). ``keep_masks``, ``keep_pca`` and ``keep_latents`` store
     each optimisation iteration's loss masks, PCA maps and updated latent in ``record.iterations``.
+    ``keep_x0`` stores the decoded predicted clean video of every inversion, optimisation and sampling
+    step in ``record.x0`` (see :class:`~anyi2v_lab.method.record.X0`; inversion then bypasses the
+    feature cache, and each kept step costs one VAE decode).
     """
     calls = EagerCalls(pipe) if runtime is None else runtime.bind(pipe)
     image_hw = model_size(pipe, config)
     latent_hw = check_inputs(pipe, config, image_hw)
     condition = _canvas_condition(condition, config, image_hw)
     record = InspectionRecord()
+    on_step = x0_recorder(record, _frames_decoder(pipe, calls), pipe.scheduler.alphas_cumprod) if keep_x0 else None
     trajectory, alignment = _alignment(pipe, trajectory, condition, config, image_hw, latent_hw, record)
     with calls.phase("total"), calls.running(config, alignment is not None):
         cond, uncond = pipe.encode_prompt(prompt, pipe.unet.device, 1, config.guidance_scale > 1, negative_prompt)
@@ -116,10 +120,13 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
         bank = features
         with calls.phase("inversion"):
             if bank is None and inject and (config.inject_residual or config.inject_query):
-                bank = invert_cached(pipe, condition.pixels, prompt, cond, config, progress=progress,
-                                     denoiser=calls.inversion_denoiser)
+                bank = (invert_cached(pipe, condition.pixels, prompt, cond, config, progress=progress,
+                                      denoiser=calls.inversion_denoiser) if on_step is None else
+                        invert(pipe, encode_image(pipe.vae, condition.pixels, config.vae_sample), cond, config, progress,
+                               calls.inversion_denoiser, on_step).bank)
         run = Sampling(config, cond, uncond, alignment, bank, injection_edits(bank, config) if inject and config.injects
                        else {}, edits, capture, step_noise, record, progress, keep_masks, keep_pca, keep_latents)
+        run.callback = on_step
         z, session = denoise(pipe, calls, z, run)
         with calls.phase("decode"):
             video = calls.decode(z)
@@ -128,6 +135,14 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     record.finalise()
     return GenerationResult(np.asarray(video, dtype=np.float32), z, record, config, seed, prompt, negative_prompt,
                             condition, trajectory, bank, session.cache if capture is not None else None)
+
+
+def _frames_decoder(pipe, calls) -> Callable[[torch.Tensor], np.ndarray]:
+    """``decode(latent (1, 4, F, h, w)) -> (F, H, W, 3)`` uint8, through the run's own decode call."""
+    def decode(latent: torch.Tensor) -> np.ndarray:
+        video = pipe.video_processor.postprocess_video(video=calls.decode(latent), output_type="np")[0]
+        return (np.asarray(video) * 255).round().clip(0, 255).astype(np.uint8)
+    return decode
 
 
 def _alignment(pipe, trajectory: Trajectory | None, condition: Condition, config: AnyI2VConfig, image_hw, latent_hw,
@@ -172,7 +187,8 @@ def initial_noise(pipe, config: AnyI2VConfig, dtype, image_hw: tuple[int, int], 
 class Sampling:
     """What the sampling loop reads, fixed for a generation: the config, the prompt's embeddings
     ``(1, T, D)``, the alignment (``None``: no trajectory), the inverted features and the injection edits
-    made from them, the caller's own ``edits`` and ``capture``, eta's noise per step, the record."""
+    made from them, the caller's own ``edits`` and ``capture``, eta's noise per step, the record, and
+    ``callback(state)`` called after every sampling step (k-diffusion's callback; see :func:`denoise`)."""
 
     config: AnyI2VConfig
     cond: torch.Tensor
@@ -188,6 +204,7 @@ class Sampling:
     keep_masks: bool = False
     keep_pca: bool = False
     keep_latents: bool = False
+    callback: Callable[[dict], None] | None = None
 
     @property
     def guided(self) -> bool:
@@ -205,7 +222,9 @@ class Sampling:
 def denoise(pipe, calls, z: torch.Tensor, run: Sampling):
     """The sampling loop (docs/method.md §§3-4): before each of the first ``opt_step + 1`` steps the latent
     optimisation, then a CFG DDIM step with injection up to ``load_feature_step``. Returns the final
-    latent and the hook session (whose cache holds ``run.capture``)."""
+    latent and the hook session (whose cache holds ``run.capture``). ``run.callback`` sees each step's
+    ``phase`` "sampling", ``step_index``, ``timestep``, ``latent`` (the step's input), ``eps`` (after
+    CFG), ``denoised`` (the scheduler's x0) and ``latent_before`` (before the optimisation, or None)."""
     from tqdm.auto import tqdm
 
     config = run.config
@@ -216,6 +235,7 @@ def denoise(pipe, calls, z: torch.Tensor, run: Sampling):
                 phase="sampling") as session:
         eps_of = calls.sampling_denoiser(session, run.hook_names(), replayable=not run.edits and run.capture is None)
         for i, t in enumerate(tqdm(run.record.timesteps, desc="sampling", disable=not run.progress, leave=False)):
+            before = z
             if run.optimises(i):
                 with calls.phase("optimisation"), session.suspended():
                     z = optimise_step(pipe, calls, z, run, i, t)
@@ -227,7 +247,11 @@ def denoise(pipe, calls, z: torch.Tensor, run: Sampling):
                     eps_u, eps_c = eps.chunk(2)
                     eps = eps_u + config.guidance_scale * (eps_c - eps_u)
                 noise = None if run.step_noise is None else run.step_noise[i]
-                z = pipe.scheduler.step(eps, t, z, eta=config.eta, variance_noise=noise).prev_sample
+                out = pipe.scheduler.step(eps, t, z, eta=config.eta, variance_noise=noise)
+            if run.callback is not None:
+                run.callback(dict(phase="sampling", step_index=i, timestep=t, latent=z, eps=eps,
+                                  denoised=out.pred_original_sample, latent_before=before if run.optimises(i) else None))
+            z = out.prev_sample
     return z, session
 
 

@@ -64,10 +64,13 @@ def eager_denoiser(unet, latent: torch.Tensor, embeds: torch.Tensor) -> Callable
 
 
 def invert(pipe, latent: torch.Tensor, embeds: torch.Tensor, config: AnyI2VConfig,
-           progress: bool = True, denoiser: Callable = eager_denoiser) -> Inversion:
+           progress: bool = True, denoiser: Callable = eager_denoiser,
+           callback: Callable[[dict], None] | None = None) -> Inversion:
     """Invert a one-frame latent ``(1, 4, 1, h, w)`` with conditional embeddings ``(1, T, D)`` and
     capture the features of ``config``'s layers at ``config.inversion_timestep``. ``denoiser(unet,
-    latent, embeds)`` makes the hook-free noise prediction ``eps(x, t)`` (:func:`eager_denoiser`)."""
+    latent, embeds)`` makes the hook-free noise prediction ``eps(x, t)`` (:func:`eager_denoiser`).
+    ``callback(state)`` sees every inversion step: ``phase`` "inversion", ``step_index``, ``timestep``,
+    ``latent`` (before the step) and ``denoised``, the x0 estimate the step made from it."""
     from tqdm.auto import tqdm
 
     unet, t_alpha = pipe.unet, config.inversion_timestep
@@ -79,14 +82,22 @@ def invert(pipe, latent: torch.Tensor, embeds: torch.Tensor, config: AnyI2VConfi
             inverse = ddim_inverse_scheduler(pipe.scheduler)
             inverse.set_timesteps(999)
             steps = [int(t) for t in inverse.timesteps if t < t_alpha]
-            for t in tqdm(steps, desc="inversion", disable=not progress, leave=False):
-                latent = inverse.step(eps(latent, t), t, latent).prev_sample
+            for k, t in enumerate(tqdm(steps, desc="inversion", disable=not progress, leave=False)):
+                out = inverse.step(eps(latent, t), t, latent)
+                if callback is not None:
+                    callback(dict(phase="inversion", step_index=k, timestep=t, latent=latent,
+                                  denoised=out.pred_original_sample))
+                latent = out.prev_sample
         else:
             alphas = pipe.scheduler.alphas_cumprod.to(latent.device)
             levels = torch.linspace(0, t_alpha - 1, config.fast_inversion_steps + 1).round().long().tolist()
-            for a, b in tqdm(list(zip(levels, levels[1:])), desc="inversion (fast)", disable=not progress,
-                             leave=False):
-                latent = ddim_move(latent, eps(latent, b), alphas[a], alphas[b])
+            for k, (a, b) in enumerate(tqdm(list(zip(levels, levels[1:])), desc="inversion (fast)",
+                                            disable=not progress, leave=False)):
+                e = eps(latent, b)
+                if callback is not None:
+                    x0 = (latent - (1 - alphas[a]).sqrt() * e) / alphas[a].sqrt()
+                    callback(dict(phase="inversion", step_index=k, timestep=b, latent=latent, denoised=x0))
+                latent = ddim_move(latent, e, alphas[a], alphas[b])
         names = capture_names(config)
         cache = {}
         if names:  # the capture call stops after its last needed layer

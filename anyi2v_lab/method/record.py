@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -23,6 +24,23 @@ class Iteration:
 
 
 @dataclass
+class X0:
+    """The predicted clean video ``x0`` at one step of one phase, decoded: ``frames`` ``(F, H, W, 3)`` uint8.
+
+    ``phase`` "inversion": the condition frame's estimate ``(x_t - sqrt(1 - a_t) eps) / sqrt(a_t)`` at
+    each inversion step (``F = 1``); "optimisation": the latent *before* the optimisation of denoising
+    step ``step_index`` read with that step's noise prediction (the sampling entry of the same step is
+    the latent *after* it, so the pair shows what the optimisation moved); "sampling": the scheduler's
+    ``pred_original_sample`` of denoising step ``step_index``.
+    """
+
+    phase: str
+    step_index: int
+    timestep: int
+    frames: np.ndarray
+
+
+@dataclass
 class InspectionRecord:
     """Everything a generation did that is worth looking at.
 
@@ -36,6 +54,16 @@ class InspectionRecord:
     iterations: list[Iteration] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     timesteps: list[int] = field(default_factory=list)
+    x0: list[X0] = field(default_factory=list)
+
+    def x0_video(self, phase: str = "sampling") -> np.ndarray:
+        """``(steps, F, H, W, 3)`` uint8: the kept x0 of one phase in step order (``generate(..., keep_x0=True)``)."""
+        kept = [x.frames for x in self.x0 if x.phase == phase]
+        if not kept:
+            phases = sorted({x.phase for x in self.x0})
+            raise ValueError(f"the record kept no x0 for phase={phase!r}"
+                             + (f"; it has {phases}" if phases else ": generate(..., keep_x0=True)"))
+        return np.stack(kept)
 
     def losses(self) -> np.ndarray:
         """``(optimised steps, iterations)`` loss values (NaN where an iteration is missing)."""
@@ -85,3 +113,19 @@ def mask_grid(record: InspectionRecord, iteration: int = -1, obj: int = 0) -> np
         cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, gw), min(y1, gh)
         out[j, :, cy0:cy1, cx0:cx1] = m.float().cpu().numpy()[:, : cy1 - cy0, : cx1 - cx0]
     return out
+
+
+def x0_recorder(record: InspectionRecord, decode: Callable[[torch.Tensor], np.ndarray],
+                alphas_cumprod: torch.Tensor) -> Callable[[dict], None]:
+    """The step callback that appends each step's decoded x0 to ``record.x0`` (k-diffusion's
+    ``callback(dict)``). A state holds ``phase``, ``step_index``, ``timestep``, ``denoised`` (the latent
+    x0), and for an optimised sampling step ``eps`` and ``latent_before`` (the latent before the
+    optimisation); ``decode(latent) -> (F, H, W, 3)`` uint8."""
+    def append(state: dict) -> None:
+        i, t = state["step_index"], int(state["timestep"])
+        if state.get("latent_before") is not None:
+            a = alphas_cumprod[t].to(state["eps"].device)
+            before = (state["latent_before"] - (1 - a).sqrt() * state["eps"]) / a.sqrt()
+            record.x0.append(X0("optimisation", i, t, decode(before)))
+        record.x0.append(X0(state["phase"], i, t, decode(state["denoised"])))
+    return append

@@ -193,3 +193,51 @@ def test_bad_inputs_fail_before_work(tiny_pipe, image):
     traj = Trajectory.single((10, 10, 20, 20), [(15, 15)], image_size=(300, 200))
     with pytest.raises(ValueError, match="matches neither"):
         generate(tiny_pipe, image, "x", traj, AnyI2VConfig(**SMALL), progress=False)
+
+
+def test_keep_x0_records_every_phase_and_changes_nothing(tiny_pipe, image):
+    """x0 of each step: the scheduler's pred_original_sample decoded; the video is the same with it on."""
+    from anyi2v_lab.accel import Runtime
+
+    cfg = AnyI2VConfig(**{**SMALL, "opt_step": 0, "opt_iters": 2})
+    traj = Trajectory.single((20, 20, 60, 60), [(40, 40), (80, 40)], image_size=(128, 128), query_points=[(40, 40)])
+    plain = generate(tiny_pipe, image, "a red square", traj, cfg, seed=1, progress=False)
+    res = generate(tiny_pipe, image, "a red square", traj, cfg, seed=1, progress=False, keep_x0=True)
+    assert np.array_equal(plain.video, res.video) and plain.record.x0 == []
+    phases = [(x.phase, x.step_index) for x in res.record.x0]
+    assert phases == [("inversion", k) for k in range(20)] + [("optimisation", 0), ("sampling", 0), ("sampling", 1),
+                                                             ("sampling", 2)]
+    assert res.record.x0[0].frames.shape == (1, 128, 128, 3)
+    assert res.record.x0_video("sampling").shape == (3, 4, 128, 128, 3)
+    # the last step's x0 is (nearly) the final video: DDIM's last step lands on its own x0 estimate
+    last = res.record.x0_video("sampling")[-1].astype(float)
+    assert np.abs(last - res.frames.astype(float)).mean() < 2.0
+    # the optimisation entry differs from its sampling entry by the latent's change only
+    opt, samp = res.record.x0[20].frames, res.record.x0[21].frames
+    assert opt.shape == samp.shape and not np.array_equal(opt, samp)
+    fast = generate(tiny_pipe, image, "a red square", traj, cfg, seed=1, progress=False, keep_x0=True,
+                    runtime=Runtime())
+    assert [(x.phase, x.step_index) for x in fast.record.x0] == phases
+    assert np.abs(fast.record.x0_video().astype(int) - res.record.x0_video().astype(int)).max() <= 2
+    with pytest.raises(ValueError, match="keep_x0=True"):
+        plain.record.x0_video()
+
+
+def test_x0_of_a_sampling_step_equals_a_direct_scheduler_step(tiny_pipe, image):
+    """Without injection or trajectory, step 0's x0 is DDIM's (z - sqrt(1-a) eps) / sqrt(a) of a plain UNet call."""
+    from anyi2v_lab.layout import per_frame
+
+    cfg = AnyI2VConfig(**SMALL, guidance_scale=1.0, inject_residual=False, inject_query=False, kv_consistency=False)
+    res = generate(tiny_pipe, image, "a red square", None, cfg, seed=2, progress=False, keep_x0=True)
+    tiny_pipe.scheduler.set_timesteps(3)
+    t = int(tiny_pipe.scheduler.timesteps[0])
+    z = tiny_pipe.prepare_latents(1, 4, 4, 128, 128, torch.float32, "cpu", torch.Generator().manual_seed(2))
+    cond = tiny_pipe.encode_prompt("a red square", "cpu", 1, False)[0]
+    with torch.no_grad():
+        eps = tiny_pipe.unet(z, t, encoder_hidden_states=per_frame(cond, 4)).sample
+        a = tiny_pipe.scheduler.alphas_cumprod[t]
+        x0 = (z - (1 - a).sqrt() * eps) / a.sqrt()
+        video = tiny_pipe.video_processor.postprocess_video(video=tiny_pipe.decode_latents(x0), output_type="np")[0]
+    expected = (np.asarray(video) * 255).round().clip(0, 255).astype(np.uint8)
+    assert res.record.x0[0].phase == "sampling" and res.record.x0[0].timestep == t
+    assert np.abs(res.record.x0[0].frames.astype(int) - expected.astype(int)).max() <= 1
