@@ -5,7 +5,7 @@
     python benchmarks/gpu_pipeline.py --tiny --quick --device cpu --out /tmp/b.json   # end-to-end check
 
 One process measures, on one model: the baseline (``Runtime.baseline()``: exact 201-call inversion,
-whole UNet in the optimisation passes, eager, no graphs), the fast eager path, a profile, the
+optimisation forwards stopped after ``up_blocks[2]`` as the reference's, eager, no graphs), the fast eager path, a profile, the
 low-memory mode; then child processes measure a fresh process without compilation, the regional
 compilation from a cold cache, and again from a warm cache. Every case runs the complete job
 (inversion to 201, 25 steps, CFG 8, optimisation 6 x 5, injection, VAE decode) on the same inputs and

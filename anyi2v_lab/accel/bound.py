@@ -29,6 +29,7 @@ from .optimisation_graphs import graphed_loss, graphed_pass
 from .overlap import pca_streams, with_fit_starters
 from .regions import compiled_regions, hooked_modules
 from .timing import PhaseTimer
+from .truncation import stopped_after_block, stops_at_last_layer
 
 
 def timestep_tensor(t: int, device) -> torch.Tensor:
@@ -40,7 +41,7 @@ class BoundRuntime(EagerCalls):
     """The calls of one generation on ``pipe`` under ``runtime``; made by ``runtime.bind(pipe)``."""
 
     def __init__(self, pipe, runtime):
-        runtime.check_device(pipe.unet.device)
+        runtime.check_device(pipe.unet.device, pipe.unet)
         super().__init__(pipe)
         self.runtime, self.device = runtime, pipe.unet.device
         self.timer = PhaseTimer(self.device)
@@ -112,7 +113,10 @@ class BoundRuntime(EagerCalls):
         edits, futures = inputs.edits, {}
         if side is not None:  # each layer's PCA fit starts as soon as the forward has produced it
             edits = with_fit_starters(edits, inputs.names, inputs.alignment.shapes, inputs.config, side, futures)
-        session = stack.enter_context(pass_session(inputs.unet, edits, inputs.names, self.runtime.truncate))
+        if isinstance(self.runtime.truncate, str):
+            stack.enter_context(stopped_after_block(inputs.unet, self.runtime.truncate))
+        session = stack.enter_context(pass_session(inputs.unet, edits, inputs.names,
+                                                   stops_at_last_layer(self.runtime.truncate)))
         forward = session_forward(session, inputs, timestep_tensor(inputs.timestep, self.device))
         if side is None:
             return Passes(forward, eager_fit(inputs), eager_loss(inputs))

@@ -17,6 +17,7 @@ for them. Its capture takes one warm-up evaluation and the capture, once per tra
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Callable
 
 import torch
@@ -30,6 +31,7 @@ from ..method.loss import LossParts, alignment_loss
 from ..method.optimize import pass_session
 from .graphs import graphed
 from .overlap import pca_streams
+from .truncation import stopped_after_block, stops_at_last_layer
 
 # what the capture is made with; a test swaps in a stand-in to run the same plumbing on a CPU
 make_graphed: Callable = torch.cuda.make_graphed_callables
@@ -102,7 +104,9 @@ def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: li
             edits = merge_edits(edits, {n: _marker(ev) for n, ev in zip(names, ready) if ev is not None})
 
         def forward(x: torch.Tensor, tt: torch.Tensor, emb: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            with pass_session(unet, edits, names, runtime.truncate) as session, session.calling(**call):
+            stop = stopped_after_block(unet, runtime.truncate) if isinstance(runtime.truncate, str) else nullcontext()
+            with stop, pass_session(unet, edits, names, stops_at_last_layer(runtime.truncate)) as session, \
+                    session.calling(**call):
                 session.forward(x.to(unet.dtype), tt, encoder_hidden_states=emb)
                 return tuple(session.cache.entries(n)[-1].tensor for n in names)
 

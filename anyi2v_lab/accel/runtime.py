@@ -2,8 +2,8 @@
 
 Every setting here keeps the results within fp16 noise of the reference's way of running: it changes
 speed and memory, never the paper's hyper-parameters. ``Runtime.baseline()`` keeps the reference's
-choices (full UNet in the optimisation passes, eager, no graph capture) and is what the benchmark
-measures the fast path against.
+choices (optimisation forwards stopped after ``up_blocks[2]``, eager, no graph capture, diffusers'
+16-frame decode) and is what ``benchmarks/gpu_pipeline.py`` measures the fast paths against.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .bound import BoundRuntime
+from .truncation import REFERENCE_STOP, check_block
 
 COMPILE = (False, "regional", "sampling")
 ATTENTION = ("auto", "flash", "efficient", "cudnn", "math")
@@ -26,8 +27,11 @@ class RuntimeOptionError(ValueError):
 class Runtime:
     """Performance options for :func:`~anyi2v_lab.method.generate`; ``bind(pipe)`` gives the calls it makes.
 
-    * ``truncate``: optimisation forwards stop after the last aligned layer (the reference runs the
-      whole UNet and throws the output away).
+    * ``truncate``: where the optimisation forwards stop. ``True``: after the last aligned layer (the
+      query of ``up_blocks.1.attentions.1`` for the paper's layers); a block path such as
+      ``"up_blocks.2"``: after that block, as the reference does; ``False``: the whole UNet. What runs
+      after the last aligned layer gets no gradient, so every choice gives the same latents
+      (:mod:`~anyi2v_lab.accel.truncation`).
     * ``cuda_graphs``: replay the inversion's hook-free UNet calls from one CUDA graph; ``"auto"``
       turns it on for CUDA devices.
     * ``graph_optimisation``: with CUDA graphs on, the optimisation passes replay one captured
@@ -69,7 +73,7 @@ class Runtime:
     Measured speeds and memory of each setting: ``benchmarks/README.md``.
     """
 
-    truncate: bool = True
+    truncate: bool | str = True
     cuda_graphs: bool | str = "auto"
     graph_optimisation: bool = True
     graph_sampling: bool = False
@@ -89,6 +93,9 @@ class Runtime:
     def __post_init__(self):
         if self.compile is True:
             object.__setattr__(self, "compile", "regional")
+        if not isinstance(self.truncate, (bool, str)) or self.truncate == "":
+            raise RuntimeOptionError(f"Runtime.truncate={self.truncate!r}: use True (after the last aligned layer), "
+                                     f"False (the whole UNet) or a block path such as 'up_blocks.2'")
         if self.compile not in COMPILE:
             raise RuntimeOptionError(f"Runtime.compile={self.compile!r} is not one of {COMPILE}")
         if self.cuda_graphs not in (True, False, "auto"):
@@ -106,8 +113,9 @@ class Runtime:
     # ------------------------------------------------------------ presets
     @classmethod
     def baseline(cls) -> "Runtime":
-        """The reference's choices: whole UNet in the optimisation passes, eager, no graphs."""
-        return cls(truncate=False, cuda_graphs=False, compile=False, channels_last=False, overlap_pca=False,
+        """The reference's choices: optimisation forwards stopped after ``up_blocks[2]`` (its
+        ``last_recorded_layer``), eager, no graphs, no autotuning, diffusers' 16-frame decode."""
+        return cls(truncate=REFERENCE_STOP, cuda_graphs=False, compile=False, channels_last=False, overlap_pca=False,
                    attention="auto", decode_chunk=16)
 
     @classmethod
@@ -135,8 +143,13 @@ class Runtime:
         return dataclasses.asdict(self)
 
     # ------------------------------------------------------------ resolution
-    def check_device(self, device) -> None:
-        """Raise before any work when a setting cannot run on ``device``."""
+    def check_device(self, device, unet=None) -> None:
+        """Raise before any work when a setting cannot run on ``device`` (or on ``unet``, when given)."""
+        if isinstance(self.truncate, str) and unet is not None:
+            try:
+                check_block(unet, self.truncate)
+            except ValueError as e:
+                raise RuntimeOptionError(str(e)) from None
         if self.cuda_graphs is True and torch.device(device).type != "cuda":
             raise RuntimeOptionError(f"Runtime.cuda_graphs=True needs a CUDA device, the model is on {device}; "
                                 f"use cuda_graphs='auto' or False")

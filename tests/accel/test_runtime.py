@@ -42,6 +42,37 @@ def test_fast_paths_equal_the_baseline(tiny_pipe, image, traj, baseline, runtime
     assert not any("forward" in m.__dict__ for _, m in compile_units(tiny_pipe.unet))
 
 
+@pytest.mark.parametrize("truncate", [True, False], ids=["last_aligned_layer", "whole_unet"])
+def test_every_truncation_gives_the_baseline(tiny_pipe, image, traj, baseline, truncate):
+    # the baseline stops after up_blocks.2 (the reference's rule); what runs after the last aligned
+    # layer gets no gradient, so the latents and losses are bit-identical
+    calls = {}
+    counters = [tiny_pipe.unet.get_submodule(p).register_forward_hook(
+        lambda m, a, o, p=p: calls.__setitem__(p, calls.get(p, 0) + 1))
+        for p in ("up_blocks.2.upsamplers.0", "up_blocks.3", "conv_out")]
+    try:
+        runs = {t: generate(tiny_pipe, image, "a red square", traj, AnyI2VConfig(**SMALL), seed=1, progress=False,
+                            runtime=Runtime(truncate=t, cuda_graphs=False), keep_latents=True)
+                for t in ("up_blocks.2", truncate)}
+    finally:
+        for h in counters:
+            h.remove()
+    assert torch.equal(runs[truncate].latents, baseline.latents) and torch.equal(runs["up_blocks.2"].latents,
+                                                                                  baseline.latents)
+    np.testing.assert_array_equal(runs[truncate].record.losses(), baseline.record.losses())
+    # SMALL: 2 sampling steps (CFG, one call each) and 2 optimisation passes at step 0, per run
+    passes = SMALL["opt_iters"] * (SMALL["opt_step"] + 1)
+    whole = SMALL["num_inference_steps"] + (passes if truncate is False else 0)
+    assert calls["up_blocks.3"] == calls["conv_out"] == SMALL["num_inference_steps"] + whole
+    # the reference's rule runs up_blocks.2 whole, upsampler included; the last-layer stop does not
+    assert calls["up_blocks.2.upsamplers.0"] == 2 * SMALL["num_inference_steps"] + passes + (passes if truncate is False else 0)
+
+
+def test_truncation_at_a_missing_block_names_the_setting(tiny_pipe):
+    with pytest.raises(RuntimeOptionError, match=r"Runtime.truncate='up_blocks.9' is no module.*up_blocks.2"):
+        Runtime(truncate="up_blocks.9").bind(tiny_pipe)
+
+
 def test_compiled_blocks_equal_eager(tiny_pipe, image, traj, baseline):
     # Dynamo's "eager" backend checks the regional plumbing (hooked blocks excluded, guards, grad mode)
     # without Inductor's code generation, which takes minutes on a CPU; the finest level keeps it short.
@@ -104,7 +135,11 @@ def test_runtime_validation_names_the_field():
     assert Runtime().attention == "flash" and Runtime.fast().attention == Runtime.baseline().attention == "auto"
     assert Runtime().overlaps_pca("cuda") and not Runtime().overlaps_pca("cpu")
     assert not Runtime.low_mem().overlaps_pca("cuda") and not Runtime.baseline().overlaps_pca("cuda")
-    assert Runtime.baseline().truncate is False and not Runtime.baseline().graphs_on("cuda")
+    assert Runtime.baseline().truncate == "up_blocks.2" and not Runtime.baseline().graphs_on("cuda")
+    with pytest.raises(RuntimeOptionError, match="Runtime.truncate=3"):
+        Runtime(truncate=3)
+    with pytest.raises(RuntimeOptionError, match="Runtime.truncate=''"):
+        Runtime(truncate="")
     assert Runtime().graphs_on("cuda") and not Runtime().graphs_on("cpu")
     assert Runtime.low_mem().decode_chunk_size(16) == 1 and Runtime().decode_chunk_size(16) == 4
     assert Runtime.baseline().decode_chunk_size(16) == 16 and Runtime().decode_chunk_size(2) == 2
