@@ -3,12 +3,16 @@
 Coordinates are (x, y) pixels of ``Trajectory.image_size``; boxes are (x0, y0, x1, y1). Two file formats:
 
 * ours, versioned: ``{"schema": "anyi2v-lab/trajectory", "version": 1, "image_size": [W, H],
-  "num_frames": 16 (optional), "objects": [{"name", "box", "target_box", "path", "query_points"}]}``;
+  "num_frames": 16 (optional), "timing": "first-frames" (optional), "objects": [{"name", "box",
+  "target_box", "path", "query_points"}]}``;
 * the reference's (``bounding_box``, ``target_box``, ``center_traj``, ``query_point``: parallel lists, one
   entry per object, in a 512x512 image). It is read here and written by :mod:`anyi2v_lab.interop.reference`.
 
 Per-frame boxes follow the reference rule (docs/method.md §3): the box moves by ``path[i] - path[0]`` and its size
-goes linearly from ``box`` to ``target_box``, symmetrically. numpy only (the widgets use this module).
+goes linearly from ``box`` to ``target_box``, symmetrically. Which path point belongs to which frame is the
+trajectory's ``timing``: ``"resample"`` (ours, the default) spreads the whole path over the frames;
+``"first-frames"`` (the reference's command line, the default for its files) makes point i frame i.
+numpy only (the widgets use this module).
 """
 from __future__ import annotations
 
@@ -30,7 +34,8 @@ REFERENCE_IMAGE_SIZE = (512, 512)
 MAX_COORD = 1e6  # |coordinate| bound in pixels: rejects garbage early and keeps box arithmetic finite
 MAX_IMAGE_SIDE = 1 << 16
 _OBJECT_KEYS = {"name", "box", "target_box", "path", "query_points"}
-_TOP_KEYS = {"schema", "version", "image_size", "num_frames", "objects"}
+_TOP_KEYS = {"schema", "version", "image_size", "num_frames", "timing", "objects"}
+TIMINGS = ("resample", "first-frames")
 _REF_KEYS = ("bounding_box", "target_box", "center_traj", "query_point")
 _short = reprlib.Repr()
 _short.maxstring, _short.maxother, _short.maxlist = 40, 40, 4
@@ -93,6 +98,13 @@ def _image_size(v, where: str = "image_size") -> tuple[int, int]:
     return int(v[0]), int(v[1])
 
 
+def _timing(v, where: str = "timing") -> str:
+    if v not in TIMINGS:
+        raise TrajectoryError(f"{where} = {_short.repr(v)} is unknown; use 'resample' (the whole path spread over "
+                              "the frames) or 'first-frames' (point i is frame i, the reference's rule)")
+    return v
+
+
 def _num_frames(v, where: str = "num_frames") -> int | None:
     if v is None:
         return None
@@ -147,11 +159,13 @@ def _in_image(box, size) -> bool:
 @dataclass(frozen=True)
 class Trajectory:
     """The objects of one video, in pixels of ``image_size`` = (W, H). ``num_frames`` (optional) is the
-    default frame count for :func:`frame_boxes`. Every frame-0 box must overlap the image."""
+    default frame count for :func:`frame_boxes`; ``timing`` says which path point is which frame
+    (:func:`frame_paths`). Every frame-0 box must overlap the image."""
 
     objects: tuple[ObjectTrack, ...]
     image_size: tuple[int, int]
     num_frames: int | None = None
+    timing: str = "resample"
 
     def __post_init__(self):
         objs = self.objects
@@ -165,6 +179,7 @@ class Trajectory:
         object.__setattr__(self, "objects", tuple(objs))
         object.__setattr__(self, "image_size", size)
         object.__setattr__(self, "num_frames", _num_frames(self.num_frames))
+        _timing(self.timing)
         for i, o in enumerate(objs):
             if not _in_image(o.box, size):
                 raise TrajectoryError(f"objects[{i}] {o.name!r}: box = {list(o.box)} lies entirely outside the "
@@ -191,13 +206,19 @@ class Trajectory:
             tb = None if o.target_box is None else resize_map.boxes(o.target_box)
             qp = resize_map.points(np.reshape(o.query_points, (-1, 2)))
             objs.append(ObjectTrack(resize_map.boxes(o.box), resize_map.points(o.path), tb, qp, o.name))
-        return Trajectory(tuple(objs), resize_map.dst_size, self.num_frames)
+        return Trajectory(tuple(objs), resize_map.dst_size, self.num_frames, self.timing)
+
+    def with_timing(self, timing: str) -> "Trajectory":
+        """The same trajectory with another ``timing`` ('resample' or 'first-frames')."""
+        return Trajectory(self.objects, self.image_size, self.num_frames, _timing(timing))
 
     # --- JSON -------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         d = {"schema": SCHEMA, "version": VERSION, "image_size": list(self.image_size)}
         if self.num_frames is not None:
             d["num_frames"] = self.num_frames
+        if self.timing != "resample":  # files of the default timing stay as they were
+            d["timing"] = self.timing
         d["objects"] = [o.to_dict() for o in self.objects]
         return d
 
@@ -205,10 +226,11 @@ class Trajectory:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_json(cls, obj_or_str, image_size=None) -> "Trajectory":
+    def from_json(cls, obj_or_str, image_size=None, *, timing: str | None = None) -> "Trajectory":
         """Parse our schema or the reference format (auto-detected) from a dict or a JSON string.
         ``image_size`` sets the reference format's image size (default 512x512); for our schema it must
-        match the file's or be None."""
+        match the file's or be None. ``timing`` overrides the file's: ours says it (default
+        'resample'), the reference format is 'first-frames' (its command line keeps the first F points)."""
         obj = obj_or_str
         if isinstance(obj, (str, bytes, bytearray)):
             try:
@@ -217,15 +239,21 @@ class Trajectory:
                 raise TrajectoryError(f"not valid JSON: {e}") from None
         if not isinstance(obj, dict):
             raise TrajectoryError(f"a trajectory must be a JSON object, got {type(obj).__name__}")
+        if timing is not None:
+            _timing(timing, "timing argument")
         if "schema" in obj:
-            return _from_ours(obj, image_size)
-        if "bounding_box" in obj:
-            return _from_reference(obj, REFERENCE_IMAGE_SIZE if image_size is None else image_size)
+            traj = _from_ours(obj, image_size)
+        elif "bounding_box" in obj:
+            traj = _from_reference(obj, REFERENCE_IMAGE_SIZE if image_size is None else image_size)
+        else:
+            traj = None
+        if traj is not None:
+            return traj if timing is None else traj.with_timing(timing)
         raise TrajectoryError(f"unrecognised trajectory with keys {sorted(map(str, obj))[:8]}; expected "
                               f'"schema": "{SCHEMA}" or the reference keys {list(_REF_KEYS)}')
 
     @classmethod
-    def load(cls, path, image_size=None) -> "Trajectory":
+    def load(cls, path, image_size=None, *, timing: str | None = None) -> "Trajectory":
         try:
             with open(path, encoding="utf-8") as f:
                 text = f.read()
@@ -234,7 +262,7 @@ class Trajectory:
         except (OSError, UnicodeDecodeError) as e:
             raise TrajectoryError(f"cannot read trajectory file {os.fspath(path)!r}: {e}") from None
         try:
-            return cls.from_json(text, image_size)
+            return cls.from_json(text, image_size, timing=timing)
         except TrajectoryError as e:
             raise TrajectoryError(f"{os.fspath(path)}: {e}") from None
 
@@ -276,7 +304,7 @@ def _from_ours(d: dict, image_size) -> Trajectory:
                                       o.get("name", "")))
         except TrajectoryError as e:
             raise TrajectoryError(f"objects[{i}]: {e}") from None
-    return Trajectory(tuple(tracks), size, _num_frames(d.get("num_frames")))
+    return Trajectory(tuple(tracks), size, _num_frames(d.get("num_frames")), _timing(d.get("timing", "resample")))
 
 
 def _from_reference(d: dict, image_size) -> Trajectory:
@@ -307,7 +335,7 @@ def _from_reference(d: dict, image_size) -> Trajectory:
         if not path:  # the app's rule: no path = static at the box centre
             path = (((box[0] + box[2]) / 2, (box[1] + box[3]) / 2),)
         tracks.append(ObjectTrack(box, path, tb, _points(cols["query_point"][i], f"query_point[{i}]", 0)))
-    return Trajectory(tuple(tracks), size)
+    return Trajectory(tuple(tracks), size, timing="first-frames")
 
 
 # --- per-frame geometry ---------------------------------------------------------------------------
@@ -341,27 +369,38 @@ def resample_path(points, num_frames: int) -> np.ndarray:
     return out
 
 
-def frame_paths(traj: Trajectory, num_frames: int | None = None, mode: str = "resample") -> np.ndarray:
-    """Per-frame path points (O, F, 2). ``mode="resample"`` applies :func:`resample_path` to paths whose
-    length is not F; ``mode="truncate"`` is the reference CLI (needs >= F points, keeps the first F)."""
+def frame_paths(traj: Trajectory, num_frames: int | None = None, timing: str | None = None) -> np.ndarray:
+    """Per-frame path points (O, F, 2), by ``timing`` (default: the trajectory's own).
+
+    * ``"resample"``: :func:`resample_path` spreads each whole path over the F frames.
+    * ``"first-frames"``: point i is frame i, as the reference's command line reads its files
+      (``scripts/AnyI2V_fp16.py`` indexes ``center_traj[i]`` for i < F): a longer path keeps its first F
+      points (the rest is never reached), a one-point path stands still (the reference app's rule for an
+      empty path), and a path of 2..F-1 points is an error (the reference fails on it with an IndexError).
+    """
     f = _frames(traj.num_frames if num_frames is None else num_frames)
-    if mode not in ("resample", "truncate"):
-        raise TrajectoryError(f"mode = {mode!r} is unknown; use 'resample' or 'truncate'")
+    timing = traj.timing if timing is None else _timing(timing)
     out = np.empty((len(traj.objects), f, 2))
     for i, o in enumerate(traj.objects):
-        if mode == "truncate" and len(o.path) < f:
-            raise TrajectoryError(f"objects[{i}] {o.name!r}: path has {len(o.path)} points but mode='truncate' "
-                                  f"needs >= {f}; use mode='resample'")
-        out[i] = np.asarray(o.path[:f]) if mode == "truncate" else resample_path(o.path, f)
+        n = len(o.path)
+        if timing == "resample" or n == 1:
+            out[i] = resample_path(o.path, f)
+        elif n >= f:
+            out[i] = np.asarray(o.path[:f])
+        else:
+            raise TrajectoryError(
+                f"objects[{i}] {o.name!r}: path has {n} points but {f} frames need {f} under timing "
+                f"'first-frames' (point i is frame i, the reference's rule); use timing 'resample' "
+                f"(--trajectory-timing resample) to spread the path over the {f} frames, or at most {n} frames")
     return out
 
 
-def frame_boxes(traj: Trajectory, num_frames: int | None = None, path_mode: str = "resample") -> np.ndarray:
+def frame_boxes(traj: Trajectory, num_frames: int | None = None, timing: str | None = None) -> np.ndarray:
     """Unclipped per-frame boxes (O, F, 4) float64, (x0, y0, x1, y1), by the reference rule (docs/method.md §3):
     ``box_i = box + (d, d) + (-s_i, s_i)`` with ``d = path[i] - path[0]`` and
     ``s_i = (end_size - start_size) * i / (F - 1) / 2`` (the size changes symmetrically)."""
     f = _frames(traj.num_frames if num_frames is None else num_frames)
-    paths = frame_paths(traj, f, path_mode)
+    paths = frame_paths(traj, f, timing)
     frac = np.arange(f) / (f - 1) if f > 1 else np.zeros(1)
     out = np.empty((len(traj.objects), f, 4))
     for i, o in enumerate(traj.objects):

@@ -2,12 +2,17 @@
 
 ``{"bounding_box": [[x0, y0, x1, y1], ...], "target_box": [...], "center_traj": [[[x, y], ...], ...],
 "query_point": [[[x, y], ...], ...]}``: parallel lists, one entry per object, in pixels of the 512x512
-image the reference resizes every input to. Its script uses the first 16 ``center_traj`` points as the
-per-frame path (only displacements from the first point matter); ``target_box`` sets the box size at the
-last frame. Reading is :meth:`Trajectory.from_json`'s; writing rescales to 512x512 (stretching, as the
-reference does), resamples each path to exactly ``num_frames`` points and puts the box centre in for an
-object without query points (the reference fails on an empty list). Lost: names, sub-frame path detail
-beyond ``num_frames`` points, and the image size.
+image the reference resizes every input to. ``center_traj`` is a per-frame path: the reference's script
+gives frame i the point ``center_traj[i]`` (only displacements from the first point matter), so a video of
+F frames uses the first F points; its app stores drawn paths resampled to exactly 16 points.
+``target_box`` sets the box size at the last frame.
+
+Reading (:meth:`Trajectory.from_json`) keeps that timing: the trajectory comes back with
+``timing="first-frames"`` (a path of 2..F-1 points is then an error at F frames, as in the reference);
+``timing="resample"`` spreads each whole path over the frames instead, as our own format does. Writing
+rescales to 512x512 (stretching, as the reference does), writes each path as ``num_frames`` per-frame
+points under the trajectory's timing and puts the box centre in for an object without query points (the
+reference fails on an empty list). Lost: names, path points beyond ``num_frames``, and the image size.
 """
 from __future__ import annotations
 
@@ -20,13 +25,15 @@ SUFFIXES = (".json",)
 DEFAULT_FRAMES = 16
 
 
-def read(path, *, image_size=None) -> Trajectory:
+def read(path, *, image_size=None, timing: str = "first-frames") -> Trajectory:
+    """``timing``: 'first-frames' (point i is frame i, the reference's rule) or 'resample' (the whole
+    path spread over the frames)."""
     d = read_json(path)
     if not isinstance(d, dict) or "bounding_box" not in d:
         fail(path, "bounding_box", "is missing; the reference format is a JSON object with bounding_box, "
                                    "target_box, center_traj and query_point")
     try:
-        return Trajectory.from_json(d, image_size)
+        return Trajectory.from_json(d, image_size, timing=timing)
     except TrajectoryError as e:
         fail(path, "", str(e))
 

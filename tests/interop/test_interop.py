@@ -63,6 +63,45 @@ def test_read_reference():
         assert np.array_equal(o.path, path) and np.array_equal(o.query_points, qp)
 
 
+HORSE = Path(__file__).parents[1] / "data" / "reference_horse_canny.json"  # the reference's own example
+
+
+def test_reference_files_keep_the_references_timing():
+    """The reference's command line gives frame i the point center_traj[i]: at 4 frames its horse-canny
+    example asks for 26 px of motion (167 -> 193), not the whole path's 173 px; resampling on request."""
+    raw = np.array(json.loads(HORSE.read_text())["center_traj"][0], float)
+    first = read_trajectory(HORSE)
+    assert first.timing == "first-frames"
+    boxes = frame_boxes(first, 4)[0]
+    np.testing.assert_array_equal(boxes[:, 0] - boxes[0, 0], raw[:4, 0] - raw[0, 0])  # 0, 12, 14, 26
+    assert boxes[-1, 0] - boxes[0, 0] == 26.0
+    stretched = read_trajectory(HORSE, timing="resample")
+    assert stretched.timing == "resample" and reference.read(HORSE, timing="resample") == stretched
+    boxes = frame_boxes(stretched, 4)[0]
+    np.testing.assert_allclose(boxes[:, 0] - boxes[0, 0], resample_path(raw, 4)[:, 0] - raw[0, 0])
+    assert boxes[-1, 0] - boxes[0, 0] == 173.0
+    # 16 points, 16 frames: both timings are the file's points
+    np.testing.assert_array_equal(frame_paths(first, 16), frame_paths(stretched, 16))
+    with pytest.raises(TrajectoryError, match="16 points but 20 frames need 20 under timing 'first-frames'.*"
+                                              "--trajectory-timing resample"):
+        frame_boxes(first, 20)
+
+
+def test_timing_survives_our_format_and_rescaling(tmp_path):
+    first = read_trajectory(HORSE)
+    first.save(tmp_path / "t.json")
+    assert json.loads((tmp_path / "t.json").read_text())["timing"] == "first-frames"
+    assert read_trajectory(tmp_path / "t.json") == first
+    from anyi2v_lab.geometry import ResizeMap
+    assert first.rescaled(ResizeMap((512, 512), (64, 64), "stretch")).timing == "first-frames"
+    ours().save(tmp_path / "o.json")  # ours: resampled, and the file says nothing about timing
+    assert "timing" not in json.loads((tmp_path / "o.json").read_text()) and read_trajectory(tmp_path / "o.json").timing == "resample"
+    with pytest.raises(TrajectoryError, match="option\\(s\\) \\['timing'\\] do not apply to format 'sgi2v'"):
+        read_trajectory(SAMPLES["sgi2v"], timing="resample")
+    with pytest.raises(TrajectoryError, match="timing argument = 'stretch' is unknown"):
+        read_trajectory(HORSE, timing="stretch")
+
+
 def test_read_sgi2v_takes_the_size_of_img_png():
     t = read("sgi2v")
     assert t.image_size == (128, 72)  # img.png beside traj.npy
