@@ -3,6 +3,7 @@
     anyi2v-lab demo                                   # the toy world, full method, on CPU
     anyi2v-lab generate --condition sketch.png --trajectory t.json --prompt "..." --out runs/a
     anyi2v-lab generate --from-run runs/a/run.json --out runs/b      # redo a run exactly
+    anyi2v-lab generate --example horse-canny --reference-checkout AnyI2V --model SD15 ... --out runs/h
     anyi2v-lab invert --condition depth.png --prompt "..." --out feats.safetensors
     anyi2v-lab config                                                 # the method's settings: --set KEY=VALUE
     anyi2v-lab points --pattern "up_blocks.1.*.query"                # list hook points
@@ -60,6 +61,15 @@ def model_spec(args) -> dict:
     return {"model": args.model, "checkpoint": args.checkpoint, "motion_adapter": args.motion_adapter,
             "loras": [_lora(item) for item in args.lora], "device": args.device, "dtype": args.dtype,
             "allow_pickle": args.allow_pickle}
+
+
+def _has_scale(item: str) -> bool:
+    """``path:scale`` (not just ``path``)."""
+    _, sep, scale = item.rpartition(":")
+    try:
+        return bool(sep) and float(scale) == float(scale)
+    except ValueError:
+        return False
 
 
 def _lora(item: str) -> list:
@@ -142,9 +152,10 @@ def _check_output_file(out: Path, overwrite: bool) -> None:
         raise UsageError(f"--out {str(out)!r}: {str(parent)!r} is a file, not a folder")
 
 
-def _trajectory(path, fmt=None, conditions=()):
+def _trajectory(path, fmt=None, conditions=(), timing=None):
     """Our trajectory file, the reference's or a peer method's (``fmt``, else detected); a peer's pixel
-    coordinates are read against the first condition image's size unless the file brings its own."""
+    coordinates are read against the first condition image's size unless the file brings its own.
+    ``timing`` (None: the format's own) says which path point is which frame."""
     if not path:
         return None
     from PIL import Image
@@ -154,7 +165,32 @@ def _trajectory(path, fmt=None, conditions=()):
     if conditions and Path(conditions[0]).is_file():
         with Image.open(conditions[0]) as im:
             size = im.size
-    return read_trajectory(path, format=fmt, default_image_size=size)
+    traj = read_trajectory(path, format=fmt, default_image_size=size)
+    return traj if timing is None else traj.with_timing(timing)
+
+
+def _example(args):
+    """The shipped example of ``--example``, its values filled in where the command line gives none."""
+    from .examples import load_example
+    ex = load_example(args.example)
+    if args.config:
+        raise UsageError(f"--example {ex.name} brings its own config; change its values with --set KEY=VALUE "
+                         f"instead of --config")
+    if not args.condition:
+        if not args.reference_checkout:
+            raise UsageError(f"--example {ex.name} needs its condition image, which is not shipped (the reference "
+                             f"repository has no licence): give --reference-checkout PATH (a clone of "
+                             f"FudanCVL/AnyI2V) or --condition PATH/{Path(ex.condition).name}")
+        args.condition = [str(ex.condition_path(args.reference_checkout))]
+    args.lora = [item if _has_scale(item) else f"{item}:{ex.lora_alpha}" for item in args.lora]
+    return ex
+
+
+def _check_trajectory_frames(trajectory, cfg) -> None:
+    """The trajectory gives every frame a point (before any model is loaded)."""
+    if trajectory is not None:
+        from .trajectory import frame_paths
+        frame_paths(trajectory, cfg.num_frames)
 
 
 def _check_conditions(images, masks) -> None:
@@ -201,18 +237,35 @@ def cmd_generate(args) -> int:
     from .outputs import check_output_folder
 
     out = check_output_folder(args.out, args.overwrite)
+    example = None
+    if args.from_run and args.example:
+        raise UsageError("--from-run and --example both say what to run; give one of them")
     if args.from_run:
         cfg, spec, prompt, negative, seed, args.condition, args.trajectory = _from_run(args)
         args.mask = []
     else:
-        if not args.prompt:
-            raise UsageError("--prompt is required (or --from-run)")
-        spec, prompt, negative, seed = model_spec(args), args.prompt, args.negative_prompt, args.seed
+        if args.example:
+            example = _example(args)
+        elif args.reference_checkout:
+            raise UsageError("--reference-checkout is where --example finds its condition image; give --example")
+        prompt = args.prompt if args.prompt is not None else example.prompt if example else None
+        if not prompt:
+            raise UsageError("--prompt is required (or --example, or --from-run)")
+        negative = args.negative_prompt if args.negative_prompt is not None else example.negative_prompt if example else ""
+        seed = args.seed if args.seed is not None else example.seed if example else 0
+        spec = model_spec(args)
     check_model_paths(spec)
     _check_conditions(args.condition, args.mask)
-    trajectory = _trajectory(args.trajectory, getattr(args, "trajectory_format", None), args.condition)
+    timing = args.trajectory_timing
+    if args.trajectory or example is None:
+        if timing and not args.trajectory:
+            raise UsageError("--trajectory-timing says how to read --trajectory; give --trajectory (or --example)")
+        trajectory = _trajectory(args.trajectory, args.trajectory_format, args.condition, timing)
+    else:
+        trajectory = example.trajectory if timing is None else example.trajectory.with_timing(timing)
     if not args.from_run:
-        cfg = _config(args)
+        cfg = _config(args) if example is None else _example_config(example, args.set)
+    _check_trajectory_frames(trajectory, cfg)
 
     from .accel import Runtime
     from .conditions import condition_from_files
@@ -224,9 +277,19 @@ def cmd_generate(args) -> int:
     condition = condition_from_files(args.condition, args.mask, size=(w, h), policy=cfg.resize_policy)
     result = generate(pipe, condition, prompt, trajectory, cfg, negative_prompt=negative, seed=seed,
                       keep_masks=trajectory is not None, runtime=Runtime())
-    write_run(result, out, model=spec, overwrite=args.overwrite)
-    print(f"wrote {out}/video.mp4, video.gif, overlay.mp4, frames/, run.json")
+    extra = {} if example is None else {"example.yaml": lambda p: p.write_bytes(example.file.read_bytes())}
+    write_run(result, out, model=spec, overwrite=args.overwrite, extra_files=extra)
+    print(f"wrote {out}/video.mp4, video.gif, overlay.mp4, frames/, run.json" + (", example.yaml" if extra else ""))
     return 0
+
+
+def _example_config(example, overrides):
+    """The example's config with ``--set`` on top."""
+    from .method.config import AnyI2VConfig, ConfigError, parse_overrides
+    try:
+        return AnyI2VConfig.from_dict({**example.config, **parse_overrides(overrides)})
+    except ConfigError as e:
+        raise ConfigError(f"--set: {e}") from None
 
 
 def cmd_invert(args) -> int:
@@ -340,6 +403,11 @@ def _trajectory_formats() -> list[str]:
     return sorted(FORMATS)
 
 
+def _example_names() -> list[str]:
+    from .examples import example_names
+    return example_names()
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="anyi2v-lab", description="Training-free trajectory-controlled "
@@ -359,9 +427,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "--trajectory-format); none: injection only")
     p.add_argument("--trajectory-format", choices=_trajectory_formats(), default=None,
                    help="format of --trajectory (default: detected from the file)")
+    from .trajectory import TIMINGS
+    p.add_argument("--trajectory-timing", choices=TIMINGS, default=None,
+                   help="which path point is which frame: resample spreads the whole path over the frames; "
+                   "first-frames makes point i frame i (the reference's rule: a longer path keeps its first "
+                   "points). Default: the file's own, first-frames for the reference's format, else resample")
+    p.add_argument("--example", choices=_example_names(), default=None,
+                   help="run a shipped example (the reference's own): its prompt, negative prompt, seed, "
+                   "trajectory and config; the flags given here override them. Weights are yours: --model, "
+                   "--checkpoint, --motion-adapter, --lora (at the example's strength unless PATH:SCALE)")
+    p.add_argument("--reference-checkout", metavar="PATH", help="a clone of FudanCVL/AnyI2V, where --example "
+                   "finds its condition image (not shipped: the reference has no licence)")
     p.add_argument("--prompt")
-    p.add_argument("--negative-prompt", default="")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--negative-prompt", default=None, help="(default: empty, or the example's)")
+    p.add_argument("--seed", type=int, default=None, help="(default: 0, or the example's)")
     p.add_argument("--from-run", help="redo the run saved in this run.json (model, config, inputs, seed)")
     p.add_argument("--out", required=True, help="output folder (written atomically)")
     p.add_argument("--overwrite", action="store_true")

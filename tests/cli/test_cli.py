@@ -32,7 +32,8 @@ def test_generate_writes_everything_and_reruns_bit_identically(inputs, tmp_path)
     out = tmp_path / "run"
     # the reference format is in 512x512 pixels unless told: draw ours in the image's own pixels
     from anyi2v_lab.trajectory import Trajectory
-    Trajectory.load(inputs / "t.json", image_size=(300, 200)).save(inputs / "ours.json", overwrite=True)
+    traj = Trajectory.load(inputs / "t.json", image_size=(300, 200), timing="resample")  # 2 points, 4 frames
+    traj.save(inputs / "ours.json", overwrite=True)
     rc = main(["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--trajectory",
                str(inputs / "ours.json"), "--prompt", "a white square", "--seed", "5", "--out", str(out), *SET])
     assert rc == 0
@@ -334,3 +335,89 @@ def test_evaluate_refuses_a_bad_manifest_before_loading(tmp_path, capsys, no_mod
     manifest.write_text(json.dumps({"id": "a", "image": "a.png", "trajectory": "a.json", "prompt": "x"}) + "\n")
     err = _refused(["evaluate", str(manifest), "--model", "tiny", "--out", str(tmp_path / "eval")], capsys)
     assert "mask" in err
+
+
+# ---------------------------------------------------------------- the reference's example and trajectory timing
+@pytest.fixture(scope="module")
+def reference_checkout(tmp_path_factory):
+    """A stand-in for a clone of FudanCVL/AnyI2V: its horse-canny image is not shipped with us."""
+    root = tmp_path_factory.mktemp("AnyI2V")
+    (root / "__assets__" / "image").mkdir(parents=True)
+    img = np.zeros((512, 512, 3), np.uint8)
+    img[120:270, 110:470] = 255
+    img[130:260, 120:460] = 0
+    Image.fromarray(img).save(root / "__assets__" / "image" / "horse-canny.jpg")
+    return root
+
+
+def test_the_references_example_runs_with_one_flag(reference_checkout, tmp_path):
+    """--example horse-canny: prompt, negative prompt, seed, trajectory and its timing from the shipped file."""
+    from anyi2v_lab.examples import load_example
+    from anyi2v_lab.trajectory import Trajectory, frame_boxes
+    ex = load_example("horse-canny")
+    out = tmp_path / "horse"
+    assert main(["generate", "--example", "horse-canny", "--reference-checkout", str(reference_checkout),
+                 "--model", "tiny", "--out", str(out), *SET]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["prompt"] == "A majestic horse running across a grassy field, cinematic lighting, high resolution."
+    assert run["negative_prompt"].startswith("cartoon, anime, sketches,worst quality") and run["negative_prompt"] == ex.negative_prompt
+    assert run["seed"] == 4162228652802886667 and run["config"]["guidance_scale"] == 8.0
+    assert run["config"]["num_frames"] == 4  # --set on top of the example's 16
+    assert (out / "example.yaml").read_text() == ex.file.read_text()
+    saved = Trajectory.load(out / run["trajectory"])
+    assert saved.timing == "first-frames"
+    # the reference's rule at 4 frames: points 0..3 of the path, 167 -> 193 = 26 px of 512, on our 128 px canvas
+    boxes = frame_boxes(saved, 4)[0]
+    assert saved.image_size == (128, 128) and boxes[-1, 0] - boxes[0, 0] == pytest.approx(26 * 128 / 512)
+
+
+@pytest.mark.parametrize("extra,message", [
+    ([], "needs its condition image, which is not shipped"),
+    (["--reference-checkout", "{tmp}/nowhere"], "is not a folder"),
+    (["--reference-checkout", "{tmp}"], "has no __assets__/image/horse-canny.jpg"),
+    (["--reference-checkout", "{checkout}", "--config", "{tmp}/c.yaml"], "brings its own config"),
+    (["--reference-checkout", "{checkout}", "--set", "num_frames=20"],
+     "path has 16 points but 20 frames need 20 under timing 'first-frames'"),
+    (["--reference-checkout", "{checkout}", "--from-run", "{tmp}/run.json"], "give one of them"),
+])
+def test_example_inputs_are_refused_before_loading(extra, message, reference_checkout, tmp_path, capsys, no_model):
+    (tmp_path / "c.yaml").write_text("lr: 0.02\n")
+    argv = [a.format(tmp=tmp_path, checkout=reference_checkout) for a in extra]
+    err = _refused(["generate", "--example", "horse-canny", "--model", "tiny", "--out", str(tmp_path / "o"), *argv],
+                   capsys)
+    assert message in err
+
+
+def test_trajectory_timing_flag(inputs, tmp_path, capsys, no_model):
+    """A reference file of 2 points cannot give 4 frames a point each by the reference's rule: refused
+    before loading, naming the flag that resamples; the flag needs a trajectory."""
+    base = ["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x",
+            "--out", str(tmp_path / "o"), *SET]
+    err = _refused([*base, "--trajectory", str(inputs / "t.json")], capsys)
+    assert "path has 2 points but 4 frames need 4 under timing 'first-frames'" in err and "--trajectory-timing resample" in err
+    assert "--trajectory-timing says how to read --trajectory" in _refused([*base, "--trajectory-timing", "resample"], capsys)
+    assert "--reference-checkout is where --example finds" in _refused([*base, "--reference-checkout", "x"], capsys)
+
+
+def test_trajectory_timing_resample_and_example_lora_strength(inputs, reference_checkout, tmp_path, monkeypatch):
+    """--trajectory-timing resample reaches the generation; a --lora without :SCALE gets the example's alpha."""
+    seen = {}
+
+    def stop(spec):
+        seen["spec"] = spec
+        raise RuntimeError("stop before loading")
+    monkeypatch.setattr(cli, "load_model", stop)
+    import anyi2v_lab.method
+    monkeypatch.setattr(anyi2v_lab.method, "generate", lambda *a, **k: seen.setdefault("trajectory", a[3]))
+    (tmp_path / "sd15").mkdir()
+    (tmp_path / "style.safetensors").write_bytes(b"")
+    for lora, scale in ((str(tmp_path / "style.safetensors"), 0.8), (str(tmp_path / "style.safetensors") + ":0.5", 0.5)):
+        rc = main(["generate", "--example", "horse-canny", "--reference-checkout", str(reference_checkout), "--model",
+                   str(tmp_path / "sd15"), "--lora", lora, "--out", str(tmp_path / "o")])
+        assert rc == 1 and seen["spec"]["loras"] == [[str(tmp_path / "style.safetensors"), scale]]
+    monkeypatch.setattr(cli, "load_model", lambda spec: None)
+    monkeypatch.setattr(sys.modules["anyi2v_lab.method.generate"], "model_size", lambda pipe, cfg: (64, 64))
+    monkeypatch.setattr("anyi2v_lab.conditions.condition_from_files", lambda *a, **k: None)
+    main(["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x", "--trajectory",
+          str(inputs / "t.json"), "--trajectory-timing", "resample", "--out", str(tmp_path / "o2"), *SET])
+    assert seen["trajectory"].timing == "resample" and len(seen["trajectory"].objects[0].path) == 2
