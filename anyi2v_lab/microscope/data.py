@@ -271,23 +271,44 @@ class MicroscopeData:
         probs = attention_from_point(q, k, frame, index, heads, head, within_frame)
         return probs.reshape(-1, h, w).numpy()
 
-    def cross_attention(self, word, step: Step | None = None, head: int | None = None) -> np.ndarray:
-        """``(F, Hc, Wc)`` float32: the cells' attention to ``word`` (index into :attr:`words`, a token or a
-        phrase), averaged over the cross-attention layers (each upsampled to the largest grid), over heads
-        or of one ``head``, and over all steps (``step=None``) or at one step (DAAM)."""
+    def query_key(self, point: str, step: Step) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``(F, N, C)`` queries and keys :meth:`self_attention` reads (``C = heads * d``; head ``j``
+        holds channels ``j*d:(j+1)*d``), as captured (no scale applied)."""
+        if point not in self._keys:
+            raise KeyError(f"{point!r} has no keys captured; self-attention points: {self.attention_points}")
+        return self._at(self._features, point, step), self._at(self._keys, point, step)
+
+    def cross_attention_words(self, step: Step | None = None, head: int | None = None) -> np.ndarray:
+        """``(F, words, Hc, Wc)`` float32: :meth:`cross_attention` of every word at once."""
+        self._check_cross(step, head)
+        steps = self.cross_steps if step is None else [step]
+        if head is None:
+            return np.stack([self._cross_maps[s] for s in steps]).mean(0).astype(np.float32)
+        tokens = list(range(1, len(self.words) + 1))
+        return np.stack([torch.stack([word_maps(series[s], self._grids[p], self.cross_grid, tokens, head)
+                                      for p, series in self._cross.items() if s in series]).mean(0).numpy()
+                         for s in steps]).mean(0).astype(np.float32)
+
+    def _check_cross(self, step: Step | None, head: int | None) -> None:
         if not self.words:
             raise ValueError("no prompt words: build with pipe= (or tokenizer=) and a prompt")
         if not self._cross:
             raise ValueError("no cross-attention captured: capture '<...>.attn2.probs' points")
-        cols = [p - 1 for p in token_positions(self.words, word)]
-        steps = self.cross_steps if step is None else [step]
         if step is not None and step not in self._cross_maps:
             raise KeyError(f"no cross-attention at {step}; steps: {[s.label for s in self.cross_steps]}")
+        if head is not None and not 0 <= head < self.cross_heads:
+            raise IndexError(f"head={head}, but the cross-attentions have {self.cross_heads} heads")
+
+    def cross_attention(self, word, step: Step | None = None, head: int | None = None) -> np.ndarray:
+        """``(F, Hc, Wc)`` float32: the cells' attention to ``word`` (index into :attr:`words`, a token or a
+        phrase), averaged over the cross-attention layers (each upsampled to the largest grid), over heads
+        or of one ``head``, and over all steps (``step=None``) or at one step (DAAM)."""
+        self._check_cross(step, head)
+        cols = [p - 1 for p in token_positions(self.words, word)]
+        steps = self.cross_steps if step is None else [step]
         if head is None:
             maps = np.stack([self._cross_maps[s][:, cols] for s in steps])
         else:
-            if not 0 <= head < self.cross_heads:
-                raise IndexError(f"head={head}, but the cross-attentions have {self.cross_heads} heads")
             tokens = [c + 1 for c in cols]
             maps = np.stack([torch.stack([word_maps(series[s], self._grids[p], self.cross_grid, tokens, head)
                                           for p, series in self._cross.items() if s in series]).mean(0).numpy()

@@ -43,3 +43,15 @@ def test_missing_views_name_what_exists(micro_data):
         micro_data.pca_rgb("nope", Step("sampling", 0))
     with pytest.raises(KeyError, match="its steps"):
         micro_data.pca_rgb(micro_data.points[0], Step("sampling", 99))
+
+
+def test_batched_accessors_equal_the_single_ones(micro_data):
+    d = micro_data
+    last = d.feature_steps(d.points[0])[-1]
+    q, k = d.query_key(d.points[0], last)
+    assert q.shape == k.shape and q.shape[0] == 4
+    every = d.cross_attention_words()
+    assert every.shape[:2] == (4, len(d.words))
+    assert np.allclose(every[:, 2], d.cross_attention(2), atol=1e-6)
+    one_head = d.cross_attention_words(step=last, head=1)
+    assert np.allclose(one_head[:, 0], d.cross_attention(0, step=last, head=1), atol=1e-6)
