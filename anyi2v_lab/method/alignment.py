@@ -41,6 +41,19 @@ def grid_boxes(boxes: torch.Tensor, factor: int) -> torch.Tensor:
     return g
 
 
+def query_cells(points, start_grid_box, factor: int) -> torch.Tensor:
+    """Query points (K, 2) in model pixels -> ``(K, 2)`` cell offsets (dx, dy) from the start box's
+    top-left grid cell: ``floor(p / factor) - floor(box0 / factor)``.
+
+    The start crop is cut from the grid at ``floor(box0 / factor)`` (:func:`grid_boxes`), so this is the
+    cell the point falls in. The reference computes ``floor((p - box0) / factor)``, which is one cell
+    short whenever ``p mod factor < box0 mod factor`` (docs/method.md, deviation 14: on its horse-canny
+    example two of the three points).
+    """
+    cells = torch.from_numpy(np.floor(np.asarray(points, dtype=np.float64) / factor)).long()
+    return cells - torch.as_tensor(start_grid_box)[:2].long()
+
+
 def to_model_space(trajectory: Trajectory, condition) -> Trajectory:
     """Map a trajectory drawn on the condition's source image (or already on the model canvas) to
     model pixels with the condition's resize policy."""
@@ -78,10 +91,7 @@ def build_alignment(trajectory: Trajectory, config: AnyI2VConfig, image_hw: tupl
         warnings.simplefilter("always")
         clip_frame_boxes(boxes, (W, H), [o.name for o in trajectory.objects])  # warns, or raises at frame 0
     grid = grid_boxes(torch.from_numpy(boxes), f)
-    queries = []
-    for o, obj in enumerate(trajectory.objects):
-        cells = torch.from_numpy(np.floor(query_points_at(obj) / f)).long()
-        queries.append(cells - grid[o, 0, :2])  # (dx, dy) from the start box's top-left cell
+    queries = [query_cells(query_points_at(obj), grid[o, 0], f) for o, obj in enumerate(trajectory.objects)]
     region = None
     if config.update_region == "boxes":
         region = box_region(boxes, config.region_margin, (H, W), latent_hw)
