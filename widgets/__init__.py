@@ -4,13 +4,17 @@
 * :class:`VideoPlayer`: frames with box, path and mask overlays; ``VideoPlayer.from_result(result)``.
 * :class:`FeatureViewer`: PCA-RGB features, attention of a clicked pixel and semantic masks over one
   frame slider; ``FeatureViewer.from_result(result)`` / ``.from_cache(cache)``.
+* :class:`Microscope`: one linked view over step x hook point x head x frame of a generation: x0, cluster
+  masks, PCA-RGB, self-attention from a clicked point, cross-attention per word;
+  ``Microscope.from_result(result)`` / ``.from_cache(cache)`` / ``Microscope(MicroscopeData)``.
 
 The front ends are plain ES modules in ``js/`` (``bundle.esm`` inlines their shared ``logic.js``); the
 logic that changes a drawing lives in ``editing.py``.
 """
 from .canvas import TrajectoryCanvas
 from .editing import Draft, EditorState, EventError, apply_event
+from .microscope import Microscope
 from .player import VideoPlayer
 from .viewer import FeatureViewer
 
-__all__ = ["TrajectoryCanvas", "VideoPlayer", "FeatureViewer", "Draft", "EditorState", "EventError", "apply_event"]
+__all__ = ["TrajectoryCanvas", "VideoPlayer", "FeatureViewer", "Microscope", "Draft", "EditorState", "EventError", "apply_event"]

@@ -1,0 +1,201 @@
+// Pure logic of the denoising microscope's view (no DOM: node's test runner covers it,
+// microscope.test.mjs). Python ships every view as flat uint8 arrays, one per hook point and kind,
+// laid out (slot, frame, head, cell, ...) where `slot` numbers the steps that kind was kept at;
+// these functions find one image in such an array and colour it. A slider move is this lookup.
+
+/** The slot of global step `step` in a kind kept at `steps` (sorted step indices), or -1. */
+export function slotOf(steps, step) {
+  let lo = 0;
+  let hi = steps.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (steps[mid] === step) return mid;
+    if (steps[mid] < step) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+/** Offset of element `index` (one number per dimension) in a C-ordered array of shape `shape`. */
+export function offsetOf(shape, index) {
+  if (shape.length !== index.length) throw new Error(`index ${index} does not match shape ${shape}`);
+  let off = 0;
+  for (let d = 0; d < shape.length; d++) {
+    if (index[d] < 0 || index[d] >= shape[d]) throw new RangeError(`index ${index} outside shape ${shape}`);
+    off = off * shape[d] + index[d];
+  }
+  return off;
+}
+
+/** The `length` bytes at `offset` of a synced buffer (DataView, ArrayBuffer or typed array). */
+export function bytesAt(buffer, offset, length) {
+  if (buffer instanceof ArrayBuffer) return new Uint8Array(buffer, offset, length);
+  return new Uint8Array(buffer.buffer, buffer.byteOffset + offset, length);
+}
+
+/** The token (row-major in `grid` = [h, w]) under `point` [x, y] of an image of `size` [W, H]
+ * (mirror: widgets/viewer_images.query_index). */
+export function cellOf(point, size, grid) {
+  const [W, H] = size;
+  const [h, w] = grid;
+  const col = Math.min(Math.max(Math.floor((point[0] * w) / W), 0), w - 1);
+  const row = Math.min(Math.max(Math.floor((point[1] * h) / H), 0), h - 1);
+  return row * w + col;
+}
+
+/** RGB bytes (n * 3) -> RGBA pixels (n * 4), opaque. */
+export function rgbToRgba(rgb) {
+  const n = rgb.length / 3;
+  const out = new Uint8ClampedArray(n * 4);
+  for (let i = 0; i < n; i++) {
+    out[4 * i] = rgb[3 * i];
+    out[4 * i + 1] = rgb[3 * i + 1];
+    out[4 * i + 2] = rgb[3 * i + 2];
+    out[4 * i + 3] = 255;
+  }
+  return out;
+}
+
+/** A heat map of uint8 values (already scaled so 255 is the map's maximum) through a colour table
+ * `lut` (256 * 3 bytes) -> RGBA, opacity from `floor` (value 0) to `floor + span` (value 255), so
+ * the frame shows through where little attention goes. */
+export function heatRgba(values, lut, floor = 70, span = 185) {
+  const out = new Uint8ClampedArray(values.length * 4);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    out[4 * i] = lut[3 * v];
+    out[4 * i + 1] = lut[3 * v + 1];
+    out[4 * i + 2] = lut[3 * v + 2];
+    out[4 * i + 3] = floor + (span * v) / 255;
+  }
+  return out;
+}
+
+/** Cluster labels (uint8 per cell) -> RGBA tints, colour `palette[label]` ([r, g, b]); label 255 is
+ * "no cluster" and stays transparent. */
+export function labelRgba(labels, palette, alpha = 140) {
+  const out = new Uint8ClampedArray(labels.length * 4);
+  for (let i = 0; i < labels.length; i++) {
+    const l = labels[i];
+    if (l === 255) continue;
+    const c = palette[l % palette.length];
+    out[4 * i] = c[0];
+    out[4 * i + 1] = c[1];
+    out[4 * i + 2] = c[2];
+    out[4 * i + 3] = alpha;
+  }
+  return out;
+}
+
+/** "7 / 31 · sampling 3 · t = 681" for step entry `s` ({phase, timestep, ...}) of `n`. */
+export function stepLabel(s, index, n) {
+  const t = s.timestep === null || s.timestep === undefined ? "" : ` · t = ${s.timestep}`;
+  const extra = s.detail ? ` · ${s.detail}` : "";
+  const within = Number.isInteger(s.index) ? ` ${s.index}` : "";
+  return `${index + 1} / ${n} · ${s.phase}${within}${t}${extra}`;
+}
+
+/** Runs of equal phase in the step list: [{phase, start, end}] (end exclusive), for the timeline. */
+export function phaseRuns(steps) {
+  const runs = [];
+  steps.forEach((s, i) => {
+    const last = runs[runs.length - 1];
+    if (last && last.phase === s.phase) last.end = i + 1;
+    else runs.push({ phase: s.phase, start: i, end: i + 1 });
+  });
+  return runs;
+}
+
+/** IEEE half-precision bits (Uint16Array) -> Float32Array. */
+export function halfToFloat(bits) {
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i];
+    const sign = b & 0x8000 ? -1 : 1;
+    const exp = (b >> 10) & 0x1f;
+    const frac = b & 0x3ff;
+    if (exp === 0) out[i] = sign * frac * 2 ** -24; // subnormal
+    else if (exp === 31) out[i] = frac ? NaN : sign * Infinity;
+    else out[i] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  }
+  return out;
+}
+
+/** Self-attention of the token `cell` of frame `qFrame`, from queries and keys `qk` (Float32Array laid
+ * out (q|k, F, heads, N, d)): softmax(q k / sqrt(d)) per head over the keys of the query's own frame
+ * (`scope` "frame", what the layer computes) or of every frame ("video"); the probabilities of `head`,
+ * or their mean over heads when `head` < 0. Returns Float32Array(F * N), zero outside the keys used
+ * (mirror: MicroscopeData.self_attention). */
+export function selfAttention(qk, [F, heads, N, d], qFrame, cell, head, scope = "frame") {
+  const out = new Float32Array(F * N);
+  const kBase = F * heads * N * d;
+  const frames = scope === "video" ? Array.from({ length: F }, (_, j) => j) : [qFrame];
+  const hs = head < 0 ? Array.from({ length: heads }, (_, j) => j) : [head];
+  const scale = 1 / Math.sqrt(d);
+  const logits = new Float64Array(frames.length * N);
+  for (const hd of hs) {
+    const qOff = ((qFrame * heads + hd) * N + cell) * d;
+    let top = -Infinity;
+    frames.forEach((fk, a) => {
+      for (let n = 0; n < N; n++) {
+        const kOff = kBase + ((fk * heads + hd) * N + n) * d;
+        let dot = 0;
+        for (let c = 0; c < d; c++) dot += qk[qOff + c] * qk[kOff + c];
+        const z = dot * scale;
+        logits[a * N + n] = z;
+        if (z > top) top = z;
+      }
+    });
+    let sum = 0;
+    for (let i = 0; i < logits.length; i++) {
+      logits[i] = Math.exp(logits[i] - top);
+      sum += logits[i];
+    }
+    frames.forEach((fk, a) => {
+      for (let n = 0; n < N; n++) out[fk * N + n] += logits[a * N + n] / sum / hs.length;
+    });
+  }
+  return out;
+}
+
+/** Values `x[start, start + n)` scaled to uint8 so that `top` maps to 255. */
+export function scaleToBytes(x, start, n, top) {
+  const out = new Uint8Array(n);
+  const k = top > 0 ? 255 / top : 0;
+  for (let i = 0; i < n; i++) out[i] = Math.min(255, Math.round(x[start + i] * k));
+  return out;
+}
+
+/** The maximum of `x[start, start + n)` (the whole array by default). */
+export function maxOf(x, start = 0, n = x.length - start) {
+  let top = 0;
+  for (let i = start; i < start + n; i++) if (x[i] > top) top = x[i];
+  return top;
+}
+
+/** "up_blocks.1.attentions.0 · attn1.query" for a hook point name (the transformer block is implied). */
+export function shortPoint(name) {
+  return name.replace(/\.transformer_blocks\.0\./, " · ");
+}
+
+/** Per-object weights in [0, 255] laid out (objects, cells) -> RGBA: each cell takes the colour of its
+ * heaviest object (`colours[o]` = [r, g, b]) with opacity growing with the weight. */
+export function weightsRgba(weights, objects, colours, alpha = 0.85) {
+  const cells = weights.length / objects;
+  const out = new Uint8ClampedArray(cells * 4);
+  for (let i = 0; i < cells; i++) {
+    let best = -1;
+    let top = 0;
+    for (let o = 0; o < objects; o++) {
+      const v = weights[o * cells + i];
+      if (v > top) [best, top] = [o, v];
+    }
+    if (best < 0) continue;
+    const c = colours[best % colours.length];
+    out[4 * i] = c[0];
+    out[4 * i + 1] = c[1];
+    out[4 * i + 2] = c[2];
+    out[4 * i + 3] = Math.round(top * alpha);
+  }
+  return out;
+}
