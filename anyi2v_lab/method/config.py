@@ -47,11 +47,15 @@ class AnyI2VConfig:
     """AnyI2V settings. Defaults reproduce the paper and its reference code.
 
     Sampling: ``num_frames`` 16, ``num_inference_steps`` 25 (timesteps 961 ... 1), ``guidance_scale`` 8.
-    ``height``/``width`` ``None`` take the model's native size (512 for SD1.5). The two windows,
-    ``load_feature_step`` and ``opt_step``, are the last step index (0-based) of injection and of
-    trajectory optimisation. Injection is off when ``inject_residual``, ``inject_query`` and
-    ``kv_consistency`` are all off; optimisation is off without a trajectory. ``HELP`` says what each
-    field means.
+    ``height``/``width`` ``None`` take the model's native size (512 for SD1.5).
+
+    Two switches turn a mechanism off: ``injection=False`` (no inversion, no injected features, no
+    shared K/V) and ``optimisation=False`` (a trajectory is kept but never optimised towards). With
+    both off it is plain AnimateDiff sampling. Within injection, ``inject_residual``, ``inject_query``
+    and ``kv_consistency`` choose its parts (the paper's ablations). The windows ``load_feature_step``
+    and ``opt_step`` are the last step index (0-based) of injection and of optimisation: never
+    negative, and within ``0..num_inference_steps - 1`` while their mechanism is on. ``HELP`` says what
+    each field means.
     """
 
     # generation
@@ -67,6 +71,7 @@ class AnyI2VConfig:
     fast_inversion_steps: int = 10
     vae_sample: bool = False  # the reference samples the posterior (unseeded); we use its mean
     # injection (docs/method.md §2)
+    injection: bool = True
     load_feature_step: int = 3
     res_layers: tuple[str, ...] = RES_LAYERS
     attn_layers: tuple[str, ...] = ATTN_LAYERS
@@ -78,6 +83,7 @@ class AnyI2VConfig:
     adain_eps: float = 1e-6
     inject_uncond: bool = False
     # trajectory optimisation (docs/method.md §3)
+    optimisation: bool = True
     opt_step: int = 5
     opt_iters: int = 5
     lr: float = 0.01
@@ -105,14 +111,14 @@ class AnyI2VConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be a positive integer")
         last = self.num_inference_steps - 1
-        for name, what, off in (
-                ("load_feature_step", "feature injection",
-                 "to inject nothing, set inject_residual, inject_query and kv_consistency to false"),
-                ("opt_step", "trajectory optimisation", "to optimise nothing, give no trajectory")):
+        # a window only counts while its mechanism is on, but a negative one never means "off": the switch does
+        for name, what, switch in (("load_feature_step", "feature injection", "injection"),
+                                   ("opt_step", "trajectory optimisation", "optimisation")):
             v = getattr(self, name)
-            if not 0 <= v <= last:
+            if v < 0 or (getattr(self, switch) and v > last):
                 raise ConfigError(f"{name}={v} must lie in 0..{last}: it is the last denoising step (0-based) of "
-                                  f"{what}, and num_inference_steps={self.num_inference_steps}; {off}")
+                                  f"{what}, and num_inference_steps={self.num_inference_steps}; to turn {what} "
+                                  f"off, set {switch}=false")
         if not 1 <= self.inversion_timestep <= 999:
             raise ConfigError(f"inversion_timestep={self.inversion_timestep} must lie in 1..999 (paper: 201)")
         if self.adain_patch is not None and self.adain_patch < 2:
@@ -140,7 +146,13 @@ class AnyI2VConfig:
     # ---------------------------------------------------------------- helpers
     @property
     def injects(self) -> bool:
-        return self.inject_residual or self.inject_query or self.kv_consistency
+        """Whether any injection edit runs."""
+        return self.injection and (self.inject_residual or self.inject_query or self.kv_consistency)
+
+    @property
+    def inverts(self) -> bool:
+        """Whether injection needs inverted features (K/V consistency alone does not)."""
+        return self.injection and (self.inject_residual or self.inject_query)
 
     @property
     def align_layers(self) -> tuple[str, ...]:
@@ -213,6 +225,7 @@ HELP = {
     "inversion_schedule": "reference: every timestep up to inversion_timestep; fast: fast_inversion_steps steps",
     "fast_inversion_steps": "inversion steps of the fast schedule",
     "vae_sample": "sample the VAE posterior as the reference does (unseeded) instead of its mean",
+    "injection": "inject the condition's features (false: no inversion, no injection, no shared K/V)",
     "load_feature_step": "last denoising step (0-based) that injects the inverted features",
     "res_layers": "ResNet blocks whose residuals are injected (AdaIN-debiased)",
     "attn_layers": "self-attentions whose queries are injected and whose K/V frame 0 shares",
@@ -223,6 +236,7 @@ HELP = {
     "adain_patch": "AdaIN window in latent pixels; none: global AdaIN",
     "adain_eps": "AdaIN's variance epsilon",
     "inject_uncond": "inject into the unconditional CFG branch too (ours; the paper: cond only)",
+    "optimisation": "optimise the latent towards the trajectory (false: a trajectory is kept, unused)",
     "opt_step": "last denoising step (0-based) with trajectory optimisation",
     "opt_iters": "optimisation iterations per optimised step",
     "lr": "learning rate of the latent optimisation",

@@ -211,7 +211,7 @@ class Sampling:
         return self.config.guidance_scale > 1
 
     def optimises(self, step_index: int) -> bool:
-        return self.alignment is not None and step_index <= self.config.opt_step
+        return self.config.optimisation and self.alignment is not None and step_index <= self.config.opt_step
 
     def hook_names(self) -> tuple[str, ...]:
         """Every hook point of the run: injection, the caller's edits and capture, the aligned layers."""

@@ -21,7 +21,8 @@ import torch
 from ..hooks import Capture, bypass_motion, hooked
 from ..models.scheduler import ddim_inverse_scheduler
 from .config import AnyI2VConfig
-from .feature_bank import FeatureBank, InversionCache, model_fingerprint, tensor_fingerprint
+from .feature_bank import (FeatureBank, InversionCache, model_fingerprint, scheduler_fingerprint,
+                           tensor_fingerprint)
 
 
 @dataclass
@@ -122,6 +123,16 @@ def settings_key(config: AnyI2VConfig) -> tuple:
             config.attn_layers if config.inject_query else ())
 
 
+def inversion_key(pipe, pixels: torch.Tensor, prompt: str, embeds: torch.Tensor, config: AnyI2VConfig) -> tuple:
+    """Everything a bank depends on: the image, the prompt's embeddings (so also the text encoder), the
+    UNet's and the VAE's every weight, the scheduler's config, dtype, device and the inversion settings.
+    Read afresh at each call, so an in-place weight edit, a merged LoRA or a new scheduler gives a fresh
+    inversion (:func:`~anyi2v_lab.method.feature_bank.model_fingerprint`)."""
+    return (tensor_fingerprint(pixels), prompt, tensor_fingerprint(embeds), model_fingerprint(pipe.unet),
+            model_fingerprint(pipe.vae), scheduler_fingerprint(pipe.scheduler), str(pipe.unet.dtype),
+            str(pipe.unet.device), settings_key(config))
+
+
 _CACHE = InversionCache()
 
 
@@ -129,13 +140,13 @@ def invert_cached(pipe, pixels: torch.Tensor, prompt: str, embeds: torch.Tensor,
                   cache: InversionCache | None = _CACHE, progress: bool = True,
                   generator: torch.Generator | None = None, denoiser: Callable = eager_denoiser) -> FeatureBank:
     """Encode the condition pixels and invert, reusing a bank computed for the same image, prompt,
-    model and settings (the features do not depend on the seed or the trajectory)."""
-    key = (tensor_fingerprint(pixels), prompt, model_fingerprint(pipe.unet), str(pipe.unet.dtype),
-           settings_key(config))
-    if cache is not None and not config.vae_sample and (bank := cache.get(key)) is not None:
+    model and settings (:func:`inversion_key`; the features depend on neither the seed nor the
+    trajectory). A sampled VAE posterior (``config.vae_sample``) is never cached."""
+    key = None if cache is None or config.vae_sample else inversion_key(pipe, pixels, prompt, embeds, config)
+    if key is not None and (bank := cache.get(key)) is not None:
         return bank
     latent = encode_image(pipe.vae, pixels, sample=config.vae_sample, generator=generator)
     bank = invert(pipe, latent, embeds, config, progress=progress, denoiser=denoiser).bank
-    if cache is not None and not config.vae_sample:
+    if key is not None:
         cache.put(key, bank)
     return bank

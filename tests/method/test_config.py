@@ -131,6 +131,9 @@ def test_construction_takes_typed_values_only():
         c.lr = 0.5
 
 
+SWITCH = {"load_feature_step": "injection", "opt_step": "optimisation"}
+
+
 @pytest.mark.parametrize("key", ["load_feature_step", "opt_step"])
 def test_windows_lie_within_the_steps(key):
     with pytest.raises(ConfigError, match=rf"{key}=-1 must lie in 0..24"):
@@ -138,10 +141,43 @@ def test_windows_lie_within_the_steps(key):
     with pytest.raises(ConfigError, match=rf"{key}=25 must lie in 0..24"):
         AnyI2VConfig(**{key: 25})
     assert getattr(AnyI2VConfig(**{key: 0}), key) == 0 and getattr(AnyI2VConfig(**{key: 24}), key) == 24
-    with pytest.raises(ConfigError, match="inject_residual, inject_query and kv_consistency to false"
-                       if key == "load_feature_step" else "give no trajectory"):
-        AnyI2VConfig(**{key: -1})
+
+
+@pytest.mark.parametrize("key", ["load_feature_step", "opt_step"])
+def test_a_negative_window_is_refused_naming_the_switch(key, tmp_path):
+    """On construction and on every way of parsing; the message names the explicit switch."""
+    fix = rf"to turn .* off, set {SWITCH[key]}=false"
+    (tmp_path / "c.yaml").write_text(f"{key}: -1\n")
+    for make in (lambda: AnyI2VConfig(**{key: -1}), lambda: AnyI2VConfig.from_dict({key: "-1"}),
+                 lambda: AnyI2VConfig().with_overrides([f"{key}=-1"]), lambda: AnyI2VConfig().replace(**{key: -1}),
+                 lambda: AnyI2VConfig.load(tmp_path / "c.yaml")):
+        with pytest.raises(ConfigError, match=rf"{key}=-1 must lie in 0..24: .*{fix}"):
+            make()
+    with pytest.raises(ConfigError, match=rf"{key}=-1 must lie"):  # "off" is the switch, never a negative window
+        AnyI2VConfig(**{key: -1, SWITCH[key]: False})
+
+
+@pytest.mark.parametrize("key", ["load_feature_step", "opt_step"])
+def test_a_switched_off_window_is_not_held_to_the_steps(key):
+    c = AnyI2VConfig.from_dict({"num_inference_steps": 2, "load_feature_step": 1, "opt_step": 1, key: 30,
+                                SWITCH[key]: "off"})
+    assert getattr(c, SWITCH[key]) is False and getattr(c, key) == 30
+    with pytest.raises(ConfigError, match=rf"{key}=30 must lie in 0..1"):
+        c.replace(**{SWITCH[key]: True})
+
+
+def test_switches_are_typed_and_explicit():
+    assert AnyI2VConfig().injects and AnyI2VConfig().inverts
+    c = AnyI2VConfig().with_overrides(["injection=no", "optimisation=false"])
+    assert (c.injection, c.optimisation, c.injects, c.inverts) == (False, False, False, False)
+    assert c.inject_residual and c.inject_query and c.kv_consistency  # the parts keep their values
+    kv_only = AnyI2VConfig(inject_residual=False, inject_query=False)
+    assert kv_only.injects and not kv_only.inverts
     assert not AnyI2VConfig(inject_residual=False, inject_query=False, kv_consistency=False).injects
+    with pytest.raises(ConfigError, match="injection='maybe' is not true or false"):
+        AnyI2VConfig.from_dict({"injection": "maybe"})
+    with pytest.raises(ConfigError, match="optimisation=0 is not true or false"):
+        AnyI2VConfig(optimisation=0)
 
 
 def test_every_key_is_described():
@@ -157,3 +193,30 @@ def test_every_key_is_described():
 def test_unparseable_override_is_a_config_error():
     with pytest.raises(ConfigError, match=r"override 'opt_layers=\[a': the value '\[a' cannot be parsed"):
         AnyI2VConfig().with_overrides(["opt_layers=[a"])
+
+
+# ---------------------------------------------------------------- switches: the mechanism is really off
+SMALL = dict(num_frames=4, num_inference_steps=3, inversion_timestep=21, load_feature_step=2, opt_step=1, opt_iters=2)
+
+
+def test_injection_off_is_generating_without_injection(tiny_pipe, image):
+    from anyi2v_lab.method import generate
+
+    cfg = AnyI2VConfig(**SMALL)
+    off = generate(tiny_pipe, image, "a red square", None, cfg.replace(injection=False), seed=1, progress=False)
+    plain = generate(tiny_pipe, image, "a red square", None, cfg, seed=1, progress=False, inject=False)
+    on = generate(tiny_pipe, image, "a red square", None, cfg, seed=1, progress=False)
+    assert np.array_equal(off.video, plain.video) and np.abs(on.video - off.video).max() > 1e-3
+
+
+def test_optimisation_off_runs_no_iteration(tiny_pipe, image):
+    from anyi2v_lab.method import generate
+    from anyi2v_lab.trajectory import Trajectory
+
+    traj = Trajectory.single((20, 20, 60, 60), [(40, 40), (80, 40)], image_size=(128, 128), query_points=[(40, 40)])
+    cfg = AnyI2VConfig(**SMALL)
+    off = generate(tiny_pipe, image, "a red square", traj, cfg.replace(optimisation=False), seed=1, progress=False)
+    on = generate(tiny_pipe, image, "a red square", traj, cfg, seed=1, progress=False)
+    without = generate(tiny_pipe, image, "a red square", None, cfg, seed=1, progress=False)
+    assert off.record.iterations == [] and len(on.record.iterations) == 2 * 2
+    assert np.array_equal(off.video, without.video) and np.abs(on.video - off.video).max() > 1e-3
