@@ -52,20 +52,22 @@ def _numpy(x) -> np.ndarray:
 
 def _step_entry(step) -> dict:
     return {"phase": step.phase, "index": int(step.index),
-            "timestep": None if step.timestep is None else int(step.timestep), "detail": ""}
+            "timestep": None if step.timestep is None else int(step.timestep)}
 
 
 def _layer_payload(data, point: str, position: dict) -> dict:
-    """One hook point's arrays: PCA-RGB and cluster labels per kept step and frame, and the attention
-    queries and keys (float16) where the point has them."""
+    """One hook point's arrays: PCA-RGB ``(slot, F, h, w, 3)`` and cluster labels ``(slot, F, h, w)``
+    uint8, and where the point has self-attention its queries and keys ``(slot, q|k, F, heads, N, d)``
+    as float16 (the browser computes the attention of a clicked point from them); ``*_steps`` are the
+    positions in ``data.steps`` of the slots."""
     steps = data.feature_steps(point)
     slots = [position[s] for s in steps]
     h, w = data.grid(point)
     pca = np.stack([np.asarray(data.pca_rgb(point, s), np.uint8) for s in steps]) if steps else np.zeros(0, np.uint8)
     labels = np.stack([np.asarray(data.clusters(point, s), np.uint8) for s in steps]) if steps else np.zeros(0, np.uint8)
     out = {"grid": [int(h), int(w)], "heads": int(data.heads(point)),
-           "pca": pca.tobytes(), "pca_steps": slots, "pca_grid": [int(h), int(w)], "pca_inner": [],
-           "masks": labels.tobytes(), "masks_steps": slots, "masks_grid": [int(h), int(w)], "masks_inner": [],
+           "pca": pca.tobytes(), "pca_steps": slots, "pca_grid": [int(h), int(w)],
+           "masks": labels.tobytes(), "masks_steps": slots, "masks_grid": [int(h), int(w)],
            "qk": b"", "qk_steps": [], "qk_shape": [0, 0, 0]}
     if point in data.attention_points and steps:
         heads = max(int(data.heads(point)), 1)
@@ -174,7 +176,7 @@ class Microscope(anywidget.AnyWidget):
     num_clusters = t.Int(0).tag(sync=True)
     status = t.Unicode("").tag(sync=True)
 
-    def __init__(self, data, *, points=None, panel_width: int = 208, max_bytes: int = MAX_BYTES, **kwargs):
+    def __init__(self, data, *, points=None, panel_width: int = 184, max_bytes: int = MAX_BYTES, **kwargs):
         self.data = data
         steps = list(data.steps)
         if not steps:

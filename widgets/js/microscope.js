@@ -3,7 +3,7 @@
 // cluster masks over it, the PCA-RGB of the features, self-attention from the clicked point and
 // cross-attention of the chosen word. Python ships every image once (widgets/microscope.py); a slider
 // move or a click is a lookup in those arrays (microscope_logic.js), never a kernel round trip.
-// Synced: steps ([{phase, index, timestep, detail}]), step, frame, num_frames, frame_size, panel_size,
+// Synced: steps ([{phase, index, timestep}]), step, frame, num_frames, frame_size, panel_size,
 // x0 ([slot][frame] PNG), x0_steps, layers (point -> arrays, see microscope.py), point, head (-1: mean),
 // cross (DAAM maps), words, word, cross_steps, query ([x, y] frame pixels), query_frame, attend,
 // lut (256 x 3 heat colours), palette, status.
@@ -108,6 +108,7 @@ function render({ model, el }) {
   }
 
   const qkCache = new Map(); // "point|slot" -> Float32Array (q|k, F, heads, N, d)
+  let lastAttention = { key: "", probs: null }; // with keys of all frames, a frame move reuses it
   /** Self-attention of the query point at step `step` ({probs: Float32Array(F * N), grid, cell}) or {why}. */
   function selfAttention(name, layer, step) {
     const q = model.get("query");
@@ -127,7 +128,11 @@ function render({ model, el }) {
     const scope = model.get("attend");
     const qFrame = scope === "video" ? model.get("query_frame") : model.get("frame");
     const head = model.get("head") < heads ? model.get("head") : -1;
-    return { probs: M.selfAttention(qkCache.get(key), [F, heads, N, d], qFrame, cell, head, scope), grid: layer.grid, cell, qFrame };
+    const which = `${key}|${qFrame}|${cell}|${head}|${scope}`;
+    if (lastAttention.key !== which) {
+      lastAttention = { key: which, probs: M.selfAttention(qkCache.get(key), [F, heads, N, d], qFrame, cell, head, scope) };
+    }
+    return { probs: lastAttention.probs, grid: layer.grid, cell, qFrame };
   }
 
   function lossMasks(step, frame) {
@@ -290,7 +295,7 @@ function render({ model, el }) {
     [["step", "frame", "query", "query_frame", "attend", "cross", "loss_masks", "cross_steps", "status", "panel_size", "num_frames", "steps",
       "lut", "palette", "num_clusters"], redraw],
     [["x0", "x0_steps"], loadX0],
-    [["layers"], () => { qkCache.clear(); refreshPickers(); redraw(); }],
+    [["layers"], () => { qkCache.clear(); lastAttention = { key: "", probs: null }; refreshPickers(); redraw(); }],
     [["point", "head", "words", "word"], () => { refreshPickers(); redraw(); }],
   ];
   for (const [names, fn] of handlers) for (const name of names) model.on(`change:${name}`, fn);

@@ -90,9 +90,8 @@ export function labelRgba(labels, palette, alpha = 140) {
 /** "7 / 31 · sampling 3 · t = 681" for step entry `s` ({phase, timestep, ...}) of `n`. */
 export function stepLabel(s, index, n) {
   const t = s.timestep === null || s.timestep === undefined ? "" : ` · t = ${s.timestep}`;
-  const extra = s.detail ? ` · ${s.detail}` : "";
   const within = Number.isInteger(s.index) ? ` ${s.index}` : "";
-  return `${index + 1} / ${n} · ${s.phase}${within}${t}${extra}`;
+  return `${index + 1} / ${n} · ${s.phase}${within}${t}`;
 }
 
 /** Runs of equal phase in the step list: [{phase, start, end}] (end exclusive), for the timeline. */
