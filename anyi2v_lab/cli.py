@@ -183,6 +183,12 @@ def _example(args):
                              f"FudanCVL/AnyI2V) or --condition PATH/{Path(ex.condition).name}")
         args.condition = [str(ex.condition_path(args.reference_checkout))]
     args.lora = [item if _has_scale(item) else f"{item}:{ex.lora_alpha}" for item in args.lora]
+    w = ex.weights
+    missing = [f"{flag} {w[key]}" for flag, key in (("--checkpoint", "checkpoint"), ("--motion-adapter", "motion_adapter"),
+                                                     ("--lora", "lora")) if w.get(key) and not getattr(args, key)]
+    if missing and args.model != "tiny":
+        print(f"note: the reference ran {ex.name} with {', '.join(missing)}; without them this is another model's "
+              f"video", file=sys.stderr)
     return ex
 
 

@@ -41,17 +41,18 @@ def grid_boxes(boxes: torch.Tensor, factor: int) -> torch.Tensor:
     return g
 
 
-def query_cells(points, start_grid_box, factor: int) -> torch.Tensor:
-    """Query points (K, 2) in model pixels -> ``(K, 2)`` cell offsets (dx, dy) from the start box's
-    top-left grid cell: ``floor(p / factor) - floor(box0 / factor)``.
+def query_cells(points, start_box, factor: int) -> torch.Tensor:
+    """Query points ``(K, 2)`` and the start box ``(x0, y0, x1, y1)``, in model pixels -> ``(K, 2)`` cell
+    offsets (dx, dy) from the start box's top-left grid cell: ``floor(p / factor) - floor(box0 / factor)``.
 
     The start crop is cut from the grid at ``floor(box0 / factor)`` (:func:`grid_boxes`), so this is the
-    cell the point falls in. The reference computes ``floor((p - box0) / factor)``, which is one cell
-    short whenever ``p mod factor < box0 mod factor`` (docs/method.md, deviation 14: on its horse-canny
-    example two of the three points).
+    cell the point falls in. The reference computes ``floor((p - box0) / factor)``, one cell short
+    whenever ``p mod factor < box0 mod factor`` (docs/method.md, "Where we differ": the query cell; on
+    its horse-canny example two of the three points).
     """
-    cells = torch.from_numpy(np.floor(np.asarray(points, dtype=np.float64) / factor)).long()
-    return cells - torch.as_tensor(start_grid_box)[:2].long()
+    p = np.floor(np.asarray(points, dtype=np.float64) / factor)
+    corner = np.floor(np.asarray(start_box, dtype=np.float64)[:2] / factor)
+    return torch.from_numpy(p - corner).long()
 
 
 def to_model_space(trajectory: Trajectory, condition) -> Trajectory:
@@ -91,7 +92,7 @@ def build_alignment(trajectory: Trajectory, config: AnyI2VConfig, image_hw: tupl
         warnings.simplefilter("always")
         clip_frame_boxes(boxes, (W, H), [o.name for o in trajectory.objects])  # warns, or raises at frame 0
     grid = grid_boxes(torch.from_numpy(boxes), f)
-    queries = [query_cells(query_points_at(obj), grid[o, 0], f) for o, obj in enumerate(trajectory.objects)]
+    queries = [query_cells(query_points_at(obj), boxes[o, 0], f) for o, obj in enumerate(trajectory.objects)]
     region = None
     if config.update_region == "boxes":
         region = box_region(boxes, config.region_margin, (H, W), latent_hw)

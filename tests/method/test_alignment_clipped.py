@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anyi2v_lab.method.alignment import build_alignment, grid_boxes, query_cells
+from anyi2v_lab.method.alignment import build_alignment, query_cells
 from anyi2v_lab.method.config import AnyI2VConfig
 from anyi2v_lab.method.loss import alignment_loss
 from anyi2v_lab.trajectory import Trajectory, TrajectoryWarning, frame_boxes
@@ -63,9 +63,8 @@ def test_the_loss_counts_only_the_visible_part_of_a_clipped_box():
 # --- (ii) query cells -----------------------------------------------------------------------------------
 def test_query_cells_are_the_cells_the_points_fall_in():
     traj = Trajectory.load(HORSE)  # the reference's example: box corner (94, 105), off the 4-px lattice
-    box0 = grid_boxes(torch.tensor(traj.objects[0].box), 4)
     points = np.array(traj.objects[0].query_points, float)
-    cells = query_cells(points, box0, 4)
+    cells = query_cells(points, traj.objects[0].box, 4)
     assert cells.tolist() == [[20, 26], [56, 22], [86, 18]]
     # independently: the cell at that offset from the start crop's corner covers the point's pixel
     corner = np.array([94 // 4, 105 // 4])
