@@ -104,3 +104,31 @@ def test_the_method_does_not_import_the_accelerations():
         if name.startswith("anyi2v_lab.method"):
             bad = {m for m in imported(name, path, modules) if m.startswith("anyi2v_lab.accel")}
             assert not bad, f"{name} imports {sorted(bad)}"
+
+
+def test_a_bad_config_value_is_refused_before_torch_loads():
+    """``anyi2v-lab generate --set pca_dim=abc`` answers at once: the config and the command line's checks
+    import no torch (seconds on a CPU), and ``anyi2v_lab.method`` loads its other modules on first use."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom anyi2v_lab.cli import main\n"
+            "rc = main(['generate', '--model', 'tiny', '--condition', sys.argv[1], '--prompt', 'a', "
+            "'--set', 'pca_dim=abc', '--out', sys.argv[2]])\n"
+            "print(rc, 'torch' in sys.modules)")
+    from PIL import Image
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        Image.new("RGB", (64, 64)).save(Path(tmp) / "c.png")
+        out = subprocess.run([sys.executable, "-c", code, str(Path(tmp) / "c.png"), str(Path(tmp) / "out")],
+                             capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["2", "False"], (out.stdout, out.stderr)
+    assert "pca_dim" in out.stderr
+
+
+def test_method_names_load_on_first_use():
+    import anyi2v_lab.method as method
+    from anyi2v_lab.method.generate import generate
+
+    assert method.generate is generate
+    assert set(method.__all__) <= set(dir(method))
