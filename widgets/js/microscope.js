@@ -94,13 +94,19 @@ function render({ model, el }) {
     });
   }
 
+  /** Why a view is empty at this step: "kept at sampling steps only". */
+  function keptAt(slots) {
+    const all = model.get("steps");
+    return `kept at ${M.phasesOf(slots.map((i) => all[i]))} steps only`;
+  }
+
   /** The uint8 image of `kind` ("pca" or "masks") of `layer` at step `step`, frame `frame` ({data, grid}),
    * or the reason there is none ({why}). */
   function lookup(layer, kind, step, frame) {
     if (!layer || !layer[kind] || !layer[kind].byteLength) return { why: "not captured at this hook point" };
     const steps = layer[`${kind}_steps`];
     const slot = M.slotOf(steps, step);
-    if (slot < 0) return { why: "not kept at this step" };
+    if (slot < 0) return { why: keptAt(steps) };
     const [h, w] = layer[`${kind}_grid`];
     const per = h * w * (kind === "pca" ? 3 : 1);
     const off = M.offsetOf([steps.length, model.get("num_frames"), per], [slot, frame, 0]);
@@ -115,7 +121,7 @@ function render({ model, el }) {
     if (!q || q.length !== 2) return { why: "click a panel to pick a point" };
     if (!layer || !layer.qk || !layer.qk.byteLength) return { why: "no queries and keys at this hook point" };
     const slot = M.slotOf(layer.qk_steps, step);
-    if (slot < 0) return { why: "no attention kept at this step" };
+    if (slot < 0) return { why: keptAt(layer.qk_steps) };
     const F = model.get("num_frames");
     const [heads, N, d] = layer.qk_shape;
     const key = `${name}|${slot}`;
@@ -152,7 +158,7 @@ function render({ model, el }) {
     if (!words.length || !c.cross) return { why: "no cross-attention captured" };
     const all = model.get("cross_steps") === "all";
     const slot = all ? c.cross_steps.length : M.slotOf(c.cross_steps, step);
-    if (slot < 0) return { why: "no cross-attention at this step" };
+    if (slot < 0) return { why: keptAt(c.cross_steps) };
     const [Hc, Wc] = c.cross_grid;
     const [H1, Wd] = c.cross_inner;
     const head = Math.min(model.get("head") + 1, H1 - 1);

@@ -114,5 +114,8 @@ test("step labels and phase runs", () => {
   assert.equal(M.stepLabel(steps[4], 4, 5), "5 / 5 · forward 0");
   assert.deepEqual(M.phaseRuns(steps), [{ phase: "inversion", start: 0, end: 2 }, { phase: "optimisation", start: 2, end: 3 },
     { phase: "sampling", start: 3, end: 4 }, { phase: "forward", start: 4, end: 5 }]);
+  assert.equal(M.phasesOf(steps.slice(2, 4)), "optimisation and sampling");
+  assert.equal(M.phasesOf(steps.slice(3, 4)), "sampling");
+  assert.equal(M.phasesOf(steps), "inversion, optimisation, sampling and forward");
   assert.equal(M.shortPoint("up_blocks.1.attentions.0.transformer_blocks.0.attn1.query"), "up_blocks.1.attentions.0 · attn1.query");
 });

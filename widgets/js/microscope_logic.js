@@ -198,3 +198,9 @@ export function weightsRgba(weights, objects, colours, alpha = 0.85) {
   }
   return out;
 }
+
+/** "sampling" or "optimisation and sampling": the phases of some step entries, in order of appearance. */
+export function phasesOf(steps) {
+  const phases = [...new Set(steps.map((s) => s.phase))];
+  return phases.length > 1 ? `${phases.slice(0, -1).join(", ")} and ${phases[phases.length - 1]}` : phases[0] || "no";
+}
