@@ -317,11 +317,12 @@ class MicroscopeData:
 
     @staticmethod
     def heat_rgb(maps: np.ndarray, cmap: str = "inferno") -> np.ndarray:
-        """Maps ``(..., h, w)`` -> ``(..., h, w, 3)`` uint8, scaled to [0, 1] by the whole array's max."""
+        """Maps ``(..., h, w)`` -> ``(..., h, w, 3)`` uint8, scaled to [0, 1] by the whole array's minimum
+        and maximum (one scale for every frame, so frames compare)."""
         from matplotlib import colormaps
 
         m = np.asarray(maps, dtype=np.float32)
-        m = m / max(float(m.max()), 1e-12)
+        m = (m - m.min()) / max(float(m.max() - m.min()), 1e-12)
         return (colormaps[cmap](m)[..., :3] * 255).round().astype(np.uint8)
 
     def export_figures(self, out_dir, **selection):

@@ -16,12 +16,14 @@ from .data import (attention_of_pixel, box_centres, frame_maps, mask_grid, norma
                    short_name, temporal_consistency, token_index, tokens_of, variance_curve)
 from .feature_views import embed_tokens, plot_explained_variance, plot_pca_frames, plot_tokens_3d
 from .images import plot_images
+from .microscope import plot_feature_steps, plot_loss_masks, plot_point_attention, plot_word_attention, plot_x0_steps
 from .optimisation import plot_losses, plot_masks, plot_paths
 from .videos import plot_videos
 
 __all__ = [
     "plot_attention", "plot_explained_variance", "plot_images", "plot_losses", "plot_masks", "plot_paths",
-    "plot_pca_frames", "plot_tokens_3d", "plot_videos", "attention_of_pixel", "box_centres", "embed_tokens", "frame_maps",
+    "plot_pca_frames", "plot_tokens_3d", "plot_videos", "plot_x0_steps", "plot_feature_steps", "plot_point_attention",
+    "plot_word_attention", "plot_loss_masks", "attention_of_pixel", "box_centres", "embed_tokens", "frame_maps",
     "mask_grid", "normalise_rgb", "pca_rgb", "pixel_cell", "short_name", "temporal_consistency", "token_index",
     "tokens_of", "variance_curve",
 ]

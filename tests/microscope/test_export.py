@@ -16,14 +16,14 @@ def test_export_writes_figures_videos_and_provenance(micro_data, tmp_path):
     assert prov["seed"] == 0 and prov["prompt"] == "a red square" and prov["config"]["num_frames"] == 4
     assert {"torch", "diffusers", "anyi2v_lab"} <= set(prov["versions"])
     assert any(n.endswith("attn1.query") for n in prov["hook_points"])
-    att = prov["figures"]["self_attention.png"]
+    att = prov["files"]["self_attention.png"]
     assert att["frames"] == [0, 3] and att["query_frame"] == 0 and att["steps"][0]["label"] == "sampling 2 (t=1)"
     assert att["hook_point"] == micro_data.points[0] and att["query_cell"] == list(micro_data.cell_of(att["hook_point"], (40, 40)))
-    assert [s["phase"] for s in prov["figures"]["x0.png"]["steps"]] == ["sampling"] * 3
+    assert [s["phase"] for s in prov["files"]["x0.png"]["steps"]] == ["sampling"] * 3
     with pytest.raises(FileExistsError, match="exists and is not empty"):
         micro_data.export_figures(out)
     micro_data.export_figures(out, overwrite=True, frames=[1])
-    assert json.loads((out / "provenance.json").read_text())["figures"]["pca.png"]["frames"] == [1]
+    assert json.loads((out / "provenance.json").read_text())["files"]["pca.png"]["frames"] == [1]
 
 
 def test_export_refuses_bad_selection_before_writing(micro_data, tmp_path):
