@@ -58,14 +58,13 @@ class FeatureBank:
 
 
 def model_fingerprint(module: torch.nn.Module) -> str:
-    """An exact identity of a module's weights, read afresh at every call. It changes with any in-place
-    change of any parameter or buffer (a weight edit in a notebook, a merged LoRA), with the set of
-    tensors (an unmerged PEFT adapter added or removed, fused projections), and with PEFT adapters'
-    scales and switches.
+    """An identity of a module's weights, read afresh at every call. It changes with any in-place change
+    of any parameter or buffer (a weight edit in a notebook, a merged LoRA), with the set of tensors (an
+    unmerged PEFT adapter added or removed, fused projections), and with PEFT adapters' scales and switches.
 
     Every bit of every tensor counts. Tensors in host memory are hashed (BLAKE2b) where they lie; tensors
-    on an accelerator are reduced there first (:func:`device_sums`), so only a few numbers cross to the
-    host. Names, shapes, dtypes and devices are hashed with them.
+    on an accelerator are reduced there first (:func:`device_sums`), so that a few numbers, not the
+    weights, cross to the host. Names, shapes, dtypes and devices are hashed with them.
     """
     # Read afresh, not only when a cheap key (storage pointers, version counters) moves: an edit
     # through ``p.data`` (``p.data.mul_(1.5)``) bumps no counter that ``p`` can see.
