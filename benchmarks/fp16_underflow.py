@@ -193,7 +193,7 @@ def build(args):
         return tiny_pipeline(seed=0).to(args.device, torch.float16), paper_config(quick=args.quick), "tiny random"
     if args.toy:
         from anyi2v_lab.models.loading import load_pipeline
-        pipe = load_pipeline(None, device=args.device, dtype=torch.float16, progress=False)
+        pipe = load_pipeline(None, device=args.device, dtype=torch.float16, allow_half_on_cpu=True, progress=False)
         return pipe, paper_config(quick=args.quick), "committed toy model"
     from benchmarks.gpu_parts import random_sd15_pipeline
     return random_sd15_pipeline(args.device), paper_config(quick=args.quick), "random fp16 SD1.5 + AnimateDiff v3"
