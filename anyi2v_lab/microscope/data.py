@@ -90,24 +90,27 @@ class MicroscopeData:
     # constructors ---------------------------------------------------------------------------------------
 
     @classmethod
-    def from_result(cls, result, pipe=None, tokenizer=None, **options) -> "MicroscopeData":
+    def from_result(cls, result, pipe=None, tokenizer=None, *, model: str | None = None, **options) -> "MicroscopeData":
         """From a :class:`~anyi2v_lab.method.generate.GenerationResult`: ``record.x0`` (``keep_x0=True``),
         the loss masks (``keep_masks=True``) and ``result.cache`` (``capture=microscope_capture(pipe,
         config)`` or any capture of token/map points, ``.key`` beside ``.query``, cross-attention
-        ``.probs``). ``pipe`` gives the heads and the tokenizer."""
+        ``.probs``). ``pipe`` gives the heads, the tokenizer and the weights' fingerprint; ``model`` names
+        the model in :attr:`meta` (and in the export's provenance)."""
         record = result.record
         x0 = {Step(x.phase, x.step_index, x.timestep): x.frames for x in record.x0}
         meta = {"prompt": result.prompt, "negative_prompt": result.negative_prompt, "seed": result.seed,
-                "config": result.config.to_dict()}
+                "config": result.config.to_dict(), "model": model}
         return cls._from_parts(result.cache, result.frames, pipe, tokenizer, result.prompt, x0,
                                _loss_masks(record), meta, options)
 
     @classmethod
     def from_cache(cls, cache, pipe=None, *, frames=None, prompt: str | None = None, tokenizer=None,
-                   x0: Mapping[Step, np.ndarray] | None = None, **options) -> "MicroscopeData":
+                   x0: Mapping[Step, np.ndarray] | None = None, model: str | None = None,
+                   **options) -> "MicroscopeData":
         """From an :class:`~anyi2v_lab.hooks.ActivationCache` (``run_with_cache``, one forward or a whole
         generation); ``frames`` ``(F, H, W, 3)`` the video it belongs to, ``prompt`` for the words."""
-        return cls._from_parts(cache, frames, pipe, tokenizer, prompt, x0 or {}, {}, {"prompt": prompt}, options)
+        return cls._from_parts(cache, frames, pipe, tokenizer, prompt, x0 or {}, {},
+                               {"prompt": prompt, "model": model}, options)
 
     @classmethod
     def _from_parts(cls, cache, frames, pipe, tokenizer, prompt, x0, masks, meta, options) -> "MicroscopeData":
@@ -136,7 +139,10 @@ class MicroscopeData:
         if pipe is not None:
             heads = {p.name: p.heads for p in hook_points(pipe.unet)}
             tokenizer = tokenizer or pipe.tokenizer
-            meta["model"] = str(getattr(pipe, "name_or_path", "") or pipe.unet.config.get("_name_or_path", ""))
+            from ..method.feature_bank import model_fingerprint
+
+            meta["model"] = meta.get("model") or getattr(pipe, "name_or_path", None) or None
+            meta["model_fingerprint"] = model_fingerprint(pipe.unet)
         meta["hook_points"] = names
         words = prompt_tokens(tokenizer, prompt) if tokenizer is not None and prompt else None
         return cls(features=features, keys=keys, cross=cross, grids=grids, heads=heads, x0=x0, frames=frames,

@@ -42,7 +42,13 @@ def export_figures(data, out_dir: str | os.PathLike, *, steps: list[Step] | None
     from ..plots import microscope as figs
     from ..video import upscale, write_gif, write_mp4
 
-    check_output_folder(out_dir, overwrite)  # refuse a taken folder before drawing anything
+    try:  # refuse a taken folder before drawing anything
+        check_output_folder(out_dir, overwrite)
+    except FileExistsError as err:
+        if not Path(out_dir).is_dir():
+            raise
+        raise FileExistsError(f"out_dir={str(out_dir)!r} exists and is not empty; choose another folder or pass "
+                              f"overwrite=True") from err
     frames = figs._frames(data, frames)
     figs._frames(data, [frame])
     if point is None and data.points:
