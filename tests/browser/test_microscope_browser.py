@@ -44,7 +44,8 @@ print(json.dumps({"steps": len(m.steps), "a": kept[0], "b": kept[-1], "x0_steps"
 ]
 
 # moves one slider of the microscope to each value in turn and times each redraw in the browser: the
-# input handler (model.set -> redraw, synchronous) and until the next animation frame (painted)
+# input handler with the redraw it queues (a microtask, run before this function's next await
+# resumes), and until the next animation frame (painted)
 _MOVE = """async ([cls, values]) => {
     const root = document.querySelector('.anyi2v-microscope');
     const slider = root.querySelector('input.' + cls);
@@ -53,6 +54,7 @@ _MOVE = """async ([cls, values]) => {
         const t0 = performance.now();
         slider.value = String(v);
         slider.dispatchEvent(new Event('input', {bubbles: true}));
+        await Promise.resolve();
         const t1 = performance.now();
         await new Promise(requestAnimationFrame);
         out.push({value: v, handler_ms: t1 - t0, frame_ms: performance.now() - t0, draw_ms: Number(root.dataset.drawMs)});
@@ -69,6 +71,7 @@ _CLICK = """async ([sel, x, y]) => {
                                         clientY: r.top + y * r.height / c.height});
     const t0 = performance.now();
     c.dispatchEvent(ev);
+    await Promise.resolve();
     const t1 = performance.now();
     await new Promise(requestAnimationFrame);
     return {handler_ms: t1 - t0, frame_ms: performance.now() - t0, draw_ms: Number(root.dataset.drawMs)};

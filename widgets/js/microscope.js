@@ -260,6 +260,18 @@ function render({ model, el }) {
     root.dataset.drawMs = (performance.now() - t0).toFixed(3);
   }
 
+  // several traits change together (a click sets query_frame and query; the kernel sends batches):
+  // one redraw for all of them, before the browser paints
+  let pending = false;
+  function requestRedraw() {
+    if (pending) return;
+    pending = true;
+    queueMicrotask(() => {
+      pending = false;
+      redraw();
+    });
+  }
+
   function drawTimeline(steps, s) {
     const w = stepSlider.getBoundingClientRect().width || 320;
     timeline.width = Math.round(w);
@@ -299,10 +311,10 @@ function render({ model, el }) {
   }
   const handlers = [
     [["step", "frame", "query", "query_frame", "attend", "cross", "loss_masks", "cross_steps", "status", "panel_size", "num_frames", "steps",
-      "lut", "palette", "num_clusters"], redraw],
+      "lut", "palette", "num_clusters"], requestRedraw],
     [["x0", "x0_steps"], loadX0],
-    [["layers"], () => { qkCache.clear(); lastAttention = { key: "", probs: null }; refreshPickers(); redraw(); }],
-    [["point", "head", "words", "word"], () => { refreshPickers(); redraw(); }],
+    [["layers"], () => { qkCache.clear(); lastAttention = { key: "", probs: null }; refreshPickers(); requestRedraw(); }],
+    [["point", "head", "words", "word"], () => { refreshPickers(); requestRedraw(); }],
   ];
   for (const [names, fn] of handlers) for (const name of names) model.on(`change:${name}`, fn);
   refreshPickers();
