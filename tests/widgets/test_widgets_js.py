@@ -27,7 +27,7 @@ def test_node_unit_tests_pass():
     assert "# fail 0" in out.stdout
 
 
-@pytest.mark.parametrize("name", ["canvas.js", "player.js", "viewer.js"])
+@pytest.mark.parametrize("name", ["canvas.js", "player.js", "viewer.js", "microscope.js"])
 def test_bundled_esm_imports_without_a_bundler(name, tmp_path):
     # the exact string anywidget receives, loaded as a module from a folder with no sibling files
     path = tmp_path / "widget.mjs"
