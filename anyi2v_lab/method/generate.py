@@ -72,12 +72,12 @@ def check_inputs(pipe, config: AnyI2VConfig, image_hw: tuple[int, int]) -> tuple
         raise ConfigError(f"image size {W}x{H} must be a multiple of {down} for this model "
                           f"(VAE x{pipe.vae_scale_factor}, {len(pipe.unet.down_blocks)} UNet levels)")
     latent_hw = (H // pipe.vae_scale_factor, W // pipe.vae_scale_factor)
-    if config.inject_residual and config.adain_patch is not None:
+    if config.inverts and config.inject_residual and config.adain_patch is not None:
         for layer, (h, w) in zip(config.res_layers, layer_shapes(pipe.unet, config.res_layers, latent_hw)):
             if h % config.adain_patch or w % config.adain_patch:
                 raise ConfigError(f"adain_patch={config.adain_patch} does not tile {layer}'s {h}x{w} map at "
                                   f"{W}x{H}; choose a patch dividing {h} and {w}, or adain_patch=None")
-    if config.inject_query or config.kv_consistency:
+    if config.injects and (config.inject_query or config.kv_consistency):
         layer_shapes(pipe.unet, config.attn_layers, latent_hw)
     if config.eta and "variance_noise" not in inspect.signature(pipe.scheduler.step).parameters:
         raise ConfigError(f"eta={config.eta} needs a DDIM scheduler, but the pipeline has "
@@ -114,12 +114,12 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     record = InspectionRecord()
     on_step = x0_recorder(record, _frames_decoder(pipe, calls), pipe.scheduler.alphas_cumprod) if keep_x0 else None
     trajectory, alignment = _alignment(pipe, trajectory, condition, config, image_hw, latent_hw, record)
-    with calls.phase("total"), calls.running(config, alignment is not None):
+    with calls.phase("total"), calls.running(config, alignment is not None and config.optimisation):
         cond, uncond = pipe.encode_prompt(prompt, pipe.unet.device, 1, config.guidance_scale > 1, negative_prompt)
         z, step_noise = initial_noise(pipe, config, cond.dtype, image_hw, seed, record)
         bank = features
         with calls.phase("inversion"):
-            if bank is None and inject and (config.inject_residual or config.inject_query):
+            if bank is None and inject and config.inverts:
                 bank = (invert_cached(pipe, condition.pixels, prompt, cond, config, progress=progress,
                                       denoiser=calls.inversion_denoiser) if on_step is None else
                         invert(pipe, encode_image(pipe.vae, condition.pixels, config.vae_sample), cond, config, progress,
@@ -215,7 +215,7 @@ class Sampling:
 
     def hook_names(self) -> tuple[str, ...]:
         """Every hook point of the run: injection, the caller's edits and capture, the aligned layers."""
-        sites = capture_sites(self.config) if self.alignment is not None else []
+        sites = capture_sites(self.config) if self.alignment is not None and self.config.optimisation else []
         return (*merge_edits(self.inject_edits, self.edits), *names_of(self.capture), *sites)
 
 

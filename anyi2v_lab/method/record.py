@@ -96,7 +96,7 @@ def mask_grid(record: InspectionRecord, iteration: int = -1, obj: int = 0) -> np
     """
     its = record.iterations
     if not its:
-        raise ValueError("the record has no optimisation iterations: generate with a trajectory")
+        raise ValueError("the record has no optimisation iterations: generate with a trajectory and optimisation=true")
     it = its[iteration]
     if it.masks is None:
         raise ValueError("the record kept no masks: generate(..., keep_masks=True)")

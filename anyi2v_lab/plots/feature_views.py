@@ -12,7 +12,7 @@ from .data import as_rows, frame_maps, normalise_rgb, pca_rgb, short_name, token
 
 def _record_rows(record: InspectionRecord, names, iteration: int, quantile: float) -> dict[str, np.ndarray]:
     if not record.iterations:
-        raise ValueError("the record has no optimisation iterations: generate with a trajectory")
+        raise ValueError("the record has no optimisation iterations: generate with a trajectory and optimisation=true")
     pca = record.iterations[iteration].pca
     if pca is None:
         raise ValueError("the record kept no PCA maps: generate(..., keep_pca=True)")

@@ -19,7 +19,7 @@ def plot_losses(record: InspectionRecord, *, title: str | None = None):
     """
     losses = record.losses()
     if losses.size == 0:
-        raise ValueError("the record has no optimisation iterations: generate with a trajectory")
+        raise ValueError("the record has no optimisation iterations: generate with a trajectory and optimisation=true")
     steps = sorted({it.step_index for it in record.iterations})
     n_it = losses.shape[1]
     counts = np.full(losses.shape, np.nan)

@@ -207,6 +207,7 @@ def test_injection_off_is_generating_without_injection(tiny_pipe, image):
     plain = generate(tiny_pipe, image, "a red square", None, cfg, seed=1, progress=False, inject=False)
     on = generate(tiny_pipe, image, "a red square", None, cfg, seed=1, progress=False)
     assert np.array_equal(off.video, plain.video) and np.abs(on.video - off.video).max() > 1e-3
+    assert off.features is None  # nothing is inverted for injection that is off
 
 
 def test_optimisation_off_runs_no_iteration(tiny_pipe, image):
