@@ -82,6 +82,7 @@ class MicroscopeData:
             raise ValueError(f"frame counts differ between the views: {sorted(counts)}; capture every frame")
         self.num_frames = counts.pop() if counts else 1
         self._pca, self._rgb, self._labels = {}, {}, {}
+        self.cross_grid: tuple[int, int] | None = None  # the finest cross-attention grid, when there are words
         for point, series in self._features.items():
             self._fit_point(point, series, max_tokens, seed)
         self._cross_maps, self.cross_heads, self._cross = self._aggregate_cross(dict(cross))

@@ -30,3 +30,12 @@ def test_pca_colours_follow_the_first_component():
     red = data.pca_rgb("p", Step("forward", 0))[0, ..., 0].ravel().astype(int)
     assert np.all(np.diff(red) >= 0) or np.all(np.diff(red) <= 0)
     assert red.max() - red.min() > 200
+
+
+def test_data_without_cross_attention_or_words_says_so():
+    import pytest
+
+    data = MicroscopeData(features={"p": {Step("forward", 0): torch.zeros(1, 4, 3)}}, grids={"p": (2, 2)})
+    assert data.cross_grid is None and data.words is None and data.cross_steps == []
+    with pytest.raises(ValueError, match="no prompt words"):
+        data.cross_attention(0)
