@@ -104,8 +104,9 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     phase and ``total`` (empty without a runtime). ``keep_masks``, ``keep_pca`` and ``keep_latents`` store
     each optimisation iteration's loss masks, PCA maps and updated latent in ``record.iterations``.
     ``keep_x0`` stores the decoded predicted clean video of every inversion, optimisation and sampling
-    step in ``record.x0`` (see :class:`~anyi2v_lab.method.record.X0`; inversion then bypasses the
-    feature cache, and each kept step costs one VAE decode).
+    step in ``record.x0`` (see :class:`~anyi2v_lab.method.record.X0`; no inversion entries with
+    ``features``); inversion then bypasses the feature cache, and each kept step costs one VAE decode,
+    timed in ``total`` (and ``inversion``), not in ``sampling``.
     """
     calls = EagerCalls(pipe) if runtime is None else runtime.bind(pipe)
     image_hw = model_size(pipe, config)
