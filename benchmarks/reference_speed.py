@@ -22,9 +22,11 @@ they install on Python 3.12: diffusers 0.11.1, transformers 4.25.1, huggingface_
 imageio 2.27.0; torch, torchvision, numpy, opencv, scipy, scikit-learn, einops and safetensors are the
 machine's (torch 2.11). The smallest changes that run it there, made by a launcher, not in its files:
 
-* ``tokenizers`` and ``accelerate`` are hidden from the process (``sys.modules[name] = None``):
-  transformers 4.25 then uses the slow CLIP tokenizer (tokenizers < 0.14 has no Python 3.12 wheel) and
-  skips its pin check, and both libraries load weights without accelerate, as in its pinned environment;
+* ``tokenizers``, ``accelerate``, ``jax``, ``flax`` and ``onnxruntime`` are hidden from the process
+  (``sys.modules[name] = None``), as they are absent from its pinned environment: transformers 4.25 then
+  uses the slow CLIP tokenizer (tokenizers < 0.14 has no Python 3.12 wheel) and skips its pin check,
+  both libraries load weights without accelerate, and diffusers 0.11 skips its Flax schedulers (written
+  for a jax that had ``random.KeyArray``) and ONNX pipelines;
 * ``import setuptools`` first: Python 3.12 has no ``distutils``, which diffusers 0.11 imports;
 * xformers 0.0.27 (its pin) has no build for torch 2.11. By default a stand-in package answers
   ``xformers.ops.memory_efficient_attention`` with ``torch.nn.functional.scaled_dot_product_attention``
@@ -51,7 +53,7 @@ SEED = 0
 
 LAUNCHER = r"""
 import runpy, sys
-for name in ("tokenizers", "accelerate"):
+for name in ("tokenizers", "accelerate", "jax", "flax", "onnxruntime"):
     sys.modules[name] = None  # importlib finds no spec: transformers/diffusers run as in the 2022 pins
 import setuptools  # noqa: F401  (distutils for diffusers 0.11 on Python 3.12)
 sys.argv = ["scripts.AnyI2V_fp16"] + sys.argv[1:]

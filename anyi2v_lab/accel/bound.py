@@ -25,6 +25,7 @@ from ..method.optimize import (PassInputs, Passes, eager_fit, eager_loss, frozen
 from .backends import backend_settings, prepare_layout
 from .checkpointing import checkpointed_blocks
 from .graphs import unet_graph
+from .loss_scaling import loss_scaled
 from .optimisation_graphs import graphed_loss, graphed_pass
 from .overlap import pca_streams, with_fit_starters
 from .regions import compiled_regions, hooked_modules
@@ -106,7 +107,7 @@ class BoundRuntime(EagerCalls):
                 passes = self._graphed_passes(inputs)
             else:
                 passes = self._eager_passes(inputs, stack)
-            yield _profiled(passes)
+            yield _profiled(passes if rt.loss_scale is None else loss_scaled(passes, rt.loss_scale))
 
     def _eager_passes(self, inputs: PassInputs, stack: ExitStack) -> Passes:
         side = pca_streams(self.runtime, inputs.config, self.device)

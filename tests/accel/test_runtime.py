@@ -68,6 +68,37 @@ def test_every_truncation_gives_the_baseline(tiny_pipe, image, traj, baseline, t
     assert calls["up_blocks.2.upsamplers.0"] == 2 * SMALL["num_inference_steps"] + passes + (passes if truncate is False else 0)
 
 
+def test_loss_scaling_keeps_fp16_gradients_that_underflow_unscaled():
+    from anyi2v_lab.accel.loss_scaling import loss_scaled
+    from anyi2v_lab.method.optimize import Passes
+
+    # an fp16 "UNet" whose backward multiplies by 2^-13 twice: the latent's gradient, 2^-26, is below
+    # fp16's smallest subnormal (2^-24) and underflows to 0 unscaled; scaled by 2^16 it is 2^-10 inside
+    # the fp16 backward and 2^-26 exactly once unscaled in fp32
+    passes = Passes(forward=lambda leaf: [leaf.half() * 2 ** -13], fit=lambda captured: None,
+                    loss=lambda captured, fits: ((captured[0].float() * 2 ** -13).sum(), []))
+    grads = {}
+    for scale in (None, 65536.0):
+        p = passes if scale is None else loss_scaled(passes, scale)
+        leaf = torch.ones(4, requires_grad=True)
+        captured = p.forward(leaf)
+        loss, _ = p.loss(captured, p.fit(captured))
+        assert float(loss) == 4 * 2 ** -26  # the loss keeps its value
+        grads[scale] = torch.autograd.grad(loss, leaf)[0]
+    assert torch.equal(grads[None], torch.zeros(4))
+    assert torch.equal(grads[65536.0], torch.full((4,), 2.0 ** -26))
+
+
+def test_loss_scaling_is_exact_where_nothing_underflows(tiny_pipe, image, traj, baseline):
+    # a power-of-two scale on an fp32 model: the latents are bit for bit the unscaled ones
+    res = generate(tiny_pipe, image, "a red square", traj, AnyI2VConfig(**SMALL), seed=1, progress=False,
+                   runtime=Runtime.baseline().replace(loss_scale=None))
+    assert Runtime().loss_scale == Runtime.baseline().loss_scale == 65536.0
+    assert torch.equal(res.latents, baseline.latents)
+    with pytest.raises(RuntimeOptionError, match="Runtime.loss_scale=0"):
+        Runtime(loss_scale=0)
+
+
 def test_truncation_at_a_missing_block_names_the_setting(tiny_pipe):
     with pytest.raises(RuntimeOptionError, match=r"Runtime.truncate='up_blocks.9' is no module.*up_blocks.2"):
         Runtime(truncate="up_blocks.9").bind(tiny_pipe)
