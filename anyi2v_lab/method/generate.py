@@ -31,7 +31,7 @@ from .calls import EagerCalls
 from .config import AnyI2VConfig, ConfigError
 from .feature_bank import FeatureBank
 from .injection import injection_active, injection_edits
-from .inversion import encode_image, invert, invert_cached
+from .inversion import invert_cached
 from .optimize import PassInputs, capture_sites, iteration_recorder, optimise_latents
 from .record import InspectionRecord, x0_recorder
 
@@ -121,10 +121,8 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
         bank = features
         with calls.phase("inversion"):
             if bank is None and inject and config.inverts:
-                bank = (invert_cached(pipe, condition.pixels, prompt, cond, config, progress=progress,
-                                      denoiser=calls.inversion_denoiser) if on_step is None else
-                        invert(pipe, encode_image(pipe.vae, condition.pixels, config.vae_sample), cond, config, progress,
-                               calls.inversion_denoiser, on_step).bank)
+                bank = invert_cached(pipe, condition.pixels, prompt, cond, config, progress=progress,
+                                     denoiser=calls.inversion_denoiser, callback=on_step)
         run = Sampling(config, cond, uncond, alignment, bank, injection_edits(bank, config) if inject and config.injects
                        else {}, edits, capture, step_noise, record, progress, keep_masks, keep_pca, keep_latents)
         run.callback = on_step

@@ -138,15 +138,17 @@ _CACHE = InversionCache()
 
 def invert_cached(pipe, pixels: torch.Tensor, prompt: str, embeds: torch.Tensor, config: AnyI2VConfig,
                   cache: InversionCache | None = _CACHE, progress: bool = True,
-                  generator: torch.Generator | None = None, denoiser: Callable = eager_denoiser) -> FeatureBank:
+                  generator: torch.Generator | None = None, denoiser: Callable = eager_denoiser,
+                  callback: Callable[[dict], None] | None = None) -> FeatureBank:
     """Encode the condition pixels and invert, reusing a bank computed for the same image, prompt,
     model and settings (:func:`inversion_key`; the features depend on neither the seed nor the
-    trajectory). A sampled VAE posterior (``config.vae_sample``) is never cached."""
+    trajectory). A sampled VAE posterior (``config.vae_sample``) is never cached. With a ``callback``
+    (:func:`invert`'s) the inversion runs, to show its steps, and its bank is cached."""
     key = None if cache is None or config.vae_sample else inversion_key(pipe, pixels, prompt, embeds, config)
-    if key is not None and (bank := cache.get(key)) is not None:
+    if key is not None and callback is None and (bank := cache.get(key)) is not None:
         return bank
     latent = encode_image(pipe.vae, pixels, sample=config.vae_sample, generator=generator)
-    bank = invert(pipe, latent, embeds, config, progress=progress, denoiser=denoiser).bank
+    bank = invert(pipe, latent, embeds, config, progress=progress, denoiser=denoiser, callback=callback).bank
     if key is not None:
         cache.put(key, bank)
     return bank
