@@ -17,8 +17,10 @@ this script
    semantic masks of the first iteration, the final latent and the decoded frames.
 
 How the reference is driven (its script hard-codes CUDA, 512 px and model ids), each change named in
-the output's ``adaptations``: see ``ADAPTATIONS``. Where ours deviates on purpose, a scenario switches
-our side to the reference's behaviour through public knobs, so what remains can be read as noise.
+the output's ``adaptations``: see ``ADAPTATIONS``. Where ours deviates, a variant switches our side to
+the reference's behaviour, patched on from outside (``VARIANTS``: AnimateDiff's per-frame motion-module
+GroupNorm; on the clipped scenario also the reference's two clipped-box rules), so what remains with every
+switch on can be read as noise, and each switch's difference is a named deviation of docs/method.md.
 
     python benchmarks/reference_parity.py /path/to/AnyI2V --python /path/to/refenv/bin/python
 
@@ -316,6 +318,7 @@ def our_side(work: Path, scenario: str, variant: dict) -> dict:
     variant = dict(variant)
     if variant.pop("motion_norm", None) == "per_frame":
         per_frame_group_norm(pipe.unet)
+    undo = reference_clip_rules() if variant.pop("clip_rules", None) == "reference" else (lambda: None)
     config = AnyI2VConfig(num_frames=F, height=size, width=size).replace(**variant)
     out = {}
     with torch.no_grad():
@@ -341,6 +344,7 @@ def our_side(work: Path, scenario: str, variant: dict) -> dict:
     finally:
         gen.initial_noise = drawn
         hook.remove()
+        undo()
     bank = result.features
     out["features"] = {**{f"res{k}": bank.residuals[f"up_blocks.{k // 3}.resnets.{k % 3}"] for k in s["load_res_list"]},
                        **{f"attn{k}": bank.queries[f"up_blocks.{k // 3 + 1}.attentions.{k % 3}.transformer_blocks.0.attn1"]
@@ -400,13 +404,21 @@ def compare(ours: dict, ref: dict, settings: dict) -> list[dict]:
     if om is not None:
         agree, total = 0, 0
         per_obj = om[0]
+        shapes = reference_crop_shapes(ref["boxes"][0], settings)
+        stored = None  # the reference's frame-0 mask, resized into each clipped crop and kept (:195-198)
         for j in range(F):
             if j >= len(rm) or per_obj[j] is None:
                 continue
-            r = rm[j]
+            r = rm[j].reshape(*shapes[j], -1)  # (h, w, L)
             o = per_obj[j]  # (L, h, w) weight = m0 * m_j (frame 0: m0)
-            if j > 0:
-                r = r * rm[0] if r.shape == rm[0].shape else r
+            if j == 0:
+                stored = r
+            else:
+                if stored.shape[:2] != r.shape[:2]:
+                    stored = torch.nn.functional.interpolate(stored.permute(2, 0, 1)[None], size=r.shape[:2],
+                                                             mode="bilinear")[0].permute(1, 2, 0)
+                r = r * stored
+            r = r.reshape(-1)
             o = o.permute(1, 2, 0).reshape(-1)
             if o.shape == r.shape:
                 agree += int((o.round() == r.round()).sum())
@@ -417,6 +429,20 @@ def compare(ours: dict, ref: dict, settings: dict) -> list[dict]:
     ref_video = ref["video"][0].permute(1, 2, 3, 0)  # (F, H, W, 3)
     rows.append({"stage": "decoded frames", **diff(ours["video"], ref_video)})
     return rows
+
+
+def reference_crop_shapes(boxes_px, settings) -> list[tuple[int, int]]:
+    """The (rows, columns) of the reference's crop of each frame: its boxes are [top, left, bottom, right]
+    pixels, cut on the grid as pipeline_anyi2v.py:155-168 does (floor, at least one cell, clipped)."""
+    import numpy as np
+
+    n = settings["size"] // settings["compress_factor"]
+    shapes = []
+    for b in boxes_px:
+        t, l, bo, r = (np.asarray(b, dtype=np.float32) // settings["compress_factor"]).astype(np.int32).tolist()
+        bo, r = max(t + 1, bo), max(l + 1, r)
+        shapes.append((min(bo, n) - max(t, 0), min(r, n) - max(l, 0)))
+    return shapes
 
 
 def markdown(report: dict) -> str:
@@ -453,7 +479,11 @@ VARIANTS = {
     # on (b, c, f, h, w)); AnimateDiff's original, which the reference runs, per frame ((b f) c h w). This
     # variant patches our motion modules' GroupNorm to per-frame statistics, from outside, to show the rest
     "per_frame_motion_norm": {"motion_norm": "per_frame"},
+    # and our two clipped-box rules swapped for the reference's (reference_clip_rules), from outside
+    "per_frame_motion_norm+reference_clip_rules": {"motion_norm": "per_frame", "clip_rules": "reference"},
 }
+# the variants a run compares (the clip rules change nothing where no box leaves the image)
+RUN_VARIANTS = {"clipped": tuple(VARIANTS)}
 
 
 # Why a stage exceeds float noise, by (run, variant); what remains with every switch on is noise.
@@ -468,11 +498,58 @@ EXPLANATIONS = {
     ("aligned_exact_two_means", "per_frame_motion_norm"): "float noise: one latent element a sign step apart "
         "(a gradient within rounding of 0)",
     ("injection_only", "per_frame_motion_norm"): "float noise",
-    ("clipped", "per_frame_motion_norm"): "audit differences 10-12 (issue 24 item 3): the box leaves the right edge "
-        "at frame 3, where ours stretches frame 0's crop and mask to the full moved box and cuts them while the "
-        "reference resizes into the clipped part, and the query cells are floor(p/4) - floor(box0/4) here, "
-        "floor((p - box0)/4) there (2 of 3 points move by one cell)",
+    ("clipped", "per_frame_motion_norm"): "the two clipped-box rules (docs/method.md, 'Where we differ': the "
+        "frame-1 mask of a clipped box, the query cell): the box leaves the right edge at frame 2, where ours "
+        "resizes frame 0's mask to the full moved box and cuts it, as the target features, while the reference "
+        "squeezes it into the visible part; and the query cells are floor(p/4) - floor(box0/4) here, "
+        "floor((p - box0)/4) there (2 of 3 points one cell apart)",
+    ("clipped", "per_frame_motion_norm+reference_clip_rules"): "float noise: with the reference's two clipped-box "
+        "rules patched onto ours, nothing else differs on a clipped box",
 }
+
+
+def reference_clip_rules():
+    """Swap our two clipped-box rules for the reference's, from outside (pipeline_anyi2v.py:191-198 and
+    AnyI2V_fp16.py:96, written here independently): query cells ``floor((p - box0) / f)``, and frame 0's
+    mask resized into the visible part of each moved box, the resized mask kept for the next frame.
+    Returns the function that undoes the patch."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from anyi2v_lab.method import alignment, loss
+
+    saved = alignment.query_cells, loss.resize, loss._cut
+    state = {}
+
+    def cells(points, start_box, factor):
+        p = np.asarray(points, dtype=np.float64) - np.asarray(start_box, dtype=np.float64)[:2]
+        return torch.from_numpy(np.floor(p / factor)).long()
+
+    def resize(x, size, mode):
+        out = saved[1](x, size, mode)
+        if mode == "bilinear":  # only the frame-0 mask is resized bilinearly
+            if state.get("m0") is not x:  # a new loss call (or object): the stored mask starts as m0
+                state["m0"], state["stored"] = x, x
+            state["marked"] = out
+        return out
+
+    def cut(x, box, height, width):
+        if x is not state.get("marked"):
+            return saved[2](x, box, height, width)
+        x0, y0, x1, y1 = loss.clip_box(box, height, width)
+        stored = state["stored"]
+        if tuple(stored.shape[-2:]) != (y1 - y0, x1 - x0):
+            stored = F.interpolate(stored[None].float(), size=(y1 - y0, x1 - x0), mode="bilinear")[0]
+            state["stored"] = stored
+        return stored
+
+    alignment.query_cells, loss.resize, loss._cut = cells, resize, cut
+
+    def undo():
+        alignment.query_cells, loss.resize, loss._cut = saved
+    return undo
+
 
 
 def per_frame_group_norm(unet) -> None:
@@ -514,7 +591,8 @@ def run(ref: Path, python: str, work: Path, frames: int, names: list[str]) -> di
     ours_cache = {}
     for name in names:
         scenario, which_kmeans, what = RUNS[name]
-        for variant, changes in VARIANTS.items():
+        for variant in RUN_VARIANTS.get(name, ("ours_default", "per_frame_motion_norm")):
+            changes = VARIANTS[variant]
             key = (scenario, variant)
             if key not in ours_cache:
                 t0 = time.perf_counter()
@@ -528,7 +606,8 @@ def run(ref: Path, python: str, work: Path, frames: int, names: list[str]) -> di
                              + (work / f"ref_{name}.log").read_text()[-4000:])
         log.close()
         ref_out = torch.load(work / f"ref_{name}.pt", weights_only=False)
-        for variant, changes in VARIANTS.items():
+        for variant in RUN_VARIANTS.get(name, ("ours_default", "per_frame_motion_norm")):
+            changes = VARIANTS[variant]
             ours, ours_s = ours_cache[(scenario, variant)]
             rows = compare(ours, ref_out, settings)
             report["runs"].append({"run": name, "scenario": scenario, "isolates": what,
