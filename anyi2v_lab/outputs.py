@@ -101,7 +101,8 @@ def write_run(result, out: str | os.PathLike, model: dict | None = None, overwri
         run = {
             "prompt": result.prompt, "negative_prompt": result.negative_prompt, "seed": result.seed,
             "config": result.config.to_dict(), "model": model or {}, "condition": "condition.png",
-            "trajectory": "trajectory.json" if traj is not None else None, "versions": versions(),
+            "trajectory": "trajectory.json" if traj is not None else None,
+            "trajectory_timing": traj.timing if traj is not None else None, "versions": versions(),
             "timings": result.record.timings, "losses": result.record.losses().tolist(),
         }
         (tmp / RUN_FILE).write_text(json.dumps(run, indent=2))

@@ -61,13 +61,17 @@ def test_reference_target_box_grows_symmetrically():
     np.testing.assert_allclose(boxes[0, 15, 2:] - boxes[0, 15, :2], [587, 76])
 
 
-def test_frame_paths_modes():
-    traj = Trajectory.load(REF)
-    np.testing.assert_array_equal(frame_paths(traj, 8, "truncate")[0], np.asarray(traj.objects[0].path[:8]))
-    res = frame_paths(traj, 8)[0]
+def test_frame_paths_timings():
+    traj = Trajectory.load(REF)  # the reference's format: point i is frame i
+    assert traj.timing == "first-frames"
+    np.testing.assert_array_equal(frame_paths(traj, 8)[0], np.asarray(traj.objects[0].path[:8]))
+    res = frame_paths(traj, 8, "resample")[0]
     assert tuple(res[0]) == traj.objects[0].path[0] and tuple(res[-1]) == traj.objects[0].path[-1]
-    with pytest.raises(TrajectoryError, match="mode='truncate' needs >= 20"):
-        frame_paths(traj, 20, "truncate")
+    np.testing.assert_array_equal(frame_paths(Trajectory.load(REF, timing="resample"), 8)[0], res)
+    with pytest.raises(TrajectoryError, match="path has 16 points but 20 frames need 20 under timing 'first-frames'"):
+        frame_paths(traj, 20)
+    still = Trajectory.single((0, 0, 10, 10), [(5, 5)]).with_timing("first-frames")  # one point: static
+    np.testing.assert_array_equal(frame_paths(still, 4)[0], [[5, 5]] * 4)
     with pytest.raises(TrajectoryError, match="num_frames is not set"):
         frame_boxes(traj)
     assert frame_boxes(Trajectory(traj.objects, traj.image_size, 16)).shape == (1, 16, 4)
@@ -319,7 +323,7 @@ def _parse_only_trajectory_errors(doc):
     except TrajectoryError:
         return
     assert Trajectory.from_json(traj.to_json()) == traj
-    boxes = frame_boxes(traj, 4)
+    boxes = frame_boxes(traj, 4, "resample")  # 'first-frames' needs 4 points a path (checked elsewhere)
     assert boxes.shape == (len(traj.objects), 4, 4) and np.all(np.isfinite(boxes))
     for o, b in zip(traj.objects, boxes):
         assert np.all(np.isfinite(query_points_at(o, b[-1])))

@@ -103,7 +103,8 @@ def read_trajectory(path, format: str | None = None, *, default_image_size=None,
     ``"all"``, or lists of track indices) to gather point tracks into objects; ``visibility`` (Wan-Move)
     path of the visibility file. ``default_image_size`` (any format) is the size to assume when the
     format does not record one and no peer image lies beside the file, e.g. the condition image's size
-    in the CLI; ours and the reference's format ignore it. Errors are :class:`TrajectoryError` naming
+    in the CLI; ours and the reference's format ignore it. ``timing`` (reference format): ``"first-frames"``
+    (the default: point i is frame i, as the reference's script reads it) or ``"resample"``. Errors are :class:`TrajectoryError` naming
     the file and the field.
     """
     fmt = _format(detect_format(path) if format is None else format)
