@@ -1,6 +1,6 @@
 """``anyi2v-lab demo``: the main job on the embedded toy model, on a CPU.
 
-A held-out toy scene gives a condition image of its first frame (a toy-world modality) and its caption;
+A held-out toy scene (:data:`COMMAND_SCENE`, 8 frames) gives a condition image of its first frame (a toy-world modality) and its caption;
 the scene's own motion is the trajectory; the full method (inversion, injection, trajectory
 optimisation) generates the video, and the same scene is generated without control (the benchmark's
 ``no_control``: the same injection and noise, no trajectory) beside it. A colour tracker measures where
@@ -13,27 +13,59 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-# The demo scene is a case of the held-out benchmark (benchmarks/toy_trajectory.py: 50 cases, case i
-# with noise seed i and the i-th modality of its cycle), run as the benchmark runs it: the paper's
-# settings, CFG 8, the scene's own ground-truth motion as the trajectory. How it was chosen: the median
-# of the 50 per-case ObjMCs of the full method (benchmarks/results/toy_trajectory.json) is 4.36 px. The
-# case at the median (case 42, rank 25 of 50, 4.24 px) lags its 14 px path and ends 9.4 px short of its
-# target (the toy model moves objects too slowly: benchmarks/results/toy_path_limits.json), so the demo
-# takes the nearest one-object case on a moving path that ends on its target: case 2, rank 22 of 50,
-# 3.97 px (a small blue square along a 19 px path, depth condition; no control 25.6 px).
-DEMO_CASE = 2                       # index in the benchmark's case list (even indices: one object)
-DEMO_SCENE_SEED = 3_026_000_041     # toy.world.make_case seed of that case (checked by tests/test_demo.py)
-DEMO_NOISE_SEED = DEMO_CASE         # the benchmark's noise seed for the case (seed 0 + its index)
-DEMO_MODALITY = "depth"             # the benchmark's modality for the case (the cycle's entry DEMO_CASE % 5)
-# The paper's settings (25 steps) with the fast inversion schedule (10 inversion steps instead of one
-# per timestep up to t = 201): the case's ObjMC is 3.83 px with it against 3.97 px with the reference's,
-# and the demo stays within 60 s on 2 CPU cores.
-DEMO_OVERRIDES = dict(inversion_schedule="fast")
 CELL_PX = 4  # one latent cell of the toy model (its VAE downsamples x4): 6 px = 1.5 cells at 64 px
+
+
+@dataclass(frozen=True)
+class DemoScene:
+    """A case of the held-out benchmark (benchmarks/toy_trajectory.py: case i has noise seed i and the
+    i-th modality of its cycle) run as the benchmark runs it: the scene's own motion as the trajectory,
+    the paper's settings (25 steps, CFG 8) with the fast inversion schedule (10 inversion steps instead of
+    one per timestep up to t = 201), at ``num_frames`` frames."""
+
+    case: int           # index in the benchmark's case list
+    scene_seed: int     # toy.world.make_case seed of that case (checked by tests/end_to_end/test_demo.py)
+    modality: str       # the benchmark's modality for the case (its cycle's entry case % 5)
+    num_frames: int = 16
+
+    @property
+    def noise_seed(self) -> int:
+        return self.case  # the benchmark's noise seed: seed 0 + the case's index
+
+    @property
+    def overrides(self) -> dict:
+        return dict(inversion_schedule="fast", num_frames=self.num_frames)
+
+    def inputs(self, size: int = 64):
+        """The scene (a held-out toy case with one object), its trajectory (the scene's own motion) and
+        prompt (its caption), at ``size`` px."""
+        from .toy.world import make_case
+
+        case = make_case(self.scene_seed, num_objects=1, size=size)
+        return case, case_trajectory(case), case.caption
+
+
+# The notebooks' scene, at the paper's 16 frames. How it was chosen: the median of the 50 per-case
+# ObjMCs of the full method (benchmarks/results/toy_trajectory.json) is 4.36 px. The case at the median
+# (case 42, rank 25 of 50, 4.24 px) lags its 14 px path and ends 9.4 px short of its target (the toy
+# model moves objects too slowly: benchmarks/results/toy_path_limits.json), so the notebooks take the
+# nearest one-object case on a moving path that ends on its target: case 2, rank 22 of 50, 3.97 px (a
+# small blue square along a 19 px path, depth condition; no control 25.6 px; 3.83 px with the fast
+# inversion).
+QUICKSTART_SCENE = DemoScene(case=2, scene_seed=3_026_000_041, modality="depth")
+# ``anyi2v-lab demo`` runs 8 frames: at 16 it takes 78 s on 2 idle cores, at 8 about half, and the method
+# holds there. On the first 19 benchmark cases at 8 frames (fast inversion, CPU) the full method's median
+# ObjMC is 4.40 px (the same cases at 16 frames: 3.97 px) and no control's 20.6 px. The case at that
+# median (case 9) has two objects and ends 8.7 px off; of the one-object cases near it, 12 and 16 stand
+# still (their path is 0 px long), so the demo takes the nearest moving one that ends on its target:
+# case 18, rank 11 of 19, 5.12 px (a large yellow star along a 28.5 px path, sketch condition; final
+# error 3.5 px; no control 21.9 px). Case 2 at 8 frames is rank 2 (2.03 px): too lucky.
+COMMAND_SCENE = DemoScene(case=18, scene_seed=3_026_000_221, modality="sketch", num_frames=8)
 
 
 def case_trajectory(case):
@@ -47,15 +79,6 @@ def case_trajectory(case):
                              query_points=(tuple(map(float, case.centres[o, 0])),), name=obj.colour)
                  for o, obj in enumerate(case.objects))
     return Trajectory(objs, image_size=size)
-
-
-def demo_inputs(size: int = 64):
-    """The demo's scene (a held-out toy case with one object), its trajectory (the scene's own motion)
-    and prompt (its caption), at ``size`` px."""
-    from .toy.world import make_case
-
-    case = make_case(DEMO_SCENE_SEED, num_objects=1, size=size)
-    return case, case_trajectory(case), case.caption
 
 
 def score_tracking(result, case, trajectory=None, cell_px: float = CELL_PX) -> dict:
@@ -108,25 +131,29 @@ def run_demo(out: Path, overwrite: bool = False, tiny: bool = False, fast: bool 
         from .models.loading import load_pipeline
         pipe, label = load_pipeline(progress=False), "embedded toy model"
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    case, trajectory, prompt = demo_inputs(size)
-    config = AnyI2VConfig(**DEMO_OVERRIDES)
+    scene = COMMAND_SCENE
+    case, trajectory, prompt = scene.inputs(size)
+    config = AnyI2VConfig(**scene.overrides)
     if fast:
         config = config.replace(num_inference_steps=10, opt_step=2, opt_iters=3)
-    condition = case.conditions[DEMO_MODALITY]
+    condition = case.conditions[scene.modality]
     seconds["load"], tic = time.perf_counter() - tic, time.perf_counter()
-    print(f"model: {label}; scene: {case.caption!r} as a {DEMO_MODALITY} condition, {size}x{size}")
-    result = generate(pipe, condition, prompt, trajectory, config, seed=DEMO_NOISE_SEED, keep_masks=True,
+    print(f"model: {label}; scene: {case.caption!r} as a {scene.modality} condition, {size}x{size}, "
+          f"{config.num_frames} frames")
+    result = generate(pipe, condition, prompt, trajectory, config, seed=scene.noise_seed, keep_masks=True,
                       runtime=runtime)
     seconds["anyi2v"], tic = time.perf_counter() - tic, time.perf_counter()
     # no control: the same features (inverted once), noise and settings, no trajectory
-    plain = generate(pipe, condition, prompt, None, config, seed=DEMO_NOISE_SEED, features=result.features,
+    plain = generate(pipe, condition, prompt, None, config, seed=scene.noise_seed, features=result.features,
                      runtime=runtime)
     seconds["no_control"], tic = time.perf_counter() - tic, time.perf_counter()
     cell = pipe.vae_scale_factor  # px per latent cell
+    fps = max(4, config.num_frames // 2)  # a 2 s loop
     score, plain_score = score_tracking(result, case, cell_px=cell), score_tracking(plain, case, trajectory, cell_px=cell)
     result.extra["achieved"] = score["achieved"]
-    summary = {"model": label, "caption": case.caption, "modality": DEMO_MODALITY, "size": size,
-               "benchmark_case": DEMO_CASE, "scene_seed": DEMO_SCENE_SEED, "noise_seed": DEMO_NOISE_SEED,
+    summary = {"model": label, "caption": case.caption, "modality": scene.modality, "size": size,
+               "benchmark_case": scene.case, "scene_seed": scene.scene_seed, "noise_seed": scene.noise_seed,
+               "num_frames": config.num_frames,
                "cell_px": cell, **_numbers(score),
                "no_control": _numbers(plain_score)}
     if result.record.timings:  # the AnyI2V run's phases, where the runtime times them
@@ -142,15 +169,15 @@ def run_demo(out: Path, overwrite: bool = False, tiny: bool = False, fast: bool 
         from .video import write_gif, write_mp4
         panels = compare_frames(condition, {"no control": (plain.frames, plain_score["achieved"]),
                                             "AnyI2V": (result.frames, score["achieved"])}, score["target"])
-        write_mp4(panels, path, 8)
-        write_gif(panels, Path(path).with_suffix(".gif"), 8)
+        write_mp4(panels, path, fps)
+        write_gif(panels, Path(path).with_suffix(".gif"), fps)
 
     def write_summary(path):
         summary["seconds"] = {**{k: round(v, 2) for k, v in seconds.items()},
                               "total": round(time.perf_counter() - start, 2)}
         Path(path).write_text(json.dumps(summary, indent=2))
 
-    write_run(result, out, model={"model": "tiny" if tiny else None}, overwrite=overwrite,
+    write_run(result, out, model={"model": "tiny" if tiny else None}, overwrite=overwrite, fps=fps,
               extra_files={"path.png": plot, "compare.mp4": compare, "demo.json": write_summary})
     seconds["write"] = time.perf_counter() - tic
     print(f"AnyI2V: ObjMC {score['objmc_px']:.2f} px, final error {score['final_error_px']:.2f} px "

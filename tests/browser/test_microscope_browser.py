@@ -23,7 +23,7 @@ CELLS = [
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from anyi2v_lab.startup import prepare_process
 prepare_process()
-from anyi2v_lab.demo import DEMO_MODALITY, DEMO_NOISE_SEED, DEMO_OVERRIDES, demo_inputs
+from anyi2v_lab.demo import QUICKSTART_SCENE as SCENE
 from anyi2v_lab.method import AnyI2VConfig, generate
 from anyi2v_lab.method.generate import model_size
 from anyi2v_lab.microscope import MicroscopeData, microscope_capture
@@ -31,9 +31,9 @@ from anyi2v_lab.models.loading import default_or_tiny
 from anyi2v_lab.widgets import Microscope
 pipe, MODEL = default_or_tiny()
 H, W = model_size(pipe, AnyI2VConfig())
-case, trajectory, prompt = demo_inputs(W)
-cfg = AnyI2VConfig(**DEMO_OVERRIDES).replace(num_frames=8, num_inference_steps=8, opt_step=2)
-res = generate(pipe, case.conditions[DEMO_MODALITY], prompt, trajectory, cfg, seed=DEMO_NOISE_SEED, keep_x0=True,
+case, trajectory, prompt = SCENE.inputs(W)
+cfg = AnyI2VConfig(**SCENE.overrides).replace(num_frames=8, num_inference_steps=8, opt_step=2)
+res = generate(pipe, case.conditions[SCENE.modality], prompt, trajectory, cfg, seed=SCENE.noise_seed, keep_x0=True,
                keep_masks=True, capture=microscope_capture(pipe, cfg), progress=False)
 data = MicroscopeData.from_result(res, pipe)""",
     "m = Microscope(data)\nm",

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from anyi2v_lab.cli import main
-from anyi2v_lab.demo import (CELL_PX, DEMO_CASE, DEMO_MODALITY, DEMO_NOISE_SEED, DEMO_OVERRIDES, compare_frames,
-                             demo_inputs, score_tracking)
+from anyi2v_lab.demo import CELL_PX, COMMAND_SCENE, QUICKSTART_SCENE, compare_frames, score_tracking
 from helpers import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,34 +34,36 @@ def test_demo_follows_the_path_and_no_control_does_not(tmp_path, capsys):
     assert set(summary["seconds"]) == {"load", "anyi2v", "no_control", "total"}
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["inversion_schedule"] == "fast" and run["config"]["num_inference_steps"] == 25
-    assert not run["config"]["inject_uncond"] and run["seed"] == DEMO_NOISE_SEED  # saved, so the run can be redone
+    assert run["config"]["num_frames"] == summary["num_frames"] == COMMAND_SCENE.num_frames == 8
+    assert not run["config"]["inject_uncond"] and run["seed"] == COMMAND_SCENE.noise_seed  # saved, so the run can be redone
     assert "ObjMC" in capsys.readouterr().out
 
 
-def test_demo_scene_is_the_benchmark_case_with_its_seed_modality_and_trajectory():
-    """The demo runs a held-out benchmark case as the benchmark does (its noise seed, its modality, its
-    own motion as the trajectory, the paper's settings with the fast inversion), and that motion is
+@pytest.mark.parametrize("scene", [QUICKSTART_SCENE, COMMAND_SCENE], ids=["quickstart", "command"])
+def test_demo_scene_is_the_benchmark_case_with_its_seed_modality_and_trajectory(scene):
+    """Each demo scene runs a held-out benchmark case as the benchmark does (its noise seed, its modality,
+    its own motion as the trajectory, the paper's settings with the fast inversion), and that motion is
     one the toy model was trained on: a path of 8-32 px under the data's peak speed."""
     from anyi2v_lab.method import AnyI2VConfig
     from anyi2v_lab.toy.scene import MAX_SPEED, PATH_LENGTH
     from anyi2v_lab.trajectory import frame_paths
 
     bench = load_bench()
-    case, trajectory, prompt = demo_inputs()
-    ref, modality = bench.make_cases(DEMO_CASE + 1, 64)[DEMO_CASE]
+    case, trajectory, prompt = scene.inputs()
+    ref, modality = bench.make_cases(scene.case + 1, 64)[scene.case]
     assert case.seed == ref.seed and np.array_equal(case.frames, ref.frames) and prompt == ref.caption
-    assert DEMO_MODALITY == modality and DEMO_NOISE_SEED == DEMO_CASE  # the benchmark's seed: args.seed (0) + i
+    assert scene.modality == modality and scene.noise_seed == scene.case  # the benchmark's seed: args.seed (0) + i
     assert trajectory == bench.trajectory_of(ref) and len(case.objects) == 1
     steps = np.linalg.norm(np.diff(frame_paths(trajectory, 16)[0], axis=0), axis=1)
     assert case.motion == "path" and PATH_LENGTH[0] <= steps.sum() <= PATH_LENGTH[1] and steps.max() <= MAX_SPEED
-    assert AnyI2VConfig(**DEMO_OVERRIDES) == AnyI2VConfig(inversion_schedule="fast")
-    assert demo_inputs(128)[0].frames.shape == (16, 128, 128, 3)
+    assert AnyI2VConfig(**scene.overrides) == AnyI2VConfig(inversion_schedule="fast", num_frames=scene.num_frames)
+    assert scene.inputs(128)[0].frames.shape == (16, 128, 128, 3)
 
 
 def test_score_tracking_measures_the_distance_to_the_target():
     """The real video scores (near) zero against its own motion; the same video shifted by 8 px scores
     8 px in every frame, with and without an explicit trajectory; a lost object scores NaN."""
-    case, trajectory, _ = demo_inputs()
+    case, trajectory, _ = QUICKSTART_SCENE.inputs()
     real = score_tracking(case.frames, case)
     assert real["objmc_px"] < 1.0 and real["final_error_px"] < 1.0 and real["missed"] == 0
     shifted = np.roll(case.frames, 8, axis=2)            # 8 px to the right (the object stays inside)
@@ -77,7 +78,7 @@ def test_score_tracking_measures_the_distance_to_the_target():
 
 
 def test_compare_frames_puts_condition_and_columns_side_by_side():
-    case, _, _ = demo_inputs()
+    case, _, _ = QUICKSTART_SCENE.inputs()
     frames = case.frames
     target = case.centres.astype(float)
     out = compare_frames(case.conditions["depth"], {"a": (frames, target), "b": (frames[::-1], target)}, target)
