@@ -176,7 +176,8 @@ def total(rows) -> dict:
 def fractions(t: dict) -> dict:
     f = lambda a, b: t[a] / t[b] if t.get(b) else None  # noqa: E731
     out = {"underflow_of_fp32_normal": f("underflow", "fp32_normal"), "lost_of_fp32_nonzero": f("lost", "fp32_nonzero"),
-           "scaled_underflow_of_fp32_normal": f("scaled_underflow", "fp32_normal"),
+           # a scaled element counts where 65536 x its fp32 gradient is normal: the fp32-nonzero ones, nearly
+           "scaled_underflow_of_fp32_nonzero": f("scaled_underflow", "fp32_nonzero"),
            "scaled_lost_of_fp32_nonzero": f("scaled_lost", "fp32_nonzero"),
            "scaled_overflow_of_elements": f("scaled_overflow", "elements"),
            "fp32_below_fp16_normal_of_nonzero": f("fp32_below_normal", "fp32_nonzero")}

@@ -22,11 +22,14 @@ they install on Python 3.12: diffusers 0.11.1, transformers 4.25.1, huggingface_
 imageio 2.27.0; torch, torchvision, numpy, opencv, scipy, scikit-learn, einops and safetensors are the
 machine's (torch 2.11). The smallest changes that run it there, made by a launcher, not in its files:
 
-* ``tokenizers``, ``accelerate``, ``jax``, ``flax`` and ``onnxruntime`` are hidden from the process
-  (``sys.modules[name] = None``), as they are absent from its pinned environment: transformers 4.25 then
-  uses the slow CLIP tokenizer (tokenizers < 0.14 has no Python 3.12 wheel) and skips its pin check,
-  both libraries load weights without accelerate, and diffusers 0.11 skips its Flax schedulers (written
-  for a jax that had ``random.KeyArray``) and ONNX pipelines;
+* ``accelerate``, ``jax``, ``flax`` and ``onnxruntime`` are hidden from the process
+  (``sys.modules[name] = None``), as they are absent from its pinned environment: both libraries load
+  weights without accelerate, and diffusers 0.11 skips its Flax schedulers (written for a jax that had
+  ``random.KeyArray``) and ONNX pipelines;
+* transformers 4.25's import-time pin check is skipped (an empty ``dependency_versions_check``): it
+  pins tokenizers < 0.14, which has no Python 3.12 wheel, and the machine's tokenizers serves the
+  script's slow ``CLIPTokenizer``. Hiding tokenizers instead breaks that tokenizer's special tokens
+  (``None`` ids);
 * ``import setuptools`` first: Python 3.12 has no ``distutils``, which diffusers 0.11 imports;
 * xformers 0.0.27 (its pin) has no build for torch 2.11. By default a stand-in package answers
   ``xformers.ops.memory_efficient_attention`` with ``torch.nn.functional.scaled_dot_product_attention``
@@ -52,9 +55,12 @@ EXAMPLE = "configs/prompts/1_1_animate_RealisticVision.yaml"
 SEED = 0
 
 LAUNCHER = r"""
-import runpy, sys
-for name in ("tokenizers", "accelerate", "jax", "flax", "onnxruntime"):
+import runpy, sys, types
+for name in ("accelerate", "jax", "flax", "onnxruntime"):
     sys.modules[name] = None  # importlib finds no spec: transformers/diffusers run as in the 2022 pins
+# transformers 4.25 pins tokenizers < 0.14 (no Python 3.12 wheel); the machine's newer one serves its slow tokenizer
+check = sys.modules["transformers.dependency_versions_check"] = types.ModuleType("transformers.dependency_versions_check")
+check.dep_version_check = lambda pkg, hint=None: None
 import setuptools  # noqa: F401  (distutils for diffusers 0.11 on Python 3.12)
 sys.argv = ["scripts.AnyI2V_fp16"] + sys.argv[1:]
 runpy.run_module("scripts.AnyI2V_fp16", run_name="__main__", alter_sys=True)
@@ -272,6 +278,7 @@ def main(argv=None) -> int:
     p.add_argument("--ours", default="default,baseline,fast", help="our runtimes after the default one")
     p.add_argument("--reference-runs", default="xformers", help="xformers (the stand-in), plain (--without-xformers), or both")
     p.add_argument("--budget", type=float, default=540, help="seconds for our side's optional runtimes")
+    p.add_argument("--reference-timeout", type=float, default=900, help="seconds before the reference's process is stopped")
     p.add_argument("--tiny", action="store_true", help="tiny random weights, 128 px (a CPU check of our side)")
     p.add_argument("--quick", action="store_true", help="4 frames, 3 steps, 2 x 2 optimisation on our side")
     p.add_argument("--_ours", action="store_true", help=argparse.SUPPRESS)
@@ -297,7 +304,7 @@ def main(argv=None) -> int:
         torch.cuda.empty_cache()
     for run in filter(None, args.reference_runs.split(",") if args.ref_site else []):
         result["runs"][f"reference_{run}"] = run_reference(ref, args.ref_site, work, args.videos, run == "xformers",
-                                                           args.budget, log)
+                                                           args.reference_timeout, log)
         log(f"reference ({run}): videos {result['runs'][f'reference_{run}']['videos_s']} s")
         write_json(args.out, result)
     cmd = [sys.executable, __file__, str(ref), "--_ours", "--work", str(work), "--device", args.device,
@@ -321,12 +328,13 @@ def ratios(runs: dict) -> dict:
     for name, r in runs.items():
         if not name.startswith("reference_") or not r.get("videos_s"):
             continue
-        ref_first, ref_warm = r["videos_s"][0], r["videos_s"][-1]
+        ref_first, ref_warm = r["videos_s"][0], r["videos_s"][-1] if len(r["videos_s"]) > 1 else None
         if ours.get("default_s"):
             out[f"{name}/default_first"] = round(ref_first / ours["default_s"][0], 2)
-            out[f"{name}/default_warm"] = round(ref_warm / ours["default_s"][-1], 2)
+            if ref_warm and len(ours["default_s"]) > 1:
+                out[f"{name}/default_warm"] = round(ref_warm / ours["default_s"][-1], 2)
         for k in ("baseline", "fast"):
-            if ours.get(k, {}).get("wall_s"):
+            if ref_warm and ours.get(k, {}).get("wall_s"):
                 out[f"{name}/{k}_warm"] = round(ref_warm / ours[k]["wall_s"], 2)
     return out
 

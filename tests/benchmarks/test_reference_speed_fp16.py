@@ -67,3 +67,4 @@ def test_underflow_counts_against_fp32(underflow):
     s = underflow.sign_counts(g16, g16s, g32)
     assert s == {"latent_elements": 7, "sign_differs": 4, "scaled_sign_differs": 1, "fp32_zero": 1}
     assert underflow.fractions({**c, **s})["underflow_of_fp32_normal"] == 0.5
+    assert underflow.fractions(c)["scaled_underflow_of_fp32_nonzero"] == 1 / 6
