@@ -153,6 +153,21 @@ def _run_last_cell(page, timeout_ms: int) -> str:
     return _run_cell(page, page.locator(".jp-Notebook .jp-CodeCell").last, timeout_ms)
 
 
+def keep_failure(page, png: Path, lab) -> None:
+    """A failed browser test leaves the whole page in ``SCREENSHOTS`` and prints JupyterLab's log."""
+    page.screenshot(path=str(png), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(png, SCREENSHOTS / png.name)
+    print("JupyterLab log:", (lab["root"] / "lab.log").read_text()[-3000:])
+
+
+def publish_screenshots(shots: Path) -> None:
+    """Copy a test's screenshots to ``SCREENSHOTS``, where a person looks at them."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for png in shots.glob("*.png"):
+        shutil.copy(png, SCREENSHOTS / png.name)
+
+
 def _colour_pixels(png: bytes, rgb, tol: int = 40) -> int:
     from io import BytesIO
 
@@ -338,16 +353,11 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
             viewer_png = viewer.screenshot(path=str(shots / "feature_viewer.png"))
             timings["total"] = time.monotonic() - t0
         except Exception:
-            page.screenshot(path=str(shots / "failure_page.png"), full_page=True)
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            shutil.copy(shots / "failure_page.png", SCREENSHOTS / "failure_page.png")
-            print("JupyterLab log:", (lab["root"] / "lab.log").read_text()[-3000:])
+            keep_failure(page, shots / "failure_page.png", lab)
             raise
         browser.close()
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for png in shots.glob("*.png"):
-        shutil.copy(png, SCREENSHOTS / png.name)
+    publish_screenshots(shots)
     print("browser test timings (s):", {k: round(v, 1) for k, v in timings.items()}, f"run-all attempts: {attempts};",
           "screenshots:", SCREENSHOTS)
     assert not errors, f"page errors: {errors}"

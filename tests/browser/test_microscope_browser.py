@@ -6,14 +6,14 @@ and each click takes to redraw. The timings go to ``microscope_timings.json`` in
 screenshots to ``outputs/screenshots/``. Same harness as ``test_browser.py`` (its ``lab`` fixture).
 """
 import json
-import shutil
 import statistics
 import time
 
 import nbformat
 import pytest
 
-from browser.test_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, _run_all, _run_last_cell, lab  # noqa: F401
+from browser.test_browser import (CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, _run_all, _run_last_cell,  # noqa: F401
+                                  keep_failure, lab, publish_screenshots)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -161,16 +161,11 @@ def test_microscope_sliders_and_click_in_the_browser(lab, tmp_path):
             assert kernel["query"] == pytest.approx([0.5 * W, 0.6 * H], abs=W / w + 1e-9)
             timings["total s"] = round(time.monotonic() - t0, 1)
         except Exception:
-            page.screenshot(path=str(shots / "microscope_failure.png"), full_page=True)
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            shutil.copy(shots / "microscope_failure.png", SCREENSHOTS / "microscope_failure.png")
-            print("JupyterLab log:", (lab["root"] / "lab.log").read_text()[-3000:])
+            keep_failure(page, shots / "microscope_failure.png", lab)
             raise
         browser.close()
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for png in shots.glob("*.png"):
-        shutil.copy(png, SCREENSHOTS / png.name)
+    publish_screenshots(shots)
     report = {
         "machine": "this machine's chromium (headless, software rendering); shared CPU, see the load",
         "payload_bytes": info["payload_bytes"],
