@@ -41,6 +41,6 @@ def word_maps(probs: torch.Tensor, hw: tuple[int, int], size: tuple[int, int], t
               head: int | None = None) -> torch.Tensor:
     """One layer's cross-attention ``(F, heads, N, T)`` -> ``(F, len(tokens), H, W)``: each token's column,
     of one ``head`` or averaged over heads, upsampled to ``size``."""
-    x = probs[..., tokens].float()  # (F, heads, N, t)
-    x = x.mean(1) if head is None else x[:, head]
+    # one head: pick it before gathering the token columns (a copy of one head's, not every head's)
+    x = probs[..., tokens].float().mean(1) if head is None else probs[:, head][..., tokens].float()
     return upsample_maps(x.transpose(1, 2), hw, size)
