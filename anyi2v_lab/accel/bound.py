@@ -133,7 +133,7 @@ class BoundRuntime(EagerCalls):
         def forward(leaf: torch.Tensor) -> list[torch.Tensor]:
             if state["graph"] is None:
                 state["graph"] = graphed_pass(unet, inputs.bank, config, inputs.names, leaf, t, inputs.embeds, rt,
-                                              inputs.call)
+                                              inputs.call, inject=bool(inputs.edits))
             graph = state["graph"]
             captured = list(graph(leaf, t, inputs.embeds))
             for i, x in enumerate(captured if side is not None else ()):  # each fit once its layer is final

@@ -75,29 +75,30 @@ class GraphedPass:
 
 
 def pass_key(bank: FeatureBank | None, config: AnyI2VConfig, names: list[str], leaf: torch.Tensor,
-             t: torch.Tensor, embeds: torch.Tensor, runtime) -> tuple:
+             t: torch.Tensor, embeds: torch.Tensor, runtime, inject: bool = True) -> tuple:
     """Everything a captured pass depends on besides the weights (which :func:`graphed` keys on)."""
     shapes = tuple((tuple(x.shape), x.dtype, str(x.device)) for x in (leaf, t, embeds, *_bank_tensors(bank)))
     bank_names = None if bank is None else (tuple(sorted(bank.residuals)), tuple(sorted(bank.queries)))
     edits = tuple(getattr(config, f) for f in _EDIT_FIELDS)
     compiled = (runtime.compiles("optimisation"), runtime.compile_levels, runtime.compile_backend, runtime.compile_mode)
     early = pca_streams(runtime, config, leaf.device) is not None
-    return shapes, bank_names, edits, tuple(names), compiled, runtime.truncate, early
+    return shapes, bank_names, edits, inject, tuple(names), compiled, runtime.truncate, early
 
 
 def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: list[str], leaf: torch.Tensor,
-                 t: torch.Tensor, embeds: torch.Tensor, runtime, call: dict) -> GraphedPass:
+                 t: torch.Tensor, embeds: torch.Tensor, runtime, call: dict, inject: bool = True) -> GraphedPass:
     """The captured pass for these shapes and settings, made on first use and cached on ``unet``,
     with ``bank``'s features loaded. Call with the weights frozen (no weight gradients) and inside
     the run's compiled regions. ``call`` is the :meth:`HookSession.calling` information of the capture (``timestep`` given, so
-    the session never reads the timestep tensor on the host)."""
-    key = pass_key(bank, config, names, leaf, t, embeds, runtime)
+    the session never reads the timestep tensor on the host). ``inject``: the run injects (with no bank,
+    K/V consistency alone still edits the pass, as in the eager one)."""
+    key = pass_key(bank, config, names, leaf, t, embeds, runtime, inject)
 
     def build(pool) -> GraphedPass:
         static = None if bank is None else FeatureBank({k: v.clone() for k, v in bank.residuals.items()},
                                                        {k: v.clone() for k, v in bank.queries.items()},
                                                        bank.timestep, dict(bank.meta))
-        edits = injection_edits(static, config) if static is not None else {}
+        edits = injection_edits(static, config) if inject else {}
         ready = [None] * len(names)
         if pca_streams(runtime, config, leaf.device) is not None:
             ready[:-1] = [torch.cuda.Event(external=True) for _ in names[:-1]]  # record nodes in the graph
