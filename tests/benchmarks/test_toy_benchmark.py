@@ -232,3 +232,19 @@ def test_path_limits_score_the_real_video_as_following_and_a_still_one_as_not():
     b = limits.bins(objects, "full")
     assert b["all"]["objects"] == len(case.objects) and sum(s["objects"] for s in b["length_px"].values()) == len(objects)
     assert b["kind"]["path"]["follows"] == 1.0 and "| all objects |" in limits.table({"bins": {"full": b}})
+
+
+@pytest.mark.slow
+def test_demo_scene_reports_each_case_and_the_medians(tmp_path):
+    """``demo_scene.py`` runs the full method and no control on the first cases, as the demo runs them,
+    and writes per-case rows (path length, ObjMC, final error) and their medians."""
+    import json
+
+    out = tmp_path / "scene.json"
+    assert load_benchmark("demo_scene").main(["--frames", "4", "--cases", "2", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["frames"] == 4 and [r["case"] for r in report["rows"]] == [0, 1]
+    assert report["settings"]["num_frames"] == 4 and report["settings"]["inversion_schedule"] == "fast"
+    first = report["rows"][0]
+    assert first["objects"] == len(first["path_px"]) and first["objmc_px"] >= 0
+    assert report["median_objmc_px"] == pytest.approx(sum(r["objmc_px"] for r in report["rows"]) / 2)
