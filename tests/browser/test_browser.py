@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,27 @@ def _run_last_cell(page, timeout_ms: int) -> str:
     return _run_cell(page, page.locator(".jp-Notebook .jp-CodeCell").last, timeout_ms)
 
 
+@contextmanager
+def lab_notebook(lab, name: str, errors: list, failure_png: Path):
+    """Chromium on notebook ``name`` in the ``lab`` JupyterLab, its code cells shown; page errors and console
+    errors go to ``errors``. If the block raises, :func:`keep_failure` keeps the page as ``failure_png``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        try:
+            page.goto(f"{lab['url']}/lab/tree/{name}?token={lab['token']}&reset")
+            page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
+            yield page
+        except Exception:
+            keep_failure(page, failure_png, lab)
+            raise
+        browser.close()
+
+
 def keep_failure(page, png: Path, lab) -> None:
     """A failed browser test leaves the whole page in ``SCREENSHOTS`` and prints JupyterLab's log."""
     page.screenshot(path=str(png), full_page=True)
@@ -166,6 +188,15 @@ def publish_screenshots(shots: Path) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for png in shots.glob("*.png"):
         shutil.copy(png, SCREENSHOTS / png.name)
+
+
+def _drag(page, points) -> None:
+    """A mouse drag through ``points`` (client pixels): press at the first, move through the rest, release."""
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for q in points[1:]:
+        page.mouse.move(*q)
+    page.mouse.up()
 
 
 def _colour_pixels(png: bytes, rgb, tol: int = 40) -> int:
@@ -220,142 +251,117 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
     """Run the quickstart, draw a second object (read back exactly, then deleted), draw a NEW path for the
     scene's object, generate again, and check that the player shows the new run: a new run id, and the
     target path's end dot where the new path ends, not where the default one did."""
-    from playwright.sync_api import sync_playwright
-
     from anyi2v_lab.trajectory import Trajectory
 
     t0 = time.monotonic()
     timings, errors = {}, []
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        try:
-            page.goto(f"{lab['url']}/lab/tree/{NOTEBOOK.name}?token={lab['token']}&reset")
-            page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
-            timings["open"] = time.monotonic() - t0
-            attempts = _run_all(page, timeout_s=900)
-            timings["run all"] = time.monotonic() - t0
-            last = page.locator(".jp-Notebook .jp-CodeCell").last.locator(".jp-OutputArea-output").last
-            default = Trajectory.from_json(last.inner_text().strip())  # what the notebook set from Python
-            player = page.locator(".anyi2v-player")
-            first_run = player.locator(".anyi2v-run").inner_text()
-            assert first_run.startswith("run ")
-            viewer = page.locator(".anyi2v-viewer")
-            viewer.scroll_into_view_if_needed()
-            page.wait_for_timeout(500)
-            viewer.screenshot(path=str(shots / "feature_viewer_opening.png"))
+    with lab_notebook(lab, NOTEBOOK.name, errors, shots / "failure_page.png") as page:
+        timings["open"] = time.monotonic() - t0
+        attempts = _run_all(page, timeout_s=900)
+        timings["run all"] = time.monotonic() - t0
+        last = page.locator(".jp-Notebook .jp-CodeCell").last.locator(".jp-OutputArea-output").last
+        default = Trajectory.from_json(last.inner_text().strip())  # what the notebook set from Python
+        player = page.locator(".anyi2v-player")
+        first_run = player.locator(".anyi2v-run").inner_text()
+        assert first_run.startswith("run ")
+        viewer = page.locator(".anyi2v-viewer")
+        viewer.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        viewer.screenshot(path=str(shots / "feature_viewer_opening.png"))
 
-            # --- draw a second object: its box, then its path, with real mouse events ---------------------
-            draw = page.locator(".anyi2v-canvas canvas.anyi2v-draw")
-            draw.scroll_into_view_if_needed()
-            page.locator(".anyi2v-canvas button[data-action='add']").click()
-            page.locator(".anyi2v-canvas .anyi2v-chip").nth(1).wait_for(timeout=10_000)  # Python answered
-            W, H = default.image_size
-            rect = {}
+        # --- draw a second object: its box, then its path, with real mouse events ---------------------
+        draw = page.locator(".anyi2v-canvas canvas.anyi2v-draw")
+        draw.scroll_into_view_if_needed()
+        page.locator(".anyi2v-canvas button[data-action='add']").click()
+        page.locator(".anyi2v-canvas .anyi2v-chip").nth(1).wait_for(timeout=10_000)  # Python answered
+        W, H = default.image_size
+        rect = {}
 
-            def measure():  # where the canvas is now (a re-rendered output above it moves it)
-                rect["left"], rect["top"], rect["rw"], rect["rh"], rect["cw"], rect["ch"] = draw.evaluate(
-                    "c => { const r = c.getBoundingClientRect(); return [r.left, r.top, r.width, r.height, c.width, c.height]; }")
+        def measure():  # where the canvas is now (a re-rendered output above it moves it)
+            rect["left"], rect["top"], rect["rw"], rect["rh"], rect["cw"], rect["ch"] = draw.evaluate(
+                "c => { const r = c.getBoundingClientRect(); return [r.left, r.top, r.width, r.height, c.width, c.height]; }")
 
-            def to_image(cx, cy):  # the browser's arithmetic, logic.clientToCanvas then canvasToImage
-                r = rect
-                return [((cx - r["left"]) * r["cw"] / r["rw"]) * W / r["cw"], ((cy - r["top"]) * r["ch"] / r["rh"]) * H / r["ch"]]
+        def to_image(cx, cy):  # the browser's arithmetic, logic.clientToCanvas then canvasToImage
+            r = rect
+            return [((cx - r["left"]) * r["cw"] / r["rw"]) * W / r["cw"], ((cy - r["top"]) * r["ch"] / r["rh"]) * H / r["ch"]]
 
-            def to_client(x, y):  # the nearest whole client pixel (mouse events report integers)
-                return (int(round(rect["left"] + x * rect["rw"] / W)), int(round(rect["top"] + y * rect["rh"] / H)))
+        def to_client(x, y):  # the nearest whole client pixel (mouse events report integers)
+            return (int(round(rect["left"] + x * rect["rw"] / W)), int(round(rect["top"] + y * rect["rh"] / H)))
 
-            measure()
+        measure()
 
-            page.locator(".anyi2v-canvas button[data-mode='box']").click()
-            a, b = to_client(0.1 * W, 0.1 * H), to_client(0.35 * W, 0.3 * H)
-            page.mouse.move(*a)
-            page.mouse.down()
-            page.mouse.move((a[0] + b[0]) // 2, (a[1] + b[1]) // 2)
-            page.mouse.move(*b)
-            page.mouse.up()
-            page.locator(".anyi2v-canvas button[data-mode='path']").click()
-            path_px = [to_client(x * W, y * H) for x, y in ((0.22, 0.2), (0.3, 0.3), (0.35, 0.45), (0.45, 0.5), (0.5, 0.6))]
-            page.mouse.move(*path_px[0])
-            page.mouse.down()
-            for q in path_px[1:]:
-                page.mouse.move(*q)
-            page.mouse.up()
+        page.locator(".anyi2v-canvas button[data-mode='box']").click()
+        a, b = to_client(0.1 * W, 0.1 * H), to_client(0.35 * W, 0.3 * H)
+        _drag(page, [a, ((a[0] + b[0]) // 2, (a[1] + b[1]) // 2), b])
+        page.locator(".anyi2v-canvas button[data-mode='path']").click()
+        path_px = [to_client(x * W, y * H) for x, y in ((0.22, 0.2), (0.3, 0.3), (0.35, 0.45), (0.45, 0.5), (0.5, 0.6))]
+        _drag(page, path_px)
 
-            traj = Trajectory.from_json(_run_last_cell(page, 60_000).strip())
-            timings["draw + read back"] = time.monotonic() - t0
-            assert len(traj.objects) == 2 and traj.image_size == (W, H) and traj.num_frames == default.num_frames
-            assert traj.objects[0] == default.objects[0]  # untouched, to the last bit
-            drawn = traj.objects[1]
-            ia, ib = to_image(*a), to_image(*b)
-            np.testing.assert_allclose(drawn.box, [min(ia[0], ib[0]), min(ia[1], ib[1]), max(ia[0], ib[0]),
-                                                   max(ia[1], ib[1])], rtol=0, atol=1e-9)
-            np.testing.assert_allclose(drawn.path, [to_image(*q) for q in path_px], rtol=0, atol=1e-9)
-            assert drawn.name == "object 2" and drawn.target_box is None
-            canvas_png = page.locator(".anyi2v-canvas").screenshot(path=str(shots / "trajectory_canvas.png"))
-            page.locator(".anyi2v-canvas button[data-action='delete']").click()  # the selected: object 2
-            page.locator(".anyi2v-canvas .anyi2v-chip").nth(1).wait_for(state="detached", timeout=10_000)
+        traj = Trajectory.from_json(_run_last_cell(page, 60_000).strip())
+        timings["draw + read back"] = time.monotonic() - t0
+        assert len(traj.objects) == 2 and traj.image_size == (W, H) and traj.num_frames == default.num_frames
+        assert traj.objects[0] == default.objects[0]  # untouched, to the last bit
+        drawn = traj.objects[1]
+        ia, ib = to_image(*a), to_image(*b)
+        np.testing.assert_allclose(drawn.box, [min(ia[0], ib[0]), min(ia[1], ib[1]), max(ia[0], ib[0]),
+                                               max(ia[1], ib[1])], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(drawn.path, [to_image(*q) for q in path_px], rtol=0, atol=1e-9)
+        assert drawn.name == "object 2" and drawn.target_box is None
+        canvas_png = page.locator(".anyi2v-canvas").screenshot(path=str(shots / "trajectory_canvas.png"))
+        page.locator(".anyi2v-canvas button[data-action='delete']").click()  # the selected: object 2
+        page.locator(".anyi2v-canvas .anyi2v-chip").nth(1).wait_for(state="detached", timeout=10_000)
 
-            # --- a NEW path for the scene's object, then generate again ---------------------------------------
-            page.locator(".anyi2v-canvas .anyi2v-chip").nth(0).click()
-            page.locator(".anyi2v-canvas .anyi2v-chip.anyi2v-active").wait_for(timeout=10_000)
-            page.locator(".anyi2v-canvas button[data-mode='path']").click()
-            draw.scroll_into_view_if_needed()
-            measure()
-            new_px = [to_client(*q) for q in _new_path(default, (W, H))]
-            page.mouse.move(*new_px[0])
-            page.mouse.down()
-            for q in new_px[1:]:
-                page.mouse.move(*q)
-            page.mouse.up()
-            traj = Trajectory.from_json(_run_last_cell(page, 60_000).strip())
-            new_path = [to_image(*q) for q in new_px]
-            assert len(traj.objects) == 1 and traj.objects[0].box == default.objects[0].box
-            np.testing.assert_allclose(traj.objects[0].path, new_path, rtol=0, atol=1e-9)
-            advice = _run_cell(page, _code_cell(page, "trajectory = canvas.trajectory or default"), 60_000)
-            assert "within the motions the toy model learnt" in advice, advice
-            _run_cell(page, _code_cell(page, "result = generate("), 600_000)
-            _run_cell(page, _code_cell(page, "player = VideoPlayer.from_result(result)"), 60_000)
-            timings["generate the new path"] = time.monotonic() - t0
+        # --- a NEW path for the scene's object, then generate again ---------------------------------------
+        page.locator(".anyi2v-canvas .anyi2v-chip").nth(0).click()
+        page.locator(".anyi2v-canvas .anyi2v-chip.anyi2v-active").wait_for(timeout=10_000)
+        page.locator(".anyi2v-canvas button[data-mode='path']").click()
+        draw.scroll_into_view_if_needed()
+        measure()
+        new_px = [to_client(*q) for q in _new_path(default, (W, H))]
+        _drag(page, new_px)
+        traj = Trajectory.from_json(_run_last_cell(page, 60_000).strip())
+        new_path = [to_image(*q) for q in new_px]
+        assert len(traj.objects) == 1 and traj.objects[0].box == default.objects[0].box
+        np.testing.assert_allclose(traj.objects[0].path, new_path, rtol=0, atol=1e-9)
+        advice = _run_cell(page, _code_cell(page, "trajectory = canvas.trajectory or default"), 60_000)
+        assert "within the motions the toy model learnt" in advice, advice
+        _run_cell(page, _code_cell(page, "result = generate("), 600_000)
+        _run_cell(page, _code_cell(page, "player = VideoPlayer.from_result(result)"), 60_000)
+        timings["generate the new path"] = time.monotonic() - t0
 
-            # --- the player shows the new run -----------------------------------------------------------------
-            player = page.locator(".anyi2v-player")
-            player.scroll_into_view_if_needed()
-            new_run = player.locator(".anyi2v-run").inner_text()
-            bx0, by0, bx1, by1 = default.objects[0].box  # the last box: the first moved by the path's displacement
-            end = ((bx0 + bx1) / 2 + new_path[-1][0] - new_path[0][0], (by0 + by1) / 2 + new_path[-1][1] - new_path[0][1])
-            assert new_run != first_run and f"path ends at ({end[0]:.0f}, {end[1]:.0f})" in new_run, (first_run, new_run)
-            slider = player.locator("input.anyi2v-slider")
-            slider.focus()
-            page.keyboard.press("End")
-            page.wait_for_function("() => document.querySelector('.anyi2v-player .anyi2v-readout').textContent"
-                                   f".startsWith('frame {default.num_frames} ')", timeout=10_000)
-            player_png = player.screenshot(path=str(shots / "video_player.png"))
-            frame_png = player.locator("canvas.anyi2v-frame").screenshot()
-            fw, fh = player.locator("canvas.anyi2v-frame").evaluate("c => [c.width, c.height]")
-            path0 = default.objects[0].path
-            old_end = ((bx0 + bx1) / 2 + path0[-1][0] - path0[0][0], (by0 + by1) / 2 + path0[-1][1] - path0[0][1])
-            near_new = _colour_near(frame_png, (end[0] * fw / W, end[1] * fh / H), (255, 215, 0))
-            near_old = _colour_near(frame_png, (old_end[0] * fw / W, old_end[1] * fh / H), (255, 215, 0))
-            assert near_new > 0.6 > near_old, (near_new, near_old)  # the end dot sits on the new path's end
+        # --- the player shows the new run -----------------------------------------------------------------
+        player = page.locator(".anyi2v-player")
+        player.scroll_into_view_if_needed()
+        new_run = player.locator(".anyi2v-run").inner_text()
+        bx0, by0, bx1, by1 = default.objects[0].box  # the last box: the first moved by the path's displacement
+        end = ((bx0 + bx1) / 2 + new_path[-1][0] - new_path[0][0], (by0 + by1) / 2 + new_path[-1][1] - new_path[0][1])
+        assert new_run != first_run and f"path ends at ({end[0]:.0f}, {end[1]:.0f})" in new_run, (first_run, new_run)
+        slider = player.locator("input.anyi2v-slider")
+        slider.focus()
+        page.keyboard.press("End")
+        page.wait_for_function("() => document.querySelector('.anyi2v-player .anyi2v-readout').textContent"
+                               f".startsWith('frame {default.num_frames} ')", timeout=10_000)
+        player_png = player.screenshot(path=str(shots / "video_player.png"))
+        frame_png = player.locator("canvas.anyi2v-frame").screenshot()
+        fw, fh = player.locator("canvas.anyi2v-frame").evaluate("c => [c.width, c.height]")
+        path0 = default.objects[0].path
+        old_end = ((bx0 + bx1) / 2 + path0[-1][0] - path0[0][0], (by0 + by1) / 2 + path0[-1][1] - path0[0][1])
+        near_new = _colour_near(frame_png, (end[0] * fw / W, end[1] * fh / H), (255, 215, 0))
+        near_old = _colour_near(frame_png, (old_end[0] * fw / W, old_end[1] * fh / H), (255, 215, 0))
+        assert near_new > 0.6 > near_old, (near_new, near_old)  # the end dot sits on the new path's end
 
-            viewer.scroll_into_view_if_needed()
-            viewer.locator("input.anyi2v-slider").focus()
-            page.keyboard.press("Home")
-            page.keyboard.press("ArrowRight")  # one slider moves all three views to frame 2
-            page.wait_for_function("() => document.querySelector('.anyi2v-viewer .anyi2v-readout').textContent"
-                                   ".startsWith('2 /')", timeout=10_000)
-            page.locator(".anyi2v-viewer canvas.anyi2v-pca").click(position={"x": 60, "y": 60})
-            page.wait_for_timeout(500)  # the attention map comes back from the kernel
-            viewer_png = viewer.screenshot(path=str(shots / "feature_viewer.png"))
-            timings["total"] = time.monotonic() - t0
-        except Exception:
-            keep_failure(page, shots / "failure_page.png", lab)
-            raise
-        browser.close()
+        viewer.scroll_into_view_if_needed()
+        viewer.locator("input.anyi2v-slider").focus()
+        page.keyboard.press("Home")
+        page.keyboard.press("ArrowRight")  # one slider moves all three views to frame 2
+        page.wait_for_function("() => document.querySelector('.anyi2v-viewer .anyi2v-readout').textContent"
+                               ".startsWith('2 /')", timeout=10_000)
+        page.locator(".anyi2v-viewer canvas.anyi2v-pca").click(position={"x": 60, "y": 60})
+        page.wait_for_timeout(500)  # the attention map comes back from the kernel
+        viewer_png = viewer.screenshot(path=str(shots / "feature_viewer.png"))
+        timings["total"] = time.monotonic() - t0
 
     publish_screenshots(shots)
     print("browser test timings (s):", {k: round(v, 1) for k, v in timings.items()}, f"run-all attempts: {attempts};",

@@ -12,8 +12,8 @@ import time
 import nbformat
 import pytest
 
-from browser.test_browser import (CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, _run_all, _run_last_cell,  # noqa: F401
-                                  keep_failure, lab, publish_screenshots)
+from browser.test_browser import (SCREENSHOTS, _run_all, _run_last_cell, lab, lab_notebook,  # noqa: F401
+                                  publish_screenshots)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -96,8 +96,6 @@ def _summary(ms: list[float]) -> dict:
 
 
 def test_microscope_sliders_and_click_in_the_browser(lab, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, lab["root"] / "nb" / NOTEBOOK)
@@ -105,65 +103,54 @@ def test_microscope_sliders_and_click_in_the_browser(lab, tmp_path):
     shots.mkdir()
     errors, timings = [], {}
     t0 = time.monotonic()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        try:
-            page.goto(f"{lab['url']}/lab/tree/{NOTEBOOK}?token={lab['token']}&reset")
-            page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
-            _run_all(page, timeout_s=900)
-            timings["notebook s"] = round(time.monotonic() - t0, 1)
-            info = json.loads(page.locator(".jp-Notebook .jp-CodeCell").last.locator(".jp-OutputArea-output")
-                              .last.inner_text().strip())
-            assert info["query"] == [] and info["a"] != info["b"]
-            root = page.locator(".anyi2v-microscope")
-            page.wait_for_selector(".anyi2v-microscope[data-ready='1']", timeout=60_000)
-            root.scroll_into_view_if_needed()
-            root.screenshot(path=str(shots / "microscope_opening.png"))
+    with lab_notebook(lab, NOTEBOOK, errors, shots / "microscope_failure.png") as page:
+        _run_all(page, timeout_s=900)
+        timings["notebook s"] = round(time.monotonic() - t0, 1)
+        info = json.loads(page.locator(".jp-Notebook .jp-CodeCell").last.locator(".jp-OutputArea-output")
+                          .last.inner_text().strip())
+        assert info["query"] == [] and info["a"] != info["b"]
+        root = page.locator(".anyi2v-microscope")
+        page.wait_for_selector(".anyi2v-microscope[data-ready='1']", timeout=60_000)
+        root.scroll_into_view_if_needed()
+        root.screenshot(path=str(shots / "microscope_opening.png"))
 
-            # --- the step slider: x0 and PCA change between two kept steps; every step timed ---------------
-            page.evaluate(_MOVE, ["anyi2v-step", [info["a"]]])
-            x0_a, pca_a = page.evaluate(_PIXELS, "canvas.anyi2v-mic-x0"), page.evaluate(_PIXELS, "canvas.anyi2v-mic-pca")
-            page.evaluate(_MOVE, ["anyi2v-step", [info["b"]]])
-            x0_b, pca_b = page.evaluate(_PIXELS, "canvas.anyi2v-mic-x0"), page.evaluate(_PIXELS, "canvas.anyi2v-mic-pca")
-            assert x0_a["hash"] != x0_b["hash"] and pca_a["hash"] != pca_b["hash"], (x0_a, x0_b, pca_a, pca_b)
-            assert min(x0_b["distinct"], pca_b["distinct"]) > 8  # pictures, not a flat fill
-            readout = root.locator(".anyi2v-step-readout").inner_text()
-            assert readout.startswith(f"{info['b'] + 1} / {info['steps']} · sampling"), readout
-            steps = list(range(info["steps"])) * 3
-            moves = page.evaluate(_MOVE, ["anyi2v-step", steps])
-            frames = page.evaluate(_MOVE, ["anyi2v-frame-slider", [f % 8 for f in range(1, 25)]])
-            page.evaluate(_MOVE, ["anyi2v-step", [info["b"]]])
+        # --- the step slider: x0 and PCA change between two kept steps; every step timed ---------------
+        page.evaluate(_MOVE, ["anyi2v-step", [info["a"]]])
+        x0_a, pca_a = page.evaluate(_PIXELS, "canvas.anyi2v-mic-x0"), page.evaluate(_PIXELS, "canvas.anyi2v-mic-pca")
+        page.evaluate(_MOVE, ["anyi2v-step", [info["b"]]])
+        x0_b, pca_b = page.evaluate(_PIXELS, "canvas.anyi2v-mic-x0"), page.evaluate(_PIXELS, "canvas.anyi2v-mic-pca")
+        assert x0_a["hash"] != x0_b["hash"] and pca_a["hash"] != pca_b["hash"], (x0_a, x0_b, pca_a, pca_b)
+        assert min(x0_b["distinct"], pca_b["distinct"]) > 8  # pictures, not a flat fill
+        readout = root.locator(".anyi2v-step-readout").inner_text()
+        assert readout.startswith(f"{info['b'] + 1} / {info['steps']} · sampling"), readout
+        steps = list(range(info["steps"])) * 3
+        moves = page.evaluate(_MOVE, ["anyi2v-step", steps])
+        frames = page.evaluate(_MOVE, ["anyi2v-frame-slider", [f % 8 for f in range(1, 25)]])
+        page.evaluate(_MOVE, ["anyi2v-step", [info["b"]]])
 
-            # --- a click: the self-attention view changes, the kernel gets the point -------------------------
-            before = page.evaluate(_PIXELS, "canvas.anyi2v-mic-self")
-            w, h = root.locator("canvas.anyi2v-mic-pca").evaluate("c => [c.width, c.height]")
-            clicks = [page.evaluate(_CLICK, ["canvas.anyi2v-mic-pca", w * 0.3, h * 0.3])]
-            first = page.evaluate(_PIXELS, "canvas.anyi2v-mic-self")
-            clicks.append(page.evaluate(_CLICK, ["canvas.anyi2v-mic-pca", w * 0.7, h * 0.75]))
-            second = page.evaluate(_PIXELS, "canvas.anyi2v-mic-self")
-            assert len({before["hash"], first["hash"], second["hash"]}) == 3, (before, first, second)
-            assert second["distinct"] > 8
-            for k in range(10):  # more points, for the timing
-                clicks.append(page.evaluate(_CLICK, ["canvas.anyi2v-mic-pca", w * (0.1 + 0.08 * k), h * (0.8 - 0.06 * k)]))
-            # the point's matches in the other frames: keys of every frame, then the frame slider
-            root.locator("select.anyi2v-keys").select_option("video")
-            video_moves = page.evaluate(_MOVE, ["anyi2v-frame-slider", [f % 8 for f in range(1, 17)]])
-            root.locator("select.anyi2v-keys").select_option("frame")
-            page.evaluate(_MOVE, ["anyi2v-frame-slider", [0]])
-            page.evaluate(_CLICK, ["canvas.anyi2v-mic-pca", w * 0.5, h * 0.6])
-            page.wait_for_timeout(300)
-            root.screenshot(path=str(shots / "microscope.png"))
-            kernel = json.loads(_run_last_cell(page, 60_000).strip())
-            W, H = info["frame_size"]
-            assert kernel["query"] == pytest.approx([0.5 * W, 0.6 * H], abs=W / w + 1e-9)
-            timings["total s"] = round(time.monotonic() - t0, 1)
-        except Exception:
-            keep_failure(page, shots / "microscope_failure.png", lab)
-            raise
-        browser.close()
+        # --- a click: the self-attention view changes, the kernel gets the point -------------------------
+        before = page.evaluate(_PIXELS, "canvas.anyi2v-mic-self")
+        w, h = root.locator("canvas.anyi2v-mic-pca").evaluate("c => [c.width, c.height]")
+        clicks = [page.evaluate(_CLICK, ["canvas.anyi2v-mic-pca", w * 0.3, h * 0.3])]
+        first = page.evaluate(_PIXELS, "canvas.anyi2v-mic-self")
+        clicks.append(page.evaluate(_CLICK, ["canvas.anyi2v-mic-pca", w * 0.7, h * 0.75]))
+        second = page.evaluate(_PIXELS, "canvas.anyi2v-mic-self")
+        assert len({before["hash"], first["hash"], second["hash"]}) == 3, (before, first, second)
+        assert second["distinct"] > 8
+        for k in range(10):  # more points, for the timing
+            clicks.append(page.evaluate(_CLICK, ["canvas.anyi2v-mic-pca", w * (0.1 + 0.08 * k), h * (0.8 - 0.06 * k)]))
+        # the point's matches in the other frames: keys of every frame, then the frame slider
+        root.locator("select.anyi2v-keys").select_option("video")
+        video_moves = page.evaluate(_MOVE, ["anyi2v-frame-slider", [f % 8 for f in range(1, 17)]])
+        root.locator("select.anyi2v-keys").select_option("frame")
+        page.evaluate(_MOVE, ["anyi2v-frame-slider", [0]])
+        page.evaluate(_CLICK, ["canvas.anyi2v-mic-pca", w * 0.5, h * 0.6])
+        page.wait_for_timeout(300)
+        root.screenshot(path=str(shots / "microscope.png"))
+        kernel = json.loads(_run_last_cell(page, 60_000).strip())
+        W, H = info["frame_size"]
+        assert kernel["query"] == pytest.approx([0.5 * W, 0.6 * H], abs=W / w + 1e-9)
+        timings["total s"] = round(time.monotonic() - t0, 1)
 
     publish_screenshots(shots)
     report = {
