@@ -1,6 +1,7 @@
 """Atomic output: nothing half-written, nothing the user made overwritten silently."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from contextlib import contextmanager
@@ -34,6 +35,12 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_json(path: str | os.PathLike, obj, indent: int = 1) -> None:
+    """``obj`` as JSON at ``path``, written through :func:`atomic_path` (a reader never sees half a file)."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=indent) + "\n")
 
 
 def missing_path_message(named: str, path: str | os.PathLike) -> str:

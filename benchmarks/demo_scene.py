@@ -35,6 +35,7 @@ def main(argv=None) -> int:
     from anyi2v_lab.demo import case_trajectory, score_tracking
     from anyi2v_lab.method import AnyI2VConfig, generate
     from anyi2v_lab.models.loading import load_pipeline
+    from anyi2v_lab.io import write_json
     from anyi2v_lab.outputs import versions
 
     pipe = load_pipeline(progress=False)
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
                    median_objmc_px=statistics.median(r["objmc_px"] for r in rows),
                    median_no_control_objmc_px=statistics.median(r["no_control_objmc_px"] for r in rows), rows=rows)
     out = Path(args.out or Path(__file__).resolve().parent / "results" / f"demo_scene_{args.frames}_frames.json")
-    out.write_text(json.dumps(summary, indent=1))
+    write_json(out, summary)
     print(f"median ObjMC {summary['median_objmc_px']:.2f} px (no control {summary['median_no_control_objmc_px']:.2f})"
           f" -> {out}")
     return 0

@@ -8,6 +8,8 @@ import time
 import numpy as np
 import torch
 
+from anyi2v_lab.io import write_json  # noqa: F401  (the GPU benchmarks write their results with it)
+
 
 def env_info(device) -> dict:
     import diffusers
@@ -57,18 +59,6 @@ def probe_model(tiny: bool):
         from anyi2v_lab.models.tiny import tiny_pipeline
         return dev, tiny_pipeline(seed=0), paper_config(quick=True)
     return dev, random_sd15_pipeline(dev), paper_config()
-
-
-def write_json(path, data: dict) -> None:
-    """Write ``data`` to ``path`` atomically (a temporary file, then a rename)."""
-    import json
-    from pathlib import Path
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
 
 
 def paper_config(quick: bool = False):

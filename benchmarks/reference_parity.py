@@ -648,12 +648,11 @@ def main(argv=None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         report = run(a.reference.resolve(), a.python, work.resolve(), a.frames, a.run or list(RUNS))
     sys.path.insert(0, str(ROOT))
-    from anyi2v_lab.io import atomic_path
+    from anyi2v_lab.io import write_json
 
     report["date"] = time.strftime("%Y-%m-%d")
     report["machine"] = "2-core CPU (shared), torch fp32"
-    with atomic_path(a.out) as tmp:
-        Path(tmp).write_text(json.dumps(report, indent=1))
+    write_json(a.out, report)
     print(markdown(report))
     return 0
 

@@ -12,8 +12,6 @@ the trajectory alignment of the method does its work. Means over scenes; runs on
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
 
@@ -52,7 +50,7 @@ def main(argv=None):
     from tqdm.auto import tqdm
 
     from anyi2v_lab.conditions import load_condition
-    from anyi2v_lab.io import atomic_path
+    from anyi2v_lab.io import write_json
     from anyi2v_lab.method import AnyI2VConfig
     from anyi2v_lab.method.inversion import invert_cached
     from anyi2v_lab.toy import model as tm
@@ -77,8 +75,7 @@ def main(argv=None):
         print(name)
         for k, v in report["weights"][name].items():
             print(f"  {k:64} {v['rel']:6.3f} {v[f'rel_top{a.top}']:6.3f}")
-    with atomic_path(a.out) as tmp:
-        Path(tmp).write_text(json.dumps(report, indent=1))
+    write_json(a.out, report)
     return 0
 
 

@@ -10,14 +10,12 @@ Each variant's seed, steps, guidance and eta are written next to its numbers.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from anyi2v_lab.io import atomic_path
+from anyi2v_lab.io import write_json
 from anyi2v_lab.toy import model as tm
 from anyi2v_lab.toy import scene, world
 from anyi2v_lab.toy.evaluate import video_metrics
@@ -99,8 +97,7 @@ def main(argv=None):
         res[name] = m
         print(f"{name}: glitch {m['rate']:.4f} (jump {m['jump_rate']:.4f}, dup {m['dup_rate']:.4f}), "
               f"binding {m['binding_accuracy']:.3f}, {m['seconds']} s", flush=True)
-    with atomic_path(a.out) as tmp:
-        Path(tmp).write_text(json.dumps(res, indent=1))
+    write_json(a.out, res)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ columns: the condition, the real frame 0, then each variant's frame 0 for that c
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -118,11 +117,10 @@ def main(argv=None) -> int:
               "pooled": {k: pooled(v) for k, v in per_scene.items()}, "per_scene": per_scene}
     from PIL import Image
 
-    from anyi2v_lab.io import atomic_path
+    from anyi2v_lab.io import atomic_path, write_json
 
     out = Path(a.out)
-    with atomic_path(out) as tmp:
-        Path(tmp).write_text(json.dumps(report, indent=1))
+    write_json(out, report)
     grid = np.concatenate([header(["condition", "real f0", *[LABELS[n] for n in names]] * 2, size), *rows[:a.grid_rows]], 0)
     with atomic_path(out.with_suffix(".png")) as tmp:
         Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(tmp, format="PNG")

@@ -233,7 +233,7 @@ def main(argv=None) -> int:
     variants = bench.variant_names(args.variants, VARIANTS)
     overrides = {k: v for k, v in (("num_inference_steps", args.steps), ("opt_step", args.opt_step),
                                    ("opt_iters", args.opt_iters)) if v is not None}
-    from anyi2v_lab.io import atomic_path
+    from anyi2v_lab.io import atomic_path, write_json
 
     if args.from_frames:
         saved = np.load(args.from_frames)
@@ -274,8 +274,7 @@ def main(argv=None) -> int:
               "seconds": time.perf_counter() - tic,
               "seconds_per_video": seconds_per_video, "bins": {v: bins(objects, v) for v in variants},
               "objects": objects, "benchmark": benchmark_bins(args.benchmark, size) if args.benchmark else None}
-    with atomic_path(args.out) as tmp:
-        Path(tmp).write_text(json.dumps(report, indent=1))
+    write_json(args.out, report)
     print(table(report))
     return 0
 

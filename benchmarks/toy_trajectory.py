@@ -340,7 +340,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"variant {v} {defined[v]}: {e}") from None
     tic = time.perf_counter()
     frames, complete, times, failed, fallbacks = generate_videos(args, variants)
-    from anyi2v_lab.io import atomic_path
+    from anyi2v_lab.io import atomic_path, write_json
     from anyi2v_lab.models.loading import load_pipeline
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype, progress=False)
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
@@ -355,8 +355,7 @@ def main(argv=None) -> int:
               "cases_evaluated": len(complete),
               "seconds": time.perf_counter() - tic, "seconds_per_video": float(np.mean(times)),
               "variants": {v: defined[v] for v in variants}, "results": results, "paper": PAPER, "failed": failed, "eager_fallbacks": fallbacks}
-    with atomic_path(args.out) as tmp:
-        Path(tmp).write_text(json.dumps(report, indent=2))
+    write_json(args.out, report, indent=2)
     print(table(report))
     return 0
 

@@ -16,7 +16,6 @@ takes most of the time; CPU only.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from anyi2v_lab.evaluation import LucasKanadeTracker, inscribed_circle_centre, target_points
-from anyi2v_lab.io import atomic_path
+from anyi2v_lab.io import write_json
 from anyi2v_lab.toy.world import heldout_cases
 from anyi2v_lab.trajectory import ObjectTrack, Trajectory
 
@@ -110,8 +109,7 @@ def main() -> None:
            "render_seconds": round(render_s, 1), "results": results,
            "machine": f"{platform.machine()} {os.cpu_count()} cores (shared with other jobs)",
            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
-    with atomic_path(a.out) as tmp:
-        Path(tmp).write_text(json.dumps(out, indent=1) + "\n")
+    write_json(a.out, out)
     print(f"wrote {a.out}")
 
 

@@ -1,7 +1,6 @@
 """Running a batch: this process's share of the jobs, failures recorded, the launcher's ranks."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -10,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..io import write_json
 from .jobs import Job, Outcome, clean_partial, is_finished, read_jobs
 
 
@@ -66,11 +66,8 @@ RunJob = Callable[[Job, Path], None]
 
 
 def _record_failure(out: Path, job_id: str, error: str, detail: str = "") -> None:
-    from ..io import atomic_path
-
     (out / "failed").mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "failed" / f"{job_id}.json") as tmp:
-        Path(tmp).write_text(json.dumps({"id": job_id, "error": error, "traceback": detail}, indent=2))
+    write_json(out / "failed" / f"{job_id}.json", {"id": job_id, "error": error, "traceback": detail}, indent=2)
 
 
 def run_jobs(jobs: list[Job], out: Path, run_job: RunJob, ranks: Ranks, log=print) -> list[Outcome]:
@@ -155,9 +152,7 @@ def run_batch(jobs_path, out, run_job: RunJob, ranks: Ranks | None = None, log=p
         order = {job.id: i for i, job in enumerate(todo)}
         ran = sorted((o for part in gathered for o in part), key=lambda o: order.get(o.id, 0))
         summary = Summary(early + ran)
-        from ..io import atomic_path
-        with atomic_path(out / "summary.json") as tmp:
-            Path(tmp).write_text(json.dumps(summary.to_dict(), indent=2))
+        write_json(out / "summary.json", summary.to_dict(), indent=2)
         return summary
     finally:
         group.close()
