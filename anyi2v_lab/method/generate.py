@@ -124,8 +124,8 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
                 bank = invert_cached(pipe, condition.pixels, prompt, cond, config, progress=progress,
                                      denoiser=calls.inversion_denoiser, callback=on_step)
         run = Sampling(config, cond, uncond, alignment, bank, injection_edits(bank, config) if inject and config.injects
-                       else {}, edits, capture, step_noise, record, progress, keep_masks, keep_pca, keep_latents)
-        run.callback = on_step
+                       else {}, edits, capture, step_noise, record, progress, keep_masks, keep_pca, keep_latents,
+                       callback=on_step)
         z, session = denoise(pipe, calls, z, run)
         with calls.phase("decode"):
             video = calls.decode(z)
