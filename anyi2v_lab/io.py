@@ -43,6 +43,14 @@ def write_json(path: str | os.PathLike, obj, indent: int = 1) -> None:
         Path(tmp).write_text(json.dumps(obj, indent=indent) + "\n")
 
 
+def listed_path(value: str, folder: str | os.PathLike) -> Path:
+    """A path listed in a file that lives in ``folder`` (a batch jobs file, an evaluation manifest,
+    DragAnything's ``mask_name``): relative to that folder unless absolute. It may lead out of the folder
+    (``../data/x.png``, ``/datasets/x.png``): datasets live elsewhere, and reading a file grants nothing
+    the user could not read anyway. It is returned absolute, ``..`` and symlinks resolved, as recorded."""
+    return (Path(folder).absolute() / value).resolve()
+
+
 def missing_path_message(named: str, path: str | os.PathLike) -> str:
     """``{named} does not exist`` (``named`` says which argument, e.g. ``--model '/x'``), with the closest
     names in the path's folder, or the folder that is missing too."""

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..io import write_json
-from .jobs import Job, Outcome, clean_partial, is_finished, read_jobs
+from ..resume import LOCKS, JobLock, RunSettings
+from .jobs import JOB_FILE, RUN_FILE, Job, Outcome, clean_partial, is_finished, job_key, read_jobs, stored_key
 
 
 @dataclass(frozen=True)
@@ -70,25 +71,48 @@ def _record_failure(out: Path, job_id: str, error: str, detail: str = "") -> Non
     write_json(out / "failed" / f"{job_id}.json", {"id": job_id, "error": error, "traceback": detail}, indent=2)
 
 
-def run_jobs(jobs: list[Job], out: Path, run_job: RunJob, ranks: Ranks, log=print) -> list[Outcome]:
-    """This rank's share of ``jobs`` (already the unfinished ones): run each, record failures, go on."""
+def _run_locked(job: Job, out: Path, run_job: RunJob, ranks: Ranks, log, settings: RunSettings | None) -> Outcome:
+    """Run one job this process holds the lock of, unless a result with its key exists by now."""
+    tic, note = time.perf_counter(), None
+    try:
+        key = job_key(job, settings)
+        stored = stored_key(out, job)
+        if key.matches(stored):  # finished by another process since the plan was made
+            return Outcome(id=job.id, status="skipped", rank=ranks.rank, digest=key.digest)
+        if (out / job.id / RUN_FILE).exists():
+            note = "changed since its result: " + "; ".join(key.changes(stored))
+            log(f"[rank {ranks.rank}] {job.id}: {note}; running it again (the new result replaces the old)")
+        clean_partial(out, job)
+        run_job(job, out / job.id)
+        write_json(out / job.id / JOB_FILE, key.to_dict(), indent=2)
+    except Exception as e:  # noqa: BLE001 - one job's failure must not stop the others
+        error = f"{type(e).__name__}: {e}"
+        _record_failure(out, job.id, error, traceback.format_exc())
+        log(f"[rank {ranks.rank}] {job.id}: FAILED ({error})")
+        _free_cuda()
+        return Outcome(id=job.id, status="failed", seconds=time.perf_counter() - tic, rank=ranks.rank, error=error,
+                       note=note)
+    (out / "failed" / f"{job.id}.json").unlink(missing_ok=True)
+    seconds = time.perf_counter() - tic
+    log(f"[rank {ranks.rank}] {job.id}: done in {seconds:.1f} s")
+    return Outcome(id=job.id, status="done", seconds=seconds, rank=ranks.rank, note=note, digest=key.digest)
+
+
+def run_jobs(jobs: list[Job], out: Path, run_job: RunJob, ranks: Ranks, log=print,
+             settings: RunSettings | None = None) -> list[Outcome]:
+    """This rank's share of ``jobs`` (the unfinished ones when the plan was made): claim each, run it,
+    record failures, go on. A job another process holds is left to it (status ``elsewhere``)."""
     outcomes = []
     for job in jobs[ranks.rank::ranks.world]:
-        if is_finished(out, job):  # finished by a concurrent run meanwhile
-            outcomes.append(Outcome(job.id, "skipped", rank=ranks.rank))
+        lock = JobLock(out / LOCKS, job.id)
+        if not lock.acquire():
+            outcomes.append(Outcome(id=job.id, status="elsewhere", rank=ranks.rank, note=f"running in {lock.holder()}"))
+            log(f"[rank {ranks.rank}] {job.id}: running in {lock.holder()}; left to it")
             continue
-        tic = time.perf_counter()
         try:
-            run_job(job, out / job.id)
-        except Exception as e:  # noqa: BLE001 - one job's failure must not stop the others
-            _record_failure(out, job.id, f"{type(e).__name__}: {e}", traceback.format_exc())
-            outcomes.append(Outcome(job.id, "failed", time.perf_counter() - tic, ranks.rank, f"{type(e).__name__}: {e}"))
-            log(f"[rank {ranks.rank}] {job.id}: FAILED ({type(e).__name__}: {e})")
-            _free_cuda()
-            continue
-        (out / "failed" / f"{job.id}.json").unlink(missing_ok=True)
-        outcomes.append(Outcome(job.id, "done", time.perf_counter() - tic, ranks.rank))
-        log(f"[rank {ranks.rank}] {job.id}: done in {outcomes[-1].seconds:.1f} s")
+            outcomes.append(_run_locked(job, out, run_job, ranks, log, settings))
+        finally:
+            lock.release()
     return outcomes
 
 
@@ -101,6 +125,7 @@ def _free_cuda() -> None:
 @dataclass
 class Summary:
     outcomes: list[Outcome] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -111,47 +136,71 @@ class Summary:
 
     def to_dict(self) -> dict:
         return {"done": self.count("done"), "skipped": self.count("skipped"), "failed": self.count("failed"),
+                "elsewhere": self.count("elsewhere"), "settings": self.settings,
                 "jobs": [asdict(o) for o in self.outcomes]}
 
     def table(self) -> str:
-        rows = [f"{o.id:<24} {o.status:<8} {o.seconds:7.1f} s  rank {o.rank}" + (f"  {o.error}" if o.error else "")
-                for o in self.outcomes]
-        head = f"{self.count('done')} done, {self.count('skipped')} skipped (finished before), {self.count('failed')} failed"
+        rows = [f"{o.id:<24} {o.status:<9} {o.seconds:7.1f} s  rank {o.rank}" + (f"  {o.error}" if o.error else "")
+                + (f"  ({o.note})" if o.note else "") for o in self.outcomes]
+        head = (f"{self.count('done')} done, {self.count('skipped')} skipped (finished before, same inputs and "
+                f"settings), {self.count('elsewhere')} running in another process, {self.count('failed')} failed")
         return "\n".join([*rows, head])
 
 
-def run_batch(jobs_path, out, run_job: RunJob, ranks: Ranks | None = None, log=print) -> Summary:
-    """Read the jobs, skip the finished ones, share the rest among the launcher's processes, and
-    (on rank 0) write ``<out>/summary.json``. Every rank returns the full summary on rank 0 and its
-    own outcomes elsewhere."""
+def _plan(jobs_path, out: Path, settings: RunSettings | None, log, world: int) -> tuple[list[Job], list[Outcome]]:
+    """Rank 0: the jobs to run (no result with their current key) and the outcomes known already."""
+    jobs, bad = read_jobs(jobs_path)
+    out.mkdir(parents=True, exist_ok=True)
+    todo, skipped = [], []
+    for job in jobs:
+        try:
+            key = job_key(job, settings)
+        except (OSError, ValueError):  # a missing file or a bad override: the job's run records why
+            key = None
+        if key is not None and is_finished(out, job, key):
+            skipped.append(Outcome(id=job.id, status="skipped", digest=key.digest))
+        else:
+            todo.append(job)
+    for o in bad:
+        _record_failure(out, o.id, o.error)
+    log(f"[batch] {len(jobs) + len(bad)} jobs: {len(skipped)} finished before, {len(todo)} to run, "
+        f"{len(bad)} invalid; {world} process(es)")
+    return todo, skipped + bad
+
+
+def _settle_elsewhere(outcomes: list[Outcome], todo: list[Job], out: Path, settings: RunSettings | None) -> None:
+    """A job left to another process that has finished it by now counts as finished."""
+    by_id = {job.id: job for job in todo}
+    for o in outcomes:
+        if o.status != "elsewhere":
+            continue
+        try:
+            key = job_key(by_id[o.id], settings)
+        except (OSError, ValueError):
+            continue
+        if is_finished(out, by_id[o.id], key):
+            o.status, o.note, o.digest = "skipped", "finished by another process", key.digest
+
+
+def run_batch(jobs_path, out, run_job: RunJob, ranks: Ranks | None = None, log=print,
+              settings: RunSettings | None = None) -> Summary:
+    """Read the jobs, skip those with a result made from the same inputs and ``settings``, share the rest
+    among the launcher's processes, and (on rank 0) write ``<out>/summary.json``. Every rank returns the
+    full summary on rank 0 and its own outcomes elsewhere."""
     ranks = ranks or Ranks.from_env()
     out = Path(out)
     group = _Group(ranks)
     try:
-        plan = None
-        if ranks.rank == 0:
-            jobs, bad = read_jobs(jobs_path)
-            out.mkdir(parents=True, exist_ok=True)
-            todo, skipped = [], []
-            for job in jobs:
-                if is_finished(out, job):
-                    skipped.append(Outcome(job.id, "skipped"))
-                else:
-                    clean_partial(out, job)
-                    todo.append(job)
-            for o in bad:
-                _record_failure(out, o.id, o.error)
-            plan = (todo, skipped + bad)
-            log(f"[batch] {len(jobs) + len(bad)} jobs: {len(skipped)} finished before, {len(todo)} to run, "
-                f"{len(bad)} invalid; {ranks.world} process(es)")
+        plan = _plan(jobs_path, out, settings, log, ranks.world) if ranks.rank == 0 else None
         todo, early = group.broadcast(plan)
-        mine = run_jobs(todo, out, run_job, ranks, log)
+        mine = run_jobs(todo, out, run_job, ranks, log, settings)
         gathered = group.gather(mine)
         if ranks.rank != 0:
-            return Summary(mine)
+            return Summary(outcomes=mine)
         order = {job.id: i for i, job in enumerate(todo)}
         ran = sorted((o for part in gathered for o in part), key=lambda o: order.get(o.id, 0))
-        summary = Summary(early + ran)
+        _settle_elsewhere(ran, todo, out, settings)
+        summary = Summary(outcomes=early + ran, settings=settings.to_dict() if settings else {})
         write_json(out / "summary.json", summary.to_dict(), indent=2)
         return summary
     finally:
@@ -187,6 +236,7 @@ def main_batch(args, load_model, base_config, runtime, model: dict) -> int:
     """The ``anyi2v-lab batch`` command body (kept here so that the CLI stays a thin parser)."""
     ranks = Ranks.from_env()
     log = lambda msg: print(msg, flush=True)  # noqa: E731
+    read_jobs(args.jobs)  # a file without any valid job is bad input: say so before the model loads
     model = {**model, "device": model.get("device") or ranks.device()}
     import torch
     if torch.device(model["device"]).type == "cuda" and torch.device(model["device"]).index is not None:
@@ -194,7 +244,9 @@ def main_batch(args, load_model, base_config, runtime, model: dict) -> int:
     pipe = load_model(model)
     if str(pipe.unet.device) != model["device"]:
         pipe.to(model["device"])
-    summary = run_batch(args.jobs, args.out, generation_runner(pipe, model, base_config, runtime, log), ranks, log)
+    settings = RunSettings(config=base_config.to_dict(), model=model, runtime=getattr(args, "runtime", None))
+    summary = run_batch(args.jobs, args.out, generation_runner(pipe, model, base_config, runtime, log), ranks, log,
+                        settings)
     if ranks.rank != 0:
         return 0  # rank 0 reports for all: a non-zero exit here would make the launcher kill rank 0
     print(summary.table(), flush=True)

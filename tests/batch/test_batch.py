@@ -12,6 +12,9 @@ from anyi2v_lab.batch import JobError, Ranks, parse_job, read_jobs, run_batch, r
 
 
 def _write_jobs(folder: Path, lines: list) -> Path:
+    """The jobs file, beside a condition file ``c.png`` (its bytes are part of each job's key)."""
+    if not (folder / "c.png").exists():
+        (folder / "c.png").write_bytes(b"condition")
     path = folder / "jobs.jsonl"
     path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
     return path
@@ -57,11 +60,12 @@ def test_resume_skips_finished_and_isolates_failures(tmp_path):
     path = _write_jobs(tmp_path, [{"id": i, "condition": "c.png", "prompt": "p", "seed": n}
                                   for n, i in enumerate(["j0", "bad", "j2", "j3"])])
     out = tmp_path / "out"
-    (out / ".j3.abc123").mkdir(parents=True)  # left by an interrupted run
+    (out / ".j3.abcd1234").mkdir(parents=True)  # left by an interrupted run (mkdtemp's name)
+    (out / ".j3.b.abcd1234").mkdir()  # job "j3.b"'s, which may be running in another process
     first = run_batch(path, out, fake_runner(), Ranks(), log=lambda m: None)
     assert (first.count("done"), first.count("failed")) == (3, 1)
     assert json.loads((out / "failed" / "bad.json").read_text())["error"].startswith("RuntimeError")
-    assert not (out / ".j3.abc123").exists()
+    assert not (out / ".j3.abcd1234").exists() and (out / ".j3.b.abcd1234").exists()
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/run.json")}
     calls = []
     second = run_batch(path, out, fake_runner(calls, fail="none"), Ranks(), log=lambda m: None)
