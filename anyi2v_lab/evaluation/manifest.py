@@ -9,7 +9,13 @@ JSONL, one case a line (paths relative to the manifest's folder)::
 one path with a DragAnything trajectory is a label map (object ``"7"`` is the pixels equal to 7). The
 ``trajectory`` is ours or the reference's (:mod:`anyi2v_lab.trajectory`) or DragAnything's
 ``{"<mask id>": [[x, y], ...]}`` (a point per frame, pixel-index coordinates). ``id`` (default
-``case-<line>``), ``seed`` (0), ``negative_prompt`` and ``set`` (config overrides) are optional.
+``case-<line>``), ``seed`` (0), ``negative_prompt`` and ``set`` (config overrides) are optional. Paths are
+relative to the manifest's folder unless absolute, and may lead out of it (``../vipseg/car.png``): they are
+resolved when the manifest is read and recorded resolved (:func:`anyi2v_lab.io.listed_path`).
+
+:func:`read_cases` keeps going past a malformed entry (bad JSON, a missing field, a wrong type, a file
+that does not exist, a repeated id): it becomes an :class:`InvalidCase`, which the runner records as a
+failed case. A manifest that does not exist, holds no entry, or no valid one, is a :class:`ManifestError`.
 
 A folder is laid out as DragAnything's VIPSeg test set: ``imgs/<id>/`` (frames; the first, by number, is
 the condition image), ``panomasks/<id>/`` (label maps; the first is used), ``trajectories/<id>.json``
@@ -26,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import listed_path
 from ..method.config import ConfigError, overrides_from_json
 
 
@@ -46,6 +53,14 @@ class EvalCase:
     where: str = ""
 
 
+@dataclass(frozen=True)
+class InvalidCase:
+    """A manifest entry that is not a case: recorded as a failed case under ``id``."""
+
+    id: str
+    error: str
+
+
 _KEYS = {"id", "image", "mask", "trajectory", "prompt", "seed", "negative_prompt", "set"}
 _REQUIRED = ("image", "mask", "trajectory", "prompt")
 
@@ -53,7 +68,7 @@ _REQUIRED = ("image", "mask", "trajectory", "prompt")
 def _file(value, base: Path, field: str, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise ManifestError(f"{where}: {field} = {value!r} must be a path (a non-empty string)")
-    path = base / value
+    path = listed_path(value, base)
     if not path.is_file():
         raise ManifestError(f"{where}: {field} = {value!r} does not exist (looked for {path})")
     return str(path)
@@ -72,8 +87,12 @@ def _seed(value, where: str) -> int:
     return value
 
 
+def _plain_id(value) -> bool:
+    return isinstance(value, str) and bool(value) and "/" not in value and not value.startswith(".") and value != "failed"
+
+
 def _case_id(value, where: str) -> str:
-    if not isinstance(value, str) or not value or "/" in value or value.startswith(".") or value == "failed":
+    if not _plain_id(value):
         raise ManifestError(f"{where}: id = {value!r} must be a plain file name (no '/', not hidden)")
     return value
 
@@ -112,7 +131,7 @@ def _first_frame(folder: Path, field: str, case_id: str) -> str:
     return str(frames[0])
 
 
-def _read_folder(root: Path) -> list[EvalCase]:
+def _read_folder(root: Path) -> tuple[list[EvalCase], list[InvalidCase]]:
     missing = [d for d in ("imgs", "panomasks", "trajectories") if not (root / d).is_dir()]
     if missing:
         raise ManifestError(f"{root} is a folder but lacks {missing}; a VIPSeg-style folder has imgs/<id>/, "
@@ -122,47 +141,78 @@ def _read_folder(root: Path) -> list[EvalCase]:
         prompts = json.loads((root / "prompts.json").read_text(encoding="utf-8"))
         if not isinstance(prompts, dict):
             raise ManifestError(f"{root / 'prompts.json'} must map case ids to prompts")
-    cases = []
+    cases, invalid = [], []
     for traj in sorted((root / "trajectories").glob("*.json")):
         cid = traj.stem
-        entry = prompts.get(cid, "")
-        entry = {"prompt": entry} if isinstance(entry, str) else entry
-        if not isinstance(entry, dict):
-            raise ManifestError(f"prompts.json: {cid!r} = {entry!r} must be a prompt or {{'prompt', 'seed'}}")
-        where = f"case {cid!r}"
-        d = {"id": cid, "image": _first_frame(root / "imgs" / cid, "imgs", cid),
-             "mask": _first_frame(root / "panomasks" / cid, "panomasks", cid), "trajectory": str(traj),
-             "prompt": entry.get("prompt", ""), **{k: v for k, v in entry.items() if k != "prompt"}}
-        cases.append(parse_case(d, Path("/"), where, cid))
-    if not cases:
+        try:
+            entry = prompts.get(cid, "")
+            entry = {"prompt": entry} if isinstance(entry, str) else entry
+            if not isinstance(entry, dict):
+                raise ManifestError(f"prompts.json: {cid!r} = {entry!r} must be a prompt or {{'prompt', 'seed'}}")
+            d = {"id": cid, "image": _first_frame(root / "imgs" / cid, "imgs", cid),
+                 "mask": _first_frame(root / "panomasks" / cid, "panomasks", cid), "trajectory": str(traj),
+                 "prompt": entry.get("prompt", ""), **{k: v for k, v in entry.items() if k != "prompt"}}
+            cases.append(parse_case(d, Path("/"), f"case {cid!r}", cid))
+        except ManifestError as e:
+            invalid.append(InvalidCase(id=cid, error=str(e)))
+    if not cases and not invalid:
         raise ManifestError(f"{root / 'trajectories'} holds no <id>.json: nothing to evaluate")
-    return cases
+    return cases, invalid
 
 
-def read_manifest(path: str | os.PathLike) -> list[EvalCase]:
-    """Every case of a JSONL manifest or a VIPSeg-style folder. Any malformed entry is an error that
-    names it (an evaluation that silently drops cases would bias its mean). Blank lines and ``#``
-    comments are skipped; ids must be unique."""
-    path = Path(path)
-    if path.is_dir():
-        cases = _read_folder(path)
-    elif path.is_file():
-        cases = []
-        for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not text.strip() or text.lstrip().startswith("#"):
-                continue
+def _read_jsonl(path: Path) -> tuple[list[EvalCase], list[InvalidCase]]:
+    cases, invalid, seen, entries = [], [], set(), 0
+    for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        entries += 1
+        where, default = f"{path.name} line {n}", f"case-{n:04d}"
+        d = None
+        try:
             try:
                 d = json.loads(text)
             except ValueError as e:
-                raise ManifestError(f"{path.name} line {n}: not valid JSON ({e})") from None
-            cases.append(parse_case(d, path.parent.resolve(), f"{path.name} line {n}", f"case-{n:04d}"))
+                raise ManifestError(f"{where}: not valid JSON ({e})") from None
+            case = parse_case(d, path.parent, where, default)
+            if case.id in seen:
+                raise ManifestError(f"{where}: id {case.id!r} is used by an earlier case; ids name report files")
+        except ManifestError as e:
+            # recorded under the entry's id when it is a free, plain name (its next success clears the record)
+            cid = d.get("id", default) if isinstance(d, dict) else default
+            ok = _plain_id(cid) and cid not in seen
+            invalid.append(InvalidCase(id=cid if ok else f"line-{n:04d}", error=str(e)))
+            seen.add(invalid[-1].id)
+            continue
+        seen.add(case.id)
+        cases.append(case)
+    if not entries:
+        raise ManifestError(f"manifest {path} holds no case (only blank lines and comments)")
+    return cases, invalid
+
+
+def read_cases(path: str | os.PathLike) -> tuple[list[EvalCase], list[InvalidCase]]:
+    """Every case of a JSONL manifest or a VIPSeg-style folder, and each malformed entry as an
+    :class:`InvalidCase` (recorded as failed, never silently dropped: that would bias the mean). Blank
+    lines and ``#`` comments are skipped; ids must be unique. A manifest that does not exist, is empty or
+    holds no valid case raises :class:`ManifestError`."""
+    path = Path(path)
+    if path.is_dir():
+        cases, invalid = _read_folder(path)
+    elif path.is_file():
+        cases, invalid = _read_jsonl(path)
     else:
         raise ManifestError(f"manifest {path} does not exist; pass a JSONL file or a VIPSeg-style folder")
-    seen = set()
-    for c in cases:
-        if c.id in seen:
-            raise ManifestError(f"{c.where}: id {c.id!r} is used by an earlier case; ids name report files")
-        seen.add(c.id)
+    if not cases:
+        raise ManifestError(f"manifest {path} holds no valid case; the first error: {invalid[0].error}")
+    return cases, invalid
+
+
+def read_manifest(path: str | os.PathLike) -> list[EvalCase]:
+    """Every case of a manifest (see :func:`read_cases`); any malformed entry is a :class:`ManifestError`
+    naming it."""
+    cases, invalid = read_cases(path)
+    if invalid:
+        raise ManifestError(invalid[0].error)
     return cases
 
 

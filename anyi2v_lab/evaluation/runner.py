@@ -1,9 +1,16 @@
 """Run an evaluation: generate each case, track its objects, write a report a case and a summary.
 
-``<out>/cases/<id>.json`` is written atomically when a case is finished, so a rerun after an interrupt
-or a crash skips finished cases and redoes the rest (as batch mode does with ``run.json``). A failing
-case (a bad file, an out-of-memory error) is written to ``<out>/failed/<id>.json`` and the others go on.
-``<out>/summary.json`` pools every finished case of the manifest, with seeds, tracker and versions.
+``<out>/cases/<id>.json`` is written atomically when a case is finished, with ``made_with``: its
+:class:`~anyi2v_lab.resume.ResultKey`, a digest of the bytes of its image, masks and trajectory, its
+prompts, seed, effective config, model, runtime and tracker. A rerun (after an interrupt, a crash, or
+with other settings) skips a case only when its report holds the key the case has now; a case whose
+files or settings changed (or whose report has no key) is run again, the log says what changed, and the
+new report replaces the old one when it is written. So ``<out>/summary.json`` never mixes settings: it
+pools the reports made with this run's settings (``settings``; each case's digest in ``digests``), with
+seeds, tracker and versions. A failing case (a malformed manifest entry, a bad file, an out-of-memory
+error) is written to ``<out>/failed/<id>.json`` and the others go on. Processes sharing ``--out`` claim
+each case with a lock (:class:`~anyi2v_lab.resume.JobLock`); a case another process is running is left
+to it and listed in ``running_elsewhere`` unless its report is there by the time the summary is written.
 """
 from __future__ import annotations
 
@@ -17,8 +24,9 @@ from typing import Callable
 
 import numpy as np
 
+from ..resume import LOCKS, JobLock, ResultKey, RunSettings
 from ..trajectory import Trajectory
-from .manifest import EvalCase, load_case, read_manifest
+from .manifest import EvalCase, load_case, read_cases
 from .objmc import objmc_on_video
 from .tracker import PointTracker
 
@@ -93,7 +101,8 @@ def _case_report(case: EvalCase, inputs: CaseInputs, video: np.ndarray, tracker:
             **res.to_dict()}
 
 
-def summarise(reports: list[dict], failed: list[dict], tracker: str, extra: dict | None = None) -> dict:
+def summarise(reports: list[dict], failed: list[dict], tracker: str, extra: dict | None = None,
+              elsewhere: list[str] = ()) -> dict:
     """Pooled ObjMC over every point of every finished case (DragAnything's number), and per-case statistics."""
     from ..outputs import versions
 
@@ -108,52 +117,119 @@ def summarise(reports: list[dict], failed: list[dict], tracker: str, extra: dict
             "point_median": stat(np.median, allp), "case_mean": stat(np.mean, per_case),
             "case_median": stat(np.median, per_case), "points": int(allp.size),
             "visible_fraction": float(seen.size / allp.size) if allp.size else nan,
-            "cases": len(reports) + len(failed), "finished": len(reports), "failed": failed,
+            "cases": len(reports) + len(failed) + len(elsewhere), "finished": len(reports), "failed": failed,
+            "running_elsewhere": list(elsewhere),
             "per_case": {r["id"]: r["objmc"] for r in reports}, "seeds": {r["id"]: r["seed"] for r in reports},
             "tracker": tracker, **(extra or {}), "versions": versions()}
+
+
+def _read_report(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _record_failure(out: Path, case_id: str, error: str, detail: str = "") -> dict:
+    _write_json(out / "failed" / f"{case_id}.json", {"id": case_id, "error": error, "traceback": detail})
+    return {"id": case_id, "error": error}
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every case of one evaluation shares."""
+
+    out: Path
+    generate: Generator
+    tracker: PointTracker
+    settings: RunSettings
+    bounded_by_frame: bool
+
+    def key(self, case: EvalCase) -> ResultKey:
+        """What the case's report depends on (raises for a missing file or a bad override)."""
+        return ResultKey.of({"image": [case.image], "mask": list(case.mask), "trajectory": [case.trajectory]},
+                            {"prompt": case.prompt, "negative_prompt": case.negative_prompt, "seed": case.seed,
+                             **self.settings.for_job(case.overrides), "tracker": self.tracker.name,
+                             "bounded_by_frame": self.bounded_by_frame})
+
+
+def _run_locked(case: EvalCase, run: _Run, log) -> tuple[str, dict]:
+    """("skipped" | "done", report) or ("failed", failure) for a case this process holds the lock of."""
+    path = run.out / "cases" / f"{case.id}.json"
+    try:
+        key = run.key(case)
+        old = _read_report(path)
+        if old is not None and key.matches(old.get("made_with")):
+            log(f"[evaluate] {case.id}: finished before with the same inputs and settings, skipped")
+            return "skipped", old
+        if old is not None:
+            log(f"[evaluate] {case.id}: changed since its report ({'; '.join(key.changes(old.get('made_with')))}); "
+                f"running it again (the new report replaces the old)")
+        tic = time.perf_counter()
+        image, masks, traj = load_case(case)
+        inputs = CaseInputs(case, image, masks, traj)
+        video = np.asarray(run.generate(inputs))
+        report = _case_report(case, inputs, video, run.tracker, time.perf_counter() - tic, run.bounded_by_frame)
+        report["made_with"] = key.to_dict()
+    except Exception as e:  # noqa: BLE001 - one case's failure must not stop the others
+        failure = _record_failure(run.out, case.id, f"{type(e).__name__}: {e}", traceback.format_exc())
+        log(f"[evaluate] {case.id}: FAILED ({failure['error']})")
+        return "failed", failure
+    _write_json(path, report)
+    (run.out / "failed" / f"{case.id}.json").unlink(missing_ok=True)
+    log(f"[evaluate] {case.id}: ObjMC {report['objmc']:.2f} px ({report['frames']} frames, "
+        f"{len(report['objects'])} objects)")
+    return "done", report
+
+
+def _finished_elsewhere(case: EvalCase, run: _Run) -> dict | None:
+    """The report another process wrote for ``case`` with the key it has now, if any."""
+    report = _read_report(run.out / "cases" / f"{case.id}.json")
+    try:
+        return report if report is not None and run.key(case).matches(report.get("made_with")) else None
+    except (OSError, ValueError):
+        return None
 
 
 def run_evaluation(manifest, out, generate: Generator, tracker: PointTracker | None = None, *,
                    bounded_by_frame: bool = False, log=print) -> dict:
     """Evaluate every case of ``manifest`` (JSONL or VIPSeg-style folder, see :mod:`.manifest`) into
     ``out``; returns the summary (also written to ``<out>/summary.json``). ``generate(CaseInputs)`` returns
-    the video at the image's size: :func:`pipeline_generator` for the method, or any callable."""
+    the video at the image's size: :func:`pipeline_generator` for the method, or any callable; its
+    ``info`` (``config``, ``model``, ``runtime``), if any, is part of each case's key."""
     from .lucas_kanade import LucasKanadeTracker
 
-    cases = read_manifest(manifest)  # every entry checked before any generation
+    cases, invalid = read_cases(manifest)  # every entry checked before any generation
     tracker = tracker or LucasKanadeTracker()
     if hasattr(tracker, "preflight"):
         tracker.preflight()
-    out = Path(out)
-    (out / "cases").mkdir(parents=True, exist_ok=True)
-    log(f"[evaluate] {len(cases)} cases, tracker {tracker.name}")
-    reports, failed = [], []
+    info = getattr(generate, "info", None) or {}
+    run = _Run(out=Path(out), generate=generate, tracker=tracker, bounded_by_frame=bounded_by_frame,
+               settings=RunSettings(config=info.get("config"), model=info.get("model") or {},
+                                    runtime=info.get("runtime")))
+    (run.out / "cases").mkdir(parents=True, exist_ok=True)
+    log(f"[evaluate] {len(cases) + len(invalid)} cases ({len(invalid)} malformed), tracker {tracker.name}")
+    failed = [_record_failure(run.out, c.id, c.error) for c in invalid]
+    reports, elsewhere = [], []
     for case in cases:
-        path = out / "cases" / f"{case.id}.json"
-        if path.exists():
-            reports.append(json.loads(path.read_text(encoding="utf-8")))
-            log(f"[evaluate] {case.id}: finished before, skipped")
+        lock = JobLock(run.out / LOCKS, case.id)
+        if not lock.acquire():
+            log(f"[evaluate] {case.id}: running in {lock.holder()}; left to it")
+            elsewhere.append(case)
             continue
         try:
-            tic = time.perf_counter()
-            image, masks, traj = load_case(case)
-            inputs = CaseInputs(case, image, masks, traj)
-            video = np.asarray(generate(inputs))
-            report = _case_report(case, inputs, video, tracker, time.perf_counter() - tic, bounded_by_frame)
-        except Exception as e:  # noqa: BLE001 - one case's failure must not stop the others
-            err = f"{type(e).__name__}: {e}"
-            _write_json(out / "failed" / f"{case.id}.json", {"id": case.id, "error": err,
-                                                            "traceback": traceback.format_exc()})
-            failed.append({"id": case.id, "error": err})
-            log(f"[evaluate] {case.id}: FAILED ({err})")
-            continue
-        _write_json(path, report)
-        (out / "failed" / f"{case.id}.json").unlink(missing_ok=True)
-        reports.append(report)
-        log(f"[evaluate] {case.id}: ObjMC {report['objmc']:.2f} px ({report['frames']} frames, "
-            f"{len(report['objects'])} objects)")
-    summary = summarise(reports, failed, tracker.name, {"generator": getattr(generate, "info", None)})
-    _write_json(out / "summary.json", summary)
+            status, result = _run_locked(case, run, log)
+        finally:
+            lock.release()
+        (failed if status == "failed" else reports).append(result)
+    late = {c.id: r for c in elsewhere if (r := _finished_elsewhere(c, run)) is not None}
+    reports += late.values()
+    settings = {**run.settings.to_dict(), "tracker": tracker.name, "bounded_by_frame": bounded_by_frame}
+    summary = summarise(reports, failed, tracker.name,
+                        {"generator": info or None, "settings": settings,
+                         "digests": {r["id"]: r["made_with"]["digest"] for r in reports}},
+                        elsewhere=[c.id for c in elsewhere if c.id not in late])
+    _write_json(run.out / "summary.json", summary)
     return summary
 
 
@@ -175,7 +251,7 @@ def main_evaluate(args, load_model, base_config, runtime, model: dict) -> int:
     from .tracker import TrackerUnavailable
 
     try:
-        read_manifest(args.manifest)
+        read_cases(args.manifest)
         tracker = tracker_from_args(args.tracker, args.cotracker_checkpoint, model.get("device") or "cpu")
         tracker.preflight()
     except (ManifestError, TrackerUnavailable, ValueError) as e:
@@ -183,8 +259,11 @@ def main_evaluate(args, load_model, base_config, runtime, model: dict) -> int:
         return 2
     pipe = load_model(model)
     gen = pipeline_generator(pipe, base_config, runtime)
-    gen.info = {**gen.info, "model": model}
+    gen.info = {**gen.info, "model": model, "runtime": getattr(args, "runtime", None)}
     summary = run_evaluation(args.manifest, args.out, gen, tracker, log=lambda m: print(m, flush=True))
+    elsewhere = summary["running_elsewhere"]
     print(f"ObjMC {summary['objmc']:.2f} px over {summary['finished']} cases ({summary['points']} points); "
-          f"{len(summary['failed'])} failed; wrote {Path(args.out) / 'summary.json'}", flush=True)
+          f"{len(summary['failed'])} failed" + (f"; {len(elsewhere)} running in another process (not counted: "
+                                                f"rerun when it ends)" if elsewhere else "")
+          + f"; wrote {Path(args.out) / 'summary.json'}", flush=True)
     return 1 if summary["failed"] else 0

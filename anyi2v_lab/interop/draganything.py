@@ -1,15 +1,17 @@
 """DragAnything's ``demo.json`` (showlab/DragAnything, ``demo.py: get_condition``;
 ``validation_demo/Demo/<name>/demo.json``).
 
-A JSON object keyed by entity id (``"1"``, ``"2"``, ...); each entity has ``"mask_name"`` (a mask image
-in the same folder, white = the entity), ``"trajectory"`` (``[[x, y], ...]`` integer pixels of the
-folder's ``demo.jpg``, one point per frame; the demo uses the first 20) and an optional ``"comment"``.
-DragAnything draws a Gaussian at each trajectory point over a circle of the mask's largest inscribed
-radius (at most 50 px at 576x320), so the first point is meant to be the entity's centre.
+A JSON object keyed by entity id (``"1"``, ``"2"``, ...); each entity has ``"mask_name"`` (a mask
+image, white = the entity; relative to the file's folder unless absolute, and it may lead out of that
+folder, as paths in jobs files and manifests do: :func:`anyi2v_lab.io.listed_path`), ``"trajectory"``
+(``[[x, y], ...]`` integer pixels of the folder's ``demo.jpg``, one point per frame; the demo uses the
+first 20) and an optional ``"comment"``. DragAnything draws a Gaussian at each trajectory point over a
+circle of the mask's largest inscribed radius (at most 50 px at 576x320), so the first point is meant
+to be the entity's centre.
 
 Reading: path = the trajectory; box = the bounding box of the mask's white pixels (>= 128), scaled from
-the mask's size to the image's, or a ``box_size`` square around the first point when the mask is not
-beside the file; query point = the first trajectory point; name = the comment. Image size: the
+the mask's size to the image's, or a ``box_size`` square around the first point when the mask file is
+missing; query point = the first trajectory point; name = the comment. Image size: the
 ``image_size`` argument or ``demo.jpg``'s. Writing: each object's first query point (the box centre if
 it has none) moved with its per-frame boxes, ``num_frames`` points rounded to whole pixels, and
 (``masks=True``) one PNG mask per object, the frame-0 box in white, named ``<file stem>_mask_<id>.png``.
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import listed_path
 from ..trajectory import Trajectory, TrajectoryWarning
 from ._common import (check_free, fail, image_size_for, points, read_json, tracks_to_trajectory, trajectory_to_tracks,
                       write_bytes, write_json)
@@ -62,13 +65,13 @@ def read(path, *, image_size=None, box_size=None) -> Trajectory:
         mask = ent.get("mask_name")
         if mask is not None and not isinstance(mask, str):
             fail(path, f"{key}.mask_name", f"= {mask!r} must be a file name")
-        mp = Path(path).parent / mask if mask else None
+        mp = listed_path(mask, Path(path).parent) if mask else None
         if mp is not None and mp.is_file():
             boxes.append(_mask_box(mp, size, path, f"{key}.mask_name"))
         else:
             boxes.append(None)
-            warnings.warn(f"{path}: entity {key!r} has no mask file {mask!r} beside it; its box is a square "
-                          "around the first trajectory point (DragAnything itself needs the mask)",
+            warnings.warn(f"{path}: entity {key!r} has no mask file {mask!r} (looked for {mp}); its box is a "
+                          "square around the first trajectory point (DragAnything itself needs the mask)",
                           TrajectoryWarning, stacklevel=3)
         comment = ent.get("comment", "")
         names.append(comment if isinstance(comment, str) else str(comment))
