@@ -178,7 +178,7 @@ def _read_jsonl(path: Path) -> tuple[list[EvalCase], list[InvalidCase]]:
                 raise ManifestError(f"{where}: id {case.id!r} is used by an earlier case; ids name report files")
         except ManifestError as e:
             # recorded under the entry's id when it is a free, plain name (its next success clears the record)
-            cid = d.get("id", default) if isinstance(d, dict) else default
+            cid = d.get("id", default) if isinstance(d, dict) else None
             ok = _plain_id(cid) and cid not in seen
             invalid.append(InvalidCase(id=cid if ok else f"line-{n:04d}", error=str(e)))
             seen.add(invalid[-1].id)

@@ -358,3 +358,111 @@ def test_pipeline_generator_on_the_tiny_model(tiny_pipe, manifest, tmp_path):
     assert np.isfinite(summary["objmc"]) and summary["generator"]["config"]["num_frames"] == 4
     report = json.loads((tmp_path / "out" / "cases" / "c1.json").read_text())
     assert report["size"] == [SIZE, SIZE] and report["frames"] == 4
+
+
+# ---- resuming keyed on what a report depends on; malformed lines; processes sharing --out; paths ---------------
+
+def _with_info(gen, **config):
+    """A generator that says which settings it generates with, as pipeline_generator and the CLI do."""
+    from anyi2v_lab.method import AnyI2VConfig
+    gen.info = {"config": AnyI2VConfig(**config).to_dict(), "model": {"model": "tiny"}, "runtime": "default"}
+    return gen
+
+
+@needs_cv2
+def test_a_changed_case_is_run_again_and_the_summary_never_mixes_settings(manifest, tmp_path):
+    out, calls, quiet = tmp_path / "out", [], (lambda m: None)
+    run_evaluation(manifest, out, _with_info(fake_generator(calls), lr=0.01, num_frames=4), log=quiet)
+    first = json.loads((out / "cases" / "c1.json").read_text())
+    assert first["made_with"]["settings"]["config"]["lr"] == 0.01
+    # the same trajectory name, other contents: only that case runs again
+    traj = json.loads((tmp_path / "c2.json").read_text())
+    (tmp_path / "c2.json").write_text(json.dumps(traj, indent=2))
+    calls.clear()
+    log = []
+    run_evaluation(manifest, out, _with_info(fake_generator(calls), lr=0.01, num_frames=4), log=log.append)
+    assert calls == ["c2"] and any("c2: changed since its report (trajectory (contents))" in m for m in log)
+    # other settings (as --set lr=0.05 --set num_frames=8 give): every case runs again
+    calls.clear()
+    log.clear()
+    summary = run_evaluation(manifest, out, _with_info(fake_generator(calls), lr=0.05, num_frames=8), log=log.append)
+    assert calls == ["c1", "c2", "c3"]
+    assert any("c1: changed since its report (config lr 0.01 -> 0.05; config num_frames 4 -> 8)" in m for m in log)
+    assert summary["settings"]["config"]["lr"] == 0.05 and summary["finished"] == 3
+    for cid in ("c1", "c2", "c3"):
+        made_with = json.loads((out / "cases" / f"{cid}.json").read_text())["made_with"]
+        assert made_with["settings"]["config"]["lr"] == 0.05 and made_with["settings"]["config"]["num_frames"] == 8
+        assert summary["digests"][cid] == made_with["digest"]
+    # a case whose rerun fails keeps its old report on disk but is not pooled with the new settings
+    calls.clear()
+    summary = run_evaluation(manifest, out, _with_info(fake_generator(calls, fail_on="c3"), lr=0.02, num_frames=8),
+                             log=quiet)
+    assert summary["finished"] == 2 and [f["id"] for f in summary["failed"]] == ["c3"]
+    assert set(summary["per_case"]) == {"c1", "c2"} and (out / "cases" / "c3.json").exists()
+
+
+@needs_cv2
+def test_a_malformed_manifest_line_is_a_failed_case_and_the_others_go_on(manifest, tmp_path):
+    lines = manifest.read_text().splitlines()
+    broken = json.loads(lines[2])
+    del broken["mask"]
+    manifest.write_text("\n".join([lines[1], json.dumps(broken), "{oops", lines[3]]) + "\n")
+    out, calls = tmp_path / "out", []
+    summary = run_evaluation(manifest, out, fake_generator(calls), log=lambda m: None)
+    assert calls == ["c1", "c3"] and summary["finished"] == 2
+    assert {f["id"]: f["error"] for f in summary["failed"]} == {
+        "c2": "cases.jsonl line 2: 'mask' is required (a case has image, mask, trajectory, prompt)",
+        "line-0003": "cases.jsonl line 3: not valid JSON (Expecting property name enclosed in double quotes: "
+                     "line 1 column 2 (char 1))"}
+    assert json.loads((out / "failed" / "c2.json").read_text())["error"].endswith("'mask' is required (a case has "
+                                                                                   "image, mask, trajectory, prompt)")
+    assert sorted(p.name for p in (out / "cases").iterdir()) == ["c1.json", "c3.json"]
+    manifest.write_text("# nothing\n\n")
+    with pytest.raises(ManifestError, match="holds no case"):
+        run_evaluation(manifest, out, fake_generator(calls), log=lambda m: None)
+    manifest.write_text("{oops\n")
+    with pytest.raises(ManifestError, match="holds no valid case; the first error: cases.jsonl line 1"):
+        run_evaluation(manifest, out, fake_generator(calls), log=lambda m: None)
+
+
+@needs_cv2
+def test_a_case_locked_by_another_process_is_left_to_it(manifest, tmp_path):
+    from anyi2v_lab.resume import LOCKS, JobLock
+
+    out, calls = tmp_path / "out", []
+    other = JobLock(out / LOCKS, "c2")   # another open file: flock refuses it as it would another process
+    assert other.acquire()
+    try:
+        summary = run_evaluation(manifest, out, fake_generator(calls), log=lambda m: None)
+    finally:
+        other.release()
+    assert calls == ["c1", "c3"] and summary["running_elsewhere"] == ["c2"] and summary["cases"] == 3
+    assert summary["finished"] == 2 and not (out / "failed").exists()
+    calls.clear()
+    summary = run_evaluation(manifest, out, fake_generator(calls), log=lambda m: None)
+    assert calls == ["c2"] and summary["running_elsewhere"] == [] and summary["finished"] == 3
+
+
+def test_manifest_paths_may_leave_its_folder_and_are_recorded_resolved(manifest, tmp_path):
+    sub = tmp_path / "lists"
+    sub.mkdir()
+    d = json.loads(manifest.read_text().splitlines()[1])
+    d = {**d, "image": "../c1.png", "mask": str(tmp_path / "c1_mask.png"), "trajectory": "../c1.json"}
+    (sub / "cases.jsonl").write_text(json.dumps(d) + "\n")
+    [case] = read_manifest(sub / "cases.jsonl")
+    assert (case.image, case.mask, case.trajectory) == (str(tmp_path / "c1.png"), (str(tmp_path / "c1_mask.png"),),
+                                                        str(tmp_path / "c1.json"))
+
+
+def test_draganything_mask_name_may_leave_the_file_folder(tmp_path):
+    from anyi2v_lab.interop import read_trajectory
+
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "demo").mkdir()
+    mask = np.zeros((64, 80), np.uint8)
+    mask[20:40, 10:30] = 255
+    Image.fromarray(mask).save(tmp_path / "masks" / "car.png")
+    (tmp_path / "demo" / "demo.json").write_text(json.dumps({"1": {"mask_name": "../masks/car.png",
+                                                                   "trajectory": [[20, 30]] * 3}}))
+    traj = read_trajectory(tmp_path / "demo" / "demo.json", image_size=(80, 64))
+    assert traj.objects[0].box == (10, 20, 30, 40)
