@@ -88,7 +88,8 @@ def _seed(value, where: str) -> int:
 
 
 def _plain_id(value) -> bool:
-    return isinstance(value, str) and bool(value) and "/" not in value and not value.startswith(".") and value != "failed"
+    return (isinstance(value, str) and bool(value) and "/" not in value and not value.startswith(".")
+            and value != "failed")
 
 
 def _case_id(value, where: str) -> str:

@@ -189,7 +189,8 @@ def test_a_malformed_line_is_recorded_under_its_id_and_the_others_go_on(tmp_path
     summary = run_batch(path, out, fake_runner(), Ranks(), log=lambda m: None)
     assert sorted((o.id, o.status) for o in summary.outcomes) == [("line-0003", "failed"), ("ok", "done"),
                                                                   ("typo", "failed")]
-    assert "line 2: seed='3' must be a non-negative integer" in json.loads((out / "failed" / "typo.json").read_text())["error"]
+    error = json.loads((out / "failed" / "typo.json").read_text())["error"]
+    assert "line 2: seed='3' must be a non-negative integer" in error
     assert (out / "ok" / "run.json").exists() and not (out / "typo").exists()
     _write_jobs(tmp_path, [{"id": "ok", "condition": "c.png", "prompt": "p"},
                            {"id": "typo", "condition": "c.png", "prompt": "p", "seed": 3}])
