@@ -34,5 +34,12 @@ def pytest_runtest_call(item):
     with mock.patch.object(NotebookRun, "execute", execute_and_keep):
         outcome = yield  # a failing cell fails the test here, before the checks
     found = _checks().problems(executed[-1]) if executed else ["nbmake executed nothing"]
-    assert not found, f"{Path(item.path).name} does not read without a kernel:\n" + "\n".join(found)
+    if found:
+        # nbmake reports its own exception as the notebook's failure (anything else as an internal error)
+        from nbmake.nb_result import NotebookError, NotebookResult
+        from nbmake.pytest_items import NotebookFailedException
+
+        summary = f"{Path(item.path).name} does not read without a kernel"
+        raise NotebookFailedException(NotebookResult(executed[-1], NotebookError(
+            summary=summary, trace=summary + ":\n" + "\n".join(found), failing_cell_index=-1)))
     return outcome
