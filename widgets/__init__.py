@@ -8,6 +8,9 @@
   masks, PCA-RGB, self-attention from a clicked point, cross-attention per word;
   ``Microscope.from_result(result)`` / ``.from_cache(cache)`` / ``Microscope(MicroscopeData)``.
 
+Displayed, each widget also carries a static picture of its state and a sentence (``static.py``): what
+GitHub, nbviewer or an HTML export show, where no kernel runs the widget.
+
 The front ends are plain ES modules in ``js/`` (``bundle.esm`` inlines their shared ``logic.js``); the
 logic that changes a drawing lives in ``editing.py``.
 """

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import anywidget
 import traitlets as t
+from PIL import ImageDraw
 
-from anyi2v_lab.trajectory import Trajectory, TrajectoryError
+from anyi2v_lab.trajectory import Trajectory, TrajectoryError, frame_boxes
 
 from .bundle import css, esm
 from .editing import Draft, EditorState, EventError, History, apply_event
 from .images import as_rgb, png_bytes
 from .mapping import view_size
+from .static import StaticPicture, box, colour, cross, decode, enlarged, panels, plural, polyline
 
 MODES = ("select", "box", "path", "points", "target")
 
 
-class TrajectoryCanvas(anywidget.AnyWidget):
+class TrajectoryCanvas(StaticPicture, anywidget.AnyWidget):
     """An editable trajectory over ``image`` (PIL, array, path or Condition).
 
     ``trajectory``: an initial :class:`Trajectory` in pixels of this image. ``num_frames``: the frame count
@@ -127,6 +129,46 @@ class TrajectoryCanvas(anywidget.AnyWidget):
         except (EventError, TrajectoryError) as e:
             self.status = f"ignored: {e}"
         self.send({"kind": "ack"})
+
+    # --- without a kernel ---------------------------------------------------------------------------
+    def snapshot(self):
+        """The canvas as drawn: the image, each object's box, its box in the last frame (thin), its path
+        with the drawn points, and its query points (crosses)."""
+        W, H = self.image_size
+        picture = enlarged(decode(self.image), self.display_size)
+        scale = (picture.width / W, picture.height / H)
+        draw = ImageDraw.Draw(picture)
+        last = self._last_boxes()
+        for i, o in enumerate(self.state.objects):
+            c = colour(i)
+            if o.box is not None:
+                box(draw, o.box, c, scale)
+                if i in last:
+                    box(draw, last[i], c, scale, width=1)
+            polyline(draw, o.path, c, scale, dots=4)
+            for q in o.query_points:
+                cross(draw, q, c, scale)
+        return panels([("TrajectoryCanvas (a picture of it: run the notebook to draw)", picture)], self.describe())
+
+    def describe(self) -> str:
+        objects = self.state.objects
+        if not objects:
+            return f"TrajectoryCanvas: nothing drawn yet on the {self.image_size[0]}x{self.image_size[1]} image"
+        parts = [f"{o.name or f'object {i + 1}'}: " + ("box, " if o.box else "no box, ")
+                 + f"{plural(len(o.path), 'path point')}, {plural(len(o.query_points), 'query point')}"
+                 for i, o in enumerate(objects)]
+        return (f"TrajectoryCanvas, {self.num_frames} frames on the {self.image_size[0]}x{self.image_size[1]} "
+                f"image: " + "; ".join(parts))
+
+    def _last_boxes(self) -> dict[int, list[float]]:
+        """Object index -> its box in the last frame, for objects that move or change size."""
+        traj = self.trajectory
+        if traj is None:
+            return {}
+        boxed = [i for i, o in enumerate(self.state.objects) if o.box is not None]
+        moving = [len(o.path) > 1 or o.target_box is not None for o in self.state.objects]
+        boxes = frame_boxes(traj, self.num_frames)[:, -1]
+        return {i: b for i, b in zip(boxed, boxes, strict=True) if moving[i]}
 
     # --- files ------------------------------------------------------------------------------------
     def save(self, path, overwrite: bool = False) -> None:

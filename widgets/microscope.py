@@ -8,7 +8,9 @@ chosen word (DAAM-style, over all cross-attention layers).
 
 Everything comes from one :class:`anyi2v_lab.microscope.MicroscopeData` and is shipped to the browser
 once, as uint8 arrays (and the attention queries and keys as float16), so moving a slider or clicking
-a point is a lookup or a small matrix product in the browser, not a kernel round trip.
+a point is a lookup or a small matrix product in the browser, not a kernel round trip. The arrays go
+as binary buffers of one custom message that each view asks for when it opens, not as synced state:
+a saved notebook keeps the widget's small state and its static picture, not megabytes of arrays.
 
 >>> Microscope.from_result(result, pipe)     # generate(..., keep_x0=True, capture=microscope_capture(pipe, cfg))
 >>> Microscope.from_cache(cache, pipe, frames=video, prompt=prompt)   # a cache from run_with_cache
@@ -19,12 +21,15 @@ from __future__ import annotations
 import anywidget
 import numpy as np
 import traitlets as t
+from PIL import ImageDraw
 
 from anyi2v_lab.overlay import COLOURS
 
+from .buffers import split_buffers
 from .bundle import css, esm
 from .images import png_bytes
 from .mapping import view_size
+from .static import StaticPicture, cross, enlarged, panels, placeholder, rgb
 
 # label -> colour of the cluster masks (matplotlib's tab10, which stays distinct on a grey frame)
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
@@ -139,7 +144,7 @@ def _most_localised(cross: dict) -> int:
     return int(score.argmax())
 
 
-class Microscope(anywidget.AnyWidget):
+class Microscope(StaticPicture, anywidget.AnyWidget):
     """Linked views of one generation (or one cache) over step x hook point x head x frame.
 
     Synced state: ``step`` (position in ``steps``), ``frame``, ``point``, ``head`` (-1: the mean of the
@@ -147,6 +152,9 @@ class Microscope(anywidget.AnyWidget):
     in), ``attend`` ("frame": the layer's own attention within a frame; "video": keys of every frame, so
     the point's matches in other frames show as the frame slider moves), ``cross_steps`` ("step" or
     "all": DAAM's mean over steps).
+
+    ``x0``, ``layers``, ``cross`` and ``loss_masks`` hold the arrays the browser draws from (see
+    :func:`_layer_payload`); a view receives them in one message when it opens (:meth:`payload_message`).
     """
 
     _esm = esm("microscope.js")
@@ -158,13 +166,9 @@ class Microscope(anywidget.AnyWidget):
     frame = t.Int(0).tag(sync=True)
     frame_size = t.List(t.Int(), [1, 1]).tag(sync=True)
     panel_size = t.List(t.Int(), [1, 1]).tag(sync=True)
-    x0 = t.List(t.List(t.Bytes())).tag(sync=True)  # [slot][frame] PNG
     x0_steps = t.List(t.Int()).tag(sync=True)
-    layers = t.Dict().tag(sync=True)  # point -> arrays (see _layer_payload)
     point = t.Unicode("").tag(sync=True)
     head = t.Int(-1).tag(sync=True)
-    cross = t.Dict().tag(sync=True)
-    loss_masks = t.Dict().tag(sync=True)  # the method's loss weights at its optimisation steps
     words = t.List(t.Unicode()).tag(sync=True)
     word = t.Int(0).tag(sync=True)
     cross_steps = t.Unicode("step").tag(sync=True)
@@ -201,19 +205,59 @@ class Microscope(anywidget.AnyWidget):
         W, H = (int(v) for v in data.frame_size)
         kwargs.setdefault("step", max((position[s] for s in data.x0_steps), default=len(steps) - 1))
         kwargs.setdefault("word", _most_localised(cross))
+        self.x0, self.layers, self.cross, self.loss_masks = x0, layers, cross, weights
         super().__init__(steps=[_step_entry(s) for s in steps], num_frames=int(data.num_frames),
-                         frame_size=[W, H], panel_size=list(view_size((W, H), panel_width)), x0=x0,
-                         x0_steps=[position[s] for s in x0_steps], layers=layers, point=next(iter(layers), ""),
-                         cross=cross, words=words, loss_masks=weights, lut=heat_lut(), palette=[list(c) for c in PALETTE],
+                         frame_size=[W, H], panel_size=list(view_size((W, H), panel_width)),
+                         x0_steps=[position[s] for s in x0_steps], point=next(iter(layers), ""),
+                         words=words, lut=heat_lut(), palette=[list(c) for c in PALETTE],
                          num_clusters=int(getattr(data, "num_clusters", 0)), **kwargs)
+        self.on_msg(self._answer)
 
     @t.validate("frame")
     def _clamp_frame(self, proposal):
         return int(min(max(proposal["value"], 0), max(self.num_frames - 1, 0)))
 
+    def payload_message(self) -> tuple[dict, list[bytes]]:
+        """The custom message that carries the arrays to a view: content (the arrays' structure, each
+        ``bytes`` replaced by ``None`` and listed in ``buffer_paths``) and the buffers."""
+        state, paths, buffers = split_buffers({"x0": self.x0, "layers": self.layers, "cross": self.cross,
+                                               "loss_masks": self.loss_masks})
+        return {"kind": "payload", "state": state, "buffer_paths": paths}, buffers
+
+    def _answer(self, _widget, content, _buffers) -> None:
+        if isinstance(content, dict) and content.get("kind") == "payload?":
+            self.send(*self.payload_message())
+
     @t.validate("step")
     def _clamp_step(self, proposal):
         return int(min(max(proposal["value"], 0), max(len(self.steps) - 1, 0)))
+
+    # --- without a kernel ---------------------------------------------------------------------------
+    def snapshot(self):
+        """The five panels at the current step and frame (each view at the nearest step that has it):
+        x0, the clusters and the PCA-RGB of the hook point, self-attention from the query point (the
+        frame centre until one is clicked) and cross-attention of the word."""
+        data, size, f = self.data, tuple(self.panel_size), self.frame
+        at = data.steps[self.step]
+        items = []
+        x0_step = _nearest(data.x0_steps, data.steps, at)
+        if x0_step is None:
+            items.append(("x0", placeholder(size, "x0 not kept (keep_x0=True)")))
+        else:
+            items.append((f"x0 at {x0_step.label}", enlarged(rgb(_at_frame(data.x0(x0_step), f)), size)))
+        items += _feature_panels(self, size)
+        items.append(_cross_panel(self, size))
+        return panels(items, self.describe())
+
+    def describe(self) -> str:
+        from collections import Counter
+
+        phases = Counter(s["phase"] for s in self.steps)
+        W, H = self.frame_size
+        return (f"Microscope: {len(self.steps)} steps (" + ", ".join(f"{n} {p}" for p, n in phases.items())
+                + f"), {len(self.layers)} hook points, {self.num_frames} frames of {W}x{H}, "
+                f"{len(self.words)} prompt words; the picture shows step {self.step + 1}, frame {self.frame + 1}; "
+                "run the notebook to explore")
 
     @classmethod
     def from_result(cls, result, pipe=None, *, tokenizer=None, **kwargs) -> "Microscope":
@@ -232,3 +276,50 @@ class Microscope(anywidget.AnyWidget):
         from anyi2v_lab.microscope import MicroscopeData
 
         return cls(MicroscopeData.from_cache(cache, pipe, frames=frames, prompt=prompt, tokenizer=tokenizer), **kwargs)
+
+
+def _nearest(kept, steps, step):
+    """The step of ``kept`` nearest to ``step`` in generation order (None if none is kept)."""
+    position = {s: i for i, s in enumerate(steps)}
+    return min(kept, key=lambda s: abs(position[s] - position[step]), default=None)
+
+
+def _at_frame(video, frame: int):
+    """Frame ``frame`` of a video; its one frame for an inversion step, which keeps one."""
+    return video[min(frame, len(video) - 1)]
+
+
+def _feature_panels(m: Microscope, size) -> list:
+    """Clusters, PCA-RGB and self-attention of ``m.point`` for the static picture."""
+    from anyi2v_lab.plots import short_name
+
+    data, f, point = m.data, m.frame, m.point
+    step = _nearest(data.feature_steps(point), data.steps, data.steps[m.step]) if point else None
+    if step is None:
+        return [(title, placeholder(size, "no features captured")) for title in ("clusters", "PCA-RGB", "self-attention")]
+    name = short_name(point)
+    items = [(f"{m.num_clusters} clusters of {name}", enlarged(rgb(_at_frame(data.cluster_rgb(point, step), f)), size)),
+             (f"PCA-RGB of {name} at {step.label}", enlarged(rgb(_at_frame(data.pca_rgb(point, step), f)), size))]
+    if point not in data.attention_points:
+        return items + [("self-attention", placeholder(size, "no queries and keys at this hook point"))]
+    W, H = m.frame_size
+    xy = m.query if len(m.query) == 2 else [W / 2, H / 2]
+    head = m.head if 0 <= m.head < data.heads(point) else None
+    source = m.query_frame if m.attend == "video" else f
+    maps = data.self_attention(point, step, source, data.cell_of(point, xy), head=head, within_frame=m.attend == "frame")
+    heat = enlarged(rgb(data.heat_rgb(_at_frame(maps, f))), size)
+    cross(ImageDraw.Draw(heat), xy, (0, 255, 136), (size[0] / W, size[1] / H))
+    return items + [(f"self-attention from ({xy[0]:.0f}, {xy[1]:.0f})", heat)]
+
+
+def _cross_panel(m: Microscope, size) -> tuple:
+    """Cross-attention of ``m.word`` at the nearest step with it (or the mean of all steps)."""
+    data = m.data
+    if not m.words or not data.cross_steps:
+        return "cross-attention", placeholder(size, "no cross-attention captured")
+    word = min(m.word, len(m.words) - 1)
+    step = None if m.cross_steps == "all" else _nearest(data.cross_steps, data.steps, data.steps[m.step])
+    head = m.head if 0 <= m.head < data.cross_heads else None
+    maps = data.cross_attention(word, step=step, head=head)
+    where = "mean of all steps" if step is None else step.label
+    return f"cross-attention of \u201c{m.words[word]}\u201d, {where}", enlarged(rgb(data.heat_rgb(_at_frame(maps, m.frame))), size)

@@ -10,12 +10,14 @@ import hashlib
 import anywidget
 import numpy as np
 import traitlets as t
+from PIL import ImageDraw
 
 from anyi2v_lab.overlay import masks_from_record
 
 from .bundle import css, esm
 from .images import mask_tints, png_bytes, video_frames
 from .mapping import view_size
+from .static import StaticPicture, box, colour, decode, enlarged, panels, plural, polyline
 
 
 def _per_frame(a, name: str, num_frames: int, last: int) -> list:
@@ -26,7 +28,7 @@ def _per_frame(a, name: str, num_frames: int, last: int) -> list:
     return x.tolist()
 
 
-class VideoPlayer(anywidget.AnyWidget):
+class VideoPlayer(StaticPicture, anywidget.AnyWidget):
     """Plays ``frames`` (F, H, W, 3) uint8 (or floats in [0, 1]) with optional overlays, all in frame
     pixels: ``boxes`` (O, F, 4), ``paths`` (O, F, 2) (default: the box centres), ``masks`` (O, F, H, W) in
     [0, 1] (tinted in the overlay colours). ``caption`` is shown under the frame. ``frame`` and ``playing``
@@ -72,6 +74,37 @@ class VideoPlayer(anywidget.AnyWidget):
     @t.validate("frame")
     def _clamp_frame(self, proposal):
         return int(min(max(proposal["value"], 0), max(len(self.frames) - 1, 0)))
+
+    def snapshot(self, max_frames: int = 8):
+        """Up to ``max_frames`` frames (evenly spread, first and last included) side by side, with the
+        masks, each box and the path up to that frame, as the player draws them."""
+        from anyi2v_lab.plots.microscope import spread
+
+        W, H = self.frame_size
+        size = self.display_size if len(self.frames) == 1 else (min(self.display_size[0], 192),
+                                                                 round(min(self.display_size[0], 192) * H / W))
+        scale = (size[0] / W, size[1] / H)
+        items = []
+        for j in spread(range(len(self.frames)), max_frames):
+            frame = decode(self.frames[j])
+            if j < len(self.masks):
+                tint = decode(self.masks[j], "RGBA")
+                frame.paste(tint, mask=tint)
+            frame = enlarged(frame, size)
+            draw = ImageDraw.Draw(frame)
+            for o, boxes in enumerate(self.boxes):
+                box(draw, boxes[j], colour(o), scale)
+            for o, path in enumerate(self.paths):
+                polyline(draw, path[: j + 1], colour(o), scale)
+            items.append((f"frame {j + 1} / {len(self.frames)}", frame))
+        return panels(items, self.describe())
+
+    def describe(self) -> str:
+        W, H = self.frame_size
+        what = [plural(len(self.boxes), "box", "boxes")] if self.boxes else []
+        what += ["masks"] if self.masks else []
+        return (f"VideoPlayer: {len(self.frames)} frames of {W}x{H} at {self.fps:g} fps"
+                + (f" with {' and '.join(what)}" if what else "") + (f"; {self.caption}" if self.caption else ""))
 
     @classmethod
     def from_result(cls, result, masks: bool = True, **kwargs) -> "VideoPlayer":

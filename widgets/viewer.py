@@ -17,6 +17,7 @@ import anywidget
 import numpy as np
 import torch
 import traitlets as t
+from PIL import ImageDraw
 
 from anyi2v_lab.overlay import masks_from_record
 
@@ -24,6 +25,7 @@ from .bundle import css, esm
 from .viewer_images import attention_map, components_to_rgb, feature_maps, heat_rgba, pca_rgb, query_index, token_grid
 from .images import mask_tints, png_bytes, video_frames
 from .mapping import view_size
+from .static import StaticPicture, box, colour, cross, decode, enlarged, panels, placeholder, plural
 
 
 def _entry_frames(cache, name: str, step=None, timestep=None) -> torch.Tensor:
@@ -51,7 +53,7 @@ def _split_cache(cache, names, step, timestep) -> tuple[dict, dict]:
     return features, probs
 
 
-class FeatureViewer(anywidget.AnyWidget):
+class FeatureViewer(StaticPicture, anywidget.AnyWidget):
     """Linked views of features, attention and masks.
 
     ``features``: hook point -> ``(F, C, h, w)`` maps or ``(F, N, C)`` tokens (PCA-RGB is computed here);
@@ -146,6 +148,46 @@ class FeatureViewer(anywidget.AnyWidget):
     def _update_attention(self, _change=None) -> None:
         a = self.attention_at()
         self.attention = b"" if a is None else png_bytes(heat_rgba(a))
+
+    # --- without a kernel ---------------------------------------------------------------------------
+    def snapshot(self):
+        """The three views at the current frame: the frame with masks and boxes, the PCA-RGB of the
+        chosen hook point, and the attention from the query point over the frame."""
+        size = tuple(self.panel_size)
+        W, H = self.frame_size
+        scale = (size[0] / W, size[1] / H)
+        f = self.frame
+        frame = decode(self.frames[f]) if self.frames else None
+        shown = placeholder(size, "no frames given")
+        if frame is not None:
+            if f < len(self.masks):
+                tint = decode(self.masks[f], "RGBA")
+                frame.paste(tint, mask=tint)
+            shown = enlarged(frame, size)
+            draw = ImageDraw.Draw(shown)
+            for o, boxes in enumerate(self.boxes):
+                box(draw, boxes[f], colour(o), scale)
+        items = [(f"frame {f + 1} / {self.num_frames}" + (", masks" if self.masks else ""), shown)]
+        pcs = self.pca.get(self.pca_point)
+        items.append((self.pca_point or "PCA-RGB", enlarged(decode(pcs[f]), size) if pcs else
+                      placeholder(size, "no features given")))
+        if self.attention:
+            from anyi2v_lab.plots import short_name
+
+            heat = enlarged(decode(self.attention, "RGBA"), size)
+            under = enlarged(frame, size) if frame is not None else placeholder(size, "")
+            under.paste(heat, mask=heat)
+            cross(ImageDraw.Draw(under), self.query, (0, 255, 136), scale)
+            items.append((f"attention from ({self.query[0]:.0f}, {self.query[1]:.0f}), "
+                          f"{short_name(self.attention_point)}", under))
+        elif self.attention_points:
+            items.append(("attention", placeholder(size, "no query point")))
+        return panels(items, self.describe())
+
+    def describe(self) -> str:
+        return (f"FeatureViewer at frame {self.frame + 1} of {self.num_frames}: PCA-RGB of "
+                f"{plural(len(self.pca), 'hook point')}, attention of {len(self.attention_points)}"
+                + (f"; {self.status}" if self.status else ""))
 
     # --- constructors -----------------------------------------------------------------------------
     @classmethod

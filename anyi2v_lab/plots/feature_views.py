@@ -147,3 +147,23 @@ def plot_tokens_3d(source, name: str | None = None, *, color="frame", method: st
                       scene=dict(xaxis_title=f"{axis} 1", yaxis_title=f"{axis} 2", zaxis_title=f"{axis} 3"),
                       height=520, margin=dict(l=0, r=0, t=40, b=0), legend=dict(itemsizing="constant"))
     return fig
+
+
+def plot_cloud_views(cloud):
+    """A token cloud from :func:`plot_tokens_3d` as three flat views (axes 1-2, 1-3 and 2-3) in matplotlib,
+    in the cloud's own colours: its picture where no JavaScript runs (GitHub, an HTML export without
+    plotly.js), shown beside the interactive figure."""
+    scene = cloud.layout.scene
+    names = [scene.xaxis.title.text or "1", scene.yaxis.title.text or "2", scene.zaxis.title.text or "3"]
+    colours = list(cloud.layout.template.layout.colorway or []) or [None]
+    fig, axes = new_figure(1, 3, (3.0, 2.8))
+    for k, trace in enumerate(cloud.data):
+        xyz = np.stack([np.asarray(trace.x, float), np.asarray(trace.y, float), np.asarray(trace.z, float)], 1)
+        for ax, (a, b) in zip(axes[0], ((0, 1), (0, 2), (1, 2))):
+            ax.scatter(xyz[:, a], xyz[:, b], s=2, color=colours[k % len(colours)], label=trace.name, linewidths=0)
+            ax.set_xlabel(names[a], fontsize=8)
+            ax.set_ylabel(names[b], fontsize=8)
+            ax.tick_params(labelsize=6)
+    axes[0, 0].legend(fontsize=6, markerscale=3, loc="best")
+    fig.suptitle(f"{cloud.layout.title.text or 'tokens'} (flat views of the 3-D cloud)", fontsize=9)
+    return fig

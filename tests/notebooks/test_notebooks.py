@@ -4,6 +4,8 @@ A notebook with outputs would carry images, widget state and timings into every 
 the library changes. ``python notebooks/clear_outputs.py`` clears them.
 """
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -50,3 +52,80 @@ def test_clear_tool_finds_and_clears_outputs(tmp_path):
     tool.clear(nb)
     assert tool.dirty(nb) == [] and nb.cells[1].source == "1 + 1" and nb.cells[0].source == "# t"
     nbformat.validate(nb)
+
+
+def _tool(name: str):
+    spec = importlib.util.spec_from_file_location(name, NOTEBOOKS_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _executed(*outputs, widgets: dict | None = None):
+    """A notebook with one code cell per output, as nbclient leaves it."""
+    cells = []
+    for i, o in enumerate(outputs):
+        cell = nbformat.v4.new_code_cell(f"cell_{i}")
+        cell.outputs, cell.execution_count = [o], i + 1
+        cells.append(cell)
+    nb = nbformat.v4.new_notebook(cells=cells)
+    if widgets is not None:
+        nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": widgets}
+    return nb
+
+
+def _display(data: dict):
+    return nbformat.v4.new_output("display_data", data)
+
+
+VIEW = {"application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0, "model_id": "ab"}}
+
+
+def test_an_executed_notebook_that_reads_anywhere_passes():
+    check = _tool("check_outputs")
+    nb = _executed(_display({**VIEW, "image/png": "iVBORw0KGgo=", "text/plain": "VideoPlayer: 16 frames"}),
+                   nbformat.v4.new_output("stream", name="stdout", text="generated 16 frames in 9 s\n"),
+                   _display({"application/vnd.plotly.v1+json": {}, "text/html": "<div></div>"}))
+    nb.cells[2].outputs.append(_display({"image/png": "iVBORw0KGgo=", "text/plain": "<LabFigure>"}))
+    assert check.problems(nb) == []
+
+
+def test_blank_widgets_progress_bars_and_big_files_are_named():
+    check = _tool("check_outputs")
+    nb = _executed(_display({**VIEW, "text/plain": "<anyi2v_lab.widgets.viewer.FeatureViewer object at 0x7f>"}),
+                   nbformat.v4.new_output("stream", name="stderr", text="sampling:  40%|####      | 10/25 [00:03<00:05, 2.9it/s]"),
+                   _display({"application/vnd.plotly.v1+json": {}, "text/plain": "Figure()"}),
+                   widgets={"state": {"ab": {"state": {"layers": "A" * (6 * 2**20)}}}})
+    found = check.problems(nb)
+    assert len(found) == 4, found
+    assert found[0].startswith("the file is 6.0 MiB (limit 5 MiB), 6.0 MiB of it saved widget state")
+    assert found[1].startswith("cell 0 shows application/vnd.jupyter.widget-view+json without a static picture")
+    assert found[2] == "cell 1 prints a progress bar; pass progress=False or drop the tqdm loop"
+    assert found[3].startswith("cell 2 shows application/vnd.plotly.v1+json without a static picture")
+
+
+def test_the_checker_runs_from_the_command_line(tmp_path):
+    bad = tmp_path / "bad.ipynb"
+    nbformat.write(_executed(_display({**VIEW, "text/plain": "Microscope"})), bad)
+    out = subprocess.run([sys.executable, str(NOTEBOOKS_DIR / "check_outputs.py"), str(bad)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 1 and "bad.ipynb: cell 0 shows application/vnd.jupyter.widget-view+json" in out.stderr
+
+
+@pytest.mark.slow  # starts two kernels
+def test_nbmake_runs_fail_on_what_does_not_read_anywhere(tmp_path):
+    """notebooks/conftest.py checks each notebook nbmake executes, in the same run: a notebook that
+    prints a progress bar fails with the checker's message; a clean one passes."""
+    import shutil
+
+    for name in ("conftest.py", "check_outputs.py"):
+        shutil.copy(NOTEBOOKS_DIR / name, tmp_path / name)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    for name, code in {"bad": "print('sampling:  40%|####      | 10/25')", "good": "print('done')"}.items():
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbmake", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert "1 failed, 1 passed" in out.stdout, out.stdout[-3000:]
+    assert "bad.ipynb does not read without a kernel:\ncell 0 prints a progress bar" in out.stdout

@@ -2,6 +2,7 @@
 import subprocess
 import sys
 
+import matplotlib
 import numpy as np
 import pytest
 import torch
@@ -141,6 +142,18 @@ def test_tokens_3d_traces_hold_every_token_at_its_pca_coordinates(run):
     assert all(np.asarray(t.customdata)[:, 1].max() < 4 for t in by_label.data if t.name == "label 1")
     clusters = plots.plot_tokens_3d(maps, color="cluster", clusters=3)
     assert len(clusters.data) == 3 and sum(len(t.x) for t in clusters.data) == F * 64
+
+
+def test_cloud_views_draw_the_clouds_points_flat_in_its_colours(run):
+    fig = plots.plot_tokens_3d(run.cache, f"{LAYER}.query")
+    flat = plots.plot_cloud_views(fig)
+    axes = flat.axes
+    assert [ax.get_xlabel() + "/" + ax.get_ylabel() for ax in axes] == ["PC 1/PC 2", "PC 1/PC 3", "PC 2/PC 3"]
+    t2, dots = fig.data[2], axes[1].collections[2]  # frame 2's tokens on the PC 1 / PC 3 plane
+    np.testing.assert_allclose(dots.get_offsets(), np.stack([t2.x, t2.z], 1), rtol=1e-6)
+    colorway = fig.layout.template.layout.colorway
+    np.testing.assert_allclose(dots.get_facecolor()[0][:3], matplotlib.colors.to_rgb(colorway[2]))
+    assert flat._repr_png_()[:4] == b"\x89PNG"
 
 
 def test_tokens_3d_with_umap_asks_for_a_seeded_3d_embedding(run, monkeypatch):

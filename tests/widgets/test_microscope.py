@@ -168,3 +168,31 @@ def test_the_bundled_module_imports_without_a_bundler(tmp_path):
     out = subprocess.run([NODE, "--input-type=module", "-e", script, path.as_uri()], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "function", out.stderr[-2000:]
+
+
+def test_the_arrays_travel_on_request_not_in_the_saved_state(micro):
+    """A saved notebook keeps the widget state (nbclient, JupyterLab): it must not hold the arrays."""
+    import base64
+
+    from anyi2v_lab.widgets.static import WIDGET_VIEW
+
+    _, m = micro
+    state = m.get_state()
+    assert not {"x0", "layers", "cross", "loss_masks"} & set(state)
+    assert len(json.dumps({k: v for k, v in state.items() if not isinstance(v, bytes)})) < 256 * 2**10
+    sent = []
+    m.send = lambda content, buffers=None: sent.append((content, buffers))
+    m._answer(m, {"kind": "payload?"}, [])
+    content, buffers = sent[0]
+    assert content["kind"] == "payload" and sum(len(b) for b in buffers) == m.payload_bytes
+    rebuilt = json.loads(json.dumps(content["state"]))
+    for path, buffer in zip(content["buffer_paths"], buffers, strict=True):
+        node = rebuilt
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = buffer
+    assert rebuilt == {"x0": m.x0, "layers": m.layers, "cross": m.cross, "loss_masks": m.loss_masks}
+    data, _ = m._repr_mimebundle_()
+    png = _png(base64.b64decode(data["image/png"]))
+    assert WIDGET_VIEW in data and png.shape[1] >= 5 * m.panel_size[0]  # five panels
+    assert data["text/plain"].startswith(f"Microscope: {len(m.steps)} steps (")

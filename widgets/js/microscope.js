@@ -4,9 +4,11 @@
 // cross-attention of the chosen word. Python ships every image once (widgets/microscope.py); a slider
 // move or a click is a lookup in those arrays (microscope_logic.js), never a kernel round trip.
 // Synced: steps ([{phase, index, timestep}]), step, frame, num_frames, frame_size, panel_size,
-// x0 ([slot][frame] PNG), x0_steps, layers (point -> arrays, see microscope.py), point, head (-1: mean),
-// cross (DAAM maps), words, word, cross_steps, query ([x, y] frame pixels), query_frame, attend,
-// lut (256 x 3 heat colours), palette, status.
+// x0_steps, point, head (-1: mean), words, word, cross_steps, query ([x, y] frame pixels), query_frame,
+// attend, lut (256 x 3 heat colours), palette, status.
+// The arrays come in one custom message this view asks for when it opens ({kind: "payload?"}), not as
+// synced state, so a saved notebook does not carry them: x0 ([slot][frame] PNG), layers (point ->
+// arrays), cross (DAAM maps), loss_masks.
 import * as M from "./microscope_logic.js";
 import * as L from "./logic.js";
 import * as D from "./draw.js";
@@ -84,6 +86,9 @@ function render({ model, el }) {
   const ctxs = canvases.map((c) => c.getContext("2d"));
   const scratch = document.createElement("canvas");
   let x0 = []; // [slot][frame] ImageBitmap
+  // the arrays, until the kernel sends them: empty (the panels say so)
+  let payload = { x0: [], layers: {}, cross: {}, loss_masks: {} };
+  let received = false;
 
   const view = () => ({ imageSize: model.get("frame_size"), displaySize: model.get("panel_size") });
   for (const c of canvases) {
@@ -142,7 +147,7 @@ function render({ model, el }) {
   }
 
   function lossMasks(step, frame) {
-    const m = model.get("loss_masks");
+    const m = payload.loss_masks;
     if (!m.weights) return {};
     const slot = M.slotOf(m.weights_steps, step);
     if (slot < 0) return {};
@@ -153,7 +158,7 @@ function render({ model, el }) {
   }
 
   function crossAttention(step, frame) {
-    const c = model.get("cross");
+    const c = payload.cross;
     const words = model.get("words");
     if (!words.length || !c.cross) return { why: "no cross-attention captured" };
     const all = model.get("cross_steps") === "all";
@@ -205,7 +210,7 @@ function render({ model, el }) {
     else message(cx0, xslot < 0 ? "x0 not kept at this step" : "decoding…", W, H);
 
     const name = model.get("point");
-    const layer = model.get("layers")[name];
+    const layer = payload.layers[name];
     const head = model.get("head");
     const q = model.get("query");
     const hasQ = q && q.length === 2;
@@ -256,7 +261,7 @@ function render({ model, el }) {
     captions[3].textContent = att.probs ? `self-attention, ${headText}: ${selfText}` : "self-attention from a point";
     captions[4].textContent = cross.data ? `cross-attention of “${words[model.get("word")]}”, all layers, ${headText}, ${cross.all ? "mean of all steps" : "this step"}`
       : "cross-attention of a word";
-    status.textContent = model.get("status");
+    status.textContent = received ? model.get("status") : "waiting for the kernel to send the data (run the cell)";
     root.dataset.drawMs = (performance.now() - t0).toFixed(3);
   }
 
@@ -289,10 +294,10 @@ function render({ model, el }) {
   }
 
   function refreshPickers() {
-    const layers = model.get("layers");
+    const layers = payload.layers;
     const name = model.get("point");
     pointPick.replaceChildren(select(Object.keys(layers).map((k) => [k, M.shortPoint(k)]), name, (v) => set("point", v), { class: "anyi2v-point" }));
-    const heads = Math.max(layers[name] ? layers[name].heads : 0, model.get("cross").heads || 0);
+    const heads = Math.max(layers[name] ? layers[name].heads : 0, payload.cross.heads || 0);
     const opts = [[-1, "mean"], ...Array.from({ length: heads }, (_, i) => [i, String(i)])];
     headPick.replaceChildren(select(opts, model.get("head"), (v) => set("head", Number(v)), { class: "anyi2v-head" }));
     const words = model.get("words");
@@ -304,24 +309,38 @@ function render({ model, el }) {
     if (!words.length) wordPick.append("no prompt words captured");
   }
 
+  let loads = 0; // a later load wins over an earlier one that finishes after it
   async function loadX0() {
-    x0 = await Promise.all(model.get("x0").map((frames) => Promise.all(frames.map(D.decodePng))));
-    root.dataset.ready = "1";
+    const mine = ++loads;
+    const decoded = await Promise.all(payload.x0.map((frames) => Promise.all(frames.map(D.decodePng))));
+    if (mine !== loads) return;
+    x0 = decoded;
+    if (received) root.dataset.ready = "1";
     redraw();
   }
+  function onMessage(msg, buffers) {
+    if (!msg || msg.kind !== "payload") return;
+    payload = M.withBuffers(msg.state, msg.buffer_paths, buffers);
+    received = true;
+    qkCache.clear();
+    lastAttention = { key: "", probs: null };
+    refreshPickers();
+    loadX0();
+  }
   const handlers = [
-    [["step", "frame", "query", "query_frame", "attend", "cross", "loss_masks", "cross_steps", "status", "panel_size", "num_frames", "steps",
+    [["step", "frame", "query", "query_frame", "attend", "cross_steps", "status", "panel_size", "num_frames", "steps",
       "lut", "palette", "num_clusters"], requestRedraw],
-    [["x0", "x0_steps"], loadX0],
-    [["layers"], () => { qkCache.clear(); lastAttention = { key: "", probs: null }; refreshPickers(); requestRedraw(); }],
+    [["x0_steps"], loadX0],
     [["point", "head", "words", "word"], () => { refreshPickers(); requestRedraw(); }],
   ];
   for (const [names, fn] of handlers) for (const name of names) model.on(`change:${name}`, fn);
+  model.on("msg:custom", onMessage);
   refreshPickers();
   redraw();
-  loadX0();
+  model.send({ kind: "payload?" });
   return () => {
     for (const [names, fn] of handlers) for (const name of names) model.off(`change:${name}`, fn);
+    model.off("msg:custom", onMessage);
   };
 }
 

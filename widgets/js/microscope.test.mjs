@@ -119,3 +119,15 @@ test("step labels and phase runs", () => {
   assert.equal(M.phasesOf(steps), "inversion, optimisation, sampling and forward");
   assert.equal(M.shortPoint("up_blocks.1.attentions.0.transformer_blocks.0.attn1.query"), "up_blocks.1.attentions.0 · attn1.query");
 });
+
+test("withBuffers puts each buffer back at its path, leaving the message untouched", () => {
+  const a = new DataView(new Uint8Array([1, 2]).buffer);
+  const b = new Uint8Array([3]).buffer;
+  const state = { x0: [[null, null]], layers: { p: { pca: null, grid: [2, 1] } }, cross: {} };
+  const out = M.withBuffers(state, [["x0", 0, 1], ["layers", "p", "pca"]], [a, b]);
+  assert.equal(out.x0[0][1], a);
+  assert.equal(out.x0[0][0], null);
+  assert.equal(out.layers.p.pca, b);
+  assert.deepEqual(out.layers.p.grid, [2, 1]);
+  assert.equal(state.layers.p.pca, null);
+});

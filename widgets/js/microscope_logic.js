@@ -204,3 +204,15 @@ export function phasesOf(steps) {
   const phases = [...new Set(steps.map((s) => s.phase))];
   return phases.length > 1 ? `${phases.slice(0, -1).join(", ")} and ${phases[phases.length - 1]}` : phases[0] || "no";
 }
+
+/** A custom message's state with its binary buffers put back where `paths` say (the twin of
+ * widgets/buffers.split_buffers); each buffer arrives as a DataView or an ArrayBuffer. */
+export function withBuffers(state, paths, buffers) {
+  const out = structuredClone(state);
+  paths.forEach((path, i) => {
+    let node = out;
+    for (const key of path.slice(0, -1)) node = node[key];
+    node[path[path.length - 1]] = buffers[i];
+  });
+  return out;
+}
