@@ -161,7 +161,9 @@ def image_file_size(source, what: str = "condition image") -> tuple[int, int]:
         return im.size
 
 
-def _open(source, what: str = "condition image") -> Image.Image:
+def open_image(source, what: str = "condition image") -> Image.Image:
+    """An image file decoded once, its size checked from the header first (:func:`image_file_size`'s
+    checks and messages), or a PIL image as is. ``what`` names the file in errors."""
     if isinstance(source, Image.Image):
         return source
     if not isinstance(source, (str, os.PathLike)):
@@ -185,7 +187,7 @@ def to_rgb(source, background=(0, 0, 0), normalize: str = "auto") -> Image.Image
     """Any supported input (path, PIL image, numpy array) -> PIL RGB at its own size (rules: module doc)."""
     if normalize not in ("auto", "minmax"):
         raise ConditionError(f"normalize = {normalize!r} is unknown; use 'auto' or 'minmax'")
-    im = _array_to_pil(source, normalize) if isinstance(source, np.ndarray) else _open(source)
+    im = _array_to_pil(source, normalize) if isinstance(source, np.ndarray) else open_image(source)
     if im.mode in _WIDE_MODES:
         pixels, im = np.asarray(im), None  # a file's decoded image is freed before the stretch's float copy
         im = Image.fromarray(_stretch(pixels), "L")
@@ -244,7 +246,7 @@ def _check_same(c: Condition, size, policy) -> Condition:
 def _mask_to_pil(mask) -> Image.Image:
     """bool / uint8 / float array or PIL image -> PIL "F" with values in [0, 1]."""
     if isinstance(mask, (str, os.PathLike)):
-        mask = _open(mask, "mask")
+        mask = open_image(mask, "mask")
     if isinstance(mask, Image.Image):
         if mask.mode in _WIDE_MODES:
             mask = np.asarray(mask) > 0

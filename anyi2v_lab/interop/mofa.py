@@ -26,14 +26,14 @@ IMAGE_NAMES = ()  # no image beside the file: the size comes from the caller
 
 
 def is_mofa(d) -> bool:
-    if isinstance(d, dict):
-        return set(d) == {"tracking_points"}
-    return isinstance(d, list)
+    """Whether ``d`` names itself MOFA-Video's (``{"tracking_points": ...}``); a bare list names no format,
+    so detection leaves it to the caller (``read`` takes one)."""
+    return isinstance(d, dict) and set(d) == {"tracking_points"}
 
 
 def read(path, *, image_size=None, box_size=None, groups=None) -> Trajectory:
     d = read_json(path)
-    if not is_mofa(d):
+    if not (is_mofa(d) or isinstance(d, list)):
         fail(path, "tracking_points", "is missing; MOFA-Video tracks are a JSON list of tracks "
                                       "[[[x, y], ...], ...] or {\"tracking_points\": [...]}")
     tracks = d["tracking_points"] if isinstance(d, dict) else d
