@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # torch is imported where pixels are made, so that checking a
 
 _WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _ALPHA_MODES = ("LA", "La", "RGBA", "RGBa", "PA")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
 MAX_SIDE = 8192
@@ -119,8 +120,9 @@ def _array_to_pil(a: np.ndarray, normalize: str) -> Image.Image:
 def _checked_path(source, what: str) -> str:
     path = os.fspath(source)
     if os.path.isdir(path):
-        raise ConditionError(f"{what} {path!r} is a folder; give an image file (PNG, JPEG, ...), "
-                             f"e.g. {os.path.join(path, 'sketch.png')!r}")
+        inside = sorted(n for n in os.listdir(path) if n.lower().endswith(_IMAGE_SUFFIXES))[:3]
+        such = f", such as {' or '.join(repr(os.path.join(path, n)) for n in inside)}" if inside else ""
+        raise ConditionError(f"{what} {path!r} is a folder; give an image file (PNG, JPEG, ...){such}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{what} not found: {path!r} (working directory {os.getcwd()!r})")
     return path

@@ -487,10 +487,10 @@ def test_a_corrupt_draganything_mask_names_the_file_and_the_field(tmp_path, mask
     target.unlink()
     if mask == "corrupt":
         target.write_bytes(b"\x89PNG\r\n\x1a\n broken")
-        why = "cannot read the mask .* as an image"
+        why = "cannot read the mask .*1_ball.png' as an image"
     else:
         target.mkdir()
-        why = "is a folder; give an image file"
+        why = "mask .*1_ball.png' is a folder; give an image file"
     with pytest.raises(TrajectoryError, match=rf"demo.json: field '{key}.mask_name' names a mask that cannot be "
                        rf"used: {why}"):
         read_trajectory(tmp_path / "demo" / "demo.json")
