@@ -6,7 +6,8 @@ points in pixels of the preprocessed first frame (shorter side resized to 512, b
 multiples of 64), and interpolates each track to the 25 frames of SVD-XT by monotone cubic (PCHIP)
 interpolation over a uniform parameter, the same rule as ours. A motion-brush mask (which pixels
 move with the drags) rides beside it. We store that state as JSON: the bare list (what
-``json.dumps`` of the state gives), or ``{"tracking_points": [...]}``.
+``json.dumps`` of the state gives), or ``{"tracking_points": [...]}``. Only the second names its
+format: a bare list is read when the format is given, never detected.
 
 Reading: each track becomes an object by the point-track rule in :mod:`._common` (clicks kept as the
 path, a ``box_size`` square around the first click, the first click as query point); ``image_size``
