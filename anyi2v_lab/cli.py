@@ -158,15 +158,47 @@ def _trajectory(path, fmt=None, conditions=(), timing=None):
     ``timing`` (None: the format's own) says which path point is which frame."""
     if not path:
         return None
-    from PIL import Image
-
+    from .conditions import image_file_size
     from .interop import read_trajectory
-    size = None
-    if conditions and Path(conditions[0]).is_file():
-        with Image.open(conditions[0]) as im:
-            size = im.size
+    size = image_file_size(conditions[0]) if conditions else None
     traj = read_trajectory(path, format=fmt, default_image_size=size)
     return traj if timing is None else traj.with_timing(timing)
+
+
+def _reference_source(args, example) -> str | None:
+    """What gave a trajectory in the reference format's 512x512 pixels (said in a note), or None."""
+    if args.trajectory:
+        from .interop import detect_format
+        fmt = args.trajectory_format or detect_format(args.trajectory)
+        return f"--trajectory {args.trajectory}" if fmt == "reference" else None
+    return f"--example {example.name}'s trajectory" if example is not None else None
+
+
+def _check_trajectory(trajectory, cfg, conditions, reference: str | None):
+    """The trajectory, checked before any model is loaded: it gives every frame a point and is drawn on
+    the condition image (or on the canvas --set width/height name). One in the reference format
+    (``reference`` says what gave it) is stretched onto the condition image, with a note: the reference
+    stretches any input image to 512x512 before it reads the trajectory."""
+    if trajectory is None:
+        return None
+    from .conditions import image_file_size
+    from .geometry import ResizeMap
+    from .trajectory import frame_paths
+    frame_paths(trajectory, cfg.num_frames)
+    size = image_file_size(conditions[0])
+    (w, h), (cw, ch) = trajectory.image_size, size
+    if reference and trajectory.image_size != size:
+        print(f"note: {reference} is in the reference format's {w}x{h} pixels (the reference stretches its input "
+              f"to that size); mapped onto the {cw}x{ch} condition image", file=sys.stderr)
+        return trajectory.rescaled(ResizeMap(trajectory.image_size, size, "stretch"))
+    canvas = (cfg.width, cfg.height) if cfg.width and cfg.height else None
+    if trajectory.image_size in (size, canvas):
+        return trajectory
+    raise UsageError(f"the trajectory's image_size is {w}x{h} but the condition image {conditions[0]!r} is {cw}x{ch}"
+                     + (f" and the canvas (--set width/height) {canvas[0]}x{canvas[1]}" if canvas else "")
+                     + f"; draw the trajectory on the condition image, rescale it to {cw}x{ch} (in Python: "
+                     f"Trajectory.rescaled(ResizeMap(({w}, {h}), ({cw}, {ch}), 'stretch'))), or, if it is drawn on "
+                     f"the model canvas, give --set width={w} --set height={h}")
 
 
 def _example(args):
@@ -190,13 +222,6 @@ def _example(args):
         print(f"note: the reference ran {ex.name} with {', '.join(missing)}; without them this is another model's "
               f"video", file=sys.stderr)
     return ex
-
-
-def _check_trajectory_frames(trajectory, cfg) -> None:
-    """The trajectory gives every frame a point (before any model is loaded)."""
-    if trajectory is not None:
-        from .trajectory import frame_paths
-        frame_paths(trajectory, cfg.num_frames)
 
 
 def _check_conditions(images, masks) -> None:
@@ -271,7 +296,7 @@ def cmd_generate(args) -> int:
         trajectory = example.trajectory if timing is None else example.trajectory.with_timing(timing)
     if not args.from_run:
         cfg = _config(args) if example is None else _example_config(example, args.set)
-    _check_trajectory_frames(trajectory, cfg)
+    trajectory = _check_trajectory(trajectory, cfg, args.condition, _reference_source(args, example))
 
     from .accel import Runtime
     from .conditions import condition_from_files
@@ -329,10 +354,31 @@ def cmd_points(args) -> int:
     else:
         unet = load_model(model_spec(args)).unet
     chosen = set(list_hook_points(unet, pattern=args.pattern))
+    if not chosen:
+        raise UsageError(_no_point_message(args.pattern, [p.name for p in hook_points(unet)]))
     for p in hook_points(unet):
         if p.name in chosen:
             print(f"{p.name:<70} {p.kind:<16} {p.layout:<6} C={p.channels:<5} 1/{p.downscale}")
     return 0
+
+
+def _no_point_message(pattern: str, names: list[str]) -> str:
+    """--pattern matched nothing: the pattern with each unknown part replaced by the closest known one (if
+    that matches), else the closest names; and the prefixes the names start with."""
+    import difflib
+    import fnmatch
+    parts = {part for n in names for part in n.split(".")}
+    fixed = ".".join(part if any(c in part for c in "*?[") or part in parts
+                     else next(iter(difflib.get_close_matches(part, parts, n=1)), part) for part in pattern.split("."))
+    hits = [n for n in names if fnmatch.fnmatchcase(n, fixed)] if fixed != pattern else []
+    close = [fixed] if hits else difflib.get_close_matches(pattern, names, n=3, cutoff=0.5)
+    prefixes = sorted({".".join(n.split(".")[:2]) if n.split(".")[1:2] and n.split(".")[1].isdigit()
+                       else n.split(".")[0] for n in names})  # up_blocks.1, mid_block, ...
+    return (f"--pattern {pattern!r} matches no hook point"
+            + (f"; did you mean {fixed!r} ({len(hits)} points)?" if hits else
+               f"; closest: {', '.join(close)}" if close else "")
+            + f"; names start with {', '.join(prefixes)} (a glob: * matches any part, e.g. 'up_blocks.1.*.query'; "
+            "`anyi2v-lab points` lists them all)")
 
 
 def cmd_demo(args) -> int:

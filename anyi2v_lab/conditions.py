@@ -20,6 +20,7 @@ HxWx4 arrays) is composited over ``background`` (black by default) rather than d
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 from typing import TYPE_CHECKING
@@ -34,6 +35,11 @@ if TYPE_CHECKING:  # torch is imported where pixels are made, so that checking a
 
 _WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _ALPHA_MODES = ("LA", "La", "RGBA", "RGBa", "PA")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+MAX_SIDE = 8192
+MAX_PIXELS = MAX_SIDE * MAX_SIDE  # checked from the header before decoding: a decompression bomb never decodes
 
 
 class ConditionError(ValueError):
@@ -71,13 +77,21 @@ def _model_size(size) -> tuple[int, int]:
 
 
 def _stretch(a: np.ndarray) -> np.ndarray:
-    a = a.astype(np.float64)
-    lo, hi = float(a.min()), float(a.max())
+    """Min/max stretch to uint8, rounding half to even. Integer data of a span up to 65793 (16-bit
+    included) is stretched in float32, where ``(a - lo) * 255`` is exact and one division rounds as the
+    exact value would: a quarter of float64's memory, the same result."""
+    lo, hi = a.min(), a.max()
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ConditionError("the image holds NaN or inf values; replace them before loading")
     if hi <= lo:
         return np.zeros(a.shape, np.uint8)
-    return np.round((a - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+    exact32 = a.dtype.kind in "biu" and max(-float(lo), float(hi)) < 2 ** 24 and (float(hi) - float(lo)) * 255 < 2 ** 24
+    work = a.astype(np.float32 if exact32 or a.dtype == np.float32 else np.float64)  # the one full-size copy
+    work -= work.dtype.type(lo)
+    work *= 255
+    work /= work.dtype.type(float(hi) - float(lo))
+    np.rint(work, out=work)
+    return work.astype(np.uint8)
 
 
 def _array_to_pil(a: np.ndarray, normalize: str) -> Image.Image:
@@ -103,29 +117,82 @@ def _array_to_pil(a: np.ndarray, normalize: str) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(a), mode)
 
 
-def _open(source, what: str = "condition image") -> Image.Image:
-    if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{what} not found: {path!r} (working directory {os.getcwd()!r})")
-        try:
-            with Image.open(path) as im:
-                return im.copy()  # copy() loads the pixels; the file closes on leaving the block
-        except (UnidentifiedImageError, OSError, SyntaxError) as e:  # truncated files raise OSError
-            raise ConditionError(f"cannot read the {what} {path!r} as an image: {e}") from None
+def _checked_path(source, what: str) -> str:
+    path = os.fspath(source)
+    if os.path.isdir(path):
+        inside = sorted(n for n in os.listdir(path) if n.lower().endswith(_IMAGE_SUFFIXES))[:3]
+        such = f", such as {' or '.join(repr(os.path.join(path, n)) for n in inside)}" if inside else ""
+        raise ConditionError(f"{what} {path!r} is a folder; give an image file (PNG, JPEG, ...){such}")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} not found: {path!r} (working directory {os.getcwd()!r})")
+    return path
+
+
+def _check_pixels(size: tuple[int, int], path: str, what: str) -> None:
+    w, h = size
+    if w * h > MAX_PIXELS:
+        raise ConditionError(f"{what} {path!r} is {w}x{h} = {w * h:,} pixels, more than the {MAX_PIXELS:,} "
+                             f"({MAX_SIDE}x{MAX_SIDE}) allowed; downscale it first, e.g. to 1024 px a side "
+                             "(the model canvas is far smaller)")
+
+
+def _open_header(path: str, what: str) -> Image.Image:
+    """The opened, not yet decoded image, its size checked; PIL's decompression-bomb check and unreadable
+    files become a ConditionError naming the file (and the limit)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ConditionError(f"{what} {path!r} is too large: {e} Here at most {MAX_PIXELS:,} pixels "
+                             f"({MAX_SIDE}x{MAX_SIDE}) are allowed; downscale it first") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise ConditionError(f"cannot read the {what} {path!r} as an image: {e}") from None
+    try:
+        _check_pixels(im.size, path, what)
+    except ConditionError:
+        im.close()
+        raise
+    return im
+
+
+def image_file_size(source, what: str = "condition image") -> tuple[int, int]:
+    """(W, H) of an image file from its header (nothing decoded), with the checks and messages of
+    :func:`load_condition`: a file, not a folder, readable, at most :data:`MAX_PIXELS` pixels."""
+    with _open_header(_checked_path(source, what), what) as im:
+        return im.size
+
+
+def open_image(source, what: str = "condition image") -> Image.Image:
+    """An image file decoded once, its size checked from the header first (:func:`image_file_size`'s
+    checks and messages), or a PIL image as is. ``what`` names the file in errors."""
     if isinstance(source, Image.Image):
         return source
-    raise ConditionError(f"a condition must be a file path, a PIL image or a numpy array, "
-                         f"got {type(source).__name__}")
+    if not isinstance(source, (str, os.PathLike)):
+        raise ConditionError(f"a condition must be a file path, a PIL image or a numpy array, "
+                             f"got {type(source).__name__}")
+    path = _checked_path(source, what)
+    im = _open_header(path, what)
+    try:
+        im.load()  # decoded once, in place (a copy() would hold the pixels twice); closes a one-frame file
+    except (OSError, SyntaxError) as e:  # truncated files raise OSError
+        im.close()
+        raise ConditionError(f"cannot read the {what} {path!r} as an image: {e}") from None
+    if getattr(im, "fp", None) is not None:  # a multi-frame file stays open: keep the first frame
+        frame = im.copy()
+        im.close()
+        return frame
+    return im
 
 
 def to_rgb(source, background=(0, 0, 0), normalize: str = "auto") -> Image.Image:
     """Any supported input (path, PIL image, numpy array) -> PIL RGB at its own size (rules: module doc)."""
     if normalize not in ("auto", "minmax"):
         raise ConditionError(f"normalize = {normalize!r} is unknown; use 'auto' or 'minmax'")
-    im = _array_to_pil(source, normalize) if isinstance(source, np.ndarray) else _open(source)
+    im = _array_to_pil(source, normalize) if isinstance(source, np.ndarray) else open_image(source)
     if im.mode in _WIDE_MODES:
-        im = Image.fromarray(_stretch(np.asarray(im)), "L")
+        pixels, im = np.asarray(im), None  # a file's decoded image is freed before the stretch's float copy
+        im = Image.fromarray(_stretch(pixels), "L")
     elif im.mode == "P":
         im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
     elif im.mode == "1":
@@ -181,10 +248,10 @@ def _check_same(c: Condition, size, policy) -> Condition:
 def _mask_to_pil(mask) -> Image.Image:
     """bool / uint8 / float array or PIL image -> PIL "F" with values in [0, 1]."""
     if isinstance(mask, (str, os.PathLike)):
-        mask = _open(mask, "mask")
+        mask = open_image(mask, "mask")
     if isinstance(mask, Image.Image):
         if mask.mode in _WIDE_MODES:
-            mask = np.asarray(mask).astype(np.float64) > 0
+            mask = np.asarray(mask) > 0
         else:
             mask = np.asarray(mask.convert("L"))
     a = np.asarray(mask)

@@ -208,3 +208,70 @@ def test_files_are_checked_before_the_model_size_is_known(tmp_path):
             check_condition_files(images, masks)
         with pytest.raises(error, match=match):  # the same message as when the run loads them
             condition_from_files(images, masks, size=(64, 64))
+
+
+def _png_header(path, width: int, height: int) -> None:
+    """A PNG that declares ``width`` x ``height`` (8-bit grey) and holds no pixels: what a decompression bomb
+    shows before it is decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("side, message", [
+    (20000, r"is too large: Image size \(400000000 pixels\) exceeds limit .* Here at most 67,108,864 pixels "
+            r"\(8192x8192\) are allowed; downscale it first"),  # PIL refuses it as a bomb
+    (9000, r"is 9000x9000 = 81,000,000 pixels, more than the 67,108,864 \(8192x8192\) allowed; downscale it first"),
+])
+def test_a_huge_image_is_refused_from_its_header(tmp_path, side, message):
+    _png_header(tmp_path / "bomb.png", side, side)
+    for check in (lambda p: check_condition_files([p]), lambda p: load_condition(p, (64, 64))):
+        with pytest.raises(ConditionError, match=rf"condition image '.*bomb.png' {message}"):
+            check(str(tmp_path / "bomb.png"))
+    with pytest.raises(ConditionError, match=r"mask '.*bomb.png' is"):
+        Image.new("L", (8, 8)).save(tmp_path / "a.png")
+        check_condition_files([str(tmp_path / "a.png")], [str(tmp_path / "bomb.png")])
+
+
+def test_a_folder_is_named_as_one_with_the_images_inside(tmp_path):
+    (tmp_path / "conds").mkdir()
+    with pytest.raises(ConditionError, match=r"condition image '.*conds' is a folder; give an image file \(PNG, JPEG, "
+                       r"\.\.\.\)$"):
+        check_condition_files([str(tmp_path / "conds")])
+    Image.new("L", (8, 8)).save(tmp_path / "conds" / "depth.png")
+    with pytest.raises(ConditionError, match=r"is a folder; give an image file \(PNG, JPEG, \.\.\.\), such as "
+                       r"'.*conds/depth.png'"):
+        load_condition(tmp_path / "conds", (8, 8))
+
+
+def test_wide_images_are_decoded_once_and_stretched_in_float32(tmp_path, monkeypatch):
+    """A 16-bit PNG is decoded in place (no copy of the pixels) and stretched in float32 (a quarter of float64's
+    memory), exactly as the rational (v - lo) * 255 / (hi - lo) rounds half to even."""
+    import tracemalloc
+    from fractions import Fraction
+
+    from anyi2v_lab.conditions import _stretch
+    rng = np.random.default_rng(0)
+    depth = rng.integers(0, 65536, (1000, 1000), dtype=np.uint16)
+    depth[0, :2] = 0, 65535
+    tracemalloc.start()
+    got = _stretch(depth)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5.5 * depth.size  # one float32 copy and the uint8 result; float64 took 8 bytes a pixel per copy
+    values = [0, 1, 257, 32767, 32768, 65535] + rng.integers(0, 65536, 200).tolist()
+    for v in values:
+        exact = Fraction(v) * 255 / 65535
+        assert got[depth == v][:1].tolist() in ([], [round(exact)]), v  # round(): half to even
+    odd = np.array([[0, 1, 3]], np.uint16)  # 1 * 255 / 2 = 127.5 -> 128, 3 -> 255; (v - lo) * 255 / 3 ties
+    assert _stretch(odd).tolist() == [[0, 85, 255]] and _stretch(np.array([[0, 1, 2]], np.uint16)).tolist() == [[0, 128, 255]]
+    Image.fromarray(depth).save(tmp_path / "d.png")
+
+    def no_copy(self):
+        raise AssertionError("the decoded pixels were copied")
+    monkeypatch.setattr(Image.Image, "copy", no_copy)
+    assert np.array_equal(np.asarray(to_rgb(tmp_path / "d.png"))[..., 0], got)

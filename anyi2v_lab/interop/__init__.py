@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..trajectory import Trajectory, TrajectoryError
 from . import ati, draganything, mofa, reference, sgi2v, wanmove
-from ._common import read_json, read_npy
+from ._common import format_hint, read_json, read_npy
 
 
 class _Ours:
@@ -71,9 +71,13 @@ def detect_format(path) -> str:
             return "draganything"
         if mofa.is_mofa(d):
             return "mofa"
+        if isinstance(d, list):  # no key names the format: refuse to guess
+            raise TrajectoryError(f"trajectory file {os.fspath(p)} is a bare JSON list, which does not say its "
+                                  f"format; MOFA-Video's drag list [[[x, y], ...], ...] is one: if it is that, "
+                                  f"give {format_hint(['mofa'])}")
         keys = sorted(map(str, d))[:6] if isinstance(d, dict) else type(d).__name__
         raise TrajectoryError(f"trajectory file {os.fspath(p)}: cannot tell its format from its content ({keys}); "
-                              f"pass format= one of {sorted(k for k, m in FORMATS.items() if '.json' in m.SUFFIXES)}")
+                              f"give {format_hint(k for k, m in FORMATS.items() if '.json' in m.SUFFIXES)}")
     if suffix == ".npy":
         if "visibility" in p.stem:
             raise TrajectoryError(f"trajectory file {os.fspath(p)} looks like a Wan-Move visibility file; give the "
@@ -83,9 +87,9 @@ def detect_format(path) -> str:
         if "tracks" in p.stem or wanmove.visibility_path(p).is_file() or read_npy(p).ndim == 4:
             return "wanmove"
         raise TrajectoryError(f"trajectory file {os.fspath(p)}: a 3-D .npy can be SG-I2V's traj.npy or Wan-Move's "
-                              "tracks; pass format='sgi2v' or format='wanmove'")
+                              f"tracks; give {format_hint(['sgi2v', 'wanmove'])}")
     raise TrajectoryError(f"trajectory file {os.fspath(p)}: unknown suffix {p.suffix!r}; expected .json, .npy or "
-                          f".pth, or pass format= one of {sorted(FORMATS)}")
+                          f".pth, or give {format_hint(FORMATS)}")
 
 
 def _check_options(fmt, func, options: dict) -> None:

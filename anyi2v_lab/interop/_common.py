@@ -32,6 +32,14 @@ from ..trajectory import (ObjectTrack, Trajectory, TrajectoryError, TrajectoryWa
                           query_offsets, resample_path)
 
 
+def format_hint(names) -> str:
+    """How to name the format, on the command line and in Python."""
+    names = sorted(names)
+    one = names[0] if len(names) == 1 else "NAME"
+    choice = "" if len(names) == 1 else f", NAME one of {names}"
+    return f"--trajectory-format {one} on the command line, format={one!r} in Python{choice}".replace("'NAME'", "NAME")
+
+
 def fail(path, field: str, msg: str):
     """Raise the one error shape for a malformed file: ``trajectory file P: field 'F' msg``."""
     where = f"field '{field}' " if field else ""
@@ -51,13 +59,38 @@ def read_json(path):
         fail(path, "", f"is not valid JSON: {e}")
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _not_npy(head: bytes) -> str:
+    """What a file that lacks the .npy magic is, from its first bytes."""
+    if head.startswith(b"PK"):
+        return "a zip archive (an .npz?); give the .npy inside it"
+    if head[:1] == b"\x80":
+        return "a Python pickle, which is never loaded; save the array with np.save"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data of another kind; save the array with np.save"
+    return f"a text file beginning {text[:40]!r}; save the array with np.save (np.loadtxt reads text)"
+
+
 def read_npy(path, field: str = "array") -> np.ndarray:
     if not Path(path).is_file():
         raise TrajectoryError(f"trajectory file not found: {os.fspath(path)!r}")
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if not head.startswith(_NPY_MAGIC):  # np.load would call anything else "pickled data"
+        fail(path, "", f"is not a NumPy .npy file (np.save writes those): it is {_not_npy(head)}")
     try:
         a = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        fail(path, "", f"is not a numpy .npy array (np.save): {e}")
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            fail(path, "", "holds Python objects (a pickled object array), which are never loaded; save a "
+                           "numeric array with np.save")
+        fail(path, "", f"is not a readable NumPy .npy array (np.save): {e}")
+    except (OSError, EOFError) as e:
+        fail(path, "", f"is not a readable NumPy .npy array (np.save): {e}")
     return numeric(a, path, field)
 
 
@@ -92,9 +125,11 @@ def image_size_for(path, image_size, siblings: tuple[str, ...] = ()) -> tuple[in
     for name in siblings:
         p = Path(path).parent / name
         if p.is_file():
-            from PIL import Image
-            with Image.open(p) as im:
-                return im.size
+            from ..conditions import ConditionError, image_file_size
+            try:
+                return image_file_size(p, "image")
+            except ConditionError as e:
+                fail(path, "", f"gives its image size by {name} beside it, but {e}")
     beside = f" (or put {' / '.join(siblings)} beside it)" if siblings else ""
     raise TrajectoryError(f"trajectory file {os.fspath(path)}: the format stores pixels of the input image but "
                           f"not its size; pass image_size=(width, height) of that image{beside}")

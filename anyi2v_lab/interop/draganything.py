@@ -41,11 +41,14 @@ def is_draganything(d) -> bool:
 
 
 def _mask_box(mask_path: Path, size, path, field):
-    from PIL import Image
+    from ..conditions import ConditionError, open_image
 
-    with Image.open(mask_path) as im:
+    try:
+        im = open_image(mask_path, "mask")
         m = np.asarray(im.convert("L")) >= 128
-        mw, mh = im.size
+    except ConditionError as e:
+        fail(path, field, f"names a mask that cannot be used: {e}; give a readable black-and-white mask image")
+    mw, mh = im.size
     ys, xs = np.nonzero(m)
     if len(xs) == 0:
         fail(path, field, f"names the mask {mask_path.name!r}, which has no white pixel")
@@ -66,7 +69,7 @@ def read(path, *, image_size=None, box_size=None) -> Trajectory:
         if mask is not None and not isinstance(mask, str):
             fail(path, f"{key}.mask_name", f"= {mask!r} must be a file name")
         mp = listed_path(mask, Path(path).parent) if mask else None
-        if mp is not None and mp.is_file():
+        if mp is not None and mp.exists():  # a folder or an unreadable file there is an error, not "no mask"
             boxes.append(_mask_box(mp, size, path, f"{key}.mask_name"))
         else:
             boxes.append(None)

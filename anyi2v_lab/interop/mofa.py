@@ -6,7 +6,8 @@ points in pixels of the preprocessed first frame (shorter side resized to 512, b
 multiples of 64), and interpolates each track to the 25 frames of SVD-XT by monotone cubic (PCHIP)
 interpolation over a uniform parameter, the same rule as ours. A motion-brush mask (which pixels
 move with the drags) rides beside it. We store that state as JSON: the bare list (what
-``json.dumps`` of the state gives), or ``{"tracking_points": [...]}``.
+``json.dumps`` of the state gives), or ``{"tracking_points": [...]}``. Only the second names its
+format: a bare list is read when the format is given, never detected.
 
 Reading: each track becomes an object by the point-track rule in :mod:`._common` (clicks kept as the
 path, a ``box_size`` square around the first click, the first click as query point); ``image_size``
@@ -26,14 +27,14 @@ IMAGE_NAMES = ()  # no image beside the file: the size comes from the caller
 
 
 def is_mofa(d) -> bool:
-    if isinstance(d, dict):
-        return set(d) == {"tracking_points"}
-    return isinstance(d, list)
+    """Whether ``d`` names itself MOFA-Video's (``{"tracking_points": ...}``); a bare list names no format,
+    so detection leaves it to the caller (``read`` takes one)."""
+    return isinstance(d, dict) and set(d) == {"tracking_points"}
 
 
 def read(path, *, image_size=None, box_size=None, groups=None) -> Trajectory:
     d = read_json(path)
-    if not is_mofa(d):
+    if not (is_mofa(d) or isinstance(d, list)):
         fail(path, "tracking_points", "is missing; MOFA-Video tracks are a JSON list of tracks "
                                       "[[[x, y], ...], ...] or {\"tracking_points\": [...]}")
     tracks = d["tracking_points"] if isinstance(d, dict) else d

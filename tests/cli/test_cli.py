@@ -421,3 +421,82 @@ def test_trajectory_timing_resample_and_example_lora_strength(inputs, reference_
     main(["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x", "--trajectory",
           str(inputs / "t.json"), "--trajectory-timing", "resample", "--out", str(tmp_path / "o2"), *SET])
     assert seen["trajectory"].timing == "resample" and len(seen["trajectory"].objects[0].path) == 2
+
+
+# ---------------------------------------------------------------- bad images, trajectories and formats: exit 2 up front
+def test_bad_condition_images_are_refused_before_loading(tmp_path, capsys, no_model):
+    """A decompression bomb (refused from its header, with the limit) and a folder (named as one)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
+                                        + chunk(b"IEND", b""))
+    (tmp_path / "conds").mkdir()
+    Image.new("L", (64, 64)).save(tmp_path / "conds" / "edge.png")
+    base = ["generate", "--model", "tiny", "--prompt", "x", "--out", str(tmp_path / "o")]
+    err = _refused([*base, "--condition", str(tmp_path / "bomb.png")], capsys)
+    assert f"condition image '{tmp_path / 'bomb.png'}' is too large: Image size (400000000 pixels)" in err
+    assert "at most 67,108,864 pixels (8192x8192) are allowed; downscale it first" in err
+    err = _refused([*base, "--condition", str(tmp_path / "conds")], capsys)
+    assert f"condition image '{tmp_path / 'conds'}' is a folder; give an image file (PNG, JPEG, ...), such as " \
+           f"'{tmp_path / 'conds' / 'edge.png'}'" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_trajectory_drawn_on_another_image_size_is_refused_before_loading(tmp_path, capsys, no_model):
+    from anyi2v_lab.trajectory import Trajectory
+    Image.new("RGB", (64, 64)).save(tmp_path / "c.png")
+    Trajectory.single((10, 10, 40, 40), [(25, 25), (60, 60)], (100, 100)).save(tmp_path / "t.json")
+    base = ["generate", "--model", "tiny", "--condition", str(tmp_path / "c.png"), "--trajectory", str(tmp_path / "t.json"),
+            "--prompt", "x", "--out", str(tmp_path / "o"), *SET]
+    err = _refused(base, capsys)
+    assert f"the trajectory's image_size is 100x100 but the condition image '{tmp_path / 'c.png'}' is 64x64" in err
+    assert "rescale it to 64x64" in err and "give --set width=100 --set height=100" in err
+    err = _refused([*base, "--set", "width=96", "--set", "height=96"], capsys)
+    assert "is 64x64 and the canvas (--set width/height) 96x96" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_reference_file_is_stretched_onto_a_smaller_condition(tmp_path, capsys):
+    """The reference format is in 512x512 pixels (the reference stretches its input to 512x512): on a 64 px
+    condition its coordinates are mapped, with a note giving both sizes, never read as 64 px ones."""
+    Image.new("RGB", (64, 32)).save(tmp_path / "c.png")
+    (tmp_path / "r.json").write_text(json.dumps({"bounding_box": [[128, 256, 384, 512]], "center_traj": [[[256, 384]]],
+                                                 "target_box": [None], "query_point": [[]]}))
+    from anyi2v_lab.method.config import AnyI2VConfig
+    args = cli.build_parser().parse_args(["generate", "--trajectory", str(tmp_path / "r.json"), "--out", "o"])
+    traj = cli._check_trajectory(cli._trajectory(args.trajectory), AnyI2VConfig(num_frames=4), [str(tmp_path / "c.png")],
+                                 cli._reference_source(args, None))
+    assert traj.image_size == (64, 32) and traj.objects[0].box == (16, 16, 48, 32)
+    err = capsys.readouterr().err
+    assert "in the reference format's 512x512 pixels" in err and "mapped onto the 64x32 condition image" in err
+
+
+@pytest.mark.parametrize("kind", ["bare-list", "text-npy", "corrupt-mask"])
+def test_malformed_peer_files_are_refused_before_loading(kind, inputs, tmp_path, capsys, no_model):
+    if kind == "bare-list":
+        path = tmp_path / "drags.json"
+        path.write_text("[[[10, 10], [30, 12]]]")
+        expected = ["drags.json is a bare JSON list, which does not say its format", "--trajectory-format mofa"]
+    elif kind == "text-npy":
+        path = tmp_path / "traj.npy"
+        path.write_text("1 2 3\n")
+        expected = ["traj.npy: is not a NumPy .npy file", "it is a text file beginning '1 2 3\\n'"]
+    else:
+        path = tmp_path / "demo.json"
+        path.write_text(json.dumps({"1": {"mask_name": "1_car.png", "trajectory": [[20, 20], [40, 30]]}}))
+        (tmp_path / "1_car.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+        expected = ["field '1.mask_name' names a mask that cannot be used", f"cannot read the mask '{tmp_path / '1_car.png'}'"]
+    err = _refused(["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--trajectory", str(path),
+                    "--prompt", "x", "--out", str(tmp_path / "o"), *SET], capsys)
+    assert all(e in err for e in expected) and "pickled" not in err
+
+
+def test_points_pattern_without_a_match_is_exit_2_with_the_closest(capsys):
+    err = _refused(["points", "--pattern", "up_block.1.*.querry"], capsys)
+    assert "--pattern 'up_block.1.*.querry' matches no hook point; did you mean 'up_blocks.1.*.query' (3 points)?" in err
+    err = _refused(["points", "--pattern", "zzz"], capsys)
+    assert "names start with down_blocks.0," in err and "mid_block" in err and "up_blocks.3" in err
+    assert capsys.readouterr().out == ""

@@ -31,6 +31,8 @@ SIZES = {"mofa": (128, 72), "ati": (160, 120)}  # the formats that do not record
 def read(fmt, **kw):
     if fmt in SIZES:
         kw.setdefault("image_size", SIZES[fmt])
+    if fmt == "mofa":  # a bare JSON list: its format is named, never guessed
+        kw.setdefault("format", "mofa")
     return read_trajectory(SAMPLES[fmt], **kw)
 
 
@@ -43,9 +45,24 @@ def ours(image_size=(128, 96)):
 
 
 # --- reading the samples ---------------------------------------------------------------------------
-@pytest.mark.parametrize("fmt", sorted(SAMPLES))
+@pytest.mark.parametrize("fmt", sorted(set(SAMPLES) - {"mofa"}))
 def test_detect_format(fmt):
     assert detect_format(SAMPLES[fmt]) == fmt
+
+
+def test_a_bare_json_list_is_not_guessed_to_be_mofa(tmp_path):
+    """A bare list names no format: detection refuses it, saying what it could be and how to say so;
+    MOFA-Video's state under its key, or the format named, reads it."""
+    with pytest.raises(TrajectoryError, match=r"mofa_tracks.json is a bare JSON list, which does not say its format; "
+                       r"MOFA-Video's drag list .* give --trajectory-format mofa on the command line, "
+                       r"format='mofa' in Python"):
+        read_trajectory(SAMPLES["mofa"], image_size=(128, 72))
+    (tmp_path / "numbers.json").write_text("[1, 2, 3]")
+    with pytest.raises(TrajectoryError, match="bare JSON list"):
+        detect_format(tmp_path / "numbers.json")
+    (tmp_path / "m.json").write_text(json.dumps({"tracking_points": json.loads(SAMPLES["mofa"].read_text())}))
+    assert detect_format(tmp_path / "m.json") == "mofa"
+    assert read_trajectory(tmp_path / "m.json", image_size=(128, 72)) == read("mofa")
 
 
 def test_detect_ours(tmp_path):
@@ -229,7 +246,7 @@ def test_ours_point_tracks_ours_keeps_the_motion(tmp_path, fmt, name, frames):
     src = ours()
     write_trajectory(src, tmp_path / name, fmt)
     # one track per query point: the car's two, the tree's centre; grouped back by object
-    back = read_trajectory(tmp_path / name, image_size=src.image_size, groups=[[0, 1], [2]])
+    back = read_trajectory(tmp_path / name, fmt, image_size=src.image_size, groups=[[0, 1], [2]])
     car, tree = back.objects
     # the car's query points come back as frame-0 points and its path is their mean, frame by frame
     tracks, _, owner = trajectory_to_tracks(src, frames)
@@ -414,7 +431,8 @@ def test_detection_and_option_errors(tmp_path):
         read_trajectory(SAMPLES["mofa"], format="dragnuwa")
     with pytest.raises(TrajectoryError, match=r"option\(s\) \['groups'\] do not apply to format 'sgi2v'"):
         read_trajectory(SAMPLES["sgi2v"], groups="all")
-    with pytest.raises(TrajectoryError, match="pass format='sgi2v' or format='wanmove'"):
+    with pytest.raises(TrajectoryError, match=r"give --trajectory-format NAME on the command line, format=NAME in "
+                       r"Python, NAME one of \['sgi2v', 'wanmove'\]"):
         detect_format(_npy(tmp_path / "x.npy", np.zeros((1, 5, 2))))
     with pytest.raises(TrajectoryError, match="visibility file; give the tracks file"):
         detect_format(SAMPLES["wanmove"].with_name("visibility.npy"))
@@ -426,7 +444,7 @@ def test_detection_and_option_errors(tmp_path):
     with pytest.raises(TrajectoryError, match="trajectory file not found"):
         read_trajectory(tmp_path / "none.pth", image_size=(9, 9))
     with pytest.raises(TrajectoryError, match="groups = .* must be None"):
-        read_trajectory(SAMPLES["mofa"], image_size=(128, 72), groups=[[0, 5]])
+        read_trajectory(SAMPLES["mofa"], "mofa", image_size=(128, 72), groups=[[0, 5]])
 
 
 def test_default_image_size_applies_only_where_the_file_has_none(tmp_path):
@@ -441,3 +459,38 @@ def test_default_image_size_applies_only_where_the_file_has_none(tmp_path):
     assert given.image_size == (160, 120)
     shutil.copy(SAMPLES["sgi2v"], tmp_path / "traj.npy")
     assert read_trajectory(tmp_path / "traj.npy", default_image_size=(640, 480)).image_size == (640, 480)
+
+
+@pytest.mark.parametrize("content, what", [
+    (b"1 2\n3 4\n", r"a text file beginning '1 2\\n3 4\\n'; save the array with np.save"),
+    (b"PK\x03\x04rest", r"a zip archive \(an .npz\?\); give the .npy inside it"),
+    (b"\x80\x04\x95 pickled", r"a Python pickle, which is never loaded"),
+])
+def test_a_file_that_is_not_npy_is_called_what_it_is(tmp_path, content, what):
+    """np.load calls every non-.npy file "pickled data"; the message says what the file is."""
+    (tmp_path / "traj.npy").write_bytes(content)
+    with pytest.raises(TrajectoryError, match=r"traj.npy: is not a NumPy .npy file \(np.save writes those\): it is "
+                       + what) as e:
+        read_trajectory(tmp_path / "traj.npy", image_size=(64, 64))
+    assert "pickled data" not in str(e.value)
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(TrajectoryError, match=r"obj.npy: holds Python objects .* never loaded"):
+        read_trajectory(tmp_path / "obj.npy", "sgi2v", image_size=(64, 64))
+
+
+@pytest.mark.parametrize("mask", ["corrupt", "folder"])
+def test_a_corrupt_draganything_mask_names_the_file_and_the_field(tmp_path, mask):
+    shutil.copytree(SAMPLES["draganything"].parent, tmp_path / "demo")
+    doc = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    key, name = next((k, e["mask_name"]) for k, e in doc.items() if e.get("mask_name"))
+    target = tmp_path / "demo" / name
+    target.unlink()
+    if mask == "corrupt":
+        target.write_bytes(b"\x89PNG\r\n\x1a\n broken")
+        why = "cannot read the mask .*1_ball.png' as an image"
+    else:
+        target.mkdir()
+        why = "mask .*1_ball.png' is a folder; give an image file"
+    with pytest.raises(TrajectoryError, match=rf"demo.json: field '{key}.mask_name' names a mask that cannot be "
+                       rf"used: {why}"):
+        read_trajectory(tmp_path / "demo" / "demo.json")
