@@ -7,7 +7,7 @@ this script
 1. builds a tiny random SD1.5-shaped model (channels 32/64/64/64, 32 norm groups, 8 heads: the
    reference's motion module hard-codes 32 groups) and writes it twice: our diffusers folder plus an
    original-layout motion module file (``mm.ckpt``), and the same 2D weights in the 2022 folder layout
-   the reference's environment reads (``tests/helpers/tiny_files.save_reference_base``);
+   the reference's environment reads (``anyi2v_lab.models.original_formats.save_reference_base``);
 2. writes one condition image, one trajectory in the reference's JSON format and one initial noise;
 3. runs the reference's pipeline (its ``AnyI2V`` class, ``DDIM_inversion``, ``load_weights``,
    ``enhance_pipeline`` and ``load_trajectory_data`` of ``scripts/AnyI2V_fp16.py``) in that environment,
@@ -141,8 +141,7 @@ def write_inputs(work: Path, frames: int) -> dict:
 
     sys.path.insert(0, str(ROOT))
     from anyi2v_lab.models.tiny import TinySpec, tiny_components
-    from tests.helpers.original_formats import adapter_to_original
-    from tests.helpers.tiny_files import save_base, save_reference_base
+    from anyi2v_lab.models.original_formats import adapter_to_original, save_base, save_reference_base
 
     spec = TinySpec(**SPEC)
     parts = tiny_components(SEED, spec)

@@ -122,8 +122,7 @@ def full_components(device: str, tiny: bool = False) -> dict:
 def write_weights(work: Path, device: str, tiny: bool = False) -> None:
     import torch
 
-    from tests.helpers.original_formats import adapter_to_original
-    from tests.helpers.tiny_files import save_base, save_reference_base
+    from anyi2v_lab.models.original_formats import adapter_to_original, save_base, save_reference_base
 
     parts = full_components(device, tiny)
     save_base(parts, work / "base")

@@ -4,7 +4,8 @@ from __future__ import annotations
 from matplotlib.patches import Rectangle
 
 from ._figure import image_row, new_figure, pick_frames, show_image
-from .data import attention_of_pixel, short_name
+from ..hooks import short_name
+from .data import attention_of_pixel
 
 
 def plot_attention(source, name: str | None = None, *, pixel, image_size=None, head: int | None = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._figure import new_figure, show_image
-from .data import short_name
+from ..hooks import short_name
 
 
 def spread(items: list, n: int) -> list:

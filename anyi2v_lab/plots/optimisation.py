@@ -6,7 +6,8 @@ from matplotlib.patches import Rectangle
 
 from ..method.record import InspectionRecord
 from ._figure import image_row, new_figure, pick_frames, show_image
-from .data import box_centres, mask_grid, short_name
+from ..hooks import short_name
+from .data import box_centres, mask_grid
 
 COLOURS = ["tab:orange", "tab:blue", "tab:green", "tab:red", "tab:purple"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import ROOT, load_benchmark
+from helpers import ROOT, load_benchmark
 
 
 @pytest.fixture(scope="module")

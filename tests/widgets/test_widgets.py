@@ -2,7 +2,7 @@
 its canvases), exact trajectory round trips through the synced state, the player's and the feature
 viewer's data, and the Python side of the JS fixtures (``widgets/js/fixtures.json``).
 
-Regenerate the fixtures after a deliberate change: ``python tests/test_widgets.py``.
+Regenerate the fixtures after a deliberate change: ``python tests/widgets/test_widgets.py``.
 """
 import io
 import json
@@ -69,7 +69,7 @@ def make_fixtures() -> dict:
 
 def test_js_fixtures_are_what_python_computes():
     assert json.loads(FIXTURES.read_text()) == json.loads(json.dumps(make_fixtures())), \
-        "widgets/js/fixtures.json is stale: run `python tests/test_widgets.py` and rerun node --test widgets/js/"
+        "widgets/js/fixtures.json is stale: run `python tests/widgets/test_widgets.py` and rerun node --test widgets/js/"
 
 
 # --- coordinate mapping ---------------------------------------------------------------------------
