@@ -64,7 +64,8 @@ def _layer_payload(data, point: str, position: dict) -> dict:
     slots = [position[s] for s in steps]
     h, w = data.grid(point)
     pca = np.stack([np.asarray(data.pca_rgb(point, s), np.uint8) for s in steps]) if steps else np.zeros(0, np.uint8)
-    labels = np.stack([np.asarray(data.clusters(point, s), np.uint8) for s in steps]) if steps else np.zeros(0, np.uint8)
+    labels = (np.stack([np.asarray(data.clusters(point, s), np.uint8) for s in steps]) if steps
+              else np.zeros(0, np.uint8))
     out = {"grid": [int(h), int(w)], "heads": int(data.heads(point)),
            "pca": pca.tobytes(), "pca_steps": slots, "pca_grid": [int(h), int(w)],
            "masks": labels.tobytes(), "masks_steps": slots, "masks_grid": [int(h), int(w)],
@@ -191,7 +192,8 @@ class Microscope(anywidget.AnyWidget):
         layers = {p: _layer_payload(data, p, position) for p in names}
         cross, words = _cross_payload(data, position)
         weights = _loss_mask_payload(data, position)
-        size = (sum(len(b) for frames in x0 for b in frames) + len(cross.get("cross", b"")) + len(weights.get("weights", b""))
+        size = (sum(len(b) for frames in x0 for b in frames) + len(cross.get("cross", b""))
+                + len(weights.get("weights", b""))
                 + sum(len(v) for layer in layers.values() for v in layer.values() if isinstance(v, bytes)))
         if size > max_bytes:
             raise ValueError(f"the microscope would send {size / 2**20:.1f} MiB to the browser (max_bytes="
@@ -204,7 +206,8 @@ class Microscope(anywidget.AnyWidget):
         super().__init__(steps=[_step_entry(s) for s in steps], num_frames=int(data.num_frames),
                          frame_size=[W, H], panel_size=list(view_size((W, H), panel_width)), x0=x0,
                          x0_steps=[position[s] for s in x0_steps], layers=layers, point=next(iter(layers), ""),
-                         cross=cross, words=words, loss_masks=weights, lut=heat_lut(), palette=[list(c) for c in PALETTE],
+                         cross=cross, words=words, loss_masks=weights, lut=heat_lut(),
+                         palette=[list(c) for c in PALETTE],
                          num_clusters=int(getattr(data, "num_clusters", 0)), **kwargs)
 
     @t.validate("frame")

@@ -7,11 +7,10 @@
 >>> short_name(names[0])         # 'up1.a0.t0.q', accepted wherever a name is
 """
 from .cache import ActivationCache, Capture, Entry
-from .context import CallInfo, HookContext
 from .capture_size import capture_bytes, estimate_capture_bytes
+from .context import CallInfo, HookContext
 from .motion import bypass_motion
-from .points import (HookPoint, full_name, hook_points, list_hook_points, short_name, up_resnets,
-                     up_self_attention)
+from .points import HookPoint, full_name, hook_points, list_hook_points, short_name, up_resnets, up_self_attention
 from .run import run_with_cache, run_with_hooks
 from .session import HookError, HookPointNotFired, HookSession, StopForward, hooked, merge_edits
 

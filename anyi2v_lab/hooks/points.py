@@ -255,8 +255,8 @@ def resolve(points: dict[str, HookPoint], names: Iterable[str]) -> list[HookPoin
     return sorted(seen.values(), key=lambda p: p.order)
 
 
-# The paper's layers (docs/method.md §1, layer names), named rather than counted: the reference numbers up-path layers by
-# walking named_modules, which is fragile; these names are what its default lists mean.
+# The paper's layers (docs/method.md §1, layer names), named rather than counted: the reference numbers
+# up-path layers by walking named_modules, which is fragile; these names are what its default lists mean.
 def up_self_attention(unet: nn.Module) -> list[str]:
     """Module paths of the up-path spatial self-attentions (the reference's ``self_attn_k``)."""
     return [p.module for p in hook_points(unet)

@@ -14,7 +14,6 @@ Safety nets, because a silent no-op is the classic failure of hook-based diffusi
 from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
-from dataclasses import replace
 from typing import Callable, Iterable, Mapping, Sequence
 
 import torch

@@ -46,7 +46,9 @@ def unet_key_to_ldm(key: str, layers: int = 2, up_has_attn=lambda i: i > 0) -> s
     m = re.match(r"mid_block\.(resnets|attentions)\.(\d+)\.(.*)", key)
     if m:
         j = int(m.group(2))
-        return f"middle_block.{2 * j}.{_resnet(m.group(3))}" if m.group(1) == "resnets" else f"middle_block.1.{m.group(3)}"
+        if m.group(1) == "resnets":
+            return f"middle_block.{2 * j}.{_resnet(m.group(3))}"
+        return f"middle_block.1.{m.group(3)}"
     raise KeyError(key)
 
 
@@ -125,9 +127,10 @@ UNET_CONFIG_011 = ("act_fn", "attention_head_dim", "block_out_channels", "center
                    "sample_size", "up_block_types")
 VAE_CONFIG_011 = ("act_fn", "block_out_channels", "down_block_types", "in_channels", "latent_channels",
                   "layers_per_block", "norm_num_groups", "out_channels", "sample_size", "up_block_types")
-CLIP_CONFIG_425 = ("attention_dropout", "bos_token_id", "eos_token_id", "hidden_act", "hidden_size", "initializer_factor",
-                   "initializer_range", "intermediate_size", "layer_norm_eps", "max_position_embeddings",
-                   "num_attention_heads", "num_hidden_layers", "pad_token_id", "projection_dim", "vocab_size")
+CLIP_CONFIG_425 = ("attention_dropout", "bos_token_id", "eos_token_id", "hidden_act", "hidden_size",
+                   "initializer_factor", "initializer_range", "intermediate_size", "layer_norm_eps",
+                   "max_position_embeddings", "num_attention_heads", "num_hidden_layers", "pad_token_id",
+                   "projection_dim", "vocab_size")
 
 
 def vae_to_diffusers011(sd: dict) -> dict:
@@ -182,7 +185,8 @@ def save_reference_base(parts: dict, folder: Path) -> Path:
     write("unet", {**config_011(dict(parts["unet"].config), UNET_CONFIG_011, "UNet2DConditionModel"),
                    "_diffusers_version": "0.6.0"},
           parts["unet"].state_dict(), "diffusion_pytorch_model.safetensors")
-    write("vae", {**config_011(dict(parts["vae"].config), VAE_CONFIG_011, "AutoencoderKL"), "_diffusers_version": "0.6.0"},
+    write("vae", {**config_011(dict(parts["vae"].config), VAE_CONFIG_011, "AutoencoderKL"),
+                  "_diffusers_version": "0.6.0"},
           vae_to_diffusers011(parts["vae"].state_dict()), "diffusion_pytorch_model.safetensors")
     te = parts["text_encoder"].config.to_dict()
     write("text_encoder", {**{k: te[k] for k in CLIP_CONFIG_425 if k in te}, "architectures": ["CLIPTextModel"],

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from matplotlib.patches import Rectangle
 
-from ._figure import image_row, new_figure, pick_frames, show_image
 from ..hooks import short_name
+from ._figure import image_row, new_figure, pick_frames, show_image
 from .data import attention_of_pixel
 
 

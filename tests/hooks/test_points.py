@@ -38,9 +38,10 @@ def test_patterns_match_short_names(tiny_unet):
 
 def test_capture_by_short_name_equals_capture_by_full_name(tiny_unet, unet_inputs):
     sample, t, ehs = unet_inputs
-    _, by_full = run_with_cache(tiny_unet, sample, t, encoder_hidden_states=ehs, names=[Q, "mid_block.resnets.0.output"])
+    full_names = [Q, "mid_block.resnets.0.output"]
+    _, by_full = run_with_cache(tiny_unet, sample, t, encoder_hidden_states=ehs, names=full_names)
     _, by_short = run_with_cache(tiny_unet, sample, t, encoder_hidden_states=ehs, names=["up1.a0.t0.q", "mid.r0.o"])
-    assert sorted(by_short) == sorted(by_full) == sorted([Q, "mid_block.resnets.0.output"])  # keyed by full names
+    assert sorted(by_short) == sorted(by_full) == sorted(full_names)  # the cache is keyed by full names
     for name in by_full:
         assert torch.equal(by_short[name], by_full[name])
 
