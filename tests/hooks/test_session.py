@@ -1,4 +1,5 @@
-"""The hook session's early stop: it ends the UNet forward and never escapes the session's ``with`` block."""
+"""The hook session's safety nets: an early stop ends the UNet forward and never escapes the ``with`` block;
+a point that never fires says which diffusers version the hooks were tested with."""
 import pytest
 import torch
 
@@ -27,3 +28,20 @@ def test_another_sessions_stop_is_not_swallowed(tiny_unet):
         with hooked(tiny_unet, capture=[Q]) as session:
             raise StopForward(Q, object())
     assert session.stopped == 0
+
+
+def test_a_point_that_never_fires_names_the_tested_diffusers_version(tiny_unet, unet_inputs):
+    from importlib.metadata import version
+
+    from anyi2v_lab.hooks import HookPointNotFired
+
+    sample, t, ehs = unet_inputs
+    block = tiny_unet.get_submodule(Q.rsplit(".", 2)[0])
+    block.forward = lambda hidden_states, *a, **k: hidden_states  # a diffusers upgrade that skips attn1
+    try:
+        with pytest.raises(HookPointNotFired) as err:
+            with torch.no_grad(), hooked(tiny_unet, edits={Q: lambda x, ctx: None}):
+                tiny_unet(sample, t, encoder_hidden_states=ehs)
+    finally:
+        del block.forward
+    assert "constraints.txt" in str(err.value) and f"this one is {version('diffusers')}" in str(err.value)
