@@ -12,8 +12,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true",
+                     help="run the whole suite: the slow and browser tests too, and the notebooks (nbmake)")
+
+
+def pytest_configure(config):
+    # `pytest` deselects the slow tests through addopts' `-m 'not slow'`; --full lifts that and turns nbmake on
+    if config.getoption("--full"):
+        config.option.markexpr = ""
+        config.option.nbmake = True
+
+
 def pytest_collection_modifyitems(items):
-    """Notebooks and browser tests belong to the full run, not the inner loop (``pytest -m "not slow"``)."""
+    """Notebooks and browser tests belong to the full run (``pytest --full``), not the inner loop."""
     import pytest
 
     for item in items:

@@ -358,7 +358,7 @@ def cmd_points(args) -> int:
         raise UsageError(_no_point_message(args.pattern, [p.name for p in hook_points(unet)]))
     for p in hook_points(unet):
         if p.name in chosen:
-            print(f"{p.name:<70} {p.kind:<16} {p.layout:<6} C={p.channels:<5} 1/{p.downscale}")
+            print(f"{p.name:<60} {p.short:<15} {p.kind:<16} {p.layout:<6} C={p.channels:<5} 1/{p.downscale}")
     return 0
 
 

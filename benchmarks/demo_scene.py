@@ -30,13 +30,12 @@ def main(argv=None) -> int:
     import numpy as np
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from toy_trajectory import make_cases
-
     from anyi2v_lab.demo import case_trajectory, score_tracking
+    from anyi2v_lab.io import write_json
     from anyi2v_lab.method import AnyI2VConfig, generate
     from anyi2v_lab.models.loading import load_pipeline
-    from anyi2v_lab.io import write_json
     from anyi2v_lab.outputs import versions
+    from toy_trajectory import make_cases
 
     pipe = load_pipeline(progress=False)
     cfg = AnyI2VConfig(inversion_schedule="fast", num_frames=args.frames)

@@ -152,14 +152,16 @@ class ProbeCalls:
                        "loss_fp16": float(parts.loss.detach()), "loss_fp32": float(parts32.loss.detach()),
                        "latent": {**counts(g16[0], g16s[0], g32[0]), **sign_counts(g16[0], g16s[0], g32[0])},
                        "blocks": total(blocks.values()),
-                       "worst_block": max(blocks, key=lambda n: blocks[n]["underflow"] / max(1, blocks[n]["fp32_normal"]))}
+                       "worst_block": max(blocks,
+                                          key=lambda n: blocks[n]["underflow"] / max(1, blocks[n]["fp32_normal"]))}
                 self.passes.append(row)
                 if self.partial:  # a run cut short still leaves its passes
                     write_json(self.partial, {"partial": True, "per_pass": self.passes})
                 lat = row["latent"]
                 self.log(f"step {inputs.step_index} pass {len(self.passes)}: loss {row['loss_fp16']:.4g} (fp32 "
                          f"{row['loss_fp32']:.4g}); latent underflow {lat['underflow']}/{lat['fp32_normal']}, sign "
-                         f"differs {lat['sign_differs']} (scaled {lat['scaled_sign_differs']}) of {lat['latent_elements']}; "
+                         f"differs {lat['sign_differs']} (scaled {lat['scaled_sign_differs']}) of "
+                         f"{lat['latent_elements']}; "
                          f"blocks underflow {row['blocks']['underflow']}/{row['blocks']['fp32_normal']}, scaled "
                          f"{row['blocks']['scaled_underflow']}, overflow {row['blocks']['scaled_overflow']}")
                 del g16, g16s, g32, captured32, parts32

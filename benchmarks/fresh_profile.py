@@ -99,7 +99,8 @@ def main() -> int:
               for e in prof.key_averages() if e.key.startswith("anyi2v.")}
     out = {"env": env_info(dev), "wall_s_under_profiler": wall, "phases_s": res.record.timings,
            "first_use_excess_ms_total": sum(r["excess_ms"] for r in rows.values()),
-           "top": [{"op": k, **{f: round(v, 2) for f, v in r.items()}} for k, r in top], "ranges": ranges, "host_syncs": syncs}
+           "top": [{"op": k, **{f: round(v, 2) for f, v in r.items()}} for k, r in top], "ranges": ranges,
+           "host_syncs": syncs}
     write_json(args.out, out)
     print(f"wall {wall:.2f} s under the profiler; phases {res.record.timings}")
     print(f"first-use excess, all operators: {out['first_use_excess_ms_total']:.0f} ms")

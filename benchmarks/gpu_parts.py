@@ -124,9 +124,9 @@ def microbench(pipe, config, log) -> dict:
     layout and SDPA kernel, inversion call eager and graphed, VAE decode, PCA eigh. Chooses the
     fastest layout and attention kernel for the eager fast path."""
     from anyi2v_lab.accel import GraphedCall, Runtime, backend_settings, prepare_layout
-    from anyi2v_lab.method.optimize import frozen
     from anyi2v_lab.hooks import bypass_motion
     from anyi2v_lab.method.generate import model_size
+    from anyi2v_lab.method.optimize import frozen
 
     unet, dev, F = pipe.unet, pipe.unet.device, config.num_frames
     H, W = model_size(pipe, config)

@@ -5,8 +5,8 @@
     python benchmarks/gpu_pipeline.py --tiny --quick --device cpu --out /tmp/b.json   # end-to-end check
 
 One process measures, on one model: the baseline (``Runtime.baseline()``: exact 201-call inversion,
-optimisation forwards stopped after ``up_blocks[2]`` as the reference's, eager, no graphs), the fast eager path, a profile, the
-low-memory mode; then child processes measure a fresh process without compilation, the regional
+optimisation forwards stopped after ``up_blocks[2]`` as the reference's, eager, no graphs), the fast eager path, a
+profile, the low-memory mode; then child processes measure a fresh process without compilation, the regional
 compilation from a cold cache, and again from a warm cache. Every case runs the complete job
 (inversion to 201, 25 steps, CFG 8, optimisation 6 x 5, injection, VAE decode) on the same inputs and
 seed; videos are compared with the baseline's. The JSON is rewritten after every stage, so a run cut
@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.gpu_parts import (compare, env_info, make_inputs, microbench, paper_config, profile_run,  # noqa: E402
-                                  warm_config)
+from benchmarks.gpu_parts import compare, env_info, make_inputs, microbench, paper_config, profile_run, warm_config  # noqa: E402
 from benchmarks.gpu_timing import T0, Log, build, fmt_phases, run_case, sync, timed  # noqa: E402
+
 
 # ---------------------------------------------------------------------------------------- children
 def child_main(args) -> int:
@@ -65,7 +65,8 @@ def child_main(args) -> int:
             out["decode_chunks"] = decode_chunks(pipe, config.num_frames)
             out["other_pools"] = pool_comparison(pipe, inputs, config, rt, video, log)
             log(f"memory: {json.dumps({k: out[k] for k in ('memory_by_phase', 'decode_chunks')})}")
-            log(f"other pools: held {out['other_pools']['graph_pools_gb']} identical={out['other_pools']['identical_video']}")
+            pools = out["other_pools"]
+            log(f"other pools: held {pools['graph_pools_gb']} identical={pools['identical_video']}")
     out["process_s"] = time.time() - T0
     np.save(args.child_out + ".npy", video)
     Path(args.child_out).write_text(json.dumps(out, indent=2))
@@ -108,8 +109,10 @@ def main() -> int:
     p.add_argument("--stages", default="baseline,variants,overlap,fast,nograph,profile,lowmem,fresh,compiled,cached")
     p.add_argument("--budget", type=float, default=1e9, help="seconds for the whole run; stages past it are skipped")
     p.add_argument("--compile-backend", default="inductor", help="'eager' checks the compiled path's plumbing fast")
-    p.add_argument("--compile", default="regional", choices=("sampling", "regional"), help="what the compiled runs compile (fast()'s: regional)")
-    p.add_argument("--fresh-attention", default="", help="also a fresh process per SDPA kernel, e.g. efficient,flash (a --fresh-variant each)")
+    p.add_argument("--compile", default="regional", choices=("sampling", "regional"),
+                   help="what the compiled runs compile (fast()'s: regional)")
+    p.add_argument("--fresh-attention", default="",
+                   help="also a fresh process per SDPA kernel, e.g. efficient,flash (a --fresh-variant each)")
     p.add_argument("--fresh-env", action="append", default=[], metavar="NAME=VAR=VALUE[,VAR=VALUE]",
                    help="also a fresh process with these environment variables, e.g. v7=TORCH_CUDNN_V8_API_DISABLED=1")
     p.add_argument("--fresh-variant", action="append", default=[], metavar="NAME=JSON",
@@ -119,7 +122,8 @@ def main() -> int:
     p.add_argument("--cached-variant", action="append", default=[], metavar="NAME=JSON",
                    help='another cached child with these Runtime changes, e.g. levels2={"compile_levels": 2}')
     p.add_argument("--memory", action="store_true",
-                   help="the first cached child also measures memory per phase, per decode chunk, and per graph pool choice")
+                   help="the first cached child also measures memory per phase, per decode chunk, and per graph "
+                        "pool choice")
     p.add_argument("--log")
     p.add_argument("--child", choices=("fresh", "compiled", "cached"), help=argparse.SUPPRESS)
     p.add_argument("--child-out", help=argparse.SUPPRESS)
@@ -132,7 +136,8 @@ def main() -> int:
 
     log, stages = Log(args.log), args.stages.split(",")
     left = lambda: args.budget - (time.time() - T0)  # noqa: E731
-    result: dict = {"env": env_info(args.device), "model": "tiny" if args.tiny else args.weights or "random fp16 SD1.5 + AnimateDiff v3",
+    model = "tiny" if args.tiny else args.weights or "random fp16 SD1.5 + AnimateDiff v3"
+    result: dict = {"env": env_info(args.device), "model": model,
                     "config": paper_config(args.quick).to_dict(), "stages": {}}
     save = lambda: (Path(args.out).parent.mkdir(parents=True, exist_ok=True),  # noqa: E731
                     Path(args.out).write_text(json.dumps(result, indent=2, default=str)))

@@ -15,8 +15,6 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_parts import env_info, make_inputs, probe_model, warm_config, write_json  # noqa: E402
 

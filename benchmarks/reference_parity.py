@@ -7,7 +7,7 @@ this script
 1. builds a tiny random SD1.5-shaped model (channels 32/64/64/64, 32 norm groups, 8 heads: the
    reference's motion module hard-codes 32 groups) and writes it twice: our diffusers folder plus an
    original-layout motion module file (``mm.ckpt``), and the same 2D weights in the 2022 folder layout
-   the reference's environment reads (``tests/helpers/tiny_files.save_reference_base``);
+   the reference's environment reads (``anyi2v_lab.models.original_formats.save_reference_base``);
 2. writes one condition image, one trajectory in the reference's JSON format and one initial noise;
 3. runs the reference's pipeline (its ``AnyI2V`` class, ``DDIM_inversion``, ``load_weights``,
    ``enhance_pipeline`` and ``load_trajectory_data`` of ``scripts/AnyI2V_fp16.py``) in that environment,
@@ -140,9 +140,8 @@ def write_inputs(work: Path, frames: int) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT))
+    from anyi2v_lab.models.original_formats import adapter_to_original, save_base, save_reference_base
     from anyi2v_lab.models.tiny import TinySpec, tiny_components
-    from tests.helpers.original_formats import adapter_to_original
-    from tests.helpers.tiny_files import save_base, save_reference_base
 
     spec = TinySpec(**SPEC)
     parts = tiny_components(SEED, spec)
@@ -188,16 +187,15 @@ def reference_side(ref: Path, work: Path, run: str) -> None:
 
     torch.set_num_threads(1)
     torch.Tensor.cuda = lambda self, *a, **k: self
+    import animatediff.pipelines.pipeline_anyi2v as pa
+    from animatediff.models.my_unet import MyUNet3DConditionModel
+    from animatediff.utils.util import load_weights
     from diffusers import AutoencoderKL, DDIMScheduler
     from einops import rearrange
     from omegaconf import OmegaConf
     from PIL import Image
-    from transformers import CLIPTextModel, CLIPTokenizer
-
-    import animatediff.pipelines.pipeline_anyi2v as pa
-    from animatediff.models.my_unet import MyUNet3DConditionModel
-    from animatediff.utils.util import load_weights
     from scripts import AnyI2V_fp16 as script
+    from transformers import CLIPTextModel, CLIPTokenizer
 
     s = json.loads((work / "settings.json").read_text())
     H = W = s["size"]
@@ -346,9 +344,9 @@ def our_side(work: Path, scenario: str, variant: dict) -> dict:
         hook.remove()
         undo()
     bank = result.features
+    attn = "up_blocks.{}.attentions.{}.transformer_blocks.0.attn1"
     out["features"] = {**{f"res{k}": bank.residuals[f"up_blocks.{k // 3}.resnets.{k % 3}"] for k in s["load_res_list"]},
-                       **{f"attn{k}": bank.queries[f"up_blocks.{k // 3 + 1}.attentions.{k % 3}.transformer_blocks.0.attn1"]
-                          for k in s["load_attn_list"]}}
+                       **{f"attn{k}": bank.queries[attn.format(k // 3 + 1, k % 3)] for k in s["load_attn_list"]}}
     out["unet_outputs"] = outputs
     out["opt_latents"] = [it.latent for it in result.record.iterations]
     out["masks"] = [it.masks for it in result.record.iterations]
@@ -389,7 +387,8 @@ def compare(ours: dict, ref: dict, settings: dict) -> list[dict]:
     # with a trajectory the step-0 call sees each side's own optimised latent (optimisation comes first)
     rows.append({"stage": "injected UNet output, step 0 (both CFG halves)",
                  **diff(ours["unet_outputs"][0], ref["unet_outputs"][0])})
-    rows.append({"stage": "UNet output, step 0, cond half", **diff(ours["unet_outputs"][0][1], ref["unet_outputs"][0][1])})
+    rows.append({"stage": "UNet output, step 0, cond half",
+                 **diff(ours["unet_outputs"][0][1], ref["unet_outputs"][0][1])})
     for i in range(steps if ref["opt_latents"] else 0):
         for it in range(iters):
             n = i * iters + it
@@ -460,14 +459,14 @@ def markdown(report: dict) -> str:
             if not rows:
                 continue
             if "agreement" in rows[0]:
-                lines.append(f"| {r['run']} | {r['variant']} | {label} | | {1 - rows[0]['agreement']:.2%} of cells differ | "
-                             f"{'yes' if rows[0]['noise'] else 'no'} |")
+                lines.append(f"| {r['run']} | {r['variant']} | {label} | | {1 - rows[0]['agreement']:.2%} of cells "
+                             f"differ | {'yes' if rows[0]['noise'] else 'no'} |")
                 continue
             worst = max(rows, key=lambda x: x.get("rel", float("inf")))
             flips = max((x.get("elements_differing_by_a_sign_step", 0) for x in rows), default=0)
             extra = f" ({flips} elements a sign step apart)" if flips else ""
-            lines.append(f"| {r['run']} | {r['variant']} | {label} | {worst['max_abs']:.2g} | {worst['rel']:.2g}{extra} | "
-                         f"{'yes' if all(x['noise'] for x in rows) else 'no'} |")
+            lines.append(f"| {r['run']} | {r['variant']} | {label} | {worst['max_abs']:.2g} | "
+                         f"{worst['rel']:.2g}{extra} | {'yes' if all(x['noise'] for x in rows) else 'no'} |")
     return "\n".join(lines)
 
 
@@ -639,7 +638,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=OUT)
     a = p.parse_args(argv)
     if not (a.reference / "animatediff" / "pipelines" / "pipeline_anyi2v.py").is_file():
-        p.error(f"reference={str(a.reference)!r} is not an AnyI2V checkout (no animatediff/pipelines/pipeline_anyi2v.py)")
+        p.error(f"reference={str(a.reference)!r} is not an AnyI2V checkout "
+                "(no animatediff/pipelines/pipeline_anyi2v.py)")
     if not a.python or not Path(a.python).is_file():
         p.error(f"--python={a.python!r}: give the reference environment's interpreter")
     os.environ["HF_HUB_OFFLINE"] = "1"

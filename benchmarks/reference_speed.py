@@ -1,6 +1,7 @@
 """Speed against the reference's own code: its inference script and ours, one GPU, one run, same weights.
 
-    python benchmarks/reference_speed.py PATH/TO/AnyI2V --ref-site /tmp/refsite --out benchmarks/results/reference_speed_h100.json
+    python benchmarks/reference_speed.py PATH/TO/AnyI2V --ref-site /tmp/refsite \
+        --out benchmarks/results/reference_speed_h100.json
 
 1. Writes one set of random fp16 weights at full size (SD1.5 UNet, VAE and text encoder, an AnimateDiff
    v3 motion module) in both layouts: a diffusers folder plus an original-layout ``mm.ckpt`` for ours,
@@ -58,7 +59,8 @@ import runpy, sys, types
 for name in ("accelerate", "jax", "flax", "onnxruntime"):
     sys.modules[name] = None  # importlib finds no spec: transformers/diffusers run as in the 2022 pins
 # transformers 4.25 pins tokenizers < 0.14 (no Python 3.12 wheel); the machine's newer one serves its slow tokenizer
-check = sys.modules["transformers.dependency_versions_check"] = types.ModuleType("transformers.dependency_versions_check")
+_CHECK = "transformers.dependency_versions_check"
+check = sys.modules[_CHECK] = types.ModuleType(_CHECK)
 check.dep_version_check = lambda pkg, hint=None: None
 import setuptools  # noqa: F401  (distutils for diffusers 0.11 on Python 3.12)
 sys.argv = ["scripts.AnyI2V_fp16"] + sys.argv[1:]
@@ -101,7 +103,9 @@ def full_components(device: str, tiny: bool = False) -> dict:
                  vae_channels=(128, 256, 512, 512))
     with torch.device(device):  # 1.3 B parameters initialise in seconds on a GPU, minutes on a CPU
         parts = tiny_components(SEED, spec)
-    if not tiny:  # tiny_components at SD1.5's sizes has SD1.5's UNet and v3's motion module; the VAE and CLIP's text tower
+    # tiny_components at SD1.5's sizes has SD1.5's UNet and v3's motion module; SD1.5's VAE and CLIP text
+    # tower are built here
+    if not tiny:
         from diffusers import AutoencoderKL
         from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -111,9 +115,9 @@ def full_components(device: str, tiny: bool = False) -> dict:
                                          down_block_types=("DownEncoderBlock2D",) * 4,
                                          up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32, sample_size=512)
             parts["text_encoder"] = CLIPTextModel(CLIPTextConfig(
-                vocab_size=len(tok), hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                max_position_embeddings=77, hidden_act="quick_gelu", bos_token_id=tok.bos_token_id,
-                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
+                vocab_size=len(tok), hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
+                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
     for name in ("unet", "motion_adapter", "vae", "text_encoder"):
         parts[name] = parts[name].half().cpu().eval()
     return parts
@@ -122,8 +126,7 @@ def full_components(device: str, tiny: bool = False) -> dict:
 def write_weights(work: Path, device: str, tiny: bool = False) -> None:
     import torch
 
-    from tests.helpers.original_formats import adapter_to_original
-    from tests.helpers.tiny_files import save_base, save_reference_base
+    from anyi2v_lab.models.original_formats import adapter_to_original, save_base, save_reference_base
 
     parts = full_components(device, tiny)
     save_base(parts, work / "base")
@@ -142,9 +145,10 @@ def example(ref: Path) -> dict:
 
 def write_reference_config(work: Path, ref: Path, videos: int) -> Path:
     ex = example(ref)
-    cfg = [{"inference_config": str(ref / "configs/inference/inference-v3.yaml"), "motion_module": str(work / "mm.ckpt"),
-            "seed": [ex["seed"]] * videos, "prompt": [ex["prompt"]] * videos, "n_prompt": [ex["n_prompt"]],
-            "trajectory": [ex["trajectory"]] * videos, "image_path": [ex["image"]] * videos}]
+    cfg = [{"inference_config": str(ref / "configs/inference/inference-v3.yaml"),
+            "motion_module": str(work / "mm.ckpt"), "seed": [ex["seed"]] * videos, "prompt": [ex["prompt"]] * videos,
+            "n_prompt": [ex["n_prompt"]], "trajectory": [ex["trajectory"]] * videos,
+            "image_path": [ex["image"]] * videos}]
     path = work / "reference_example.yaml"
     path.write_text(json.dumps(cfg, indent=1))  # JSON is YAML
     return path
@@ -159,7 +163,8 @@ def run_reference(ref: Path, site: str, work: Path, videos: int, shim: bool, tim
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-c", LAUNCHER, "--config", str(write_reference_config(work, ref, videos)),
            "--pretrained-model-path", str(work / "base_ref"),
-           "--hyper-params-config", str(ref / "configs/prompts/hyper_params.yaml")] + ([] if shim else ["--without-xformers"])
+           "--hyper-params-config", str(ref / "configs/prompts/hyper_params.yaml"),
+           *([] if shim else ["--without-xformers"])]
     lines, tic = [], time.perf_counter()
     with open(scratch / "stderr.log", "w") as err:
         proc = subprocess.Popen(cmd, cwd=scratch, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
@@ -275,9 +280,11 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--videos", type=int, default=2, help="videos per process on each side")
     p.add_argument("--ours", default="default,baseline,fast", help="our runtimes after the default one")
-    p.add_argument("--reference-runs", default="xformers", help="xformers (the stand-in), plain (--without-xformers), or both")
+    p.add_argument("--reference-runs", default="xformers",
+                   help="xformers (the stand-in), plain (--without-xformers), or both")
     p.add_argument("--budget", type=float, default=540, help="seconds for our side's optional runtimes")
-    p.add_argument("--reference-timeout", type=float, default=900, help="seconds before the reference's process is stopped")
+    p.add_argument("--reference-timeout", type=float, default=900,
+                   help="seconds before the reference's process is stopped")
     p.add_argument("--tiny", action="store_true", help="tiny random weights, 128 px (a CPU check of our side)")
     p.add_argument("--quick", action="store_true", help="4 frames, 3 steps, 2 x 2 optimisation on our side")
     p.add_argument("--_ours", action="store_true", help=argparse.SUPPRESS)

@@ -107,9 +107,8 @@ def loss_rows(pipe, config, dev, reps: int) -> dict:
     backward to the captured features, on random features of the aligned layers' shapes."""
     from anyi2v_lab.method.alignment import build_alignment
     from anyi2v_lab.method.generate import model_size
-    from anyi2v_lab.method.loss import alignment_loss
     from anyi2v_lab.method.grid import aligned_features, layer_fits
-
+    from anyi2v_lab.method.loss import alignment_loss
     from gpu_parts import make_inputs
 
     H, W = model_size(pipe, config)
@@ -150,7 +149,8 @@ def main() -> int:
     p.add_argument("--reps", type=int, default=5)
     args = p.parse_args()
     dev, pipe, config = probe_model(args.tiny)
-    result = {"env": env_info(dev), "eigh": eigh_rows(dev, (32, 16) if args.tiny else (1280, 640), 64 if args.tiny else 4096)}
+    sizes, n = ((32, 16), 64) if args.tiny else ((1280, 640), 4096)
+    result = {"env": env_info(dev), "eigh": eigh_rows(dev, sizes, n)}
     result["loss"] = loss_rows(pipe, config, dev, args.reps)
     result["sampling"] = sampling_rows(pipe, config, dev, args.variants.split(","), args.reps)
     write_json(args.out, result)

@@ -17,7 +17,6 @@ import numpy as np
 
 from toy_trajectory import DEV_SEED, make_cases  # benchmarks/, beside this script
 
-
 POINT = {"residuals": "residual", "queries": "query"}   # a FeatureBank field -> its hook point's suffix
 
 

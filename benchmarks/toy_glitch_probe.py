@@ -1,6 +1,6 @@
 """Where do the toy model's motion glitches come from? Samples the same weights under sampler variants
-(steps, DDIM eta, guidance, ancestral schedulers) and on captions the training sampler did or did not see, and reports the
-glitch rate of each, split by motion kind and object count (``evaluate.glitch_by_case``).
+(steps, DDIM eta, guidance, ancestral schedulers) and on captions the training sampler did or did not see, and
+reports the glitch rate of each, split by motion kind and object count (``evaluate.glitch_by_case``).
 
     python benchmarks/toy_glitch_probe.py --device cuda --videos 256 --out outputs/glitch_probe.json
     python benchmarks/toy_glitch_probe.py --videos 2 --variants base,eta1 --steps-scale 0.1   # a CPU check
@@ -71,7 +71,8 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--case-seed", type=int, default=0,
-                   help="another fixed list of held-out captions (world.heldout_cases' seed), to check a rate on fresh ones")
+                   help="another fixed list of held-out captions (world.heldout_cases' seed), to check a rate on "
+                        "fresh ones")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--steps-scale", type=float, default=1.0, help="multiply every variant's steps (CPU checks)")
     p.add_argument("--out", default="outputs/toy_glitch_probe.json")
@@ -83,7 +84,8 @@ def main(argv=None):
     sets = {"heldout": world.heldout_cases(a.videos, seed=a.case_seed)}
     if any(VARIANTS[n].get("captions") == "seen" for n in names):
         sets["seen"] = seen_cases(a.videos)
-    res = {"weights": a.weights, "videos": a.videos, "seed": a.seed, "case_seed": a.case_seed, "render_seconds": round(time.time() - t0, 1),
+    res = {"weights": a.weights, "videos": a.videos, "seed": a.seed, "case_seed": a.case_seed,
+           "render_seconds": round(time.time() - t0, 1),
            "data": {k: video_metrics(np.stack([c.frames for c in v]), v, a.device) for k, v in sets.items()}}
     base_scheduler = pipe.scheduler.config
     for name in names:

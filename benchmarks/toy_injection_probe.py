@@ -33,8 +33,8 @@ VARIANTS = {
     "no_debias": {"debias": False},                              # the paper's "w/o debias" (Fig. 10)
     "no_debias_all_steps": {"debias": False, "load_feature_step": 24},
 }
-# One frame and no trajectory; injection into both CFG branches, as the benchmark's `toy_fine_align` variant does (one branch
-# alone turns frame 0 into speckle at CFG 8); the fast inversion keeps the probe to minutes on a CPU.
+# One frame and no trajectory; injection into both CFG branches, as the benchmark's `toy_fine_align` variant does
+# (one branch alone turns frame 0 into speckle at CFG 8); the fast inversion keeps the probe to minutes on a CPU.
 BASE = dict(num_frames=1, inject_uncond=True, inversion_schedule="fast")
 LABELS = {"plain": "plain", "paper": "paper", "paper_all_steps": "paper, all", "global_adain_all_steps": "global, all",
           "no_debias": "no debias", "no_debias_all_steps": "no deb., all"}
@@ -108,7 +108,8 @@ def main(argv=None) -> int:
                     res = generate(pipe, image, case.caption, None, configs[n], seed=i, progress=False,
                                    inject=VARIANTS[n] is not None)
                     frame = res.frames[0]
-                    per_scene[f"{n}/{cond_name}"].append({"scene": i, "modality": modality, **frame0_scores(frame, case)})
+                    scores = frame0_scores(frame, case)
+                    per_scene[f"{n}/{cond_name}"].append({"scene": i, "modality": modality, **scores})
                     row.append(frame)
                     bar.update()
             rows.append(np.concatenate(row, 1))
@@ -121,7 +122,8 @@ def main(argv=None) -> int:
 
     out = Path(a.out)
     write_json(out, report)
-    grid = np.concatenate([header(["condition", "real f0", *[LABELS[n] for n in names]] * 2, size), *rows[:a.grid_rows]], 0)
+    titles = ["condition", "real f0", *[LABELS[n] for n in names]] * 2
+    grid = np.concatenate([header(titles, size), *rows[:a.grid_rows]], 0)
     with atomic_path(out.with_suffix(".png")) as tmp:
         Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(tmp, format="PNG")
     print(f"{'variant / condition':34} {'error px':>8} {'median':>7} {'placed':>7} {'found':>6} {'IoU':>6}")

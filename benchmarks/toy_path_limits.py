@@ -113,7 +113,9 @@ def score(frames: np.ndarray, case) -> list[dict]:
 
 def _ordered(labels) -> list:
     """Bin labels in numeric order ("2-8" before "16-24"), other labels alphabetically."""
-    num = lambda k: float(k.split("-")[0].lstrip(">=")) if k[:1].isdigit() or k.startswith(">=") else float("inf")
+    def num(k):
+        return float(k.split("-")[0].lstrip(">=")) if k[:1].isdigit() or k.startswith(">=") else float("inf")
+
     return sorted(labels, key=lambda k: (num(k), k))
 
 
@@ -131,7 +133,10 @@ def summarise(rows: list[dict]) -> dict:
     final = np.array([r["final_error_px"] if r["final_error_px"] is not None else np.nan for r in rows])
     prog = [r["progress"] for r in rows if r["progress"] is not None]
     ok = np.isfinite(final) & np.isfinite(objmc)
-    nan = lambda f, x: float(f(x[np.isfinite(x)])) if np.isfinite(x).any() else None
+
+    def nan(f, x):
+        return float(f(x[np.isfinite(x)])) if np.isfinite(x).any() else None
+
     return {"objects": len(rows), "objmc_mean_px": nan(np.mean, objmc), "objmc_median_px": nan(np.median, objmc),
             "final_median_px": nan(np.median, final),
             "follows": float(np.mean(ok & (np.nan_to_num(final, nan=1e9) <= FOLLOW_PX)
@@ -143,9 +148,14 @@ def summarise(rows: list[dict]) -> dict:
 def bins(objects: list[dict], variant: str) -> dict:
     """summarise() per motion kind, path length bin, peak-speed bin (moving objects) and turn."""
     rows = [{**o["motion"], **o[variant]} for o in objects]
-    group = lambda key: {k: summarise([r for r in rows if key(r) == k])
-                         for k in _ordered({key(r) for r in rows if key(r) is not None})}
-    moving = lambda f: (lambda r: f(r) if r["length_px"] >= LENGTH_BINS[2] else None)
+
+    def group(key):
+        return {k: summarise([r for r in rows if key(r) == k])
+                for k in _ordered({key(r) for r in rows if key(r) is not None})}
+
+    def moving(f):
+        return lambda r: f(r) if r["length_px"] >= LENGTH_BINS[2] else None
+
     return {"all": summarise(rows),
             "kind": group(lambda r: r["kind"]),
             "length_px": group(lambda r: _bin_label(r["length_px"], LENGTH_BINS)),
@@ -168,13 +178,16 @@ def benchmark_bins(path: str | Path, size: int = 64) -> dict:
         for (case, _), m in zip(cases, per_case):
             longest = max(describe(case), key=lambda r: r["length_px"])
             rows.append({"kind": case.motion, "length_px": longest["length_px"], "objmc": m})
-        group = lambda key: {k: {"cases": len(g), "objmc_mean_px": float(np.mean(g)), "objmc_median_px": float(np.median(g))}
-                             for k in _ordered({key(r) for r in rows})
-                             for g in [[r["objmc"] for r in rows if key(r) == k and r["objmc"] is not None]] if g}
+
+        def group(key):
+            return {k: {"cases": len(g), "objmc_mean_px": float(np.mean(g)), "objmc_median_px": float(np.median(g))}
+                    for k in _ordered({key(r) for r in rows})
+                    for g in [[r["objmc"] for r in rows if key(r) == k and r["objmc"] is not None]] if g}
+
         out[v] = {"kind": group(lambda r: r["kind"]),
                   "length_px": group(lambda r: _bin_label(r["length_px"], LENGTH_BINS))}
-    return {"source": str(path), "cases": n, "settings": {k: report["settings"][k] for k in ("inversion", "guidance", "case_seed")},
-            **out}
+    settings = {k: report["settings"][k] for k in ("inversion", "guidance", "case_seed")}
+    return {"source": str(path), "cases": n, "settings": settings, **out}
 
 
 def table(report: dict) -> str:
@@ -183,7 +196,10 @@ def table(report: dict) -> str:
     full, nc = report["bins"]["full"], report["bins"].get("no_control")
     out = ["| asked for | objects | follows (final and ObjMC <= 6 px) | ObjMC px (mean) | final error px (median) "
            "| progress (median) | no control: ObjMC px |", "|---|---|---|---|---|---|---|"]
-    fmt = lambda x, f="{:.2f}": "-" if x is None else f.format(x)
+
+    def fmt(x, f="{:.2f}"):
+        return "-" if x is None else f.format(x)
+
     titles = {"all": "all objects", "kind": "kind: ", "length_px": "path length px: ",
               "peak_speed_moving": "peak speed px/frame (paths >= 8 px): ", "turn_moving": "turn (paths >= 8 px): "}
     for group, title in titles.items():

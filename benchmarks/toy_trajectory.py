@@ -137,9 +137,9 @@ def trajectory_of(case):
 
 
 def run_worker(rank: int, jobs: list, args, queue) -> None:
-    import torch
-
     import traceback
+
+    import torch
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, args.workers)))
     from anyi2v_lab.accel import Runtime, clear_graphs
@@ -226,7 +226,8 @@ def evaluate(cases, frames: dict, vae, case_seed: int = BENCH_SEED) -> dict:
         width = real.shape[3]
         out[variant] = {
             "objmc_px": m["objmc"], "objmc_frac_width": m["objmc"] / width, "missed_points": m["missed"],
-            "frame0_iou": float(np.mean(ious)), "fd_vae": frechet_distance(vae_features(vae, vids.reshape(-1, *vids.shape[2:])), real_feats),
+            "frame0_iou": float(np.mean(ious)),
+            "fd_vae": frechet_distance(vae_features(vae, vids.reshape(-1, *vids.shape[2:])), real_feats),
             "glitch_rate": motion_glitch_rate(torch.from_numpy(vids), [c for c, _ in cases])["rate"],
             "objmc_per_case": per_case,
         }
@@ -313,7 +314,8 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", default="float32", help="model dtype (the toy model is small: fp32 everywhere)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--case-seed", type=int, default=BENCH_SEED,
-                   help=f"which fixed set of scenes: {BENCH_SEED} the held-out benchmark, {DEV_SEED} the development set")
+                   help=f"which fixed set of scenes: {BENCH_SEED} the held-out benchmark, {DEV_SEED} the "
+                        "development set")
     p.add_argument("--condition", default="cycle", choices=("cycle", "rgb", *MODALITIES),
                    help="the condition images: each case's modality (cycle, the benchmark), one modality for all, or "
                         "rgb (the real frame 0: isolates the modality gap)")
@@ -354,7 +356,8 @@ def main(argv=None) -> int:
     report = {"settings": {k: v for k, v in vars(args).items()}, "size": size, "versions": versions(),
               "cases_evaluated": len(complete),
               "seconds": time.perf_counter() - tic, "seconds_per_video": float(np.mean(times)),
-              "variants": {v: defined[v] for v in variants}, "results": results, "paper": PAPER, "failed": failed, "eager_fallbacks": fallbacks}
+              "variants": {v: defined[v] for v in variants}, "results": results, "paper": PAPER, "failed": failed,
+              "eager_fallbacks": fallbacks}
     write_json(args.out, report, indent=2)
     print(table(report))
     return 0
@@ -364,15 +367,15 @@ def table(report: dict) -> str:
     """A markdown table of the results next to the paper's."""
     res, size = report["results"], report["size"]
     full = res.get("full")
-    rows = ["| variant | ObjMC px | ObjMC / width | vs full (± paired s.e.) | frame-0 IoU | FD (toy VAE) | glitches | paper FID / FVD / ObjMC |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| variant | ObjMC px | ObjMC / width | vs full (± paired s.e.) | frame-0 IoU | FD (toy VAE) | glitches "
+            "| paper FID / FVD / ObjMC |", "|---|---|---|---|---|---|---|---|"]
     for v, r in res.items():
         if v.startswith("_"):
             continue
         paper = " / ".join(f"{x:g}" for x in PAPER[v]) if v in PAPER else "(ours)"
         delta = "" if full is None or v == "full" else f"{r['objmc_px'] - full['objmc_px']:+.2f}{paired_se(r, full)}"
-        rows.append(f"| {v} | {r['objmc_px']:.2f} | {100 * r['objmc_frac_width']:.1f}% | {delta} | {r['frame0_iou']:.3f} | "
-                    f"{r['fd_vae']:.2f} | {100 * r['glitch_rate']:.1f}% | {paper} |")
+        rows.append(f"| {v} | {r['objmc_px']:.2f} | {100 * r['objmc_frac_width']:.1f}% | {delta} | "
+                    f"{r['frame0_iou']:.3f} | {r['fd_vae']:.2f} | {100 * r['glitch_rate']:.1f}% | {paper} |")
     fl = res["_floors"]
     rows.append(f"\nFloors: the tracker on the real videos scores ObjMC {fl['objmc_px_real_videos']:.2f} px; the FD "
                 f"of real videos of other held-out scenes is {fl['fd_vae_other_real_scenes']:.2f}. Frame {size} px.")

@@ -116,8 +116,9 @@ def test_a_bad_config_value_is_refused_before_torch_loads():
             "rc = main(['generate', '--model', 'tiny', '--condition', sys.argv[1], '--prompt', 'a', "
             "'--set', 'pca_dim=abc', '--out', sys.argv[2]])\n"
             "print(rc, 'torch' in sys.modules)")
-    from PIL import Image
     import tempfile
+
+    from PIL import Image
     with tempfile.TemporaryDirectory() as tmp:
         Image.new("RGB", (64, 64)).save(Path(tmp) / "c.png")
         out = subprocess.run([sys.executable, "-c", code, str(Path(tmp) / "c.png"), str(Path(tmp) / "out")],

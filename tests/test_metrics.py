@@ -11,10 +11,11 @@ def test_objmc_pools_points_and_skips_misses():
 
 
 def test_iou_and_colour_mask():
-    a = np.zeros((4, 4), bool); a[:2] = True
-    b = np.zeros((4, 4), bool); b[1:3] = True
+    a, b = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
+    a[:2], b[1:3] = True, True
     assert iou(a, b) == 4 / 12 and iou(np.zeros(3, bool), np.zeros(3, bool)) == 1.0
-    frame = np.zeros((2, 2, 3), np.uint8); frame[0, 0] = (250, 10, 10)
+    frame = np.zeros((2, 2, 3), np.uint8)
+    frame[0, 0] = (250, 10, 10)
     assert colour_mask(frame, (255, 0, 0)).tolist() == [[True, False], [False, False]]
 
 
@@ -35,5 +36,6 @@ def test_frechet_distance_matches_scipy_sqrtm_and_survives_singular_covariances(
     ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     ref = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(ca + cb - 2 * linalg.sqrtm(ca @ cb).real)
     assert abs(frechet_distance(a, b) - ref) < 1e-8 * abs(ref)
-    flat = np.zeros((50, 4)); flat[:, 0] = rng.normal(size=50)  # rank-1 covariance, as histograms give
+    flat = np.zeros((50, 4))
+    flat[:, 0] = rng.normal(size=50)  # rank-1 covariance, as histograms give
     assert abs(frechet_distance(flat, flat)) < 1e-9 and np.isfinite(frechet_distance(flat, flat + 1))

@@ -41,7 +41,8 @@ class Log:
 class Trainer:
     def __init__(self, cfg: TrainConfig, log: Log, group: parallel.Group = parallel.Group()):
         self.cfg, self.log, self.group = cfg, log, group
-        self.dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+        auto = "cuda" if torch.cuda.is_available() else "cpu"
+        self.dev = torch.device(auto if cfg.device == "auto" else cfg.device)
         if self.dev.type == "cuda" and group.world > 1:
             self.dev = torch.device("cuda", group.local_rank)
         self.amp = dict(device_type=self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda")
@@ -87,8 +88,10 @@ class Trainer:
             mod = torch.randint(len(world.MODALITIES), (n,), generator=self.gen)
             conds = torch.stack([r["conditions"][m] for m in world.MODALITIES], 1)
             use = pick < cond_fraction
-            x = torch.where(to_dev(use, self.dev)[:, None, None, None], conds[torch.arange(n, device=self.dev), to_dev(mod, self.dev)], x)
-            caps = [f"{c}, {world.MODALITY_TAGS[world.MODALITIES[int(m)]]}" if u else c for c, m, u in zip(caps, mod, use)]
+            chosen = conds[torch.arange(n, device=self.dev), to_dev(mod, self.dev)]
+            x = torch.where(to_dev(use, self.dev)[:, None, None, None], chosen, x)
+            tags = [world.MODALITY_TAGS[world.MODALITIES[int(m)]] for m in mod]
+            caps = [f"{c}, {tag}" if u else c for c, tag, u in zip(caps, tags, use)]
         return x * 2 - 1, caps
 
     def videos(self, n: int):
@@ -120,7 +123,8 @@ class Trainer:
         x, _ = self.images(self.cfg.batch["vae"], 0.3)
         with torch.autocast(**self.amp):
             post = self.vae.encode(x).latent_dist
-            rec = self.vae.decode(post.mean + self.cfg.vae_noise * post.std * torch.randn_like(post.mean)).sample.float()
+            noisy = post.mean + self.cfg.vae_noise * post.std * torch.randn_like(post.mean)
+            rec = self.vae.decode(noisy).sample.float()
         return Fn.l1_loss(rec, x) + Fn.mse_loss(rec, x) + 1e-6 * post.kl().mean()
 
     def decoder_loss(self):
@@ -352,7 +356,8 @@ class Trainer:
             unet2d, adapter = tm.split_motion_unet(self.unet)
         else:
             unet2d, adapter = self.unet2d, tm.build_motion_adapter()
-        for obj, name in ((unet2d, "unet"), (adapter, "motion_adapter"), (self.vae, "vae"), (self.text, "text_encoder")):
+        parts = ((unet2d, "unet"), (adapter, "motion_adapter"), (self.vae, "vae"), (self.text, "text_encoder"))
+        for obj, name in parts:
             copy.deepcopy(obj).to("cpu", torch.float16).save_pretrained(path / name)
         self.tok.save_pretrained(path / "tokenizer")
         self.sched.save_pretrained(path / "scheduler")

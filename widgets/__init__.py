@@ -20,4 +20,5 @@ from .microscope import Microscope
 from .player import VideoPlayer
 from .viewer import FeatureViewer
 
-__all__ = ["TrajectoryCanvas", "VideoPlayer", "FeatureViewer", "Microscope", "Draft", "EditorState", "EventError", "apply_event"]
+__all__ = ["TrajectoryCanvas", "VideoPlayer", "FeatureViewer", "Microscope", "Draft", "EditorState", "EventError",
+           "apply_event"]

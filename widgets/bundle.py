@@ -4,7 +4,7 @@ anywidget imports ``_esm`` from a ``blob:`` URL, where a relative ``import ... f
 resolve. The files in ``js/`` are plain ES modules that import each other relatively (so node's test runner
 loads them as they are); :func:`esm` rewrites each such line into a dynamic import of the dependency's own
 source as a ``data:`` URL, recursively. ``data:`` module URLs load in browsers and in node alike, so
-the bundled string itself is testable (``tests/test_widgets_js.py``).
+the bundled string itself is testable (``tests/widgets/test_widgets_js.py``).
 """
 from __future__ import annotations
 

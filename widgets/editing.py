@@ -3,7 +3,7 @@
 The browser turns pointer gestures into small semantic events in image pixels (``js/logic.js``,
 ``gestureEvent``) and sends them to Python, where :func:`apply_event` is the one place that changes the
 drawing. So the state has a single owner, the undo history lives beside it, and everything a user can do
-is testable here with plain dicts (``tests/test_widgets.py`` drives it with hypothesis).
+is testable here with plain dicts (``tests/widgets/test_widgets.py`` drives it with hypothesis).
 
 Events (``index`` is an object index; points and boxes are image pixels)::
 

@@ -69,7 +69,8 @@ def _layer_payload(data, point: str, position: dict) -> dict:
     slots = [position[s] for s in steps]
     h, w = data.grid(point)
     pca = np.stack([np.asarray(data.pca_rgb(point, s), np.uint8) for s in steps]) if steps else np.zeros(0, np.uint8)
-    labels = np.stack([np.asarray(data.clusters(point, s), np.uint8) for s in steps]) if steps else np.zeros(0, np.uint8)
+    labels = (np.stack([np.asarray(data.clusters(point, s), np.uint8) for s in steps]) if steps
+              else np.zeros(0, np.uint8))
     out = {"grid": [int(h), int(w)], "heads": int(data.heads(point)),
            "pca": pca.tobytes(), "pca_steps": slots, "pca_grid": [int(h), int(w)],
            "masks": labels.tobytes(), "masks_steps": slots, "masks_grid": [int(h), int(w)],
@@ -195,7 +196,8 @@ class Microscope(StaticPicture, anywidget.AnyWidget):
         layers = {p: _layer_payload(data, p, position) for p in names}
         cross, words = _cross_payload(data, position)
         weights = _loss_mask_payload(data, position)
-        size = (sum(len(b) for frames in x0 for b in frames) + len(cross.get("cross", b"")) + len(weights.get("weights", b""))
+        size = (sum(len(b) for frames in x0 for b in frames) + len(cross.get("cross", b""))
+                + len(weights.get("weights", b""))
                 + sum(len(v) for layer in layers.values() for v in layer.values() if isinstance(v, bytes)))
         if size > max_bytes:
             raise ValueError(f"the microscope would send {size / 2**20:.1f} MiB to the browser (max_bytes="

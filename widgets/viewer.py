@@ -22,10 +22,10 @@ from PIL import ImageDraw
 from anyi2v_lab.overlay import masks_from_record
 
 from .bundle import css, esm
-from .viewer_images import attention_map, components_to_rgb, feature_maps, heat_rgba, pca_rgb, query_index, token_grid
 from .images import mask_tints, png_bytes, video_frames
 from .mapping import view_size
 from .static import StaticPicture, box, colour, cross, decode, enlarged, panels, placeholder, plural
+from .viewer_images import attention_map, components_to_rgb, feature_maps, heat_rgba, pca_rgb, query_index, token_grid
 
 
 def _entry_frames(cache, name: str, step=None, timestep=None) -> torch.Tensor:
@@ -83,9 +83,9 @@ class FeatureViewer(StaticPicture, anywidget.AnyWidget):
     attention = t.Bytes(b"").tag(sync=True)
     status = t.Unicode("").tag(sync=True)
 
-    def __init__(self, features: Mapping[str, torch.Tensor] | None = None, probs: Mapping[str, torch.Tensor] | None = None,
-                 frames=None, masks=None, boxes=None, components: Mapping[str, torch.Tensor] | None = None,
-                 panel_width: int = 256, **kwargs):
+    def __init__(self, features: Mapping[str, torch.Tensor] | None = None,
+                 probs: Mapping[str, torch.Tensor] | None = None, frames=None, masks=None, boxes=None,
+                 components: Mapping[str, torch.Tensor] | None = None, panel_width: int = 256, **kwargs):
         features, probs, components = dict(features or {}), dict(probs or {}), dict(components or {})
         video = None if frames is None else video_frames(frames)
         counts = {f"features[{k!r}]": v.shape[0] for k, v in {**features, **components, **probs}.items()}

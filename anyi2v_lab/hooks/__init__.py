@@ -4,18 +4,19 @@
 >>> names = list_hook_points(unet, pattern="up_blocks.1.*attn1.query")
 >>> out, cache = run_with_cache(unet, sample, t, encoder_hidden_states=ehs, names=names)
 >>> cache[names[0]].shape        # (B, F, N, C)
+>>> short_name(names[0])         # 'up1.a0.t0.q', accepted wherever a name is
 """
 from .cache import ActivationCache, Capture, Entry
-from .context import CallInfo, HookContext
 from .capture_size import capture_bytes, estimate_capture_bytes
+from .context import CallInfo, HookContext
 from .motion import bypass_motion
-from .points import HookPoint, hook_points, list_hook_points, up_resnets, up_self_attention
+from .points import HookPoint, full_name, hook_points, list_hook_points, short_name, up_resnets, up_self_attention
 from .run import run_with_cache, run_with_hooks
 from .session import HookError, HookPointNotFired, HookSession, StopForward, hooked, merge_edits
 
 __all__ = [
     "ActivationCache", "Capture", "Entry", "CallInfo", "HookContext", "capture_bytes",
-    "estimate_capture_bytes", "bypass_motion", "HookPoint", "hook_points", "list_hook_points",
-    "up_resnets", "up_self_attention", "run_with_cache", "run_with_hooks", "HookError",
+    "estimate_capture_bytes", "bypass_motion", "HookPoint", "full_name", "hook_points", "list_hook_points",
+    "short_name", "up_resnets", "up_self_attention", "run_with_cache", "run_with_hooks", "HookError",
     "HookPointNotFired", "HookSession", "StopForward", "hooked", "merge_edits",
 ]

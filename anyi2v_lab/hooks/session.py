@@ -14,7 +14,6 @@ Safety nets, because a silent no-op is the classic failure of hook-based diffusi
 from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
-from dataclasses import replace
 from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
@@ -39,7 +38,13 @@ class HookPointNotFired(HookError):
 
 
 class StopForward(Exception):
-    """Raised inside the UNet after the last needed hook point (baukit's ``StopForward``)."""
+    """Raised inside the UNet after the last needed hook point (baukit's ``StopForward``); the session
+    that raised it (any session, when ``session`` is ``None``) swallows it, in :meth:`HookSession.forward`
+    or on leaving its ``with`` block."""
+
+    def __init__(self, point: str, session: "HookSession | None" = None):
+        super().__init__(point)
+        self.session = session
 
 
 def _inside_backward() -> bool:
@@ -108,11 +113,13 @@ class HookSession:
             raise
         return stack
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type, exc, tb) -> bool:
         stack, self._stack = self._stack, None
         stack.close()
-        if exc_type is None:
+        stopped = self._stops(exc)
+        if exc_type is None or stopped:
             self._check_captures()
+        return stopped
 
     @contextmanager
     def suspended(self):
@@ -233,7 +240,8 @@ class HookSession:
                 raise HookPointNotFired(
                     f"{len(missing)} hooked point(s) did not run in a complete UNet forward: {missing[:4]}"
                     f"{' ...' if len(missing) > 4 else ''}. The model's forward no longer passes where "
-                    f"these hooks sit (diffusers is pinned to 0.42.x for this reason).")
+                    f"these hooks sit: install the diffusers version in constraints.txt (this one is "
+                    f"{_diffusers_version()}).")
         return out
 
     def _fire(self, point: HookPoint, tensor: torch.Tensor) -> torch.Tensor:
@@ -255,7 +263,7 @@ class HookSession:
             self._stored.add(point.name)
         if self.stop_names and self.stop_names <= self._fired:
             self.stopped += 1
-            raise StopForward(point.name)
+            raise StopForward(point.name, self)
         return tensor
 
     def _check_captures(self) -> None:
@@ -272,8 +280,19 @@ class HookSession:
         """Call the UNet; returns ``None`` when the forward stopped early after the last needed point."""
         try:
             return self.unet(*args, **kwargs)
-        except StopForward:
+        except StopForward as stop:
+            if not self._stops(stop):
+                raise
             return None
+
+    def _stops(self, exc: BaseException | None) -> bool:
+        return isinstance(exc, StopForward) and exc.session in (None, self)
+
+
+def _diffusers_version() -> str:
+    from importlib.metadata import version
+
+    return version("diffusers")
 
 
 def _size(nbytes: int) -> str:
@@ -299,7 +318,8 @@ def hooked(unet: nn.Module, edits: Mapping[str, EditFn | Sequence[EditFn]] | Non
 
     ``edits`` maps hook point names (or globs) to ``fn(tensor, ctx) -> tensor | None``; ``capture``
     is a :class:`Capture` or a list of names; ``stop_after`` names the points after which the forward
-    ends (call the UNet through ``session.forward`` to swallow the stop).
+    ends: ``session.forward`` then returns ``None``, and a direct call's stop ends the ``with`` block
+    quietly.
     """
     if capture is not None and not isinstance(capture, Capture):
         capture = Capture(tuple(capture))

@@ -183,7 +183,8 @@ class MicroscopeData:
     @property
     def steps(self) -> list[Step]:
         """Every step with anything to show, in the order the generation made them."""
-        keys = [s for series in self._features.values() for s in series] + list(self._x0) + list(self._masks) + list(self._cross_maps)
+        keys = [s for series in self._features.values() for s in series]
+        keys += [*self._x0, *self._masks, *self._cross_maps]
         return ordered(keys)
 
     @property
@@ -225,7 +226,8 @@ class MicroscopeData:
     @property
     def nbytes(self) -> int:
         """Bytes held: captured tensors and precomputed images."""
-        tensors = [x for s in (*self._features.values(), *self._keys.values(), *self._cross.values()) for x in s.values()]
+        series = (*self._features.values(), *self._keys.values(), *self._cross.values())
+        tensors = [x for s in series for x in s.values()]
         arrays = [a for table in (self._rgb, self._labels) for s in table.values() for a in s.values()]
         arrays += [*self._x0.values(), *self._masks.values(), *self._cross_maps.values()]
         return (sum(x.numel() * x.element_size() for x in tensors) + sum(a.nbytes for a in arrays)
@@ -349,7 +351,8 @@ class MicroscopeData:
         self._series(point)
         value = table.get(point, {}).get(step)
         if value is None:
-            raise KeyError(f"{point!r} has nothing at {step}; its steps: {[s.label for s in self.feature_steps(point)]}")
+            labels = [s.label for s in self.feature_steps(point)]
+            raise KeyError(f"{point!r} has nothing at {step}; its steps: {labels}")
         return value
 
     def __repr__(self) -> str:

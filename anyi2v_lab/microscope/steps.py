@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PHASES = ("inversion", "optimisation", "sampling", "forward")
-
 
 @dataclass(frozen=True)
 class Step:

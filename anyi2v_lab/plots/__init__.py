@@ -12,9 +12,21 @@ plotly figure (plotly and umap-learn, from the ``lab`` extra, are imported only 
 >>> plots.plot_pca_frames(res.record)
 >>> plots.plot_videos({"with the trajectory": res.frames, "without": free.frames}, boxes=res.record.boxes)
 """
+from ..hooks import short_name
 from .attention import plot_attention
-from .data import (attention_of_pixel, box_centres, frame_maps, mask_grid, normalise_rgb, pca_rgb, pixel_cell,
-                   short_name, temporal_consistency, token_index, tokens_of, variance_curve)
+from .data import (
+    attention_of_pixel,
+    box_centres,
+    frame_maps,
+    mask_grid,
+    normalise_rgb,
+    pca_rgb,
+    pixel_cell,
+    temporal_consistency,
+    token_index,
+    tokens_of,
+    variance_curve,
+)
 from .feature_views import embed_tokens, plot_cloud_views, plot_explained_variance, plot_pca_frames, plot_tokens_3d
 from .images import plot_images
 from .microscope import plot_feature_steps, plot_loss_masks, plot_point_attention, plot_word_attention, plot_x0_steps

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from matplotlib.patches import Rectangle
 
+from ..hooks import short_name
 from ._figure import image_row, new_figure, pick_frames, show_image
-from .data import attention_of_pixel, short_name
+from .data import attention_of_pixel
 
 
 def plot_attention(source, name: str | None = None, *, pixel, image_size=None, head: int | None = None,

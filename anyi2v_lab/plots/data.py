@@ -16,29 +16,6 @@ from ..method.pca import explained_variance, pca_fit, pca_project
 from ..method.record import InspectionRecord, mask_grid  # noqa: F401  (re-exported)
 
 
-_ABBREV = {"up_blocks": "up", "down_blocks": "down", "mid_block": "mid", "resnets": "res", "attentions": "attn",
-           "motion_modules": "motion"}
-
-
-def short_name(name: str) -> str:
-    """A hook point or layer name short enough for a figure label:
-    ``up_blocks.2.attentions.0.transformer_blocks.0.attn1.query`` -> ``up2.attn0.attn1.query``,
-    ``up_blocks.1.resnets.1.residual`` -> ``up1.res1.residual``."""
-    parts, out, i = name.split("."), [], 0
-    while i < len(parts):
-        p = parts[i]
-        if p == "transformer_blocks" and i + 1 < len(parts):
-            i += 2  # always block 0 in SD1.5-family UNets
-            continue
-        if p in _ABBREV and i + 1 < len(parts) and parts[i + 1].isdigit():
-            out.append(_ABBREV[p] + parts[i + 1])
-            i += 2
-            continue
-        out.append(_ABBREV.get(p, p) if p == "mid_block" else p)
-        i += 1
-    return ".".join(out)
-
-
 def _entry_tensor(cache: ActivationCache, name: str, branch: str | None, select: dict) -> torch.Tensor:
     """The stored ``(B, F, ...)`` tensor reduced to one branch: ``(F, ...)``."""
     tensor = cache.get(name, **select)

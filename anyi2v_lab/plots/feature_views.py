@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..hooks import short_name
 from ..method.pca import pca_fit, pca_project
 from ..method.record import InspectionRecord
 from ._figure import image_row, new_figure, pick_frames, show_image
-from .data import as_rows, frame_maps, normalise_rgb, pca_rgb, short_name, token_index, tokens_of, variance_curve
+from .data import as_rows, frame_maps, normalise_rgb, pca_rgb, token_index, tokens_of, variance_curve
 
 
 def _record_rows(record: InspectionRecord, names, iteration: int, quantile: float) -> dict[str, np.ndarray]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..hooks import short_name
 from ._figure import new_figure, show_image
-from .data import short_name
 
 
 def spread(items: list, n: int) -> list:
@@ -26,7 +26,8 @@ def _frames(data, frames) -> list[int]:
     frames = spread(range(data.num_frames), 4) if frames is None else [int(f) for f in frames]
     bad = [f for f in frames if not 0 <= f < data.num_frames]
     if bad:
-        raise ValueError(f"frames {bad} are out of range: the video has {data.num_frames} frames (0..{data.num_frames - 1})")
+        raise ValueError(f"frames {bad} are out of range: the video has {data.num_frames} frames "
+                         f"(0..{data.num_frames - 1})")
     return frames
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.patches import Rectangle
 
+from ..hooks import short_name
 from ..method.record import InspectionRecord
 from ._figure import image_row, new_figure, pick_frames, show_image
-from .data import box_centres, mask_grid, short_name
+from .data import box_centres, mask_grid
 
 COLOURS = ["tab:orange", "tab:blue", "tab:green", "tab:red", "tab:purple"]
 

@@ -59,8 +59,8 @@ def sample_grid(videos, cases, path, frames=(0, 2, 4, 6, 8, 10, 12, 14), rows: i
 @torch.no_grad()
 def evaluate(weights: str | Path, cfg, device: torch.device, log) -> dict:
     """Sample held-out captions from the exported weights (as users load them) at each CFG scale.
-    ``cfg`` is a training.config.TrainConfig (or any object with these fields) (eval_videos, eval_cfg, eval_steps, grid_cfg, seed, out); ``log`` a
-    callable taking a line of text."""
+    ``cfg`` is a training.config.TrainConfig (or any object with its fields eval_videos, eval_cfg,
+    eval_steps, grid_cfg, seed, out); ``log`` a callable taking a line of text."""
     pipe = tm.build_pipeline(tm.load_components(weights)).to(device)
     pipe.set_progress_bar_config(disable=True)
     cases = world.heldout_cases(cfg.eval_videos)
@@ -80,7 +80,8 @@ def evaluate(weights: str | Path, cfg, device: torch.device, log) -> dict:
         m["sample_seconds"] = round(time.time() - t0, 2)
         res[f"cfg_{scale}"] = m
         log(f"eval cfg {scale}: {m}")
-        sample_grid(vids, cases, Path(cfg.out) / (f"samples.png" if scale == cfg.grid_cfg else f"samples_cfg{scale:g}.png"))
+        grid_name = "samples.png" if scale == cfg.grid_cfg else f"samples_cfg{scale:g}.png"
+        sample_grid(vids, cases, Path(cfg.out) / grid_name)
     return res
 
 

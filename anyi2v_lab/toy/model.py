@@ -170,8 +170,8 @@ def load_components(path: str | Path | None = None, dtype: torch.dtype = torch.f
     root = Path(path) if path is not None else WEIGHTS_DIR
     missing = [c for c in COMPONENTS if not (root / c).is_dir()]
     if missing:
-        raise FileNotFoundError(f"toy weights folder {root} lacks {missing}; train with "
-                                "`python -m training.train` (from the repository root) or pass the folder that holds them")
+        raise FileNotFoundError(f"toy weights folder {root} lacks {missing}; train with `python -m training.train` "
+                                "(from the repository root) or pass the folder that holds them")
     return dict(
         unet=UNet2DConditionModel.from_pretrained(root / "unet", torch_dtype=dtype),
         vae=AutoencoderKL.from_pretrained(root / "vae", torch_dtype=dtype),

@@ -107,8 +107,8 @@ def shape_sdf(q: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
         elif name == "star":
             d = _star_sdf(qk)
         else:
-            d = torch.stack([((qk[..., None, :] * to_dev(p[:, :2], q.device)).sum(-1) - to_dev(p[:, 2], q.device)).amax(-1)
-                             for p in PIECES[name]], 0).amin(0)
+            planes = [(to_dev(p[:, :2], q.device), to_dev(p[:, 2], q.device)) for p in PIECES[name]]
+            d = torch.stack([((qk[..., None, :] * n).sum(-1) - c).amax(-1) for n, c in planes], 0).amin(0)
         out[to_dev(idx, q.device)] = d
     return out
 
@@ -205,11 +205,14 @@ def _trajectories(g, a: Spec, F: int, size: int, h0: torch.Tensor):
     ramps, or an occluding pass of object 0 across object 1; CANDIDATES draws per scene."""
     B, O = a.shape.shape
     K, sc = CANDIDATES, size / 64
-    rep = lambda x: x.repeat_interleave(K, 0)
+    def rep(x):
+        return x.repeat_interleave(K, 0)
+    def u(*s):
+        return torch.rand(B * K, *s, generator=g)
+    def is_(m):
+        return mot == MOTIONS.index(m)
     mot, ext, h0r = rep(a.motion)[:, None], rep(EXTENTS[a.shape]), rep(h0)
-    u = lambda *s: torch.rand(B * K, *s, generator=g)
     t = torch.linspace(0, 1, F) if F > 1 else torch.zeros(1)
-    is_ = lambda m: mot == MOTIONS.index(m)
     ks = torch.where(u(O) < 0.5, 0.7 + 0.15 * u(O), 1.2 + 0.2 * u(O))
     ks = torch.where(is_("scale"), ks, torch.ones_like(ks))
     half = h0r[..., None] * (1 + (ks - 1)[..., None] * t)                       # (R, O, F)
@@ -271,8 +274,10 @@ def sample_specs(B: int, g: torch.Generator, *, num_frames: int = 16, size: int 
             if not bad.any():
                 break
             r = sample_attributes(B, g, num_objects, background, motion, object_probs)
-            a = replace(a, **{f: torch.where(bad.view(-1, *[1] * (getattr(a, f).dim() - 1)), getattr(r, f), getattr(a, f))
-                              for f in ("n", "shape", "colour", "size_cls", "motion", "bg_type")})
+            fields = ("n", "shape", "colour", "size_cls", "motion", "bg_type")
+            redraw = {f: torch.where(bad.view(-1, *[1] * (getattr(a, f).dim() - 1)), getattr(r, f), getattr(a, f))
+                      for f in fields}
+            a = replace(a, **redraw)
     sc = size / 64
     ranges = torch.tensor(list(SIZE_CLASSES.values()))[a.size_cls]               # (B, O, 2)
     h0 = (ranges[..., 0] + (ranges[..., 1] - ranges[..., 0]) * torch.rand(a.shape.shape, generator=g)) * sc
@@ -281,7 +286,8 @@ def sample_specs(B: int, g: torch.Generator, *, num_frames: int = 16, size: int 
     bg_a = (grey + 24 * (torch.rand(B, 3, generator=g) - 0.5)).clamp(40, 215)
     sign = torch.where(torch.rand(B, 1, generator=g) < 0.5, -1.0, 1.0)
     sign = torch.where(grey < 95, 1.0, torch.where(grey > 160, -1.0, sign))
-    bg_b = (bg_a + sign * (20 + 20 * torch.rand(B, 1, generator=g)) + 8 * (torch.rand(B, 3, generator=g) - 0.5)).clamp(40, 215)
+    shift = sign * (20 + 20 * torch.rand(B, 1, generator=g)) + 8 * (torch.rand(B, 3, generator=g) - 0.5)
+    bg_b = (bg_a + shift).clamp(40, 215)
     bg_angle = math.pi * torch.rand(B, generator=g)
     # textures stay 3+ latent cells (12+ px) per period: finer ones sit at the x4 latent's Nyquist limit
     bg_period = (12 + 8 * torch.rand(B, generator=g)) * sc

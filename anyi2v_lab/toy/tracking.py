@@ -78,14 +78,16 @@ def track_colour(frames, rgb, *, tau: float = TAU, min_area: float | None = None
     min_area = MIN_AREA * H * W / 4096 if min_area is None else min_area
     dist = (v.float() - col[:, None, None, None]).norm(dim=-1)                  # (B, F, H, W)
     lab = components((dist < tau).reshape(B * F, H, W)).flatten(1)
-    area = torch.zeros(B * F, H * W + 1, device=v.device).scatter_add_(1, lab, torch.ones_like(lab, dtype=torch.float32))
+    ones = torch.ones_like(lab, dtype=torch.float32)
+    area = torch.zeros(B * F, H * W + 1, device=v.device).scatter_add_(1, lab, ones)
     area[:, 0] = 0
     big = area.amax(1)
     sig = area >= torch.clamp(DUP_FRACTION * big, min=min_area)[:, None]
     sel = sig.gather(1, lab).float()                                           # pixels of significant blobs
     ys, xs = torch.meshgrid(torch.arange(H, device=v.device), torch.arange(W, device=v.device), indexing="ij")
     n = sel.sum(1)
-    cen = torch.stack([(sel * (xs.flatten() + 0.5)).sum(1), (sel * (ys.flatten() + 0.5)).sum(1)], -1) / n.clamp(min=1)[:, None]
+    cen = torch.stack([(sel * (xs.flatten() + 0.5)).sum(1), (sel * (ys.flatten() + 0.5)).sum(1)], -1)
+    cen = cen / n.clamp(min=1)[:, None]
     present = big >= min_area
     cen = torch.where(present[:, None], cen, torch.full_like(cen, float("nan")))
     out = {"centroid": cen.view(B, F, 2), "area": n.view(B, F), "largest": big.view(B, F),
@@ -241,7 +243,8 @@ def frechet_colour_distance(frames_a, frames_b, bins: int = 4) -> float:
         v = _as_video_batch(v).flatten(0, 1).float()                               # (N, H, W, 3)
         q = (v / 256 * bins).long().clamp(max=bins - 1)
         cell = ((q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]).flatten(1)
-        hist = torch.zeros(v.shape[0], bins ** 3, device=v.device).scatter_add_(1, cell, torch.ones_like(cell, dtype=torch.float32))
+        ones = torch.ones_like(cell, dtype=torch.float32)
+        hist = torch.zeros(v.shape[0], bins ** 3, device=v.device).scatter_add_(1, cell, ones)
         grey = v.mean(-1)
         g = ((grey[:, 1:, 1:] - grey[:, :-1, 1:]) ** 2 + (grey[:, 1:, 1:] - grey[:, 1:, :-1]) ** 2).sqrt()
         gb = (g / 8).long().clamp(max=15).flatten(1)

@@ -18,8 +18,18 @@ import torch
 import torch.nn.functional as Fn
 
 from anyi2v_lab.toy import scene
-from anyi2v_lab.toy.scene import (BACKGROUNDS, COLOURS, MODALITIES, MOTIONS, SEG_PALETTE, SHAPES, SIZE_CLASSES,
-                                  Spec, sample_specs, to_dev)
+from anyi2v_lab.toy.scene import (
+    BACKGROUNDS,
+    COLOURS,
+    MODALITIES,
+    MOTIONS,
+    SEG_PALETTE,
+    SHAPES,
+    SIZE_CLASSES,
+    Spec,
+    sample_specs,
+    to_dev,
+)
 
 __all__ = ["SHAPES", "COLOURS", "SIZE_CLASSES", "BACKGROUNDS", "MOTIONS", "MODALITIES", "MODALITY_TAGS",
            "CAPTION_WORDS", "SEG_PALETTE", "ToyObject", "ToyCase", "make_case", "heldout_cases",
@@ -118,7 +128,10 @@ def canny(img: torch.Tensor, low: float = 60.0, high: float = 130.0) -> torch.Te
     bins = torch.remainder(((ang + 22.5) // 45).long(), 4)                     # 0, 45, 90, 135 degrees
     H, W = mag.shape[-2:]
     p = Fn.pad(mag, (1, 1, 1, 1))
-    sh = lambda dx, dy: p[:, 1 + dy:1 + dy + H, 1 + dx:1 + dx + W]
+
+    def sh(dx, dy):
+        return p[:, 1 + dy:1 + dy + H, 1 + dx:1 + dx + W]
+
     keep = torch.zeros_like(mag, dtype=torch.bool)
     for b, (dx, dy) in enumerate([(1, 0), (1, 1), (0, 1), (-1, 1)]):
         keep |= (bins == b) & (mag > sh(-dx, -dy)) & (mag >= sh(dx, dy))
@@ -143,7 +156,8 @@ def condition_images(frame0: torch.Tensor, sdf0: torch.Tensor, s: Spec, order: t
     depth = (0.15 + 0.3 * y).expand(B, H, W)
     sketch = torch.ones(B, H, W, device=dev)
     pal = to_dev(torch.tensor([SEG_PALETTE[k] for k in SHAPES], dtype=torch.float32), dev) / 255
-    seg = (to_dev(torch.tensor(SEG_PALETTE["background"], dtype=torch.float32), dev) / 255).view(1, 3, 1, 1).expand(B, 3, H, W)
+    background = to_dev(torch.tensor(SEG_PALETTE["background"], dtype=torch.float32), dev) / 255
+    seg = background.view(1, 3, 1, 1).expand(B, 3, H, W)
     for r in range(O):
         o = order[:, r]
         sd, ok = sdf0[ar, o], s.valid[ar, o].view(B, 1, 1)
@@ -153,7 +167,10 @@ def condition_images(frame0: torch.Tensor, sdf0: torch.Tensor, s: Spec, order: t
         sketch = sketch * (1 - cov) + cov
         sketch = sketch * (1 - (1.2 - sd.abs()).clamp(0, 1) * ok)
         seg = torch.where(((sd < 0) & ok)[:, None], pal[s.shape[ar, o]].view(B, 3, 1, 1), seg)
-    grey = lambda m: m[:, None].expand(B, 3, H, W).clamp(0, 1)
+
+    def grey(m):
+        return m[:, None].expand(B, 3, H, W).clamp(0, 1)
+
     return {"canny": grey(canny(frame0)), "hed": grey(hed), "depth": grey(_blur(depth[:, None])[:, 0]),
             "sketch": grey(sketch), "segmentation": seg.contiguous()}
 

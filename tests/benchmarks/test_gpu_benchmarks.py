@@ -81,8 +81,10 @@ def test_trace_summary_splits_busy_and_idle_time():
 
     ev = lambda name, cat, ts, dur: {"ph": "X", "name": name, "cat": cat, "ts": ts, "dur": dur}  # noqa: E731
     trace = {"traceEvents": [
-        ev("anyi2v.optimisation.forward", "user_annotation", 0, 10), ev("anyi2v.optimisation.forward", "user_annotation", 1000, 10),
-        ev("k1", "kernel", 0, 300), ev("k2", "kernel", 250, 150), ev("k3", "kernel", 900, 100),  # busy 0-400 and 900-1000
+        ev("anyi2v.optimisation.forward", "user_annotation", 0, 10),
+        ev("anyi2v.optimisation.forward", "user_annotation", 1000, 10),
+        # kernels busy 0-400 and 900-1000
+        ev("k1", "kernel", 0, 300), ev("k2", "kernel", 250, 150), ev("k3", "kernel", 900, 100),
         ev("aten::fill_", "cpu_op", 350, 600), ev("outer", "cpu_op", 0, 1000)]}
     s = summarise(trace, min_gap_us=300)
     assert s["iterations"] == [{"wall_us": 1000, "gpu_busy_us": 500, "idle_us": 500, "gaps_over_min": 1, "gap_us": 500}]

@@ -13,9 +13,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from anyi2v_lab.models.original_formats import UNET_CONFIG_011, save_reference_base
 from anyi2v_lab.models.tiny import TinySpec, tiny_components
-from tests.helpers.original_formats import UNET_CONFIG_011
-from tests.helpers.tiny_files import save_reference_base
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -2,12 +2,11 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from tests.helpers import ROOT, load_benchmark
+from helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +30,8 @@ def test_xformers_stand_in_is_attention(speed, tmp_path):
             "    ref = torch.softmax(qh @ kh.transpose(-1, -2) / 8 ** 0.5, -1) @ vh\n"
             "    ref = ref if len(shape) == 3 else ref.transpose(1, 2)\n"
             "    out = o.memory_efficient_attention(q, k, v) if len(shape) == 3 else \\\n"
-            "        o.memory_efficient_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)\n"
+            "        o.memory_efficient_attention(q.transpose(1, 2), k.transpose(1, 2),\n"
+            "                                     v.transpose(1, 2)).transpose(1, 2)\n"
             "    assert (out - ref).abs().max() < 1e-12, shape\n"
             "print(m.version('xformers'))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(folder)})
@@ -46,7 +46,8 @@ def test_reference_config_is_its_shipped_example_twice(speed, tmp_path):
                                      '  trajectory: ["__assets__/t.json"]\n  image_path: ["__assets__/i.jpg"]\n')
     cfg = json.loads(speed.write_reference_config(tmp_path, ref, 2).read_text())[0]
     assert cfg["seed"] == [42, 42] and cfg["prompt"] == ["a horse"] * 2 and cfg["n_prompt"] == ["ugly"]
-    assert cfg["image_path"] == [str(ref / "__assets__/i.jpg")] * 2 and cfg["motion_module"] == str(tmp_path / "mm.ckpt")
+    assert cfg["image_path"] == [str(ref / "__assets__/i.jpg")] * 2
+    assert cfg["motion_module"] == str(tmp_path / "mm.ckpt")
 
 
 def test_ratios_pair_first_and_warm_videos(speed):

@@ -50,7 +50,8 @@ def lab(tmp_path_factory):
     (root / "nb").mkdir()
     shutil.copy(NOTEBOOK, root / "nb" / NOTEBOOK.name)  # a copy: autosave must never touch the repository
     dirs = {k: root / k.lower() for k in ("IPYTHONDIR", "MPLCONFIGDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR",
-                                          "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR")}
+                                          "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR",
+                                          "JUPYTERLAB_WORKSPACES_DIR")}
     for d in dirs.values():
         d.mkdir()
     # no "get notified about Jupyter news?" toast over the page
@@ -134,8 +135,8 @@ def _run_cell(page, cell, timeout_ms: int) -> str:
     cell.locator(".jp-InputArea-editor").click()
     page.keyboard.press("Control+Enter")
     cell.locator(".jp-InputArea-prompt").filter(has_not_text=before).wait_for(timeout=timeout_ms)
-    page.wait_for_function("(p) => !p.textContent.includes('*')", arg=cell.locator(".jp-InputArea-prompt").element_handle(),
-                           timeout=timeout_ms)
+    prompt = cell.locator(".jp-InputArea-prompt").element_handle()
+    page.wait_for_function("(p) => !p.textContent.includes('*')", arg=prompt, timeout=timeout_ms)
     errors = page.evaluate(_NOTEBOOK_STATE)["errors"]
     assert not errors, f"a notebook cell failed: {errors}"
     outputs = cell.locator(".jp-OutputArea-output")
@@ -281,11 +282,13 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
 
         def measure():  # where the canvas is now (a re-rendered output above it moves it)
             rect["left"], rect["top"], rect["rw"], rect["rh"], rect["cw"], rect["ch"] = draw.evaluate(
-                "c => { const r = c.getBoundingClientRect(); return [r.left, r.top, r.width, r.height, c.width, c.height]; }")
+                "c => { const r = c.getBoundingClientRect(); "
+                "return [r.left, r.top, r.width, r.height, c.width, c.height]; }")
 
         def to_image(cx, cy):  # the browser's arithmetic, logic.clientToCanvas then canvasToImage
             r = rect
-            return [((cx - r["left"]) * r["cw"] / r["rw"]) * W / r["cw"], ((cy - r["top"]) * r["ch"] / r["rh"]) * H / r["ch"]]
+            return [((cx - r["left"]) * r["cw"] / r["rw"]) * W / r["cw"],
+                    ((cy - r["top"]) * r["ch"] / r["rh"]) * H / r["ch"]]
 
         def to_client(x, y):  # the nearest whole client pixel (mouse events report integers)
             return (int(round(rect["left"] + x * rect["rw"] / W)), int(round(rect["top"] + y * rect["rh"] / H)))

@@ -12,8 +12,7 @@ import time
 import nbformat
 import pytest
 
-from browser.test_browser import (SCREENSHOTS, _run_all, _run_last_cell, lab, lab_notebook,  # noqa: F401
-                                  publish_screenshots)
+from browser.test_browser import SCREENSHOTS, _run_all, _run_last_cell, lab_notebook, publish_screenshots
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -57,7 +56,8 @@ _MOVE = """async ([cls, values]) => {
         await Promise.resolve();
         const t1 = performance.now();
         await new Promise(requestAnimationFrame);
-        out.push({value: v, handler_ms: t1 - t0, frame_ms: performance.now() - t0, draw_ms: Number(root.dataset.drawMs)});
+        out.push({value: v, handler_ms: t1 - t0, frame_ms: performance.now() - t0,
+                  draw_ms: Number(root.dataset.drawMs)});
     }
     return out;
 }"""
@@ -158,7 +158,8 @@ def test_microscope_sliders_and_click_in_the_browser(lab, tmp_path):
         "payload_bytes": info["payload_bytes"],
         "step_slider": {k: _summary([m[k] for m in moves]) for k in ("handler_ms", "frame_ms", "draw_ms")},
         "frame_slider": {k: _summary([m[k] for m in frames]) for k in ("handler_ms", "frame_ms", "draw_ms")},
-        "frame_slider_keys_of_all_frames": {k: _summary([m[k] for m in video_moves]) for k in ("handler_ms", "frame_ms")},
+        "frame_slider_keys_of_all_frames": {k: _summary([m[k] for m in video_moves])
+                                            for k in ("handler_ms", "frame_ms")},
         "click": {k: _summary([c[k] for c in clicks]) for k in ("handler_ms", "frame_ms", "draw_ms")},
         **timings,
     }

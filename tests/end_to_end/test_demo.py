@@ -35,7 +35,8 @@ def test_demo_follows_the_path_and_no_control_does_not(tmp_path, capsys):
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["inversion_schedule"] == "fast" and run["config"]["num_inference_steps"] == 25
     assert run["config"]["num_frames"] == summary["num_frames"] == COMMAND_SCENE.num_frames == 8
-    assert not run["config"]["inject_uncond"] and run["seed"] == COMMAND_SCENE.noise_seed  # saved, so the run can be redone
+    # saved, so the run can be redone
+    assert not run["config"]["inject_uncond"] and run["seed"] == COMMAND_SCENE.noise_seed
     assert "ObjMC" in capsys.readouterr().out
 
 
@@ -84,7 +85,9 @@ def test_compare_frames_puts_condition_and_columns_side_by_side():
     out = compare_frames(case.conditions["depth"], {"a": (frames, target), "b": (frames[::-1], target)}, target)
     assert out.shape == (16, 18 + 256, 3 * 256, 3) and out.dtype == np.uint8
     # away from the drawn path, each panel holds its (upscaled) frame
-    corner = lambda panel, j: out[j, 18 + 252:18 + 256, panel * 256:panel * 256 + 4]
+    def corner(panel, j):
+        return out[j, 18 + 252:18 + 256, panel * 256:panel * 256 + 4]
+
     assert (corner(1, 0) == frames[0, 63, 0]).all() and (corner(2, 0) == frames[-1, 63, 0]).all()
     assert (corner(0, 5) == case.conditions["depth"][63, 0]).all()
 

@@ -40,13 +40,41 @@ def test_installed_versions_match_the_pins():
         assert version(name).split("+")[0] == constraints()[name], name
 
 
-def test_ci_runs_the_readme_test_command():
+def test_ci_runs_the_readme_test_commands():
+    """The README's test block: the install, the inner loop (plain pytest), the full run and the linter;
+    CI runs the install, the linter and the full run (which holds the inner loop)."""
     readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
-    test_cmd = next(b.strip() for b in blocks if "pytest" in b)
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, re.S) if "pytest" in b)
+    install, fast, full, lint = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    assert fast == ".venv/bin/python -m pytest" and full == f"{fast} --full" and lint == ".venv/bin/ruff check ."
     ci = (ROOT / ".ci" / "run").read_text()
-    assert test_cmd.splitlines()[-1] in ci
+    assert install in ci and lint in ci and f"{full} --durations=" in ci
     assert "HF_HUB_OFFLINE=1" in ci and "ffmpeg" in ci
+
+
+def test_plain_pytest_deselects_the_slow_tests_and_full_runs_them_with_the_notebooks():
+    targets = ["tests/end_to_end/test_packaging.py", "notebooks/01_quickstart.ipynb"]
+
+    def collected(*options: str) -> list[str]:
+        out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                              *options, *targets], cwd=ROOT, capture_output=True, text=True)
+        return [line for line in out.stdout.splitlines() if "::" in line or line.endswith(".ipynb")]
+
+    fast, full = collected(), collected("--full")
+    slow = "tests/end_to_end/test_packaging.py::test_wheel_holds_no_training_code_training_log_or_result"
+    assert slow not in fast and not [n for n in fast if ".ipynb" in n]
+    assert slow in full and "notebooks/01_quickstart.ipynb" in "\n".join(full) and set(fast) < set(full)
+
+
+def test_license_and_citation():
+    """pyproject's licence has its text beside it, and CITATION.cff cites the paper the toolkit implements."""
+    assert (ROOT / "LICENSE").read_text().split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    assert 'license = { text = "Apache-2.0" }' in (ROOT / "pyproject.toml").read_text()
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0" and citation["license"] == "Apache-2.0"
+    paper = citation["preferred-citation"]
+    assert paper["title"].startswith("AnyI2V") and paper["year"] == 2025
+    assert "arXiv:2507.02857" in [i["value"] for i in paper["identifiers"]]
 
 
 def test_console_script_and_widgets_subpackage():

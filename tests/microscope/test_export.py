@@ -18,7 +18,8 @@ def test_export_writes_figures_videos_and_provenance(micro_data, tmp_path):
     assert any(n.endswith("attn1.query") for n in prov["hook_points"])
     att = prov["files"]["self_attention.png"]
     assert att["frames"] == [0, 3] and att["query_frame"] == 0 and att["steps"][0]["label"] == "sampling 2 (t=1)"
-    assert att["hook_point"] == micro_data.points[0] and att["query_cell"] == list(micro_data.cell_of(att["hook_point"], (40, 40)))
+    assert att["hook_point"] == micro_data.points[0]
+    assert att["query_cell"] == list(micro_data.cell_of(att["hook_point"], (40, 40)))
     assert [s["phase"] for s in prov["files"]["x0.png"]["steps"]] == ["sampling"] * 3
     assert len(prov["model_fingerprint"]) > 8 and prov["model"] is None
     with pytest.raises(FileExistsError, match="exists and is not empty.*overwrite=True"):

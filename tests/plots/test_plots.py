@@ -45,10 +45,11 @@ def test_importing_plots_needs_neither_plotly_nor_umap():
     assert out.strip() == "[]"
 
 
-def test_short_names():
-    assert plots.short_name(f"{LAYER}.query") == "up2.attn0.attn1.query"
-    assert plots.short_name(RES) == "up2.res0.residual"
-    assert plots.short_name("mid_block.motion_modules.0.output") == "mid.motion0.output"
+def test_labels_use_the_hook_points_short_names():
+    assert plots.short_name(f"{LAYER}.query") == "up2.a0.t0.q"
+    assert plots.short_name(LAYER) == "up2.a0.t0"
+    assert plots.short_name(RES) == "up2.r0.res"
+    assert plots.short_name("mid_block.motion_modules.0.output") == "mid.m0.o"
     assert plots.short_name("output") == "output"
 
 

@@ -86,8 +86,9 @@ def test_the_state_holds_what_the_core_computed(micro):
     for slot, s in enumerate(data.mask_steps):
         np.testing.assert_array_equal(weights[slot].transpose(1, 0, 2, 3),
                                       (np.clip(data.loss_masks(s), 0, 1) * 255).round().astype(np.uint8))
-    assert m.payload_bytes == (sum(len(b) for f in m.x0 for b in f) + len(c["cross"]) + len(lm["weights"])
-                               + sum(len(v) for layer in m.layers.values() for v in layer.values() if isinstance(v, bytes)))
+    layer_bytes = sum(len(v) for layer in m.layers.values() for v in layer.values() if isinstance(v, bytes))
+    x0_bytes = sum(len(b) for f in m.x0 for b in f)
+    assert m.payload_bytes == x0_bytes + len(c["cross"]) + len(lm["weights"]) + layer_bytes
 
 
 def test_sliders_clamp_and_the_query_is_plain_state(micro):

@@ -2,7 +2,7 @@
 its canvases), exact trajectory round trips through the synced state, the player's and the feature
 viewer's data, and the Python side of the JS fixtures (``widgets/js/fixtures.json``).
 
-Regenerate the fixtures after a deliberate change: ``python tests/test_widgets.py``.
+Regenerate the fixtures after a deliberate change: ``python tests/widgets/test_widgets.py``.
 """
 import io
 import json
@@ -23,9 +23,9 @@ from anyi2v_lab.trajectory import ObjectTrack, Trajectory, TrajectoryError, fram
 from anyi2v_lab.widgets import FeatureViewer, TrajectoryCanvas, VideoPlayer
 from anyi2v_lab.widgets.bundle import JS_DIR, esm
 from anyi2v_lab.widgets.editing import Draft, EditorState, EventError, apply_event
-from anyi2v_lab.widgets.viewer_images import attention_map, components_to_rgb, pca_rgb, query_index, token_grid
 from anyi2v_lab.widgets.images import mask_tints
 from anyi2v_lab.widgets.mapping import canvas_to_image, image_to_canvas, view_size
+from anyi2v_lab.widgets.viewer_images import attention_map, components_to_rgb, pca_rgb, query_index, token_grid
 
 FIXTURES = JS_DIR / "fixtures.json"
 SETTINGS = settings(derandomize=True, deadline=None, max_examples=60)
@@ -63,13 +63,15 @@ def make_fixtures() -> dict:
         canvas = rng.uniform(0, disp[0], (6, 2)).tolist() + [[0.0, 0.0], [float(disp[0]), float(disp[1])]]
         image = [list(canvas_to_image(p, size, disp)) for p in canvas]
         mapping.append({"image_size": list(size), "display_width": width, "display_size": list(disp),
-                        "canvas": canvas, "image": image, "back": [list(image_to_canvas(p, size, disp)) for p in image]})
+                        "canvas": canvas, "image": image,
+                        "back": [list(image_to_canvas(p, size, disp)) for p in image]})
     return {"resample": resample, "frame_boxes": fboxes, "mapping": mapping}
 
 
 def test_js_fixtures_are_what_python_computes():
     assert json.loads(FIXTURES.read_text()) == json.loads(json.dumps(make_fixtures())), \
-        "widgets/js/fixtures.json is stale: run `python tests/test_widgets.py` and rerun node --test widgets/js/"
+        ("widgets/js/fixtures.json is stale: run `python tests/widgets/test_widgets.py` and rerun "
+         "node --test widgets/js/")
 
 
 # --- coordinate mapping ---------------------------------------------------------------------------
@@ -313,7 +315,8 @@ def test_feature_viewer_from_cache_links_query_frame_and_attention(tiny_unet, un
     from anyi2v_lab.hooks import run_with_cache
 
     attn = "up_blocks.3.attentions.0.transformer_blocks.0.attn1"
-    names = [f"{attn}.query", f"{attn}.probs", "up_blocks.2.resnets.0.output", "up_blocks.3.attentions.0.transformer_blocks.0.attn2.probs"]
+    names = [f"{attn}.query", f"{attn}.probs", "up_blocks.2.resnets.0.output",
+             "up_blocks.3.attentions.0.transformer_blocks.0.attn2.probs"]
     _, cache = run_with_cache(tiny_unet, *unet_inputs[:2], encoder_hidden_states=unet_inputs[2], names=names)
     video = np.zeros((6, 128, 128, 3), np.uint8)
     v = FeatureViewer.from_cache(cache, frames=video)
@@ -337,7 +340,8 @@ def test_feature_viewer_from_result_opens_on_the_aligned_layers_and_the_object()
     b, a = "aligned layer.b.query, PCA (step 0, iteration 0)", "aligned layer.a.query, PCA (step 0, iteration 0)"
     assert list(v.pca) == [b, a] and v.pca_point == b  # the finest aligned layer first
     assert len(v.masks) == 4 and v.attention_points == [] and v.panel_size == [256, 171]
-    np.testing.assert_array_equal(_png_pixels(v.pca[b][1]), components_to_rgb(res.record.iterations[0].pca["layer.b"])[1])
+    expected = components_to_rgb(res.record.iterations[0].pca["layer.b"])[1]
+    np.testing.assert_array_equal(_png_pixels(v.pca[b][1]), expected)
     # it opens on the last frame, the query on the first object's box centre, and follows the object
     assert v.frame == 3 and v.follow == 0 and v.query == [(7 + 23) / 2, 14.0]
     v.frame = 1
@@ -351,7 +355,8 @@ def test_feature_viewer_from_result_opens_on_the_aligned_layers_and_the_object()
 def test_feature_viewer_from_result_prefers_the_finest_attention(tiny_unet, unet_inputs):
     from anyi2v_lab.hooks import run_with_cache
 
-    coarse, fine = ("up_blocks.2.attentions.0.transformer_blocks.0.attn1", "up_blocks.3.attentions.0.transformer_blocks.0.attn1")
+    coarse, fine = ("up_blocks.2.attentions.0.transformer_blocks.0.attn1",
+                    "up_blocks.3.attentions.0.transformer_blocks.0.attn1")
     _, cache = run_with_cache(tiny_unet, *unet_inputs[:2], encoder_hidden_states=unet_inputs[2],
                               names=[f"{coarse}.probs", f"{fine}.probs"])
     F = cache[f"{fine}.probs"].shape[1]

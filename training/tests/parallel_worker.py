@@ -1,5 +1,6 @@
 """One rank of the data-parallel trainer test: ``torchrun --nproc-per-node 2 parallel_worker.py OUT``
-(run by training/tests/test_toy_parallel.py, with the repository root on PYTHONPATH). Writes what the test compares to OUT/rank<r>.pt."""
+(run by training/tests/test_toy_parallel.py, with the repository root on PYTHONPATH). Writes what the test
+compares to OUT/rank<r>.pt."""
 import sys
 
 import torch

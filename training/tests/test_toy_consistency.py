@@ -23,12 +23,14 @@ def test_centred_term_ignores_each_channels_offset_and_sees_layout():
     from training.consistency import structure
 
     g = torch.Generator().manual_seed(1)
-    rgb = {"up.res.residual": torch.randn(2, 1, 4, 8, 8, generator=g), "up.attn.query": torch.randn(2, 1, 64, 4, generator=g)}
+    rgb = {"up.res.residual": torch.randn(2, 1, 4, 8, 8, generator=g),
+           "up.attn.query": torch.randn(2, 1, 64, 4, generator=g)}
     shifted = {"up.res.residual": rgb["up.res.residual"] + torch.randn(2, 1, 4, 1, 1, generator=g),
                "up.attn.query": rgb["up.attn.query"] + torch.randn(2, 1, 1, 4, generator=g)}
     assert feature_consistency(rgb, shifted, centred=True).item() == pytest.approx(0.0, abs=1e-6)
     assert feature_consistency(rgb, shifted).item() > 0.1
-    assert torch.allclose(structure("x.residual", rgb["up.res.residual"]).mean(dim=(-2, -1)), torch.zeros(2, 1, 4), atol=1e-6)
+    residual_means = structure("x.residual", rgb["up.res.residual"]).mean(dim=(-2, -1))
+    assert torch.allclose(residual_means, torch.zeros(2, 1, 4), atol=1e-6)
     assert torch.allclose(structure("x.query", rgb["up.attn.query"]).mean(dim=-2), torch.zeros(2, 1, 4), atol=1e-6)
     moved = {k: v.roll(3, dims=-2) for k, v in rgb.items()}   # the same values elsewhere: about 2 for white noise
     assert feature_consistency(rgb, moved, centred=True).item() > 1.0

@@ -27,8 +27,8 @@ def test_deadline_checkpoint_then_resume_finishes_every_phase(tmp_path):
 @pytest.mark.slow
 def test_warm_start_grows_motion_modules_and_resumes_at_depth(tmp_path):
     """--init-from with --motion-depth 2: a deeper adapter is trained, checkpointed, resumed and exported."""
-    from training.trainer import Log, Trainer
     from training.config import TrainConfig
+    from training.trainer import Log, Trainer
     src = tmp_path / "src"
     Trainer(TrainConfig(out=str(src), device="cpu"), Log(tmp_path / "log.txt")).export(src)
     out = tmp_path / "grown"

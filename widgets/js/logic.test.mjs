@@ -1,5 +1,5 @@
 // node --test widgets/js/ : the pure drawing logic, against hand-computed values and against the
-// numbers Python computes (fixtures.json, written by tests/test_widgets.py; compared bit for bit).
+// numbers Python computes (fixtures.json, written by tests/widgets/test_widgets.py; compared bit for bit).
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
