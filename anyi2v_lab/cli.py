@@ -283,7 +283,7 @@ def _is_a(value, types) -> bool:
 def _check_fields(d: dict, fields: dict, where: str, prefix: str = "") -> None:
     for key, (types, must) in fields.items():
         if key in d and not _is_a(d[key], types):
-            raise UsageError(f"{where}: field {prefix}{key!r} is {d[key]!r} ({type(d[key]).__name__}); it must be "
+            raise UsageError(f"{where}: field {prefix + key!r} is {d[key]!r} ({type(d[key]).__name__}); it must be "
                              f"{must}. Fix the file or make the run again")
 
 
