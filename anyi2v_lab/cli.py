@@ -40,6 +40,10 @@ config` lists the method's settings (keys for --set KEY=VALUE and for --config f
 defaults and meaning."""
 
 
+OVERWRITE_HELP = ("replace an earlier run in --out (a folder holding only what this tool wrote, as its run.json "
+                  "lists); a folder holding anything else is never replaced")
+
+
 class UsageError(ValueError):
     """A bad argument of the command line (exit 2)."""
 
@@ -53,7 +57,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lora", action="append", default=[], metavar="PATH[:SCALE]", help="LoRA file to merge")
     g.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     g.add_argument("--dtype", help="float32, float16, bfloat16 (default: fp16 on CUDA, fp32 on CPU)")
-    g.add_argument("--allow-pickle", action="store_true", help="allow full unpickling of .ckpt files (unsafe)")
+    g.add_argument("--allow-pickle", action="store_true", help="allow full unpickling of .ckpt files (unsafe: "
+                   "it runs code stored in them); only this flag allows it, never a file such as run.json")
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -575,8 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--negative-prompt", default=None, help="(default: empty, or the example's)")
     p.add_argument("--seed", type=int, default=None, help="(default: 0, or the example's)")
     p.add_argument("--from-run", help="redo the run saved in this run.json (model, config, inputs, seed)")
-    p.add_argument("--out", required=True, help="output folder (written atomically)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--out", required=True, help="output folder (written atomically; a symbolic link is followed)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     _config_args(p)
     _model_args(p)
     p.set_defaults(func=cmd_generate)
@@ -585,15 +590,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--condition", action="append", default=[])
     p.add_argument("--mask", action="append", default=[])
     p.add_argument("--prompt", required=True)
-    p.add_argument("--out", required=True, help="output file (written atomically)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--out", required=True, help="output file (written atomically; a symbolic link is followed)")
+    p.add_argument("--overwrite", action="store_true", help="replace features written earlier by invert (never "
+                   "another file)")
     _config_args(p)
     _model_args(p)
     p.set_defaults(func=cmd_invert)
 
     p = command("demo", "the main job: a toy scene, a trajectory, the full method on CPU")
     p.add_argument("--out", default="outputs/demo", help="output folder (default outputs/demo; written atomically)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--tiny", action="store_true", help="use the tiny random model (no toy weights needed)")
     p.add_argument("--fast", action="store_true", help="fewer steps, for a quick look")
     p.set_defaults(func=cmd_demo)
