@@ -399,12 +399,12 @@ def cmd_generate(args) -> int:
         cfg = _config(args) if example is None else _example_config(example, args.set)
     _check_trajectory_frames(trajectory, cfg)
 
-    from .accel import Runtime
-    from .conditions import condition_from_files
-    from .method import generate
-    from .method.generate import model_size
-    from .outputs import write_run
     with claim_output_folder(args.out, args.overwrite) as out:  # a second process on --out is refused from here
+        from .accel import Runtime
+        from .conditions import condition_from_files
+        from .method import generate
+        from .method.generate import model_size
+        from .outputs import write_run
         if saved is not None:
             _reproducibility_note(saved)
         pipe = load_model(spec)
@@ -434,13 +434,13 @@ def cmd_invert(args) -> int:
     _check_conditions(args.condition, args.mask)
     cfg = _config(args)
 
-    from .conditions import condition_from_files
     from .io import exclusive_claim, parents_made
-    from .method.generate import model_size
-    from .method.inversion import invert_cached
     named = f"--out {args.out!r}"
     with parents_made(out, named), exclusive_claim(out, named=named):  # a second process is refused from here
         _check_output_file(str(out), args.overwrite)  # again: no other process of ours can change it now
+        from .conditions import condition_from_files
+        from .method.generate import model_size
+        from .method.inversion import invert_cached
         pipe = load_model(spec)
         h, w = model_size(pipe, cfg)
         cond = condition_from_files(args.condition, args.mask, size=(w, h), policy=cfg.resize_policy)
