@@ -17,22 +17,31 @@ checked before a model is loaded. Exit codes:
     0    done
     1    a failure while running (one line ``error: ...``; ``--debug`` shows the traceback),
          or, for ``batch``, some jobs failed (listed in <out>/failed/)
-    2    bad input or usage (the message names the argument or key, the value and the fix)
+    2    bad input or usage (the message names the argument or key, the value and the fix), an output
+         that is taken or being written by another process
     130  interrupted (Ctrl-C); outputs are written atomically, so nothing half-written is left
+    143  terminated (SIGTERM), cleaned up as for Ctrl-C
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
 
 EPILOG = """exit codes: 0 done; 1 a failure while running (rerun with --debug for the traceback; batch: some
-jobs failed); 2 bad input or usage; 130 interrupted (Ctrl-C). `anyi2v-lab config` lists the method's
-settings (keys for --set KEY=VALUE and for --config files) with their types, defaults and meaning."""
+jobs failed); 2 bad input or usage; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM). `anyi2v-lab
+config` lists the method's settings (keys for --set KEY=VALUE and for --config files) with their types,
+defaults and meaning."""
+
+
+OVERWRITE_HELP = ("replace an earlier run in --out (a folder holding only what this tool wrote, as its run.json "
+                  "lists); a folder holding anything else is never replaced")
 
 
 class UsageError(ValueError):
@@ -48,7 +57,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lora", action="append", default=[], metavar="PATH[:SCALE]", help="LoRA file to merge")
     g.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     g.add_argument("--dtype", help="float32, float16, bfloat16 (default: fp16 on CUDA, fp32 on CPU)")
-    g.add_argument("--allow-pickle", action="store_true", help="allow full unpickling of .ckpt files (unsafe)")
+    g.add_argument("--allow-pickle", action="store_true", help="allow full unpickling of .ckpt files (unsafe: "
+                   "it runs code stored in them); only this flag allows it, never a file such as run.json")
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -142,14 +152,35 @@ def _config(args):
         raise ConfigError(f"--set: {e}") from None
 
 
-def _check_output_file(out: Path, overwrite: bool) -> None:
-    if out.is_dir():
-        raise UsageError(f"--out {str(out)!r} is a folder; give a file name, e.g. {str(out / 'features.safetensors')!r}")
-    if out.exists() and not overwrite:
-        raise UsageError(f"--out {str(out)!r} exists; choose another --out or pass --overwrite")
-    parent = next((p for p in out.absolute().parents if p.exists()), None)
+def _is_feature_file(path: Path) -> bool:
+    """A features file ``invert`` wrote (its safetensors metadata says so)."""
+    try:
+        from safetensors import safe_open
+        with safe_open(str(path), framework="pt") as f:
+            return "anyi2v_lab.features" in (f.metadata() or {})
+    except Exception:  # noqa: BLE001 - any file safetensors cannot read is not one of ours
+        return False
+
+
+def _check_output_file(out: str, overwrite: bool) -> Path:
+    """Where ``invert --out`` writes (a symbolic link followed): refused, before any work, if it is a folder,
+    a file ``invert`` did not write, an earlier result without ``--overwrite``, or in an unwritable place."""
+    from .io import followed
+    path = followed(out)
+    if path.is_dir():
+        raise UsageError(f"--out {out!r} is a folder; give a file name, e.g. {str(Path(out) / 'features.safetensors')!r}")
+    if path.exists() and not _is_feature_file(path):
+        raise UsageError(f"--out {out!r} exists and is not a features file written by anyi2v-lab, so it is never "
+                         f"replaced; choose another --out")
+    if path.exists() and not overwrite:
+        raise UsageError(f"--out {out!r} exists (features written earlier); choose another --out or pass "
+                         f"--overwrite to replace it")
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
-        raise UsageError(f"--out {str(out)!r}: {str(parent)!r} is a file, not a folder")
+        raise UsageError(f"--out {out!r}: {str(parent)!r} is a file, not a folder")
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"--out {out!r}: {str(parent)!r} is not writable; choose another --out")
+    return path
 
 
 def _trajectory(path, fmt=None, conditions=(), timing=None):
@@ -243,37 +274,132 @@ def load_model(spec: dict):
 
 
 # ------------------------------------------------------------------ commands
-def _from_run(args):
-    """Config, model spec and inputs of a saved run.json (``--from-run``)."""
+_NONE = type(None)
+# run.json's fields and model fields: (types, what the message says they must be); the other fields
+# (versions, timings, losses, files) are records, not read back
+_RUN_FIELDS = {"prompt": (str, "a string"), "negative_prompt": ((str, _NONE), "a string or null"),
+               "seed": (int, "an integer"), "config": (dict, "an object of config keys"),
+               "model": (dict, "an object (the model spec)"), "condition": (str, "a file name in the run's folder"),
+               "trajectory": ((str, _NONE), "a file name in the run's folder or null"),
+               "trajectory_timing": ((str, _NONE), "a timing name or null"), "threads": ((dict, _NONE), "an object")}
+_MODEL_FIELDS = {"model": ((str, _NONE), "a path, hub id, 'tiny' or null"),
+                 "checkpoint": ((str, _NONE), "a path or null"), "motion_adapter": ((str, _NONE), "a path or null"),
+                 "loras": ((list, _NONE), "a list of [path, scale] pairs"), "device": ((str, _NONE), "a device or null"),
+                 "dtype": ((str, _NONE), "a dtype name or null"), "allow_pickle": (bool, "true or false"),
+                 "tiny_seed": (int, "an integer")}
+_REQUIRED_RUN_FIELDS = ("prompt", "seed", "config", "model", "condition")
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    """What ``--from-run`` redoes: a run.json's fields, checked; paths made absolute."""
+
+    config: object          # AnyI2VConfig, with --set on top
+    model: dict             # the model spec; allow_pickle from the command line only
+    prompt: str
+    negative_prompt: str
+    seed: int
+    condition: str
+    trajectory: str | None
+    threads: dict | None    # as recorded (startup.thread_settings)
+    versions: dict | None
+
+
+def _is_a(value, types) -> bool:
+    types = types if isinstance(types, tuple) else (types,)
+    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+
+
+def _check_fields(d: dict, fields: dict, where: str, prefix: str = "") -> None:
+    for key, (types, must) in fields.items():
+        if key in d and not _is_a(d[key], types):
+            raise UsageError(f"{where}: field {prefix + key!r} is {d[key]!r} ({type(d[key]).__name__}); it must be "
+                             f"{must}. Fix the file or make the run again")
+
+
+def _check_run_json(run, where: str) -> None:
+    """Every field ``--from-run`` reads has its type (exit 2 naming the field, before a model loads)."""
+    if not isinstance(run, dict):
+        raise UsageError(f"{where} is not a run.json written by anyi2v-lab (not a JSON object)")
+    missing = [k for k in _REQUIRED_RUN_FIELDS if k not in run]
+    if missing:
+        raise UsageError(f"{where} has no field {missing[0]!r}; is it a run.json written by anyi2v-lab?")
+    _check_fields(run, _RUN_FIELDS, where)
+    if not 0 <= run["seed"] < 2**64:
+        raise UsageError(f"{where}: field 'seed' is {run['seed']}; it must lie in 0..2**64-1")
+    model = run["model"]
+    unknown = sorted(set(model) - set(_MODEL_FIELDS))
+    if unknown:
+        raise UsageError(f"{where}: field 'model' has unknown keys {unknown}; a model spec has {sorted(_MODEL_FIELDS)}")
+    _check_fields(model, _MODEL_FIELDS, where, prefix="model.")
+    for item in model.get("loras") or []:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and _is_a(item[1], (int, float))):
+            raise UsageError(f"{where}: field 'model.loras' holds {item!r}; each LoRA is [path, scale]")
+
+
+def _in_run_folder(folder: Path, name: str, key: str, where: str) -> str:
+    """``folder / name``, which must stay inside ``folder`` (a run.json names its own files)."""
+    path = folder / name
+    if Path(name).is_absolute() or not path.resolve().is_relative_to(folder.resolve()):
+        raise UsageError(f"{where}: field {key!r} is {name!r}, which leaves the run's folder; a run.json names "
+                         f"files of its own folder (condition.png, trajectory.json)")
+    return str(path)
+
+
+def _from_run(args) -> SavedRun:
+    """The saved run of ``--from-run``, every field checked. Nothing in the file widens what is trusted:
+    unpickling is allowed by ``--allow-pickle`` on this command line only, whatever run.json says."""
     from .method.config import AnyI2VConfig, ConfigError, parse_overrides
-    run_path = Path(args.from_run)
+    run_path, where = Path(args.from_run), f"--from-run {args.from_run!r}"
     if not run_path.is_file():
-        raise UsageError(f"--from-run {args.from_run!r} " + ("is a folder; give its run.json" if run_path.is_dir()
-                                                             else "does not exist"))
+        raise UsageError(f"{where} " + ("is a folder; give its run.json" if run_path.is_dir() else "does not exist"))
     try:
         run = json.loads(run_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{where} is not a run.json written by anyi2v-lab ({e})") from None
+    _check_run_json(run, where)
+    try:
         cfg = AnyI2VConfig.from_dict({**run["config"], **parse_overrides(args.set)})
-        spec, prompt, negative, seed = run["model"], run["prompt"], run["negative_prompt"], run["seed"]
-        condition = [str(run_path.parent / run["condition"])]
-        trajectory = str(run_path.parent / run["trajectory"]) if run.get("trajectory") else None
     except ConfigError as e:
-        raise ConfigError(f"--from-run {args.from_run!r}" + (" with --set" if args.set else "") + f": {e}") from None
-    except (ValueError, KeyError, TypeError) as e:
-        what = f"has no key {e}" if isinstance(e, KeyError) else f"is not a run.json written by anyi2v-lab ({e})"
-        raise UsageError(f"--from-run {args.from_run!r} {what}") from None
-    return cfg, spec, prompt, negative, seed, condition, trajectory
+        raise ConfigError(f"{where}" + (" with --set" if args.set else "") + f": {e}") from None
+    if run["model"].get("allow_pickle") and not args.allow_pickle:
+        print(f"note: {run_path} says allow_pickle: true; ignored: only --allow-pickle on the command line allows "
+              f"unpickling (it runs code stored in the file), so pass it if you trust the model files it names",
+              file=sys.stderr)
+    folder = run_path.parent
+    return SavedRun(config=cfg, model={**run["model"], "allow_pickle": args.allow_pickle}, prompt=run["prompt"],
+                    negative_prompt=run.get("negative_prompt") or "", seed=run["seed"],
+                    condition=_in_run_folder(folder, run["condition"], "condition", where),
+                    trajectory=_in_run_folder(folder, run["trajectory"], "trajectory", where)
+                    if run.get("trajectory") else None,
+                    threads=run.get("threads"), versions=run.get("versions"))
+
+
+def _reproducibility_note(saved: SavedRun) -> None:
+    """Say so where this process cannot redo the saved run bit for bit: another thread count or versions."""
+    from .outputs import versions
+    from .startup import thread_settings
+    now, was = thread_settings()["torch"], (saved.threads or {}).get("torch")
+    changed = [f"{was} CPU threads, here {now}"] if was is not None and was != now else []
+    old = saved.versions if isinstance(saved.versions, dict) else {}
+    current = versions()
+    changed += [f"{k} {v}, here {current[k]}" for k, v in old.items() if current.get(k, v) != v]
+    if changed:
+        print(f"note: the saved run used {'; '.join(changed)}: a rerun is bit-identical only at the same thread "
+              f"count (OMP_NUM_THREADS), on the same machine and library versions", file=sys.stderr)
 
 
 def cmd_generate(args) -> int:
-    from .outputs import check_output_folder
+    from .outputs import check_output_folder, claim_output_folder
 
-    out = check_output_folder(args.out, args.overwrite)
-    example = None
+    check_output_folder(args.out, args.overwrite)  # at once; claimed below, before the model loads
+    example = saved = None
     if args.from_run and args.example:
         raise UsageError("--from-run and --example both say what to run; give one of them")
     if args.from_run:
-        cfg, spec, prompt, negative, seed, args.condition, args.trajectory = _from_run(args)
-        args.mask = []
+        saved = _from_run(args)
+        cfg, spec, prompt, negative, seed = saved.config, saved.model, saved.prompt, saved.negative_prompt, saved.seed
+        args.condition, args.trajectory, args.mask = [saved.condition], saved.trajectory, []
     else:
         if args.example:
             example = _example(args)
@@ -298,18 +424,21 @@ def cmd_generate(args) -> int:
         cfg = _config(args) if example is None else _example_config(example, args.set)
     trajectory = _check_trajectory(trajectory, cfg, args.condition, _reference_source(args, example))
 
-    from .accel import Runtime
-    from .conditions import condition_from_files
-    from .method import generate
-    from .method.generate import model_size
-    from .outputs import write_run
-    pipe = load_model(spec)
-    h, w = model_size(pipe, cfg)
-    condition = condition_from_files(args.condition, args.mask, size=(w, h), policy=cfg.resize_policy)
-    result = generate(pipe, condition, prompt, trajectory, cfg, negative_prompt=negative, seed=seed,
-                      keep_masks=trajectory is not None, runtime=Runtime())
-    extra = {} if example is None else {"example.yaml": lambda p: p.write_bytes(example.file.read_bytes())}
-    write_run(result, out, model=spec, overwrite=args.overwrite, extra_files=extra)
+    with claim_output_folder(args.out, args.overwrite) as out:  # a second process on --out is refused from here
+        from .accel import Runtime
+        from .conditions import condition_from_files
+        from .method import generate
+        from .method.generate import model_size
+        from .outputs import write_run
+        if saved is not None:
+            _reproducibility_note(saved)
+        pipe = load_model(spec)
+        h, w = model_size(pipe, cfg)
+        condition = condition_from_files(args.condition, args.mask, size=(w, h), policy=cfg.resize_policy)
+        result = generate(pipe, condition, prompt, trajectory, cfg, negative_prompt=negative, seed=seed,
+                          keep_masks=trajectory is not None, runtime=Runtime())
+        extra = {} if example is None else {"example.yaml": lambda p: p.write_bytes(example.file.read_bytes())}
+        write_run(result, out, model=spec, extra_files=extra)
     print(f"wrote {out}/video.mp4, video.gif, overlay.mp4, frames/, run.json" + (", example.yaml" if extra else ""))
     return 0
 
@@ -324,22 +453,25 @@ def _example_config(example, overrides):
 
 
 def cmd_invert(args) -> int:
-    out = Path(args.out)
-    _check_output_file(out, args.overwrite)
+    out = _check_output_file(args.out, args.overwrite)
     spec = model_spec(args)
     check_model_paths(spec)
     _check_conditions(args.condition, args.mask)
     cfg = _config(args)
 
-    from .conditions import condition_from_files
-    from .method.generate import model_size
-    from .method.inversion import invert_cached
-    pipe = load_model(spec)
-    h, w = model_size(pipe, cfg)
-    cond = condition_from_files(args.condition, args.mask, size=(w, h), policy=cfg.resize_policy)
-    embeds = pipe.encode_prompt(args.prompt, pipe.unet.device, 1, False)[0]
-    bank = invert_cached(pipe, cond.pixels, args.prompt, embeds, cfg)
-    bank.save(out)  # atomic
+    from .io import exclusive_claim, parents_made
+    named = f"--out {args.out!r}"
+    with parents_made(out, named), exclusive_claim(out, named=named):  # a second process is refused from here
+        _check_output_file(str(out), args.overwrite)  # again: no other process of ours can change it now
+        from .conditions import condition_from_files
+        from .method.generate import model_size
+        from .method.inversion import invert_cached
+        pipe = load_model(spec)
+        h, w = model_size(pipe, cfg)
+        cond = condition_from_files(args.condition, args.mask, size=(w, h), policy=cfg.resize_policy)
+        embeds = pipe.encode_prompt(args.prompt, pipe.unet.device, 1, False)[0]
+        bank = invert_cached(pipe, cond.pixels, args.prompt, embeds, cfg)
+        bank.save(out, overwrite=args.overwrite)  # atomic; replaces nothing that appeared meanwhile
     print(f"wrote {out} ({bank.nbytes / 2**20:.2f} MiB, {len(bank.residuals)} residuals, {len(bank.queries)} queries)")
     return 0
 
@@ -494,8 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--negative-prompt", default=None, help="(default: empty, or the example's)")
     p.add_argument("--seed", type=int, default=None, help="(default: 0, or the example's)")
     p.add_argument("--from-run", help="redo the run saved in this run.json (model, config, inputs, seed)")
-    p.add_argument("--out", required=True, help="output folder (written atomically)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--out", required=True, help="output folder (written atomically; a symbolic link is followed)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     _config_args(p)
     _model_args(p)
     p.set_defaults(func=cmd_generate)
@@ -504,15 +636,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--condition", action="append", default=[])
     p.add_argument("--mask", action="append", default=[])
     p.add_argument("--prompt", required=True)
-    p.add_argument("--out", required=True, help="output file (written atomically)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--out", required=True, help="output file (written atomically; a symbolic link is followed)")
+    p.add_argument("--overwrite", action="store_true", help="replace features written earlier by invert (never "
+                   "another file)")
     _config_args(p)
     _model_args(p)
     p.set_defaults(func=cmd_invert)
 
     p = command("demo", "the main job: a toy scene, a trajectory, the full method on CPU")
     p.add_argument("--out", default="outputs/demo", help="output folder (default outputs/demo; written atomically)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--tiny", action="store_true", help="use the tiny random model (no toy weights needed)")
     p.add_argument("--fast", action="store_true", help="fewer steps, for a quick look")
     p.set_defaults(func=cmd_demo)
@@ -561,29 +694,30 @@ def _is_bad_input(e: BaseException) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .startup import prepare_process, silence_library_warnings
+    from .startup import Terminated, prepare_process, sigterm_as_interrupt, silence_library_warnings
     prepare_process()  # before torch is imported (the commands import it)
     silence_library_warnings()
-    import os
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     args = build_parser().parse_args(argv)  # usage errors: argparse prints them and exits 2
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
-        print("\ninterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as e:  # noqa: BLE001 - the one place that turns exceptions into exit codes
-        if args.debug:
-            raise
-        message = " ".join(str(e).split()) or type(e).__name__
-        if _is_bad_input(e):
-            print(f"error: {message}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        print(f"error: {type(e).__name__}: {message}\n(a failure while running; rerun with --debug for the "
-              f"traceback)", file=sys.stderr)
-        return EXIT_FAILURE
+    with sigterm_as_interrupt():  # SIGTERM cleans up as Ctrl-C does
+        try:
+            return args.func(args)
+        except KeyboardInterrupt as e:
+            if args.debug:
+                raise
+            terminated = isinstance(e, Terminated)
+            print("\nterminated" if terminated else "\ninterrupted", file=sys.stderr)
+            return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+        except Exception as e:  # noqa: BLE001 - the one place that turns exceptions into exit codes
+            if args.debug:
+                raise
+            message = " ".join(str(e).split()) or type(e).__name__
+            if _is_bad_input(e):
+                print(f"error: {message}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            print(f"error: {type(e).__name__}: {message}\n(a failure while running; rerun with --debug for the "
+                  f"traceback)", file=sys.stderr)
+            return EXIT_FAILURE
 
 
 if __name__ == "__main__":

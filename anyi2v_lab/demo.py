@@ -116,11 +116,19 @@ def score_tracking(result, case, trajectory=None, cell_px: float = CELL_PX) -> d
 
 
 def run_demo(out: Path, overwrite: bool = False, tiny: bool = False, fast: bool = False) -> dict:
+    """Run the demo into the folder ``out`` (claimed before any work: a taken folder, or one another
+    process is writing, is refused at once); returns demo.json's numbers."""
+    from .outputs import claim_output_folder
+
+    with claim_output_folder(out, overwrite) as folder:
+        return _demo_into(folder, tiny=tiny, fast=fast)
+
+
+def _demo_into(out, tiny: bool, fast: bool) -> dict:
     from .accel import Runtime
     from .method import AnyI2VConfig, generate
-    from .outputs import check_output_folder, write_run
+    from .outputs import write_run
 
-    check_output_folder(out, overwrite)  # before any work: a taken folder is refused at once
     runtime = Runtime()  # the default runtime; it also times each phase for demo.json
     seconds = {}
     tic = start = time.perf_counter()
@@ -177,7 +185,7 @@ def run_demo(out: Path, overwrite: bool = False, tiny: bool = False, fast: bool 
                               "total": round(time.perf_counter() - start, 2)}
         Path(path).write_text(json.dumps(summary, indent=2))
 
-    write_run(result, out, model={"model": "tiny" if tiny else None}, overwrite=overwrite, fps=fps,
+    write_run(result, out, model={"model": "tiny" if tiny else None}, fps=fps,
               extra_files={"path.png": plot, "compare.mp4": compare, "demo.json": write_summary})
     seconds["write"] = time.perf_counter() - tic
     print(f"AnyI2V: ObjMC {score['objmc_px']:.2f} px, final error {score['final_error_px']:.2f} px "

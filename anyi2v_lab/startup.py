@@ -1,4 +1,4 @@
-"""Process set-up for the command line and the notebooks: CPU threads, and library noise.
+"""Process set-up for the command line and the notebooks: CPU threads, signals, and library noise.
 
 :func:`prepare_process` must run before torch is imported: OpenMP reads its settings once, when torch
 loads it. Busy-waiting OpenMP workers make torch several times slower as soon as another process
@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
+from contextlib import contextmanager
 
 # (logger, text in the message): advice addressed to the libraries' developers, not to our users
 QUIET_MESSAGES = (
@@ -45,6 +47,38 @@ def prepare_process() -> None:
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("OMP_NUM_THREADS", str(usable_cpus()))
+
+
+def thread_settings() -> dict:
+    """The CPU threads this process computes with, as run.json records them: a rerun is bit-identical
+    only at the same count (a sum split over more threads adds in another order), on the same machine and
+    library versions."""
+    import torch
+    return {"torch": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so that every clean-up runs as for Ctrl-C."""
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """While the block runs, SIGTERM raises :class:`Terminated` in the main thread. A second SIGTERM
+    during the clean-up is ignored (SIGKILL still ends the process); the previous handler is back
+    afterwards. Outside the main thread nothing changes."""
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: signals go to the main thread's handler
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 class _QuietFilter(logging.Filter):

@@ -329,7 +329,7 @@ class Trainer:
         os.replace(str(path) + ".tmp", path)
 
     def load(self, path: str) -> dict:
-        ck = torch.load(path, map_location=self.dev, weights_only=False)
+        ck = torch.load(path, map_location=self.dev, weights_only=True)  # a checkpoint never runs code
         self.done, self.state, self.sf, self.history = ck["done"], ck["state"], ck["sf"], ck["history"]
         self.gen.set_state(ck["gen"].cpu())  # map_location moved the CPU generator's state to the device
         if self.group.world > 1:   # the checkpoint holds rank 0's stream: split it again per rank

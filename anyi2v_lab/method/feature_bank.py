@@ -33,7 +33,7 @@ class FeatureBank:
         move = lambda d: {k: v.to(device=device, dtype=dtype) for k, v in d.items()}
         return FeatureBank(move(self.residuals), move(self.queries), self.timestep, dict(self.meta))
 
-    def save(self, path) -> None:
+    def save(self, path, overwrite: bool = True) -> None:
         from safetensors.torch import save_file
 
         from ..io import atomic_path
@@ -41,7 +41,7 @@ class FeatureBank:
         tensors = {f"residual/{k}": v.contiguous().cpu() for k, v in self.residuals.items()}
         tensors |= {f"query/{k}": v.contiguous().cpu() for k, v in self.queries.items()}
         meta = {"anyi2v_lab.features": json.dumps({"timestep": self.timestep, "meta": self.meta})}
-        with atomic_path(path) as tmp:
+        with atomic_path(path, overwrite=overwrite) as tmp:
             save_file(tensors, tmp, metadata=meta)
 
     @classmethod

@@ -172,7 +172,7 @@ def test_existing_outputs_are_refused_before_any_work(inputs, tmp_path, capsys, 
     assert "exists and is not empty" in _refused(["demo", "--out", str(taken)], capsys)  # run_demo not called
     assert "exists and is not empty" in _refused(["demo", "--tiny", "--fast", "--out", str(taken)], capsys)
     (tmp_path / "feats.safetensors").write_bytes(b"mine")
-    assert "exists; choose another --out or pass --overwrite" in _refused(
+    assert "is not a features file written by anyi2v-lab, so it is never replaced" in _refused(
         ["invert", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x",
          "--out", str(tmp_path / "feats.safetensors")], capsys)
     (tmp_path / "file").write_text("x")
@@ -264,7 +264,7 @@ def test_help_documents_exit_codes_and_config(capsys):
         assert e.value.code == 0
         text = " ".join(capsys.readouterr().out.split())
         assert "anyi2v-lab config" in text and "2 bad input or usage" in text and "130 interrupted" in text
-    assert all(f"{code} " in cli.__doc__ for code in ("1", "2", "130"))
+    assert all(f"{code} " in cli.__doc__ for code in ("1", "2", "130", "143"))
     with pytest.raises(SystemExit) as e:  # argparse's own usage errors are 2 as well
         main(["generate", "--out", "x", "--bogus"])
     assert e.value.code == 2
