@@ -83,6 +83,9 @@ def _run_locked(job: Job, out: Path, run_job: RunJob, ranks: Ranks, log, setting
             note = "changed since its result: " + "; ".join(key.changes(stored))
             log(f"[rank {ranks.rank}] {job.id}: {note}; running it again (the new result replaces the old)")
         clean_partial(out, job)
+        # the old key goes first: the folder then holds only the earlier run, which --overwrite's rule lets
+        # write_run replace, and a failed rerun leaves a result without a key, which is run again
+        (out / job.id / JOB_FILE).unlink(missing_ok=True)
         run_job(job, out / job.id)
         write_json(out / job.id / JOB_FILE, key.to_dict(), indent=2)
     except Exception as e:  # noqa: BLE001 - one job's failure must not stop the others
