@@ -175,3 +175,17 @@ def test_a_merge_that_overflows_is_named(tmp_path):
     pipe = tiny_pipeline(0)
     with pytest.raises(NonFiniteError, match=rf"merging it made unet.{LAYER}.weight non-finite"):
         merge_lora(pipe, LoraSpec(_lora(pipe, tmp_path, 3e38), scale=1e10))
+
+
+def test_nan_weights_on_disk_are_refused_when_the_model_loads(tmp_path):
+    from anyi2v_lab.models.loading import load_pipeline
+    from anyi2v_lab.models.tiny import tiny_components
+    from helpers.tiny_files import save_base
+
+    parts = tiny_components(0)
+    with torch.no_grad():
+        parts["vae"].decoder.conv_out.weight[0, 0, 0, 0] = float("inf")
+    base = save_base(parts, tmp_path / "base")
+    parts["motion_adapter"].save_pretrained(tmp_path / "adapter")
+    with pytest.raises(NonFiniteError, match=r"in the VAE's weights \(decoder.conv_out.weight\) \(loaded from base="):
+        load_pipeline(base, motion_adapter=tmp_path / "adapter", device="cpu", progress=False)
