@@ -104,12 +104,15 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     is computed; ``None`` runs the eager calls. ``record.timings`` holds the runtime timer's seconds per
     phase and ``total`` (empty without a runtime). ``keep_masks``, ``keep_pca`` and ``keep_latents`` store
     each optimisation iteration's loss masks, PCA maps and updated latent in ``record.iterations``.
-    A NaN or an infinity in the weights, the inverted features, the optimisation's loss, the latents
-    or the decoded frames raises :class:`~anyi2v_lab.method.finite.NonFiniteError` at the end of that
-    phase, naming where it first appeared. ``keep_x0`` stores the decoded predicted clean video of every inversion, optimisation and sampling
+    ``keep_x0`` stores the decoded predicted clean video of every inversion, optimisation and sampling
     step in ``record.x0`` (see :class:`~anyi2v_lab.method.record.X0`; no inversion entries with
     ``features``); inversion then bypasses the feature cache, and each kept step costs one VAE decode,
     timed in ``total`` (and ``inversion``), not in ``sampling``.
+
+    A NaN or an infinity in the weights, the inverted features, an optimisation loss, the latents or the
+    decoded frames raises :class:`~anyi2v_lab.method.finite.NonFiniteError` at the end of that phase,
+    naming where it first appeared. A trajectory with nothing to align (one frame, or every box off the
+    image after frame 0) warns and runs with injection only.
     """
     calls = EagerCalls(pipe) if runtime is None else runtime.bind(pipe)
     image_hw = model_size(pipe, config)

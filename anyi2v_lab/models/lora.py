@@ -204,8 +204,9 @@ def merge_lora(models, spec, *, allow_pickle: bool = False, sd: dict | None = No
     """Merge one LoRA file into a pipeline, or ``{"unet": ..., "text_encoder": ...}``, in place.
 
     Each layer gets ``W += factor * up @ down`` computed in float32 and cast back to W's dtype. ``sd``: the file's
-    tensors if already read. A file holding a NaN or an infinity raises :class:`~anyi2v_lab.method.finite.NonFiniteError`
-    before any weight changes; a merge that overflows the weights' dtype raises it after (the model is then changed).
+    tensors if already read. A file holding a NaN or an infinity raises
+    :class:`~anyi2v_lab.method.finite.NonFiniteError` before any weight changes; a merge that overflows the
+    weights' dtype raises it after (the model is then changed).
     """
     if hasattr(models, "unet"):  # a pipeline
         models = {"unet": models.unet, "text_encoder": models.text_encoder}
@@ -230,9 +231,9 @@ def merge_lora(models, spec, *, allow_pickle: bool = False, sd: dict | None = No
         weight.copy_((weight.float() + factor * delta).to(weight.dtype))
     merged = [(f"{p.target}.{p.module}.weight", models[p.target].get_submodule(p.module).weight) for p in pairs]
     if (bad := first_non_finite(merged)) is not None:
-        raise NonFiniteError(f"lora {str(spec.path)!r} at scale {spec.scale}: merging it made {bad} non-finite (the sum "
-                             f"overflows {merged[0][1].dtype}); the model's weights are changed: reload it and use a "
-                             f"smaller scale")
+        raise NonFiniteError(f"lora {str(spec.path)!r} at scale {spec.scale}: merging it made {bad} non-finite "
+                             f"(the sum overflows {merged[0][1].dtype}); the model's weights are changed: reload it "
+                             f"and use a smaller scale")
     return MergedLora(str(spec.path), kind, spec.scale, spec.convention, len(pairs))
 
 

@@ -80,7 +80,8 @@ def test_a_nan_put_in_the_sampling_latents_names_the_step(tiny_pipe, image):
     def poison(x, ctx):
         return x * float("nan") if ctx.step_index == 1 else None
     for runtime in (None, _runtime(EagerCalls)):
-        with pytest.raises(NonFiniteError, match=r"first appeared in the latents after denoising step 1 \(timestep 334\)"):
+        with pytest.raises(NonFiniteError,
+                           match=r"first appeared in the latents after denoising step 1 \(timestep 334\)"):
             generate(tiny_pipe, image, "x", None, AnyI2VConfig(**SMALL), progress=False,
                      edits={"up_blocks.1.resnets.0.residual": poison}, runtime=runtime)
 
@@ -166,7 +167,8 @@ def _lora(pipe, tmp_path, value):
 def test_a_nan_lora_is_refused_before_any_weight_changes(tmp_path):
     pipe = tiny_pipeline(0)
     before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
-    with pytest.raises(NonFiniteError, match=rf"style.safetensors'.*factors of unet.{LAYER} \(up\); nothing was merged"):
+    with pytest.raises(NonFiniteError,
+                       match=rf"style.safetensors'.*factors of unet.{LAYER} \(up\); nothing was merged"):
         merge_lora(pipe, LoraSpec(_lora(pipe, tmp_path, float("nan"))))
     assert all(torch.equal(before[k], v) for k, v in pipe.unet.state_dict().items())
 
