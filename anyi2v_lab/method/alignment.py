@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..hooks import hook_points
-from ..trajectory import Trajectory, clip_frame_boxes, frame_boxes, query_points_at
+from ..trajectory import Trajectory, TrajectoryWarning, clip_frame_boxes, frame_boxes, query_points_at
 from .config import AnyI2VConfig, ConfigError
 
 
@@ -31,6 +31,15 @@ class Alignment:
     grid: tuple[int, int]
     shapes: list[tuple[int, int]]
     region: torch.Tensor | None = None
+
+    @property
+    def aligned_frames(self) -> int:
+        """How many object boxes of frames 1.. lie at least partly on the grid: the loss's terms. 0 (one
+        frame, or every object off the image after frame 0) leaves nothing to align."""
+        later = self.boxes[:, 1:]
+        inside_x = later[..., 2].clamp(max=self.grid[1]) > later[..., 0].clamp(min=0)
+        inside_y = later[..., 3].clamp(max=self.grid[0]) > later[..., 1].clamp(min=0)
+        return int((inside_x & inside_y).sum())
 
 
 def grid_boxes(boxes: torch.Tensor, factor: int) -> torch.Tensor:
@@ -82,7 +91,8 @@ def layer_shapes(unet, layers: tuple[str, ...], latent_hw: tuple[int, int]) -> l
 def build_alignment(trajectory: Trajectory, config: AnyI2VConfig, image_hw: tuple[int, int],
                     latent_hw: tuple[int, int], shapes: list[tuple[int, int]], device) -> tuple[Alignment, np.ndarray]:
     """Per-frame boxes on the alignment grid, query offsets per object, and the optional update
-    region. Returns the alignment and the model-pixel boxes ``(O, F, 4)``."""
+    region. Returns the alignment and the model-pixel boxes ``(O, F, 4)``. Warns
+    (:class:`~anyi2v_lab.trajectory.TrajectoryWarning`) when no later frame has a box on the image."""
     H, W = image_hw
     f = config.compress_factor
     if H % f or W % f:
@@ -98,8 +108,13 @@ def build_alignment(trajectory: Trajectory, config: AnyI2VConfig, image_hw: tupl
         region = box_region(boxes, config.region_margin, (H, W), latent_hw)
     # grid boxes stay on the CPU: the loss slices with them (a device copy would sync every frame);
     # the query offsets index device features, so they move once here
-    align = Alignment(grid, [q.to(device) for q in queries], (H // f, W // f), shapes,
-                      None if region is None else region.to(device))
+    align = Alignment(boxes=grid, queries=[q.to(device) for q in queries], grid=(H // f, W // f), shapes=shapes,
+                      region=None if region is None else region.to(device))
+    if not align.aligned_frames:
+        why = ("num_frames=1: a one-frame video has no later frame to move its objects to" if config.num_frames == 1
+               else "every object's box lies outside the image after frame 0")
+        warnings.warn(f"{why}, so the trajectory has nothing to align: the latent optimisation is skipped and the "
+                      f"condition is animated with injection only", TrajectoryWarning, stacklevel=3)
     return align, boxes
 
 

@@ -30,8 +30,9 @@ from .alignment import Alignment, build_alignment, layer_shapes, to_model_space
 from .calls import EagerCalls
 from .config import AnyI2VConfig, ConfigError
 from .feature_bank import FeatureBank
+from .finite import FiniteTrail, check_finite, check_weights, pipeline_parts
 from .injection import injection_active, injection_edits
-from .inversion import invert_cached
+from .inversion import check_bank, invert_cached
 from .optimize import PassInputs, capture_sites, iteration_recorder, optimise_latents
 from .record import InspectionRecord, x0_recorder
 
@@ -107,6 +108,11 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     step in ``record.x0`` (see :class:`~anyi2v_lab.method.record.X0`; no inversion entries with
     ``features``); inversion then bypasses the feature cache, and each kept step costs one VAE decode,
     timed in ``total`` (and ``inversion``), not in ``sampling``.
+
+    A NaN or an infinity in the weights, the inverted features, an optimisation loss, the latents or the
+    decoded frames raises :class:`~anyi2v_lab.method.finite.NonFiniteError` at the end of that phase,
+    naming where it first appeared. A trajectory with nothing to align (one frame, or every box off the
+    image after frame 0) warns and runs with injection only.
     """
     calls = EagerCalls(pipe) if runtime is None else runtime.bind(pipe)
     image_hw = model_size(pipe, config)
@@ -115,10 +121,14 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     record = InspectionRecord()
     on_step = x0_recorder(record, _frames_decoder(pipe, calls), pipe.scheduler.alphas_cumprod) if keep_x0 else None
     trajectory, alignment = _alignment(pipe, trajectory, condition, config, image_hw, latent_hw, record)
-    with calls.phase("total"), calls.running(config, alignment is not None and config.optimisation):
+    optimises = alignment is not None and config.optimisation and alignment.aligned_frames > 0
+    with calls.phase("total"), calls.running(config, optimises):
+        check_weights(pipeline_parts(pipe))
         cond, uncond = pipe.encode_prompt(prompt, pipe.unet.device, 1, config.guidance_scale > 1, negative_prompt)
         z, step_noise = initial_noise(pipe, config, cond.dtype, image_hw, seed, record)
         bank = features
+        if bank is not None:
+            check_bank(bank)
         with calls.phase("inversion"):
             if bank is None and inject and config.inverts:
                 bank = invert_cached(pipe, condition.pixels, prompt, cond, config, progress=progress,
@@ -129,6 +139,8 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
         z, session = denoise(pipe, calls, z, run)
         with calls.phase("decode"):
             video = calls.decode(z)
+            check_finite(video, "the decoded frames", "the VAE's decode overflowed (in float16, decode in float32)"
+                         " or its weights are damaged")
             video = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
     record.timings.update(calls.timings())
     record.finalise()
@@ -187,7 +199,8 @@ class Sampling:
     """What the sampling loop reads, fixed for a generation: the config, the prompt's embeddings
     ``(1, T, D)``, the alignment (``None``: no trajectory), the inverted features and the injection edits
     made from them, the caller's own ``edits`` and ``capture``, eta's noise per step, the record, and
-    ``callback(state)`` called after every sampling step (k-diffusion's callback; see :func:`denoise`)."""
+    ``callback(state)`` called after every sampling step (k-diffusion's callback; see :func:`denoise`),
+    and the ``trail`` of finiteness flags the loop notes and :func:`denoise` reads once at its end."""
 
     config: AnyI2VConfig
     cond: torch.Tensor
@@ -204,13 +217,15 @@ class Sampling:
     keep_pca: bool = False
     keep_latents: bool = False
     callback: Callable[[dict], None] | None = None
+    trail: FiniteTrail = field(default_factory=FiniteTrail)
 
     @property
     def guided(self) -> bool:
         return self.config.guidance_scale > 1
 
     def optimises(self, step_index: int) -> bool:
-        return self.config.optimisation and self.alignment is not None and step_index <= self.config.opt_step
+        return (self.config.optimisation and self.alignment is not None and self.alignment.aligned_frames > 0
+                and step_index <= self.config.opt_step)
 
     def hook_names(self) -> tuple[str, ...]:
         """Every hook point of the run: injection, the caller's edits and capture, the aligned layers."""
@@ -223,7 +238,9 @@ def denoise(pipe, calls, z: torch.Tensor, run: Sampling):
     optimisation, then a CFG DDIM step with injection up to ``load_feature_step``. Returns the final
     latent and the hook session (whose cache holds ``run.capture``). ``run.callback`` sees each step's
     ``phase`` "sampling", ``step_index``, ``timestep``, ``latent`` (the step's input), ``eps`` (after
-    CFG), ``denoised`` (the scheduler's x0) and ``latent_before`` (before the optimisation, or None)."""
+    CFG), ``denoised`` (the scheduler's x0) and ``latent_before`` (before the optimisation, or None).
+    Raises :class:`~anyi2v_lab.method.finite.NonFiniteError` after the loop if a loss or a latent of it
+    became NaN or infinite, naming the first."""
     from tqdm.auto import tqdm
 
     config = run.config
@@ -251,6 +268,8 @@ def denoise(pipe, calls, z: torch.Tensor, run: Sampling):
                 run.callback(dict(phase="sampling", step_index=i, timestep=t, latent=z, eps=eps,
                                   denoised=out.pred_original_sample, latent_before=before if run.optimises(i) else None))
             z = out.prev_sample
+            run.trail.add(z, f"the latents after denoising step {i} (timestep {int(t)})")
+    run.trail.check()
     return z, session
 
 
@@ -260,6 +279,13 @@ def optimise_step(pipe, calls, z: torch.Tensor, run: Sampling, step_index: int, 
     inputs = PassInputs(pipe.unet, run.inject_edits, run.bank if run.inject_edits else None, run.alignment,
                         run.config, per_frame(run.cond, run.config.num_frames), t, step_index, run.keep_masks,
                         run.keep_pca, run.hook_names())
+    recorder = iteration_recorder(run.record, inputs, run.keep_latents)
+
+    def record(it: int, parts, skipped, previews, z_new: torch.Tensor) -> None:
+        recorder(it, parts, skipped, previews, z_new)
+        run.trail.add(parts.loss, f"the alignment loss of the optimisation before denoising step {step_index}, "
+                                  f"iteration {it}")
+        run.trail.add(z_new, f"the latents after the optimisation before denoising step {step_index}, iteration {it}")
+
     with calls.optimisation_passes(inputs) as passes:
-        return optimise_latents(z, passes, run.config, run.alignment.region,
-                                iteration_recorder(run.record, inputs, run.keep_latents))
+        return optimise_latents(z, passes, run.config, run.alignment.region, record)

@@ -23,6 +23,7 @@ from ..models.scheduler import ddim_inverse_scheduler
 from .config import AnyI2VConfig
 from .feature_bank import (FeatureBank, InversionCache, model_fingerprint, scheduler_fingerprint,
                            tensor_fingerprint)
+from .finite import FiniteTrail
 
 
 @dataclass
@@ -143,12 +144,26 @@ def invert_cached(pipe, pixels: torch.Tensor, prompt: str, embeds: torch.Tensor,
     """Encode the condition pixels and invert, reusing a bank computed for the same image, prompt,
     model and settings (:func:`inversion_key`; the features depend on neither the seed nor the
     trajectory). A sampled VAE posterior (``config.vae_sample``) is never cached. With a ``callback``
-    (:func:`invert`'s) the inversion runs, to show its steps, and its bank is cached."""
+    (:func:`invert`'s) the inversion runs, to show its steps, and its bank is cached. Non-finite features
+    raise :class:`~anyi2v_lab.method.finite.NonFiniteError` and are not cached."""
     key = None if cache is None or config.vae_sample else inversion_key(pipe, pixels, prompt, embeds, config)
     if key is not None and callback is None and (bank := cache.get(key)) is not None:
         return bank
     latent = encode_image(pipe.vae, pixels, sample=config.vae_sample, generator=generator)
     bank = invert(pipe, latent, embeds, config, progress=progress, denoiser=denoiser, callback=callback).bank
+    check_bank(bank, latent)
     if key is not None:
         cache.put(key, bank)
     return bank
+
+
+def check_bank(bank: FeatureBank, latent: torch.Tensor | None = None) -> None:
+    """Raise :class:`~anyi2v_lab.method.finite.NonFiniteError` naming the encoded condition ``latent`` or
+    the first feature of ``bank`` that holds a NaN or an infinity (one host read)."""
+    trail = FiniteTrail()
+    if latent is not None:
+        trail.add(latent, "the condition image's VAE latent")
+    for kind, features in (("residual", bank.residuals), ("query", bank.queries)):
+        for layer, x in features.items():
+            trail.add(x, f"the inverted {kind} features of {layer}")
+    trail.check()

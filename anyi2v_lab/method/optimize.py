@@ -58,7 +58,8 @@ def optimise_latents(z: torch.Tensor, passes: Passes, config: AnyI2VConfig, regi
             captured = passes.forward(leaf)                # the UNet with injection, to the last aligned layer
             fits = passes.fit(captured)                    # PCA of each aligned layer
             parts, previews = passes.loss(captured, fits)  # the masked alignment loss
-            grad = torch.autograd.grad(parts.loss, leaf, allow_unused=True)[0]
+            # a loss with no term (every box off the grid) is a constant: no gradient, nothing to move
+            grad = torch.autograd.grad(parts.loss, leaf, allow_unused=True)[0] if parts.loss.requires_grad else None
         del captured
         grad = torch.zeros_like(leaf) if grad is None else grad
         ok = (parts.count > 0) & torch.isfinite(grad).all()

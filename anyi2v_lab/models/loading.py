@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 import torch
 
 from ..io import missing_path_message
+from ..method.finite import check_weights, pipeline_parts
 from .errors import ModelLoadError
 from .lora import LoraSpec, MergedLora, as_lora_spec, merge_lora
 from .scheduler import ddim_scheduler
@@ -269,7 +270,8 @@ def load_pipeline(base: str | os.PathLike | None = None, *, checkpoint: str | os
     """An ``AnimateDiffPipeline`` (``UNetMotionModel``, DDIM of the reference) from the sources in the module
     docstring. ``dtype`` defaults to float16 on CUDA and float32 on CPU; ``device`` to CUDA when available.
     ``allow_pickle=True`` lets ``.ckpt/.pt/.pth/.bin`` files be fully unpickled, which runs code stored in them:
-    unsafe, only for trusted files. ``progress=False`` turns the pipeline's progress bars off."""
+    unsafe, only for trusted files. ``progress=False`` turns the pipeline's progress bars off. Weights holding a
+    NaN or an infinity raise :class:`~anyi2v_lab.method.finite.NonFiniteError` naming the first."""
     from accelerate import init_empty_weights
     from diffusers import AnimateDiffPipeline, MotionAdapter, UNetMotionModel
     from transformers import CLIPTokenizer
@@ -330,6 +332,8 @@ def load_pipeline(base: str | os.PathLike | None = None, *, checkpoint: str | os
                                tokenizer=CLIPTokenizer.from_pretrained(base_path / "tokenizer"), unet=unet,
                                motion_adapter=None, scheduler=ddim_scheduler())
     pipe.to(dev)
+    sources = f"base={str(base_path)!r}" + (f", checkpoint={str(ckpt_path)!r}" if ckpt_path else "")
+    check_weights(pipeline_parts(pipe), f"(loaded from {sources}, motion_adapter={str(motion_adapter)!r})")
     merged = tuple(merge_lora(pipe, s, sd=sd) for s, sd in zip(specs, lora_sds))
     pipe.set_progress_bar_config(disable=not progress)
     adapter_name = "MotionAdapter instance" if adapter is adapter_src else str(motion_adapter)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from ..method.finite import NonFiniteError, first_non_finite
 from .errors import ModelLoadError
 from .singlefile import convert_motion_original, read_state_dict
 
@@ -203,7 +204,9 @@ def merge_lora(models, spec, *, allow_pickle: bool = False, sd: dict | None = No
     """Merge one LoRA file into a pipeline, or ``{"unet": ..., "text_encoder": ...}``, in place.
 
     Each layer gets ``W += factor * up @ down`` computed in float32 and cast back to W's dtype. ``sd``: the file's
-    tensors if already read.
+    tensors if already read. A file holding a NaN or an infinity raises
+    :class:`~anyi2v_lab.method.finite.NonFiniteError` before any weight changes; a merge that overflows the
+    weights' dtype raises it after (the model is then changed).
     """
     if hasattr(models, "unet"):  # a pipeline
         models = {"unet": models.unet, "text_encoder": models.text_encoder}
@@ -218,6 +221,7 @@ def merge_lora(models, spec, *, allow_pickle: bool = False, sd: dict | None = No
     for p in pairs:  # every shape is checked before any weight changes
         _check_shapes(p.down, p.up, models[p.target].get_submodule(p.module).weight.shape,
                       f" ({p.target}.{p.module} in {str(spec.path)!r})")
+    _check_factors(pairs, spec)
     for p in pairs:
         weight = models[p.target].get_submodule(p.module).weight
         factor = spec.scale
@@ -225,4 +229,21 @@ def merge_lora(models, spec, *, allow_pickle: bool = False, sd: dict | None = No
             factor *= p.alpha / p.down.shape[0]
         delta = lora_delta(p.down, p.up, weight.shape).to(weight.device)
         weight.copy_((weight.float() + factor * delta).to(weight.dtype))
+    merged = [(f"{p.target}.{p.module}.weight", models[p.target].get_submodule(p.module).weight) for p in pairs]
+    if (bad := first_non_finite(merged)) is not None:
+        raise NonFiniteError(f"lora {str(spec.path)!r} at scale {spec.scale}: merging it made {bad} non-finite "
+                             f"(the sum overflows {merged[0][1].dtype}); the model's weights are changed: reload it "
+                             f"and use a smaller scale")
     return MergedLora(str(spec.path), kind, spec.scale, spec.convention, len(pairs))
+
+
+def _check_factors(pairs: list[LoraPair], spec: LoraSpec) -> None:
+    """Raise :class:`NonFiniteError` naming the first layer whose factors or alpha hold a NaN or an infinity."""
+    named = [(f"{p.target}.{p.module} ({role})", t) for p in pairs for role, t in (("down", p.down), ("up", p.up))]
+    bad = first_non_finite(named)
+    bad = bad or next((f"{p.target}.{p.module} (alpha)" for p in pairs
+                       if p.alpha is not None and not math.isfinite(p.alpha)), None)
+    if bad is not None:
+        raise NonFiniteError(f"lora {str(spec.path)!r}: non-finite values (NaN or infinity) in the factors of {bad}; "
+                             f"nothing was merged. The file is damaged or was saved from a diverged training run: "
+                             f"use another file")
