@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..hooks import hook_points
-from ..trajectory import Trajectory, TrajectoryWarning, clip_frame_boxes, frame_boxes, query_points_at
+from ..trajectory import Trajectory, TrajectoryError, TrajectoryWarning, clip_frame_boxes, frame_boxes, query_points_at
 from .config import AnyI2VConfig, ConfigError
 
 
@@ -72,7 +72,7 @@ def to_model_space(trajectory: Trajectory, condition) -> Trajectory:
         return trajectory
     if size == tuple(condition.source_size):
         return trajectory.rescaled(condition.resize_map)
-    raise ValueError(
+    raise TrajectoryError(
         f"trajectory.image_size={size} matches neither the condition image {tuple(condition.source_size)} "
         f"nor the model canvas {tuple(condition.size)}; draw it on one of them or rescale it with "
         f"Trajectory.rescaled(ResizeMap.from_policy({size}, ..., policy))")
