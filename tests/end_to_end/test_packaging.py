@@ -52,6 +52,29 @@ def test_ci_runs_the_readme_test_commands():
     assert "HF_HUB_OFFLINE=1" in ci and "ffmpeg" in ci
 
 
+def test_the_readme_opens_with_the_demo_command():
+    """The first screen: the first command within 20 lines, at most 5 numbers before it, the demo's
+    picture above it (numbers live in benchmarks/README.md and are referred to, not copied)."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("```bash"))
+    assert first < 20
+    before = "\n".join(lines[:first])
+    assert len(re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])", before)) <= 5
+    picture = re.search(r"!\[[^]]*\]\(([^)]+)\)", before)
+    assert picture and (ROOT / picture.group(1)).is_file()
+    assert "anyi2v-lab demo" in lines[first + 1]
+
+
+def test_the_readme_layout_names_every_top_level_folder():
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):].split("\n## ")[0]
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    folders = {f.split("/")[0] for f in listed if "/" in f} | {
+        "/".join(f.split("/")[:2]) for f in listed if f.startswith("anyi2v_lab/") and f.count("/") >= 2}
+    missing = sorted(f for f in folders if f"`{f}/" not in layout and f"`{f}`" not in layout)
+    assert not missing, f"README's Layout table does not name {missing}"
+
+
 def test_plain_pytest_deselects_the_slow_tests_and_full_runs_them_with_the_notebooks():
     targets = ["tests/end_to_end/test_packaging.py", "notebooks/01_quickstart.ipynb"]
 
