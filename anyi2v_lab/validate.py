@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import numbers
 import reprlib
+from functools import partial
 from typing import NoReturn
 
 import numpy as np
@@ -39,6 +40,9 @@ class InputError(ValueError):
         self.message, self.field, self.location = message, field, location
         text = f"{field} {message}" if field else message
         super().__init__(f"{location}: {text}" if location else text)
+
+    def __reduce__(self):  # pickling (e.g. from a worker process) keeps the parts, not only the text
+        return partial(type(self), field=self.field, location=self.location), (self.message,)
 
     def within(self, parent: str) -> InputError:
         """The same error with its field inside ``parent``: ``box`` within ``objects[0]`` is ``objects[0].box``."""

@@ -1,5 +1,6 @@
 """The input checks: each returns the canonical value or raises one error style, ``field = value problem; fix``."""
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -112,6 +113,8 @@ def test_errors_are_placed_in_their_parent_and_file_keeping_their_type():
     assert str(InputError("no object drawn").within("canvas")) == "canvas: no object drawn"
     with pytest.raises(EventError, match=r"^index = 3 is out; pick one$"):
         reject("index", 3, "is out", "pick one", error=EventError)
+    copy = pickle.loads(pickle.dumps(e))
+    assert type(copy) is TrajectoryError and str(copy) == str(e) and copy.field == e.field
 
 
 def test_every_input_error_is_bad_input_for_the_command_line():

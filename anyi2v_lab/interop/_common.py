@@ -37,7 +37,7 @@ from ..trajectory import (
     query_offsets,
     resample_path,
 )
-from ..validate import check_image_size, check_points
+from ..validate import check_image_size, check_number, check_points, reject
 
 
 def format_hint(names) -> str:
@@ -208,9 +208,10 @@ def tracks_to_trajectory(tracks, visible, image_size, path, *, box_size=None, gr
     """``tracks``: list of (F_i, 2) pixel positions; ``visible``: list of (F_i,) bools or None (all
     visible). ``boxes`` (optional, per track) replaces the made-up box of a one-track group."""
     size = check_image_size(image_size, error=TrajectoryError)
-    s = default_box_size(size) if box_size is None else float(box_size)
+    s = default_box_size(size) if box_size is None else check_number(box_size, "box_size", error=TrajectoryError)
     if not s > 0:
-        raise TrajectoryError(f"box_size = {box_size!r} must be a positive number of pixels")
+        reject("box_size", box_size, "must be a positive number of pixels", "give e.g. 32, or None for an eighth "
+               "of the image's shorter side", error=TrajectoryError)
     filled, skipped = [], []
     for i, t in enumerate(tracks):
         f = fill_hidden(t, np.ones(len(t), bool) if visible is None else visible[i])

@@ -453,6 +453,10 @@ def test_detection_and_option_errors(tmp_path):
         read_trajectory(tmp_path / "none.pth", image_size=(9, 9))
     with pytest.raises(TrajectoryError, match="groups = .* must be None"):
         read_trajectory(SAMPLES["mofa"], "mofa", image_size=(128, 72), groups=[[0, 5]])
+    with pytest.raises(TrajectoryError, match="box_size = 'big' is not a number; give a finite number of pixels"):
+        read_trajectory(SAMPLES["mofa"], "mofa", image_size=(128, 72), box_size="big")
+    with pytest.raises(TrajectoryError, match=r"box_size = -4 must be a positive number of pixels; give e.g. 32"):
+        read_trajectory(SAMPLES["mofa"], "mofa", image_size=(128, 72), box_size=-4)
 
 
 def test_default_image_size_applies_only_where_the_file_has_none(tmp_path):
