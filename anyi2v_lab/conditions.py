@@ -22,13 +22,13 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .geometry import ResizeMap, check_size
+from .geometry import ResizeMap
+from .validate import InputError, check_image_size
 
 if TYPE_CHECKING:  # torch is imported where pixels are made, so that checking a file stays cheap
     import torch
@@ -42,7 +42,7 @@ MAX_SIDE = 8192
 MAX_PIXELS = MAX_SIDE * MAX_SIDE  # checked from the header before decoding: a decompression bomb never decodes
 
 
-class ConditionError(ValueError):
+class ConditionError(InputError):
     """A condition image or mask that cannot be used; the message says which and how to fix it."""
 
 
@@ -66,10 +66,7 @@ class Condition:
 
 
 def _model_size(size) -> tuple[int, int]:
-    try:
-        w, h = check_size(size, "size")
-    except ValueError as e:
-        raise ConditionError(str(e)) from None
+    w, h = check_image_size(size, "size", error=ConditionError)
     if w % 8 or h % 8:
         raise ConditionError(f"size = {(w, h)} must be divisible by 8 (the VAE downsamples by 8); "
                              f"try {(max(8, w // 8 * 8), max(8, h // 8 * 8))}")

@@ -17,31 +17,14 @@ numpy only (no torch): the widgets use this module too.
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .validate import check_choice, check_coords, check_image_size
+
 POLICIES = ("stretch", "crop", "pad")
 _ALIGN_TOL = 1e-6  # a content edge this close to an integer counts as pixel-aligned
-
-
-def check_size(size, name: str = "size") -> tuple[int, int]:
-    """Validate a (width, height) pair of positive integers and return it as a tuple of ints."""
-    try:
-        w, h = size
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} = {size!r} must be a pair (width, height) of positive integers, e.g. (512, 512)") from None
-    for v in (w, h):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v <= 0:
-            raise ValueError(f"{name} = {size!r} must be a pair (width, height) of positive integers, e.g. (512, 512)")
-    return int(w), int(h)
-
-
-def _check_policy(policy) -> str:
-    if policy not in POLICIES:
-        raise ValueError(f"policy = {policy!r} is unknown; use one of {', '.join(map(repr, POLICIES))}")
-    return policy
 
 
 def _forward_params(src, dst, policy) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -76,10 +59,10 @@ class ResizeMap:
     offset: tuple[float, float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        src, dst = check_size(self.src_size, "src_size"), check_size(self.dst_size, "dst_size")
+        src, dst = check_image_size(self.src_size, "src_size"), check_image_size(self.dst_size, "dst_size")
         object.__setattr__(self, "src_size", src)
         object.__setattr__(self, "dst_size", dst)
-        _check_policy(self.policy)
+        check_choice(self.policy, "policy", POLICIES)
         object.__setattr__(self, "inverted", bool(self.inverted))
         if not self.inverted:
             scale, offset = _forward_params(src, dst, self.policy)
@@ -104,16 +87,11 @@ class ResizeMap:
 
     def points(self, xy) -> np.ndarray:
         """Map points: array-like (..., 2) of (x, y) -> float64 array (..., 2)."""
-        p = np.asarray(xy, dtype=np.float64)
-        if p.ndim == 0 or p.shape[-1] != 2:
-            raise ValueError(f"points must have shape (..., 2) of (x, y), got shape {p.shape}")
-        return p * np.asarray(self.scale) + np.asarray(self.offset)
+        return check_coords(xy, "points", "x, y") * np.asarray(self.scale) + np.asarray(self.offset)
 
     def boxes(self, b) -> np.ndarray:
         """Map boxes: array-like (..., 4) of (x0, y0, x1, y1) -> float64 array (..., 4)."""
-        a = np.asarray(b, dtype=np.float64)
-        if a.ndim == 0 or a.shape[-1] != 4:
-            raise ValueError(f"boxes must have shape (..., 4) of (x0, y0, x1, y1), got shape {a.shape}")
+        a = check_coords(b, "boxes", "x0, y0, x1, y1")
         return np.concatenate([self.points(a[..., :2]), self.points(a[..., 2:])], axis=-1)
 
     @property
@@ -155,10 +133,8 @@ class ResizeMap:
 
 def clip_box(box, size) -> np.ndarray:
     """Clip boxes (..., 4) to the image [0, W] x [0, H]. A box wholly outside comes back with zero area."""
-    W, H = check_size(size, "size")
-    b = np.asarray(box, dtype=np.float64)
-    if b.ndim == 0 or b.shape[-1] != 4:
-        raise ValueError(f"boxes must have shape (..., 4) of (x0, y0, x1, y1), got shape {b.shape}")
+    W, H = check_image_size(size, "size")
+    b = check_coords(box, "boxes", "x0, y0, x1, y1")
     lo, hi = np.zeros(4), np.array([W, H, W, H], dtype=np.float64)
     return np.clip(b, lo, hi)
 

@@ -17,31 +17,37 @@ numpy only (the widgets use this module).
 from __future__ import annotations
 
 import json
-import math
-import numbers
 import os
-import reprlib
 import warnings
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
+from .geometry import clip_box
 from .io import atomic_path
+from .validate import (
+    InputError,
+    check_box,
+    check_choice,
+    check_coords,
+    check_count,
+    check_image_size,
+    check_points,
+    reject,
+)
 
 SCHEMA = "anyi2v-lab/trajectory"
 VERSION = 1
 REFERENCE_IMAGE_SIZE = (512, 512)
-MAX_COORD = 1e6  # |coordinate| bound in pixels: rejects garbage early and keeps box arithmetic finite
-MAX_IMAGE_SIDE = 1 << 16
+MAX_FRAMES = 10_000
 _OBJECT_KEYS = {"name", "box", "target_box", "path", "query_points"}
 _TOP_KEYS = {"schema", "version", "image_size", "num_frames", "timing", "objects"}
 TIMINGS = ("resample", "first-frames")
 _REF_KEYS = ("bounding_box", "target_box", "center_traj", "query_point")
-_short = reprlib.Repr()
-_short.maxstring, _short.maxother, _short.maxlist = 40, 40, 4
 
 
-class TrajectoryError(ValueError):
+class TrajectoryError(InputError):
     """Malformed trajectory input. The message names the object, the field, the value and the fix."""
 
 
@@ -49,68 +55,20 @@ class TrajectoryWarning(UserWarning):
     """A trajectory is usable but something was adjusted (e.g. boxes clipped to the image)."""
 
 
-def _num(v, where: str) -> float:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
-        raise TrajectoryError(f"{where} = {_short.repr(v)} is not a number; give a number of pixels")
-    try:
-        f = float(v)
-    except (OverflowError, ValueError, TypeError):
-        f = math.inf
-    if not math.isfinite(f) or abs(f) > MAX_COORD:
-        raise TrajectoryError(f"{where} = {_short.repr(v)} is not a finite pixel coordinate within "
-                              f"±{MAX_COORD:g}; give a finite number")
-    return f
+_box = partial(check_box, error=TrajectoryError)
+_points = partial(check_points, error=TrajectoryError)
+_image_size = partial(check_image_size, error=TrajectoryError)
+_reject = partial(reject, error=TrajectoryError)
 
 
-def _vec(v, n: int, where: str, what: str) -> tuple[float, ...]:
-    if isinstance(v, np.ndarray):
-        v = v.tolist()
-    if not isinstance(v, (list, tuple)) or len(v) != n:
-        raise TrajectoryError(f"{where} = {_short.repr(v)} must be a list of {n} numbers {what}")
-    return tuple(_num(x, f"{where}[{i}]") for i, x in enumerate(v))
+def _timing(v, field: str = "timing") -> str:
+    return check_choice(v, field, TIMINGS, error=TrajectoryError,
+                        fix="use 'resample' (the whole path spread over the frames) or 'first-frames' "
+                            "(point i is frame i, the reference's rule)")
 
 
-def _points(v, where: str, min_len: int) -> tuple[tuple[float, float], ...]:
-    if isinstance(v, np.ndarray):
-        v = v.tolist()
-    if not isinstance(v, (list, tuple)) or len(v) < min_len:
-        raise TrajectoryError(f"{where} = {_short.repr(v)} must be a list of at least {min_len} [x, y] point(s)")
-    return tuple(_vec(p, 2, f"{where}[{i}]", "[x, y]") for i, p in enumerate(v))
-
-
-def _box(v, where: str) -> tuple[float, float, float, float]:
-    b = _vec(v, 4, where, "[x0, y0, x1, y1]")
-    if not (b[2] > b[0] and b[3] > b[1]):
-        raise TrajectoryError(f"{where} = {list(b)} needs x1 > x0 and y1 > y0 (left, top, right, bottom); "
-                              "swap the corners or use geometry.box_from_corners")
-    return b
-
-
-def _image_size(v, where: str = "image_size") -> tuple[int, int]:
-    if isinstance(v, np.ndarray):
-        v = v.tolist()
-    ok = isinstance(v, (list, tuple)) and len(v) == 2 and all(
-        isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_)) and 0 < s <= MAX_IMAGE_SIDE
-        for s in v)
-    if not ok:
-        raise TrajectoryError(f"{where} = {_short.repr(v)} must be [width, height], positive integers "
-                              f"<= {MAX_IMAGE_SIDE}, e.g. [512, 512]")
-    return int(v[0]), int(v[1])
-
-
-def _timing(v, where: str = "timing") -> str:
-    if v not in TIMINGS:
-        raise TrajectoryError(f"{where} = {_short.repr(v)} is unknown; use 'resample' (the whole path spread over "
-                              "the frames) or 'first-frames' (point i is frame i, the reference's rule)")
-    return v
-
-
-def _num_frames(v, where: str = "num_frames") -> int | None:
-    if v is None:
-        return None
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or not 1 <= v <= 10_000:
-        raise TrajectoryError(f"{where} = {_short.repr(v)} must be a positive integer (e.g. 16) or null")
-    return int(v)
+def _num_frames(v, field: str = "num_frames") -> int | None:
+    return None if v is None else check_count(v, field, maximum=MAX_FRAMES, error=TrajectoryError)
 
 
 @dataclass(frozen=True)
@@ -127,18 +85,18 @@ class ObjectTrack:
 
     def __post_init__(self):
         if not isinstance(self.name, str):
-            raise TrajectoryError(f"name = {_short.repr(self.name)} must be a string")
+            _reject("name", self.name, "must be a string", "give the object's name as text, e.g. 'car'")
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
         set_("box", _box(self.box, "box"))
-        set_("path", _points(self.path, "path", 1))
+        set_("path", _points(self.path, "path", min_len=1))
         set_("target_box", None if self.target_box is None else _box(self.target_box, "target_box"))
-        set_("query_points", _points(self.query_points, "query_points", 0))
+        set_("query_points", _points(self.query_points, "query_points"))
 
     @classmethod
     def static(cls, box, query_points=(), name: str = "") -> "ObjectTrack":
         """An object that stays put: its path is the single point at the box centre."""
         b = _box(box, "box")
-        return cls(b, (((b[0] + b[2]) / 2, (b[1] + b[3]) / 2),), None, query_points, name)
+        return cls(box=b, path=(((b[0] + b[2]) / 2, (b[1] + b[3]) / 2),), query_points=query_points, name=name)
 
     @property
     def end_box(self) -> tuple[float, float, float, float]:
@@ -170,11 +128,11 @@ class Trajectory:
     def __post_init__(self):
         objs = self.objects
         if not isinstance(objs, (list, tuple)) or len(objs) == 0:
-            raise TrajectoryError(f"objects = {_short.repr(objs)} must be a non-empty list of ObjectTrack; "
-                                  "add at least one object")
+            _reject("objects", objs, "must be a non-empty list of ObjectTrack", "add at least one object")
         for i, o in enumerate(objs):
             if not isinstance(o, ObjectTrack):
-                raise TrajectoryError(f"objects[{i}] = {_short.repr(o)} is not an ObjectTrack")
+                _reject(f"objects[{i}]", o, "is not an ObjectTrack",
+                        "build each object with ObjectTrack(box=..., path=...)")
         size = _image_size(self.image_size)
         object.__setattr__(self, "objects", tuple(objs))
         object.__setattr__(self, "image_size", size)
@@ -182,13 +140,14 @@ class Trajectory:
         _timing(self.timing)
         for i, o in enumerate(objs):
             if not _in_image(o.box, size):
-                raise TrajectoryError(f"objects[{i}] {o.name!r}: box = {list(o.box)} lies entirely outside the "
-                                      f"{size[0]}x{size[1]} image; draw the frame-0 box on the image")
+                _reject(f"objects[{i}].box", list(o.box), f"(object {o.name!r}) lies entirely outside the "
+                        f"{size[0]}x{size[1]} image", "draw the frame-0 box on the image")
 
     @classmethod
     def single(cls, box, path, image_size=REFERENCE_IMAGE_SIZE, *, target_box=None, query_points=(),
                name: str = "", num_frames: int | None = None) -> "Trajectory":
-        return cls((ObjectTrack(box, path, target_box, query_points, name),), image_size, num_frames)
+        track = ObjectTrack(box=box, path=path, target_box=target_box, query_points=query_points, name=name)
+        return cls((track,), image_size, num_frames)
 
     @classmethod
     def static(cls, box, image_size=REFERENCE_IMAGE_SIZE, *, query_points=(), name: str = "",
@@ -199,13 +158,14 @@ class Trajectory:
         """Map boxes, paths and query points through a :class:`~anyi2v_lab.geometry.ResizeMap` whose
         ``src_size`` is this trajectory's ``image_size``; the result is in ``dst_size`` pixels."""
         if tuple(resize_map.src_size) != self.image_size:
-            raise TrajectoryError(f"resize_map.src_size = {resize_map.src_size} differs from image_size = "
-                                  f"{self.image_size}; build the map from the image the trajectory was drawn on")
+            _reject("resize_map.src_size", resize_map.src_size, f"differs from image_size = {self.image_size}",
+                    "build the map from the image the trajectory was drawn on")
         objs = []
         for o in self.objects:
             tb = None if o.target_box is None else resize_map.boxes(o.target_box)
             qp = resize_map.points(np.reshape(o.query_points, (-1, 2)))
-            objs.append(ObjectTrack(resize_map.boxes(o.box), resize_map.points(o.path), tb, qp, o.name))
+            objs.append(ObjectTrack(box=resize_map.boxes(o.box), path=resize_map.points(o.path), target_box=tb,
+                                    query_points=qp, name=o.name))
         return Trajectory(tuple(objs), resize_map.dst_size, self.num_frames, self.timing)
 
     def with_timing(self, timing: str) -> "Trajectory":
@@ -264,7 +224,7 @@ class Trajectory:
         try:
             return cls.from_json(text, image_size, timing=timing)
         except TrajectoryError as e:
-            raise TrajectoryError(f"{os.fspath(path)}: {e}") from None
+            raise e.located(f"trajectory file {os.fspath(path)}") from None
 
     def save(self, path, overwrite: bool = False) -> None:
         """Write our schema atomically (temp file in the same folder, then ``os.replace``); an existing
@@ -276,34 +236,34 @@ class Trajectory:
 
 def _from_ours(d: dict, image_size) -> Trajectory:
     if d["schema"] != SCHEMA:
-        raise TrajectoryError(f"schema = {_short.repr(d['schema'])} is not {SCHEMA!r}")
+        _reject("schema", d["schema"], f"is not {SCHEMA!r}", f'write "schema": "{SCHEMA}" or use the reference\'s keys')
     if d.get("version") != VERSION or isinstance(d.get("version"), bool):
-        raise TrajectoryError(f"version = {_short.repr(d.get('version'))} is unknown; this anyi2v-lab reads "
-                              f"version {VERSION} (upgrade anyi2v-lab for newer files)")
+        _reject("version", d.get("version"), f"is unknown; this anyi2v-lab reads version {VERSION}",
+                "upgrade anyi2v-lab for newer files")
     extra = set(d) - _TOP_KEYS
     if extra:
         raise TrajectoryError(f"unknown key(s) {sorted(map(str, extra))}; allowed: {sorted(_TOP_KEYS)}")
     size = _image_size(d.get("image_size"))
     if image_size is not None and _image_size(image_size, "image_size argument") != size:
-        raise TrajectoryError(f"image_size argument {image_size} differs from the file's {list(size)}; "
-                              "use Trajectory.rescaled to change the image size")
+        _reject("image_size argument", image_size, f"differs from the file's {list(size)}",
+                "use Trajectory.rescaled to change the image size")
     objs = d.get("objects")
     if not isinstance(objs, list) or not objs:
-        raise TrajectoryError(f"objects = {_short.repr(objs)} must be a non-empty list")
+        _reject("objects", objs, "must be a non-empty list", "add at least one object {\"box\": ..., \"path\": ...}")
     tracks = []
     for i, o in enumerate(objs):
         if not isinstance(o, dict):
-            raise TrajectoryError(f"objects[{i}] = {_short.repr(o)} must be an object with keys box, path, ...")
+            _reject(f"objects[{i}]", o, "must be an object", f"give an object with keys {sorted(_OBJECT_KEYS)}")
         extra = set(o) - _OBJECT_KEYS
         missing = {"box", "path"} - set(o)
         if extra or missing:
-            raise TrajectoryError(f"objects[{i}]: unknown keys {sorted(map(str, extra))}, missing "
-                                  f"{sorted(missing)}; allowed: {sorted(_OBJECT_KEYS)}")
+            raise TrajectoryError(f"has unknown keys {sorted(map(str, extra))}, lacks {sorted(missing)}; "
+                                  f"allowed: {sorted(_OBJECT_KEYS)}", field=f"objects[{i}]")
         try:
-            tracks.append(ObjectTrack(o["box"], o["path"], o.get("target_box"), o.get("query_points", []),
-                                      o.get("name", "")))
+            tracks.append(ObjectTrack(box=o["box"], path=o["path"], target_box=o.get("target_box"),
+                                      query_points=o.get("query_points", []), name=o.get("name", "")))
         except TrajectoryError as e:
-            raise TrajectoryError(f"objects[{i}]: {e}") from None
+            raise e.within(f"objects[{i}]") from None
     return Trajectory(tuple(tracks), size, _num_frames(d.get("num_frames")), _timing(d.get("timing", "resample")))
 
 
@@ -315,7 +275,7 @@ def _from_reference(d: dict, image_size) -> Trajectory:
                       TrajectoryWarning, stacklevel=4)
     boxes = d["bounding_box"]
     if not isinstance(boxes, list) or not boxes:
-        raise TrajectoryError(f"bounding_box = {_short.repr(boxes)} must be a non-empty list of [x1, y1, x2, y2]")
+        _reject("bounding_box", boxes, "must be a non-empty list of [x1, y1, x2, y2]", "give one box per object")
     n = len(boxes)
     cols = {}
     for k in _REF_KEYS[1:]:  # the reference zips these; a length mismatch silently dropped objects there
@@ -323,26 +283,27 @@ def _from_reference(d: dict, image_size) -> Trajectory:
         if k == "target_box" and v is None:
             v = [None] * n
         if not isinstance(v, list) or len(v) != n:
-            raise TrajectoryError(f"{k} = {_short.repr(v)} must be a list with one entry per object "
-                                  f"({n}, like bounding_box)")
+            _reject(k, v, f"must be a list with one entry per object ({n}, like bounding_box)",
+                    f"give {n} entries in the order of bounding_box")
         cols[k] = v
     tracks = []
     for i in range(n):
         box = _box(boxes[i], f"bounding_box[{i}]")
         tb = cols["target_box"][i]
         tb = None if tb is None else _box(tb, f"target_box[{i}]")
-        path = _points(cols["center_traj"][i], f"center_traj[{i}]", 0)
+        path = _points(cols["center_traj"][i], f"center_traj[{i}]")
         if not path:  # the app's rule: no path = static at the box centre
             path = (((box[0] + box[2]) / 2, (box[1] + box[3]) / 2),)
-        tracks.append(ObjectTrack(box, path, tb, _points(cols["query_point"][i], f"query_point[{i}]", 0)))
+        query = _points(cols["query_point"][i], f"query_point[{i}]")
+        tracks.append(ObjectTrack(box=box, path=path, target_box=tb, query_points=query))
     return Trajectory(tuple(tracks), size, timing="first-frames")
 
 
 # --- per-frame geometry ---------------------------------------------------------------------------
-def _frames(num_frames, where: str = "num_frames") -> int:
-    n = _num_frames(num_frames, where)
+def _frames(num_frames, field: str = "num_frames") -> int:
+    n = _num_frames(num_frames, field)
     if n is None:
-        raise TrajectoryError(f"{where} is not set; pass num_frames=16 or set Trajectory.num_frames")
+        raise TrajectoryError("is not set; pass num_frames=16 or set Trajectory.num_frames", field=field)
     return n
 
 
@@ -355,7 +316,7 @@ def resample_path(points, num_frames: int) -> np.ndarray:
     first and last samples are exactly the first and last points, and with N == num_frames the points
     come back unchanged.
     """
-    pts = np.asarray(_points(points, "points", 1), dtype=np.float64)
+    pts = np.asarray(_points(points, "points", min_len=1), dtype=np.float64)
     n, f = len(pts), _frames(num_frames)
     if n == f:
         return pts.copy()
@@ -428,11 +389,9 @@ def clip_frame_boxes(boxes, image_size, names=None) -> tuple[np.ndarray, list[tu
     pairs that changed, and warns once (:class:`TrajectoryWarning`) when any did. A frame wholly outside
     comes back with zero area (the loss skips it, as the reference does); a frame-0 box wholly outside is
     a :class:`TrajectoryError` (the reference called ``exit(1)`` mid-run)."""
-    b = np.asarray(boxes, dtype=np.float64)
-    if b.ndim != 3 or b.shape[-1] != 4 or not np.all(np.isfinite(b)):
-        raise TrajectoryError(f"boxes must be a finite array (objects, frames, 4), got shape {b.shape}")
+    b = check_coords(boxes, "boxes", "x0, y0, x1, y1", leading="objects, frames", finite=True, error=TrajectoryError)
     w, h = _image_size(image_size)
-    c = np.clip(b, 0.0, np.array([w, h, w, h], dtype=np.float64))
+    c = clip_box(b, (w, h))
     outside = (c[..., 2] <= c[..., 0]) | (c[..., 3] <= c[..., 1])
     label = lambda o: f"object {o}" + (f" {names[o]!r}" if names is not None and names[o] else "")  # noqa: E731
     for o in range(b.shape[0]):

@@ -13,9 +13,18 @@ from hypothesis import strategies as st
 from scipy.interpolate import PchipInterpolator
 
 from anyi2v_lab.geometry import POLICIES, ResizeMap
-from anyi2v_lab.trajectory import (ObjectTrack, Trajectory, TrajectoryError, TrajectoryWarning,
-                                   clip_frame_boxes, frame_boxes, frame_paths, query_offsets, query_points_at,
-                                   resample_path)
+from anyi2v_lab.trajectory import (
+    ObjectTrack,
+    Trajectory,
+    TrajectoryError,
+    TrajectoryWarning,
+    clip_frame_boxes,
+    frame_boxes,
+    frame_paths,
+    query_offsets,
+    query_points_at,
+    resample_path,
+)
 
 REF = Path(__file__).parent / "data" / "reference_horse_canny.json"
 SETTINGS = settings(derandomize=True, deadline=None, max_examples=150)
@@ -135,7 +144,8 @@ def test_clipping_warns_once_and_never_exits():
 
 
 def test_frame0_box_outside_is_a_validation_error():
-    with pytest.raises(TrajectoryError, match=r"objects\[0\] 'x': box = \[600.0, 0.0, 700.0, 50.0\] lies entirely"):
+    with pytest.raises(TrajectoryError, match=r"objects\[0\].box = \[600.0, 0.0, 700.0, 50.0\] \(object 'x'\) lies "
+                                              r"entirely outside the 512x512 image"):
         Trajectory.single((600, 0, 700, 50), [(0, 0)], (512, 512), name="x")
     with pytest.raises(TrajectoryError, match=r"object 1 'b': frame-0 box \[-50.0, 0.0, -10.0, 5.0\]"):
         clip_frame_boxes(np.array([[[0, 0, 5, 5]], [[-50, 0, -10, 5]]]), (64, 64), names=["a", "b"])
@@ -223,8 +233,8 @@ def _ours(**obj):
 
 
 @pytest.mark.parametrize("doc,match", [
-    (_ours(box=[5, 0, 5, 10]), r"objects\[0\]: box = \[5.0, 0.0, 5.0, 10.0\] needs x1 > x0"),
-    (_ours(box=[0, 0, float("nan"), 10]), r"objects\[0\]: box\[2\] = nan is not a finite"),
+    (_ours(box=[5, 0, 5, 10]), r"objects\[0\].box = \[5.0, 0.0, 5.0, 10.0\] needs x1 > x0"),
+    (_ours(box=[0, 0, float("nan"), 10]), r"objects\[0\].box\[2\] = nan is not a finite"),
     (_ours(path=[[0, float("inf")]]), r"path\[0\]\[1\] = inf"),
     (_ours(box=[0, 0, 10]), r"box = \[0, 0, 10\] must be a list of 4 numbers"),
     (_ours(path=[]), "path = \\[\\] must be a list of at least 1"),

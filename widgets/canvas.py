@@ -15,6 +15,7 @@ import traitlets as t
 from PIL import ImageDraw
 
 from anyi2v_lab.trajectory import Trajectory, TrajectoryError, frame_boxes
+from anyi2v_lab.validate import check_count
 
 from .bundle import css, esm
 from .editing import Draft, EditorState, EventError, History, apply_event
@@ -49,8 +50,7 @@ class TrajectoryCanvas(StaticPicture, anywidget.AnyWidget):
                  display_width: int = 512, **kwargs):
         rgb = as_rgb(image)
         size = (rgb.shape[1], rgb.shape[0])
-        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
-            raise ValueError(f"num_frames = {num_frames!r} must be a positive integer, e.g. 16")
+        check_count(num_frames, "num_frames")
         super().__init__(image=png_bytes(rgb), image_size=list(size),
                          display_size=list(view_size(size, display_width)), num_frames=num_frames, **kwargs)
         self._history = History()

@@ -19,11 +19,12 @@ Events (``index`` is an object index; points and boxes are image pixels)::
 """
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass, field, replace
+from functools import partial
 
+from anyi2v_lab.geometry import clip_box
 from anyi2v_lab.trajectory import ObjectTrack, Trajectory
+from anyi2v_lab.validate import InputError, check_box, check_choice, check_point, check_points, reject
 
 from .mapping import clamp_point
 
@@ -31,7 +32,7 @@ EVENT_TYPES = ("add", "select", "delete", "box", "target_box", "path", "path_poi
 MAX_PATH_POINTS = 10_000
 
 
-class EventError(ValueError):
+class EventError(InputError):
     """An event the editor cannot apply; the message names the field, the value and the fix."""
 
 
@@ -59,11 +60,13 @@ class Draft:
     @classmethod
     def from_dict(cls, d: dict) -> "Draft":
         if not isinstance(d, dict):
-            raise EventError(f"an object must be a dict with name/box/target_box/path/query_points, got {d!r:.60}")
+            _reject("object", d, "must be a dict", "give a dict with name/box/target_box/path/query_points",
+                   error=EventError)
         box, target = d.get("box"), d.get("target_box")
-        return cls(str(d.get("name", "")), None if box is None else _box(box, "box"),
-                   None if target is None else _box(target, "target_box"),
-                   _points(d.get("path", ()), "path"), _points(d.get("query_points", ()), "query_points"))
+        return cls(name=str(d.get("name", "")), box=None if box is None else _box(box, "box"),
+                   target_box=None if target is None else _box(target, "target_box"),
+                   path=_points(d.get("path", ()), "path"),
+                   query_points=_points(d.get("query_points", ()), "query_points"))
 
     def to_track(self) -> ObjectTrack | None:
         """The finished object, or None while it has no box."""
@@ -71,11 +74,12 @@ class Draft:
             return None
         if not self.path:
             return ObjectTrack.static(self.box, self.query_points, self.name)
-        return ObjectTrack(self.box, self.path, self.target_box, self.query_points, self.name)
+        return ObjectTrack(box=self.box, path=self.path, target_box=self.target_box, query_points=self.query_points,
+                           name=self.name)
 
     @classmethod
     def from_track(cls, t: ObjectTrack) -> "Draft":
-        return cls(t.name, t.box, t.target_box, t.path, t.query_points)
+        return cls(name=t.name, box=t.box, target_box=t.target_box, path=t.path, query_points=t.query_points)
 
 
 @dataclass(frozen=True)
@@ -96,31 +100,10 @@ class EditorState:
 
 
 # --- validation -----------------------------------------------------------------------------------
-def _num(v, where: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
-        raise EventError(f"{where} = {v!r:.40} must be a finite number of image pixels")
-    return float(v)
-
-
-def _point(v, where: str) -> Point:
-    if not isinstance(v, (list, tuple)) or len(v) != 2:
-        raise EventError(f"{where} = {v!r:.60} must be [x, y]")
-    return (_num(v[0], f"{where}[0]"), _num(v[1], f"{where}[1]"))
-
-
-def _points(v, where: str) -> tuple[Point, ...]:
-    if not isinstance(v, (list, tuple)) or len(v) > MAX_PATH_POINTS:
-        raise EventError(f"{where} = {v!r:.60} must be a list of at most {MAX_PATH_POINTS} [x, y] points")
-    return tuple(_point(p, f"{where}[{i}]") for i, p in enumerate(v))
-
-
-def _box(v, where: str) -> Box:
-    if not isinstance(v, (list, tuple)) or len(v) != 4:
-        raise EventError(f"{where} = {v!r:.60} must be [x0, y0, x1, y1]")
-    b = tuple(_num(x, f"{where}[{i}]") for i, x in enumerate(v))
-    if not (b[2] > b[0] and b[3] > b[1]):
-        raise EventError(f"{where} = {list(b)} needs x1 > x0 and y1 > y0; drag a box with some area")
-    return b
+_point = partial(check_point, error=EventError)
+_box = partial(check_box, error=EventError)
+_points = partial(check_points, max_len=MAX_PATH_POINTS, error=EventError)
+_reject = partial(reject, error=EventError)
 
 
 def _index(event: dict, state: EditorState, allow_new: bool = False) -> int:
@@ -128,24 +111,22 @@ def _index(event: dict, state: EditorState, allow_new: bool = False) -> int:
     lo = -1 if allow_new else 0
     if isinstance(i, bool) or not isinstance(i, int) or not lo <= i < len(state.objects):
         have = f"{len(state.objects)} object(s)"
-        raise EventError(f"index = {i!r} is not an object index ({have}); select or add an object first")
+        _reject("index", i, f"is not an object index ({have})", "select or add an object first")
     return i
 
 
 def _clamp_box(b: Box, size) -> Box:
-    x0, y0 = clamp_point(b[:2], size)
-    x1, y1 = clamp_point(b[2:], size)
-    return _box((x0, y0, x1, y1), "box (clipped to the image)")
+    return _box(clip_box(b, size), f"box (clipped to the {size[0]}x{size[1]} image)")
 
 
 # --- the reducer ----------------------------------------------------------------------------------
 def apply_event(state: EditorState, event: dict, image_size) -> EditorState:
     """The state after ``event`` (module docstring). Points and boxes are clamped to the image
     ``image_size`` = (W, H). Raises :class:`EventError` (and changes nothing) on a malformed event."""
-    if not isinstance(event, dict) or event.get("type") not in EVENT_TYPES:
-        kind = event.get("type") if isinstance(event, dict) else event
-        raise EventError(f"event type {kind!r:.40} is unknown; use one of {', '.join(EVENT_TYPES)}")
-    kind, objs = event["type"], list(state.objects)
+    if not isinstance(event, dict):
+        _reject("event", event, "is not an event dict", 'give a dict with a "type", e.g. {"type": "add"}')
+    kind = check_choice(event.get("type"), "event.type", EVENT_TYPES, error=EventError)
+    objs = list(state.objects)
     if kind == "add":
         objs.append(Draft(name=_new_name(objs)))
         return EditorState(tuple(objs), len(objs) - 1)
@@ -171,9 +152,7 @@ def apply_event(state: EditorState, event: dict, image_size) -> EditorState:
         return EditorState(tuple(objs), i)
     i = _index(event, state)
     if kind == "path":
-        pts = _points(event.get("points"), "points")
-        if not pts:
-            raise EventError("points = [] must hold at least one [x, y] point")
+        pts = _points(event.get("points"), "points", min_len=1)
         objs[i] = replace(objs[i], path=tuple(clamp_point(p, image_size) for p in pts))
     else:  # path_point, query_point: append one point
         p = clamp_point(_point(event.get("point"), "point"), image_size)

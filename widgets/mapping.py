@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import math
 
-from anyi2v_lab.geometry import check_size
+from anyi2v_lab.validate import check_count, check_image_size
 
 
 def view_size(image_size, display_width: int) -> tuple[int, int]:
     """Display size ``(w, h)`` of an image shown ``display_width`` pixels wide (height rounded half up)."""
-    W, H = check_size(image_size, "image_size")
-    if isinstance(display_width, bool) or not isinstance(display_width, int) or display_width < 1:
-        raise ValueError(f"display_width = {display_width!r} must be a positive integer number of pixels, e.g. 512")
+    W, H = check_image_size(image_size, "image_size")
+    check_count(display_width, "display_width", example=512)
     return display_width, max(1, math.floor(H * display_width / W + 0.5))
 
 

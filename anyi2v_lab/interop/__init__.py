@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 
 from ..trajectory import Trajectory, TrajectoryError
+from ..validate import check_choice
 from . import ati, draganything, mofa, reference, sgi2v, wanmove
 from ._common import format_hint, read_json, read_npy
 
@@ -50,9 +51,7 @@ FORMATS = {m.NAME: m for m in (_Ours, reference, sgi2v, draganything, mofa, ati,
 
 
 def _format(name):
-    if name not in FORMATS:
-        raise TrajectoryError(f"format = {name!r} is unknown; use one of {sorted(FORMATS)}")
-    return FORMATS[name]
+    return FORMATS[check_choice(name, "format", sorted(FORMATS), error=TrajectoryError)]
 
 
 def detect_format(path) -> str:
@@ -108,8 +107,8 @@ def read_trajectory(path, format: str | None = None, *, default_image_size=None,
     path of the visibility file. ``default_image_size`` (any format) is the size to assume when the
     format does not record one and no peer image lies beside the file, e.g. the condition image's size
     in the CLI; ours and the reference's format ignore it. ``timing`` (reference format): ``"first-frames"``
-    (the default: point i is frame i, as the reference's script reads it) or ``"resample"``. Errors are :class:`TrajectoryError` naming
-    the file and the field.
+    (the default: point i is frame i, as the reference's script reads it) or ``"resample"``. Errors are
+    :class:`TrajectoryError` naming the file, the field, its value and the fix.
     """
     fmt = _format(detect_format(path) if format is None else format)
     _check_options(fmt, fmt.read, options)

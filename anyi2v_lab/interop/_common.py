@@ -28,8 +28,16 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_path
-from ..trajectory import (ObjectTrack, Trajectory, TrajectoryError, TrajectoryWarning, _image_size, frame_boxes,
-                          query_offsets, resample_path)
+from ..trajectory import (
+    ObjectTrack,
+    Trajectory,
+    TrajectoryError,
+    TrajectoryWarning,
+    frame_boxes,
+    query_offsets,
+    resample_path,
+)
+from ..validate import check_image_size, check_number, check_points, reject
 
 
 def format_hint(names) -> str:
@@ -40,10 +48,15 @@ def format_hint(names) -> str:
     return f"--trajectory-format {one} on the command line, format={one!r} in Python{choice}".replace("'NAME'", "NAME")
 
 
+def file_label(path) -> str:
+    """Where an error in a trajectory file was found, as its message begins."""
+    return f"trajectory file {os.fspath(path)}"
+
+
 def fail(path, field: str, msg: str):
-    """Raise the one error shape for a malformed file: ``trajectory file P: field 'F' msg``."""
-    where = f"field '{field}' " if field else ""
-    raise TrajectoryError(f"trajectory file {os.fspath(path)}: {where}{msg}") from None
+    """Raise the one error shape for a malformed file: ``trajectory file P: F msg`` (``F`` the field's dotted
+    path, "" for the whole file)."""
+    raise TrajectoryError(msg, field=field, location=file_label(path)) from None
 
 
 def read_json(path):
@@ -107,21 +120,16 @@ def numeric(a, path, field: str) -> np.ndarray:
 def points(v, path, field: str, min_len: int = 1) -> np.ndarray:
     """A JSON list of [x, y] points -> (N, 2) float64, or a file error naming ``field``."""
     try:
-        a = np.asarray(v, dtype=np.float64)
-    except (ValueError, TypeError):
-        a = None
-    if a is None or a.ndim != 2 or a.shape[1] != 2 or len(a) < min_len or not isinstance(v, list):
-        fail(path, field, f"must be a list of at least {min_len} [x, y] pixel point(s), got {str(v)[:60]}")
-    if not np.all(np.isfinite(a)):
-        fail(path, field, "holds NaN or infinite values; give finite pixel coordinates")
-    return a
+        return np.array(check_points(v, field, min_len=min_len, error=TrajectoryError), np.float64).reshape(-1, 2)
+    except TrajectoryError as e:
+        raise e.located(file_label(path)) from None
 
 
 def image_size_for(path, image_size, siblings: tuple[str, ...] = ()) -> tuple[int, int]:
     """The size, in pixels, of the image the file's coordinates refer to: the ``image_size`` argument,
     else the size of a sibling image the peer's code reads (e.g. SG-I2V's ``img.png``)."""
     if image_size is not None:
-        return _image_size(tuple(image_size), "image_size argument")
+        return check_image_size(image_size, "image_size argument", error=TrajectoryError)
     for name in siblings:
         p = Path(path).parent / name
         if p.is_file():
@@ -199,10 +207,11 @@ def tracks_to_trajectory(tracks, visible, image_size, path, *, box_size=None, gr
                          names=None, boxes=None) -> Trajectory:
     """``tracks``: list of (F_i, 2) pixel positions; ``visible``: list of (F_i,) bools or None (all
     visible). ``boxes`` (optional, per track) replaces the made-up box of a one-track group."""
-    size = _image_size(tuple(image_size), "image_size")
-    s = default_box_size(size) if box_size is None else float(box_size)
+    size = check_image_size(image_size, error=TrajectoryError)
+    s = default_box_size(size) if box_size is None else check_number(box_size, "box_size", error=TrajectoryError)
     if not s > 0:
-        raise TrajectoryError(f"box_size = {box_size!r} must be a positive number of pixels")
+        reject("box_size", box_size, "must be a positive number of pixels", "give e.g. 32, or None for an eighth "
+               "of the image's shorter side", error=TrajectoryError)
     filled, skipped = [], []
     for i, t in enumerate(tracks):
         f = fill_hidden(t, np.ones(len(t), bool) if visible is None else visible[i])
@@ -234,7 +243,7 @@ def tracks_to_trajectory(tracks, visible, image_size, path, *, box_size=None, gr
             skipped.append(g[0] if len(g) == 1 else tuple(g))
             continue
         try:
-            objects.append(ObjectTrack(box, pts.mean(0), target, first, name))
+            objects.append(ObjectTrack(box=box, path=pts.mean(0), target_box=target, query_points=first, name=name))
         except TrajectoryError as e:
             fail(path, f"track {g[0]}", f"gives an invalid object: {e}")
     if not objects:

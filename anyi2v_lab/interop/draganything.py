@@ -25,10 +25,20 @@ from pathlib import Path
 
 import numpy as np
 
+from ..geometry import clip_box
 from ..io import listed_path
 from ..trajectory import Trajectory, TrajectoryWarning
-from ._common import (check_free, fail, image_size_for, points, read_json, tracks_to_trajectory, trajectory_to_tracks,
-                      write_bytes, write_json)
+from ._common import (
+    check_free,
+    fail,
+    image_size_for,
+    points,
+    read_json,
+    tracks_to_trajectory,
+    trajectory_to_tracks,
+    write_bytes,
+    write_json,
+)
 
 NAME = "draganything"
 SUFFIXES = (".json",)
@@ -67,7 +77,8 @@ def read(path, *, image_size=None, box_size=None) -> Trajectory:
         tracks.append(points(ent["trajectory"], path, f"{key}.trajectory"))
         mask = ent.get("mask_name")
         if mask is not None and not isinstance(mask, str):
-            fail(path, f"{key}.mask_name", f"= {mask!r} must be a file name")
+            fail(path, f"{key}.mask_name", f"= {mask!r} must be a file name; give the mask image's name, "
+                                           "e.g. \"1_car.jpg\"")
         mp = listed_path(mask, Path(path).parent) if mask else None
         if mp is not None and mp.exists():  # a folder or an unreadable file there is an error, not "no mask"
             boxes.append(_mask_box(mp, size, path, f"{key}.mask_name"))
@@ -100,7 +111,7 @@ def write(traj: Trajectory, path, *, num_frames: int = DEFAULT_FRAMES, masks: bo
         w, h = traj.image_size
         for o, mp in zip(traj.objects, mask_paths):
             m = np.zeros((h, w), np.uint8)
-            x0, y0, x1, y1 = (int(np.clip(np.rint(v), 0, lim)) for v, lim in zip(o.box, (w, h, w, h)))
+            x0, y0, x1, y1 = (int(v) for v in clip_box(np.rint(o.box), (w, h)))
             m[y0:y1, x0:x1] = 255
             buf = io.BytesIO()
             Image.fromarray(m).save(buf, format="PNG")

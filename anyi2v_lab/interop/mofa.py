@@ -17,8 +17,16 @@ Lost: boxes (made up again on reading), names, the grouping of tracks into objec
 from __future__ import annotations
 
 from ..trajectory import Trajectory
-from ._common import (check_free, fail, image_size_for, points, read_json, tracks_to_trajectory,
-                      trajectory_to_tracks, write_json)
+from ._common import (
+    check_free,
+    fail,
+    image_size_for,
+    points,
+    read_json,
+    tracks_to_trajectory,
+    trajectory_to_tracks,
+    write_json,
+)
 
 NAME = "mofa"
 SUFFIXES = (".json",)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ..geometry import ResizeMap
 from ..trajectory import REFERENCE_IMAGE_SIZE, Trajectory, TrajectoryError, frame_paths
-from ._common import check_free, fail, read_json, write_json
+from ._common import check_free, fail, file_label, read_json, write_json
 
 NAME = "reference"
 SUFFIXES = (".json",)
@@ -35,7 +35,7 @@ def read(path, *, image_size=None, timing: str = "first-frames") -> Trajectory:
     try:
         return Trajectory.from_json(d, image_size, timing=timing)
     except TrajectoryError as e:
-        fail(path, "", str(e))
+        raise e.located(file_label(path)) from None
 
 
 def to_dict(traj: Trajectory, num_frames: int = DEFAULT_FRAMES) -> dict:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..trajectory import ObjectTrack, Trajectory, TrajectoryError, frame_paths
-from ._common import check_free, fail, image_size_for, read_npy, write_npy
+from ._common import check_free, fail, file_label, image_size_for, read_npy, write_npy
 
 NAME = "sgi2v"
 SUFFIXES = (".npy",)
@@ -34,11 +34,11 @@ def read(path, *, image_size=None) -> Trajectory:
         try:
             objs.append(ObjectTrack((*t[0], *t[1]), t[2:]))
         except TrajectoryError as e:
-            fail(path, f"traj[{i}]", str(e))
+            raise e.within(f"traj[{i}]").located(file_label(path)) from None
     try:
         return Trajectory(tuple(objs), size)
     except TrajectoryError as e:
-        fail(path, "traj", str(e))
+        raise e.located(file_label(path)) from None
 
 
 def to_array(traj: Trajectory, num_frames: int = DEFAULT_FRAMES) -> np.ndarray:

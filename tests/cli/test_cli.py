@@ -488,7 +488,8 @@ def test_malformed_peer_files_are_refused_before_loading(kind, inputs, tmp_path,
         path = tmp_path / "demo.json"
         path.write_text(json.dumps({"1": {"mask_name": "1_car.png", "trajectory": [[20, 20], [40, 30]]}}))
         (tmp_path / "1_car.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
-        expected = ["field '1.mask_name' names a mask that cannot be used", f"cannot read the mask '{tmp_path / '1_car.png'}'"]
+        expected = ["demo.json: 1.mask_name names a mask that cannot be used",
+                    f"cannot read the mask '{tmp_path / '1_car.png'}'"]
     err = _refused(["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--trajectory", str(path),
                     "--prompt", "x", "--out", str(tmp_path / "o"), *SET], capsys)
     assert all(e in err for e in expected) and "pickled" not in err

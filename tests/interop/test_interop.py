@@ -14,8 +14,16 @@ from PIL import Image
 
 from anyi2v_lab.interop import FORMATS, detect_format, read_trajectory, reference, write_trajectory
 from anyi2v_lab.interop._common import trajectory_to_tracks
-from anyi2v_lab.trajectory import (ObjectTrack, Trajectory, TrajectoryError, TrajectoryWarning, frame_boxes,
-                                   frame_paths, resample_path)
+from anyi2v_lab.trajectory import (
+    ObjectTrack,
+    Trajectory,
+    TrajectoryError,
+    TrajectoryWarning,
+    frame_boxes,
+    frame_paths,
+    resample_path,
+)
+
 DATA = Path(__file__).parents[1] / "data" / "interop"
 SAMPLES = {
     "reference": DATA / "reference.json",
@@ -377,38 +385,38 @@ def _npz_bytes(**arrays):
 
 @pytest.mark.parametrize("make, fmt, kw, match", [
     (lambda p: _npy(p / "traj.npy", np.zeros((2, 2, 2))), "sgi2v", {"image_size": (64, 64)},
-     r"traj.npy: field 'traj' has shape \(2, 2, 2\)"),
+     r"traj.npy: traj has shape \(2, 2, 2\)"),
     (lambda p: _npy(p / "traj.npy", [[[5, 5], [1, 9], [3, 7]]]), "sgi2v", {"image_size": (64, 64)},
-     r"field 'traj\[0\]'.*x1 > x0"),
+     r"traj.npy: traj\[0\].box = \[5.0, 5.0, 1.0, 9.0\] needs x1 > x0"),
     (lambda p: _npy(p / "traj.npy", np.full((1, 3, 2), np.nan)), "sgi2v", {"image_size": (64, 64)},
-     r"field 'traj' holds NaN"),
+     r"traj.npy: traj holds NaN"),
     (lambda p: _npy(p / "tracks.npy", np.zeros((1, 4, 2, 3))), "wanmove", {"image_size": (64, 64)},
-     r"field 'tracks' has shape"),
+     r"tracks.npy: tracks has shape"),
     (lambda p: (_npy(p / "visibility.npy", np.ones((1, 5, 2), bool)),
                 _npy(p / "tracks.npy", np.ones((1, 4, 2, 2))))[1], "wanmove", {"image_size": (64, 64)},
-     r"visibility.npy: field 'visibility' has shape \(5, 2\)"),
+     r"visibility.npy: visibility has shape \(5, 2\)"),
     (lambda p: _npy(p / "tracks.npy", np.ones((1, 4, 2, 2))), "wanmove", {"image_size": (64, 64)},
      r"trajectory file not found: .*visibility.npy"),
     (lambda p: _pth(p / "t.pth", {"tracks": 1}), "ati", {"image_size": (64, 64)},
      r"t.pth: holds a dict; ATI's track file holds the bytes of an .npz archive"),
     (lambda p: _pth(p / "t.pth", _npz_bytes(tracks=np.zeros(3))), "ati", {"image_size": (64, 64)},
-     r"field 'array' is missing"),
+     r"t.pth: array is missing"),
     (lambda p: _pth(p / "t.pth", _npz_bytes(array=np.zeros((2, 121, 1, 2)))), "ati", {"image_size": (64, 64)},
-     r"field 'array' has shape \(2, 121, 2\)"),
+     r"t.pth: array has shape \(2, 121, 2\)"),
     (lambda p: _pth(p / "t.pth", _npz_bytes(array=np.zeros((2, 121, 1, 3)))), "ati", {"image_size": (64, 64)},
-     r"field 'tracks' has no track that is visible"),
+     r"t.pth: tracks has no track that is visible"),
     (lambda p: (p / "d.json").write_text('{"1": {"trajectory": [[1, 2], [3]]}}') and p / "d.json", "draganything",
-     {"image_size": (64, 64)}, r"d.json: field '1.trajectory' must be a list of at least 1 \[x, y\]"),
+     {"image_size": (64, 64)}, r"d.json: 1.trajectory\[1\] = \[3\] must be a list of 2 numbers \[x, y\]"),
     (lambda p: (p / "d.json").write_text('{"1": {"trajectory": [[1, 2]], "mask_name": 7}}') and p / "d.json",
-     "draganything", {"image_size": (64, 64)}, r"field '1.mask_name' = 7 must be a file name"),
+     "draganything", {"image_size": (64, 64)}, r"d.json: 1.mask_name = 7 must be a file name"),
     (lambda p: (p / "m.json").write_text('[[[1, 2]], "x"]') and p / "m.json", "mofa", {"image_size": (64, 64)},
-     r"m.json: field 'tracking_points\[1\]' must be a list"),
+     r"m.json: tracking_points\[1\] = 'x' must be a list of at least 1 \[x, y\] point"),
     (lambda p: (p / "m.json").write_text('{"tracks": []}') and p / "m.json", "mofa", {"image_size": (64, 64)},
-     r"field 'tracking_points' is missing"),
+     r"m.json: tracking_points is missing"),
     (lambda p: (p / "m.json").write_text('[[[1, 2]]') and p / "m.json", "mofa", {"image_size": (64, 64)},
      r"m.json: is not valid JSON"),
     (lambda p: (p / "r.json").write_text('{"center_traj": []}') and p / "r.json", "reference", {},
-     r"r.json: field 'bounding_box' is missing"),
+     r"r.json: bounding_box is missing"),
     (lambda p: (p / "r.json").write_text('{"bounding_box": [[0, 0, 9, 9]], "center_traj": 5, "target_box": null}')
      and p / "r.json", "reference", {}, r"r.json: center_traj = 5 must be a list"),
 ])
@@ -445,6 +453,10 @@ def test_detection_and_option_errors(tmp_path):
         read_trajectory(tmp_path / "none.pth", image_size=(9, 9))
     with pytest.raises(TrajectoryError, match="groups = .* must be None"):
         read_trajectory(SAMPLES["mofa"], "mofa", image_size=(128, 72), groups=[[0, 5]])
+    with pytest.raises(TrajectoryError, match="box_size = 'big' is not a number; give a finite number of pixels"):
+        read_trajectory(SAMPLES["mofa"], "mofa", image_size=(128, 72), box_size="big")
+    with pytest.raises(TrajectoryError, match=r"box_size = -4 must be a positive number of pixels; give e.g. 32"):
+        read_trajectory(SAMPLES["mofa"], "mofa", image_size=(128, 72), box_size=-4)
 
 
 def test_default_image_size_applies_only_where_the_file_has_none(tmp_path):
@@ -491,6 +503,6 @@ def test_a_corrupt_draganything_mask_names_the_file_and_the_field(tmp_path, mask
     else:
         target.mkdir()
         why = "mask .*1_ball.png' is a folder; give an image file"
-    with pytest.raises(TrajectoryError, match=rf"demo.json: field '{key}.mask_name' names a mask that cannot be "
+    with pytest.raises(TrajectoryError, match=rf"demo.json: {key}.mask_name names a mask that cannot be "
                        rf"used: {why}"):
         read_trajectory(tmp_path / "demo" / "demo.json")

@@ -111,10 +111,11 @@ def test_events_by_hand():
 
 
 @pytest.mark.parametrize("event, match", [
-    ({"type": "fly"}, "unknown"), ("box", "unknown"),
+    ({"type": "fly"}, "unknown"), ("box", "event = 'box' is not an event dict"),
     ({"type": "box", "index": 0, "box": [1, 2, 3, 4]}, "not an object index"),
     ({"type": "box", "index": -1, "box": [5, 5, 5, 9]}, "x1 > x0"),
-    ({"type": "box", "index": -1, "box": [200, 200, 300, 300]}, "clipped to the image"),
+    ({"type": "box", "index": -1, "box": [200, 200, 300, 300]},
+     r"box \(clipped to the 160x96 image\) = \[160.0, 96.0, 160.0, 96.0\] needs x1 > x0"),
     ({"type": "box", "index": -1, "box": [0, 0, float("nan"), 1]}, "finite"),
     ({"type": "box", "index": -1, "box": [0, 0, True, 1]}, "finite number"),
     ({"type": "path", "index": True, "points": [[1, 1]]}, "not an object index"),
