@@ -17,7 +17,7 @@ from anyi2v_lab.microscope import MicroscopeData, microscope_capture
 from anyi2v_lab.trajectory import Trajectory
 from anyi2v_lab.widgets import Microscope
 from anyi2v_lab.widgets.bundle import JS_DIR, esm
-from anyi2v_lab.widgets.microscope import to_uint8
+from anyi2v_lab.widgets.features import to_uint8
 
 NODE = shutil.which("node")
 CONFIG = AnyI2VConfig(num_frames=4, num_inference_steps=3, inversion_timestep=21, load_feature_step=2, opt_step=1,
