@@ -132,12 +132,7 @@ def _demo_into(out, tiny: bool, fast: bool) -> dict:
     runtime = Runtime()  # the default runtime; it also times each phase for demo.json
     seconds = {}
     tic = start = time.perf_counter()
-    if tiny:
-        from .models.tiny import tiny_pipeline
-        pipe, label = tiny_pipeline(), "TINY RANDOM MODEL (untrained: the video is noise, only the plumbing is shown)"
-    else:
-        from .models.loading import load_pipeline
-        pipe, label = load_pipeline(progress=False), "embedded toy model"
+    pipe, label = _demo_pipeline(tiny)
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     scene = COMMAND_SCENE
     case, trajectory, prompt = scene.inputs(size)
@@ -167,6 +162,34 @@ def _demo_into(out, tiny: bool, fast: bool) -> dict:
     if result.record.timings:  # the AnyI2V run's phases, where the runtime times them
         summary["anyi2v_phases"] = result.record.timings
 
+    def write_summary(path):
+        summary["seconds"] = {**{k: round(v, 2) for k, v in seconds.items()},
+                              "total": round(time.perf_counter() - start, 2)}
+        Path(path).write_text(json.dumps(summary, indent=2))
+
+    runs = {"no control": (plain.frames, plain_score["achieved"]), "AnyI2V": (result.frames, score["achieved"])}
+    files = {**_pictures(condition, score, runs, fps), "demo.json": write_summary}
+    write_run(result, out, model={"model": "tiny" if tiny else None}, fps=fps, extra_files=files)
+    seconds["write"] = time.perf_counter() - tic
+    print(f"AnyI2V: ObjMC {score['objmc_px']:.2f} px, final error {score['final_error_px']:.2f} px "
+          f"({score['final_error_cells']:.2f} latent cells); no control: ObjMC {plain_score['objmc_px']:.2f} px; "
+          f"{time.perf_counter() - start:.1f} s in all")
+    print(f"wrote {out}/compare.mp4 (condition | no control | AnyI2V), video.mp4, overlay.mp4, path.png, demo.json")
+    return summary
+
+
+def _demo_pipeline(tiny: bool) -> tuple:
+    """The demo's pipeline and the label demo.json gives it."""
+    if tiny:
+        from .models.tiny import tiny_pipeline
+        return tiny_pipeline(), "TINY RANDOM MODEL (untrained: the video is noise, only the plumbing is shown)"
+    from .models.loading import load_pipeline
+    return load_pipeline(progress=False), "embedded toy model"
+
+
+def _pictures(condition, score: dict, runs: dict, fps: int) -> dict:
+    """Writers of path.png (target vs achieved paths) and compare.mp4 and .gif (the condition beside each of
+    ``runs``: name -> (frames, achieved centres)), for ``write_run``'s ``extra_files``."""
     def plot(path):
         from .plots import plot_paths
         fig = plot_paths(score["target"], score["achieved"], image=condition,
@@ -175,24 +198,11 @@ def _demo_into(out, tiny: bool, fast: bool) -> dict:
 
     def compare(path):
         from .video import write_gif, write_mp4
-        panels = compare_frames(condition, {"no control": (plain.frames, plain_score["achieved"]),
-                                            "AnyI2V": (result.frames, score["achieved"])}, score["target"])
+        panels = compare_frames(condition, runs, score["target"])
         write_mp4(panels, path, fps)
         write_gif(panels, Path(path).with_suffix(".gif"), fps)
 
-    def write_summary(path):
-        summary["seconds"] = {**{k: round(v, 2) for k, v in seconds.items()},
-                              "total": round(time.perf_counter() - start, 2)}
-        Path(path).write_text(json.dumps(summary, indent=2))
-
-    write_run(result, out, model={"model": "tiny" if tiny else None}, fps=fps,
-              extra_files={"path.png": plot, "compare.mp4": compare, "demo.json": write_summary})
-    seconds["write"] = time.perf_counter() - tic
-    print(f"AnyI2V: ObjMC {score['objmc_px']:.2f} px, final error {score['final_error_px']:.2f} px "
-          f"({score['final_error_cells']:.2f} latent cells); no control: ObjMC {plain_score['objmc_px']:.2f} px; "
-          f"{time.perf_counter() - start:.1f} s in all")
-    print(f"wrote {out}/compare.mp4 (condition | no control | AnyI2V), video.mp4, overlay.mp4, path.png, demo.json")
-    return summary
+    return {"path.png": plot, "compare.mp4": compare}
 
 
 def _numbers(score: dict) -> dict:

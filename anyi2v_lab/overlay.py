@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-COLOURS = [(255, 215, 0), (0, 200, 255), (255, 80, 200), (120, 255, 80), (255, 140, 0)]
+from .palette import MASK_ALPHA
+from .palette import OBJECT_COLOURS as COLOURS
 
 
 def draw_overlay(frames: np.ndarray, boxes: np.ndarray | None = None, masks: np.ndarray | None = None,
@@ -18,7 +19,7 @@ def draw_overlay(frames: np.ndarray, boxes: np.ndarray | None = None, masks: np.
         if masks is not None:
             for o in range(masks.shape[0]):
                 tint = np.asarray(COLOURS[o % len(COLOURS)], np.float32)
-                a = 0.45 * masks[o, j][..., None]
+                a = MASK_ALPHA * masks[o, j][..., None]
                 img = img * (1 - a) + tint * a
         im = Image.fromarray(img.clip(0, 255).astype(np.uint8))
         if scale > 1:

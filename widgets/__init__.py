@@ -11,8 +11,10 @@
 Displayed, each widget also carries a static picture of its state and a sentence (``static.py``): what
 GitHub, nbviewer or an HTML export show, where no kernel runs the widget.
 
-The front ends are plain ES modules in ``js/`` (``bundle.esm`` inlines their shared ``logic.js``); the
-logic that changes a drawing lives in ``editing.py``.
+The front ends are plain ES modules in ``js/`` (``bundle.esm`` inlines the modules they share:
+``logic.js``, ``draw.js``, and for the two feature views ``features.js`` and ``panels.js``); every view
+colours with ``palette.js``, the twin of :mod:`anyi2v_lab.palette`. FeatureViewer and Microscope share
+their Python helpers in ``features.py``; the logic that changes a drawing lives in ``editing.py``.
 """
 from .canvas import TrajectoryCanvas
 from .editing import Draft, EditorState, EventError, apply_event

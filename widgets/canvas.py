@@ -14,6 +14,7 @@ import anywidget
 import traitlets as t
 from PIL import ImageDraw
 
+from anyi2v_lab.palette import object_colour
 from anyi2v_lab.trajectory import Trajectory, TrajectoryError, frame_boxes
 from anyi2v_lab.validate import check_count
 
@@ -21,7 +22,7 @@ from .bundle import css, esm
 from .editing import Draft, EditorState, EventError, History, apply_event
 from .images import as_rgb, png_bytes
 from .mapping import view_size
-from .static import StaticPicture, box, colour, cross, decode, enlarged, panels, plural, polyline
+from .static import StaticPicture, box, cross, decode, enlarged, panels, plural, polyline
 
 MODES = ("select", "box", "path", "points", "target")
 
@@ -140,7 +141,7 @@ class TrajectoryCanvas(StaticPicture, anywidget.AnyWidget):
         draw = ImageDraw.Draw(picture)
         last = self._last_boxes()
         for i, o in enumerate(self.state.objects):
-            c = colour(i)
+            c = object_colour(i)
             if o.box is not None:
                 box(draw, o.box, c, scale)
                 if i in last:

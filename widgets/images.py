@@ -7,7 +7,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from anyi2v_lab.overlay import COLOURS
+from anyi2v_lab.palette import MASK_ALPHA, object_colour
 
 
 def as_rgb(image) -> np.ndarray:
@@ -48,9 +48,9 @@ def video_frames(frames) -> np.ndarray:
     return np.stack([as_rgb(f) for f in a])
 
 
-def mask_tints(masks: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+def mask_tints(masks: np.ndarray, alpha: float = MASK_ALPHA) -> np.ndarray:
     """Masks (O, F, H, W) in [0, 1] -> RGBA tints (F, H, W, 4) uint8, one overlay colour an object
-    (``overlay.COLOURS``), composited in object order like :func:`~anyi2v_lab.overlay.draw_overlay`."""
+    (``palette.object_colour``), composited in object order like :func:`~anyi2v_lab.overlay.draw_overlay`."""
     m = np.asarray(masks, dtype=np.float32)
     if m.ndim != 4:
         raise ValueError(f"masks has shape {m.shape}; give (objects, frames, H, W) in [0, 1]")
@@ -59,7 +59,7 @@ def mask_tints(masks: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     rgb, a = np.zeros((F, H, W, 3), np.float32), np.zeros((F, H, W, 1), np.float32)
     for o in range(m.shape[0]):
         ao = alpha * m[o][..., None]
-        colour = np.asarray(COLOURS[o % len(COLOURS)], np.float32)
+        colour = np.asarray(object_colour(o), np.float32)
         # "over" compositing with premultiplied colour
         rgb = colour * ao + rgb * (1 - ao)
         a = ao + a * (1 - ao)

@@ -23,32 +23,16 @@ import numpy as np
 import traitlets as t
 from PIL import ImageDraw
 
-from anyi2v_lab.overlay import COLOURS
+from anyi2v_lab.palette import QUERY_COLOUR
 
 from .buffers import split_buffers
 from .bundle import css, esm
+from .features import heat_lut_bytes, query_index, to_uint8
 from .images import png_bytes
 from .mapping import view_size
 from .static import StaticPicture, cross, enlarged, panels, placeholder, rgb
 
-# label -> colour of the cluster masks (matplotlib's tab10, which stays distinct on a grey frame)
-PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 MAX_BYTES = 96 * 2**20  # what one widget may send to the browser; beyond it, restrict points or steps
-
-
-def heat_lut(cmap: str = "inferno") -> bytes:
-    """256 RGB colours of ``cmap`` as 768 bytes (the browser colours attention maps through it)."""
-    from matplotlib import colormaps
-
-    return (colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8).tobytes()
-
-
-def to_uint8(maps: np.ndarray, axis=None) -> np.ndarray:
-    """Non-negative maps scaled so that each maximum over ``axis`` (default: all) is 255; zero maps stay 0."""
-    m = np.nan_to_num(np.asarray(maps, dtype=np.float64)).clip(min=0)
-    top = m.max(axis=axis, keepdims=axis is not None) if m.size else 1.0
-    return (m / np.where(top > 0, top, 1.0) * 255).round().astype(np.uint8)
 
 
 def _numpy(x) -> np.ndarray:
@@ -106,8 +90,7 @@ def _loss_mask_payload(data, position: dict) -> dict:
     S, O, F, Hg, Wg = m.shape
     q = (np.clip(np.nan_to_num(m), 0, 1) * 255).round().astype(np.uint8).transpose(0, 2, 1, 3, 4)
     return {"weights": np.ascontiguousarray(q).tobytes(), "weights_steps": [position[s] for s in steps],
-            "weights_grid": [int(Hg), int(Wg)], "objects": int(O),
-            "colours": [list(COLOURS[o % len(COLOURS)]) for o in range(O)]}
+            "weights_grid": [int(Hg), int(Wg)], "objects": int(O)}
 
 
 def _cross_payload(data, position: dict) -> tuple[dict, list[str]]:
@@ -176,8 +159,7 @@ class Microscope(StaticPicture, anywidget.AnyWidget):
     query = t.List(t.Float()).tag(sync=True)
     query_frame = t.Int(0).tag(sync=True)
     attend = t.Unicode("frame").tag(sync=True)
-    lut = t.Bytes(b"").tag(sync=True)
-    palette = t.List(t.List(t.Int())).tag(sync=True)
+    lut = t.Bytes(b"").tag(sync=True)  # the heat colour table (palette.heat_lut)
     num_clusters = t.Int(0).tag(sync=True)
     status = t.Unicode("").tag(sync=True)
 
@@ -211,7 +193,7 @@ class Microscope(StaticPicture, anywidget.AnyWidget):
         super().__init__(steps=[_step_entry(s) for s in steps], num_frames=int(data.num_frames),
                          frame_size=[W, H], panel_size=list(view_size((W, H), panel_width)),
                          x0_steps=[position[s] for s in x0_steps], point=next(iter(layers), ""),
-                         words=words, lut=heat_lut(), palette=[list(c) for c in PALETTE],
+                         words=words, lut=heat_lut_bytes(),
                          num_clusters=int(getattr(data, "num_clusters", 0)), **kwargs)
         self.on_msg(self._answer)
 
@@ -298,7 +280,8 @@ def _feature_panels(m: Microscope, size) -> list:
     data, f, point = m.data, m.frame, m.point
     step = _nearest(data.feature_steps(point), data.steps, data.steps[m.step]) if point else None
     if step is None:
-        return [(title, placeholder(size, "no features captured")) for title in ("clusters", "PCA-RGB", "self-attention")]
+        return [(title, placeholder(size, "no features captured"))
+                for title in ("clusters", "PCA-RGB", "self-attention")]
     name = short_name(point)
     items = [(f"{m.num_clusters} clusters of {name}", enlarged(rgb(_at_frame(data.cluster_rgb(point, step), f)), size)),
              (f"PCA-RGB of {name} at {step.label}", enlarged(rgb(_at_frame(data.pca_rgb(point, step), f)), size))]
@@ -308,9 +291,10 @@ def _feature_panels(m: Microscope, size) -> list:
     xy = m.query if len(m.query) == 2 else [W / 2, H / 2]
     head = m.head if 0 <= m.head < data.heads(point) else None
     source = m.query_frame if m.attend == "video" else f
-    maps = data.self_attention(point, step, source, data.cell_of(point, xy), head=head, within_frame=m.attend == "frame")
+    cell = query_index(xy, (W, H), data.grid(point))
+    maps = data.self_attention(point, step, source, cell, head=head, within_frame=m.attend == "frame")
     heat = enlarged(rgb(data.heat_rgb(_at_frame(maps, f))), size)
-    cross(ImageDraw.Draw(heat), xy, (0, 255, 136), (size[0] / W, size[1] / H))
+    cross(ImageDraw.Draw(heat), xy, QUERY_COLOUR, (size[0] / W, size[1] / H))
     return items + [(f"self-attention from ({xy[0]:.0f}, {xy[1]:.0f})", heat)]
 
 
@@ -324,4 +308,5 @@ def _cross_panel(m: Microscope, size) -> tuple:
     head = m.head if 0 <= m.head < data.cross_heads else None
     maps = data.cross_attention(word, step=step, head=head)
     where = "mean of all steps" if step is None else step.label
-    return f"cross-attention of \u201c{m.words[word]}\u201d, {where}", enlarged(rgb(data.heat_rgb(_at_frame(maps, m.frame))), size)
+    heat = enlarged(rgb(data.heat_rgb(_at_frame(maps, m.frame))), size)
+    return f"cross-attention of \u201c{m.words[word]}\u201d, {where}", heat

@@ -13,11 +13,12 @@ import traitlets as t
 from PIL import ImageDraw
 
 from anyi2v_lab.overlay import masks_from_record
+from anyi2v_lab.palette import object_colour
 
 from .bundle import css, esm
 from .images import mask_tints, png_bytes, video_frames
 from .mapping import view_size
-from .static import StaticPicture, box, colour, decode, enlarged, panels, plural, polyline
+from .static import StaticPicture, box, decode, enlarged, panels, plural, polyline
 
 
 def _per_frame(a, name: str, num_frames: int, last: int) -> list:
@@ -93,9 +94,9 @@ class VideoPlayer(StaticPicture, anywidget.AnyWidget):
             frame = enlarged(frame, size)
             draw = ImageDraw.Draw(frame)
             for o, boxes in enumerate(self.boxes):
-                box(draw, boxes[j], colour(o), scale)
+                box(draw, boxes[j], object_colour(o), scale)
             for o, path in enumerate(self.paths):
-                polyline(draw, path[: j + 1], colour(o), scale)
+                polyline(draw, path[: j + 1], object_colour(o), scale)
             items.append((f"frame {j + 1} / {len(self.frames)}", frame))
         return panels(items, self.describe())
 

@@ -18,8 +18,6 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from anyi2v_lab.overlay import COLOURS
-
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 BACKGROUND = (255, 255, 255)
 EMPTY = (43, 43, 43)  # a panel with nothing to show at this step (the live view's colour)
@@ -85,11 +83,6 @@ def placeholder(size, text: str) -> Image.Image:
 def plural(n: int, word: str, words: str | None = None) -> str:
     """``1 box``, ``2 boxes``."""
     return f"{n} {word if n == 1 else words or word + 's'}"
-
-
-def colour(index: int) -> tuple[int, int, int]:
-    """The overlay colour of object ``index`` (the live views' colours too)."""
-    return COLOURS[index % len(COLOURS)]
 
 
 def box(draw: ImageDraw.ImageDraw, xyxy, fill, scale=(1.0, 1.0), width: int = 2) -> None:

@@ -20,12 +20,13 @@ import traitlets as t
 from PIL import ImageDraw
 
 from anyi2v_lab.overlay import masks_from_record
+from anyi2v_lab.palette import QUERY_COLOUR, object_colour
 
 from .bundle import css, esm
+from .features import attention_map, components_to_rgb, feature_maps, heat_rgba, pca_rgb, query_index, token_grid
 from .images import mask_tints, png_bytes, video_frames
 from .mapping import view_size
-from .static import StaticPicture, box, colour, cross, decode, enlarged, panels, placeholder, plural
-from .viewer_images import attention_map, components_to_rgb, feature_maps, heat_rgba, pca_rgb, query_index, token_grid
+from .static import StaticPicture, box, cross, decode, enlarged, panels, placeholder, plural
 
 
 def _entry_frames(cache, name: str, step=None, timestep=None) -> torch.Tensor:
@@ -166,7 +167,7 @@ class FeatureViewer(StaticPicture, anywidget.AnyWidget):
             shown = enlarged(frame, size)
             draw = ImageDraw.Draw(shown)
             for o, boxes in enumerate(self.boxes):
-                box(draw, boxes[f], colour(o), scale)
+                box(draw, boxes[f], object_colour(o), scale)
         items = [(f"frame {f + 1} / {self.num_frames}" + (", masks" if self.masks else ""), shown)]
         pcs = self.pca.get(self.pca_point)
         items.append((self.pca_point or "PCA-RGB", enlarged(decode(pcs[f]), size) if pcs else
@@ -177,7 +178,7 @@ class FeatureViewer(StaticPicture, anywidget.AnyWidget):
             heat = enlarged(decode(self.attention, "RGBA"), size)
             under = enlarged(frame, size) if frame is not None else placeholder(size, "")
             under.paste(heat, mask=heat)
-            cross(ImageDraw.Draw(under), self.query, (0, 255, 136), scale)
+            cross(ImageDraw.Draw(under), self.query, QUERY_COLOUR, scale)
             items.append((f"attention from ({self.query[0]:.0f}, {self.query[1]:.0f}), "
                           f"{short_name(self.attention_point)}", under))
         elif self.attention_points:

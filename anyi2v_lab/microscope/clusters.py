@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-# tab10's first colours: distinct for up to ten clusters
-PALETTE = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
-                    [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]], np.uint8)
+from ..palette import cluster_colours
 
 
 def kmeans(x: torch.Tensor, k: int, iters: int = 30, seed: int = 0) -> torch.Tensor:
@@ -43,5 +41,5 @@ def order_by_size(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
 
 
 def label_rgb(labels: np.ndarray) -> np.ndarray:
-    """Integer labels ``(...)`` -> ``(..., 3)`` uint8 colours."""
-    return PALETTE[np.asarray(labels) % len(PALETTE)]
+    """Integer labels ``(...)`` -> ``(..., 3)`` uint8 colours (``palette.CLUSTER_COLOURS``)."""
+    return cluster_colours(labels)

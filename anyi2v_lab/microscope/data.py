@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..method.record import mask_grid
+from ..palette import HEAT_CMAP, heat_colours
 from .attention import attention_from_point, word_maps
 from .clusters import assign, kmeans, label_rgb
 from .pca import SharedPCA
@@ -325,14 +326,11 @@ class MicroscopeData:
         return maps.mean(axis=(0, 2)).astype(np.float32)
 
     @staticmethod
-    def heat_rgb(maps: np.ndarray, cmap: str = "inferno") -> np.ndarray:
+    def heat_rgb(maps: np.ndarray, cmap: str = HEAT_CMAP) -> np.ndarray:
         """Maps ``(..., h, w)`` -> ``(..., h, w, 3)`` uint8, scaled to [0, 1] by the whole array's minimum
         and maximum (one scale for every frame, so frames compare)."""
-        from matplotlib import colormaps
-
         m = np.asarray(maps, dtype=np.float32)
-        m = (m - m.min()) / max(float(m.max() - m.min()), 1e-12)
-        return (colormaps[cmap](m)[..., :3] * 255).round().astype(np.uint8)
+        return heat_colours((m - m.min()) / max(float(m.max() - m.min()), 1e-12), cmap)
 
     def export_figures(self, out_dir, **selection):
         """Write a figure set (PNG, SVG, MP4, GIF) and ``provenance.json``: see :func:`.export.export_figures`."""

@@ -40,7 +40,6 @@ def export_figures(data, out_dir: str | os.PathLike, *, steps: list[Step] | None
     """
     from ..outputs import atomic_folder, check_output_folder, versions
     from ..plots import microscope as figs
-    from ..video import upscale, write_gif, write_mp4
 
     try:  # refuse a taken folder before drawing anything
         check_output_folder(out_dir, overwrite)
@@ -57,56 +56,87 @@ def export_figures(data, out_dir: str | os.PathLike, *, steps: list[Step] | None
         raise ValueError(f"point={point!r} is not a hook point of this data; use one of {data.points}")
     W, H = data.frame_size
     xy = (W / 2, H / 2) if xy is None else tuple(float(v) for v in xy)
-    files: dict[str, dict] = {}
-
-    def save(fig, name: str, about: dict) -> None:
-        for ext in ("png", "svg"):
-            fig.savefig(tmp / f"{name}.{ext}", dpi=150 if ext == "png" else None, bbox_inches="tight")
-            files[f"{name}.{ext}"] = about
-
-    def video(film: np.ndarray, name: str, about: dict, rate: int = fps) -> None:
-        for ext, writer in (("mp4", write_mp4), ("gif", write_gif)):
-            writer(upscale(film), tmp / f"{name}.{ext}", rate)
-            files[f"{name}.{ext}"] = about
-
     with atomic_folder(out_dir, overwrite) as tmp:
-        sampled = [s for s in data.x0_steps if s.phase == "sampling"]
-        if sampled:
-            chosen = [s for s in steps if s in set(sampled)] if steps else figs.spread(sampled, 5)
-            save(figs.plot_x0_steps(data, chosen, frames), "x0",
-                 {"view": "x0", "steps": [_step_json(s) for s in chosen], "frames": frames})
-            video(np.stack([data.x0(s)[frame] for s in sampled]), "x0_steps",
-                  {"view": "x0 of one frame over the sampling steps", "steps": [_step_json(s) for s in sampled],
-                   "frames": [frame]}, max(1, fps // 2))
+        writer = _Writer(tmp, fps)
+        _write_x0(writer, data, steps, frames, frame)
         if point is not None:
-            own = data.feature_steps(point)
-            chosen = ([s for s in steps if s in set(own)] if steps else []) or figs.spread(own, 5)
-            for view in ("pca", "clusters"):
-                save(figs.plot_feature_steps(data, point, chosen, frames, view), view,
-                     {"view": view, "hook_point": point, "steps": [_step_json(s) for s in chosen], "frames": frames})
-            video(_nearest(data.pca_rgb(point, own[-1]), (H, W)), "pca_frames",
-                  {"view": "pca over the frames", "hook_point": point, "steps": [_step_json(own[-1])],
-                   "frames": list(range(data.num_frames))})
-            if point in data.attention_points:
-                save(figs.plot_point_attention(data, point, own[-1], frame, xy, frames), "self_attention",
-                     {"view": "self-attention from a point", "hook_point": point, "steps": [_step_json(own[-1])],
-                      "frames": frames, "query_frame": frame, "query_xy": list(xy),
-                      "query_cell": list(data.cell_of(point, xy)), "heads": "mean"})
-        if data.words and data.cross_steps:
-            chosen_words = list(range(len(data.words))) if words is None else list(words)
-            save(figs.plot_word_attention(data, chosen_words, frames), "cross_attention",
-                 {"view": "cross-attention per word", "hook_points": data.cross_points,
-                  "words": [data.words[w] if isinstance(w, int) else str(w) for w in chosen_words],
-                  "steps": [_step_json(s) for s in data.cross_steps], "frames": frames, "heads": "mean",
-                  "layers": "mean"})
-        if data.mask_steps:
-            last = data.mask_steps[-1]
-            save(figs.plot_loss_masks(data, last, frames), "loss_masks",
-                 {"view": "loss masks", "steps": [_step_json(last)], "frames": frames})
+            _write_features(writer, data, point, steps, frames, frame, xy)
+        _write_attention_and_masks(writer, data, words, frames)
         if data.frames is not None:
-            video(data.frames, "video", {"view": "the generated video", "frames": list(range(data.num_frames))})
+            writer.video(data.frames, "video", {"view": "the generated video", "frames": list(range(data.num_frames))})
         provenance = {**data.meta, "versions": versions(),
-                      "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "files": files}
+                      "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "files": writer.files}
         (tmp / PROVENANCE).write_text(json.dumps(provenance, indent=2))
     out = Path(out_dir)
-    return {name: out / name for name in [*files, PROVENANCE]}
+    return {name: out / name for name in [*writer.files, PROVENANCE]}
+
+
+class _Writer:
+    """Figures and videos written into ``folder``, each file's provenance kept in :attr:`files`."""
+
+    def __init__(self, folder: Path, fps: int):
+        self.folder, self.fps, self.files = folder, fps, {}
+
+    def save(self, fig, name: str, about: dict) -> None:
+        for ext in ("png", "svg"):
+            fig.savefig(self.folder / f"{name}.{ext}", dpi=150 if ext == "png" else None, bbox_inches="tight")
+            self.files[f"{name}.{ext}"] = about
+
+    def video(self, film: np.ndarray, name: str, about: dict, rate: int | None = None) -> None:
+        from ..video import upscale, write_gif, write_mp4
+
+        for ext, write in (("mp4", write_mp4), ("gif", write_gif)):
+            write(upscale(film), self.folder / f"{name}.{ext}", self.fps if rate is None else rate)
+            self.files[f"{name}.{ext}"] = about
+
+
+def _write_x0(writer: _Writer, data, steps, frames: list[int], frame: int) -> None:
+    """x0 at the chosen sampling steps, and one frame's x0 over every sampling step as a video."""
+    from ..plots import microscope as figs
+
+    sampled = [s for s in data.x0_steps if s.phase == "sampling"]
+    if not sampled:
+        return
+    chosen = [s for s in steps if s in set(sampled)] if steps else figs.spread(sampled, 5)
+    writer.save(figs.plot_x0_steps(data, chosen, frames), "x0",
+                {"view": "x0", "steps": [_step_json(s) for s in chosen], "frames": frames})
+    writer.video(np.stack([data.x0(s)[frame] for s in sampled]), "x0_steps",
+                 {"view": "x0 of one frame over the sampling steps", "steps": [_step_json(s) for s in sampled],
+                  "frames": [frame]}, max(1, writer.fps // 2))
+
+
+def _write_features(writer: _Writer, data, point: str, steps, frames: list[int], frame: int, xy) -> None:
+    """PCA-RGB and clusters of ``point`` over the steps, PCA-RGB over the frames, and self-attention from ``xy``."""
+    from ..plots import microscope as figs
+
+    W, H = data.frame_size
+    own = data.feature_steps(point)
+    chosen = ([s for s in steps if s in set(own)] if steps else []) or figs.spread(own, 5)
+    for view in ("pca", "clusters"):
+        writer.save(figs.plot_feature_steps(data, point, chosen, frames, view), view,
+                    {"view": view, "hook_point": point, "steps": [_step_json(s) for s in chosen], "frames": frames})
+    writer.video(_nearest(data.pca_rgb(point, own[-1]), (H, W)), "pca_frames",
+                 {"view": "pca over the frames", "hook_point": point, "steps": [_step_json(own[-1])],
+                  "frames": list(range(data.num_frames))})
+    if point in data.attention_points:
+        writer.save(figs.plot_point_attention(data, point, own[-1], frame, xy, frames), "self_attention",
+                    {"view": "self-attention from a point", "hook_point": point, "steps": [_step_json(own[-1])],
+                     "frames": frames, "query_frame": frame, "query_xy": list(xy),
+                     "query_cell": list(data.cell_of(point, xy)), "heads": "mean"})
+
+
+def _write_attention_and_masks(writer: _Writer, data, words, frames: list[int]) -> None:
+    """Cross-attention per word (mean of steps, heads and layers) and the last optimisation step's loss masks."""
+    from ..plots import microscope as figs
+
+    if data.words and data.cross_steps:
+        chosen_words = list(range(len(data.words))) if words is None else list(words)
+        writer.save(figs.plot_word_attention(data, chosen_words, frames), "cross_attention",
+                    {"view": "cross-attention per word", "hook_points": data.cross_points,
+                     "words": [data.words[w] if isinstance(w, int) else str(w) for w in chosen_words],
+                     "steps": [_step_json(s) for s in data.cross_steps], "frames": frames, "heads": "mean",
+                     "layers": "mean"})
+    if data.mask_steps:
+        last = data.mask_steps[-1]
+        writer.save(figs.plot_loss_masks(data, last, frames), "loss_masks",
+                    {"view": "loss masks", "steps": [_step_json(last)], "frames": frames})

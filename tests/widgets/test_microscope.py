@@ -17,7 +17,7 @@ from anyi2v_lab.microscope import MicroscopeData, microscope_capture
 from anyi2v_lab.trajectory import Trajectory
 from anyi2v_lab.widgets import Microscope
 from anyi2v_lab.widgets.bundle import JS_DIR, esm
-from anyi2v_lab.widgets.microscope import to_uint8
+from anyi2v_lab.widgets.features import to_uint8
 
 NODE = shutil.which("node")
 CONFIG = AnyI2VConfig(num_frames=4, num_inference_steps=3, inversion_timestep=21, load_feature_step=2, opt_step=1,
@@ -197,3 +197,15 @@ def test_the_arrays_travel_on_request_not_in_the_saved_state(micro):
     png = _png(base64.b64decode(data["image/png"]))
     assert WIDGET_VIEW in data and png.shape[1] >= 5 * m.panel_size[0]  # five panels
     assert data["text/plain"].startswith(f"Microscope: {len(m.steps)} steps (")
+
+
+def test_both_feature_views_colour_attention_through_the_one_heat_table(micro):
+    from anyi2v_lab.palette import heat_lut
+    from anyi2v_lab.widgets import FeatureViewer
+
+    _, m = micro
+    assert m.lut == heat_lut().tobytes() and "palette" not in m.keys  # clusters: js/palette.js, pinned to Python
+    probs = torch.softmax(torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(0)), -1)
+    viewer = FeatureViewer(probs={"p.probs": probs}, query=[1.0, 1.0])
+    colours = {tuple(c) for c in _png(viewer.attention)[..., :3].reshape(-1, 3)}
+    assert len(colours) > 1 and colours <= {tuple(c) for c in heat_lut()}

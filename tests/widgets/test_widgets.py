@@ -23,9 +23,9 @@ from anyi2v_lab.trajectory import ObjectTrack, Trajectory, TrajectoryError, fram
 from anyi2v_lab.widgets import FeatureViewer, TrajectoryCanvas, VideoPlayer
 from anyi2v_lab.widgets.bundle import JS_DIR, esm
 from anyi2v_lab.widgets.editing import Draft, EditorState, EventError, apply_event
+from anyi2v_lab.widgets.features import attention_map, components_to_rgb, pca_rgb, query_index, token_grid
 from anyi2v_lab.widgets.images import mask_tints
 from anyi2v_lab.widgets.mapping import canvas_to_image, image_to_canvas, view_size
-from anyi2v_lab.widgets.viewer_images import attention_map, components_to_rgb, pca_rgb, query_index, token_grid
 
 FIXTURES = JS_DIR / "fixtures.json"
 SETTINGS = settings(derandomize=True, deadline=None, max_examples=60)

@@ -60,3 +60,19 @@ def test_js_resampling_equals_python_on_random_paths():
     for case, js in zip(cases, json.loads(out.stdout), strict=True):
         py = resample_path(np.array(case["points"]), case["num_frames"])
         np.testing.assert_array_equal(np.array(js), py)  # bit for bit, not approximately
+
+
+def test_the_browser_palette_is_the_python_palette():
+    from anyi2v_lab import palette
+
+    script = ("const P = await import(process.argv[1]);"
+              "console.log(JSON.stringify({objects: P.OBJECT_COLOURS, clusters: P.CLUSTER_COLOURS,"
+              " query: P.QUERY_COLOUR, phases: P.PHASE_COLOURS, css: P.objectColour(1)}));")
+    out = _node("--input-type=module", "-e", script, (JS_DIR / "palette.js").as_uri())
+    assert out.returncode == 0, out.stderr[-2000:]
+    js = json.loads(out.stdout)
+    assert js["objects"] == [list(c) for c in palette.OBJECT_COLOURS]
+    assert js["clusters"] == [list(c) for c in palette.CLUSTER_COLOURS]
+    assert js["query"] == list(palette.QUERY_COLOUR)
+    assert js["phases"] == {k: list(c) for k, c in palette.PHASE_COLOURS.items()}
+    assert js["css"] == "rgb({}, {}, {})".format(*palette.OBJECT_COLOURS[1])

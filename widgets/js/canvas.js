@@ -3,6 +3,7 @@
 // Synced: image (PNG bytes), image_size, display_size, num_frames, objects, selected, mode, status.
 import * as L from "./logic.js";
 import * as D from "./draw.js";
+import * as P from "./palette.js";
 
 const MODES = [
   ["select", "Select", "s"],
@@ -19,177 +20,188 @@ const HINTS = {
   target: "drag the selected object's last-frame box (only its size is used)",
 };
 
-function render({ model, el }) {
-  const send = (event) => model.send({ kind: "event", event });
-  const view = () => ({ imageSize: model.get("image_size"), displaySize: model.get("display_size") });
+function send(model, event) {
+  model.send({ kind: "event", event });
+}
+
+function setMode(model, mode) {
+  model.set("mode", mode);
+  model.save_changes();
+}
+
+function imageView(model) {
+  return { imageSize: model.get("image_size"), displaySize: model.get("display_size") };
+}
+
+/** The view's elements: mode buttons and actions, object chips, the drawing canvas, a status line. */
+function build(model, el) {
   const modeButtons = MODES.map(([mode, text, key]) =>
-    D.h("button", { "data-mode": mode, title: `${HINTS[mode]} (${key})`, onclick: () => setMode(mode) }, text),
+    D.h("button", { "data-mode": mode, title: `${HINTS[mode]} (${key})`, onclick: () => setMode(model, mode) }, text),
   );
   const actions = [
     ["add", "+ Object", () => {
-      send({ type: "add" });
-      setMode("box"); // a new object starts with its box
+      send(model, { type: "add" });
+      setMode(model, "box"); // a new object starts with its box
     }],
-    ["delete", "Delete", () => model.get("selected") >= 0 && send({ type: "delete", index: model.get("selected") })],
-    ["undo", "Undo", () => send({ type: "undo" })],
-    ["clear", "Clear", () => send({ type: "clear" })],
+    ["delete", "Delete", () => model.get("selected") >= 0 && send(model, { type: "delete", index: model.get("selected") })],
+    ["undo", "Undo", () => send(model, { type: "undo" })],
+    ["clear", "Clear", () => send(model, { type: "clear" })],
   ].map(([action, text, fn]) => D.h("button", { "data-action": action, onclick: fn }, text));
-  const chips = D.h("div", { class: "anyi2v-chips" });
-  const canvas = D.h("canvas", { class: "anyi2v-draw", tabindex: "0", ...D.OWN_KEYS });
-  const status = D.h("div", { class: "anyi2v-status" });
+  const ui = { modeButtons, chips: D.h("div", { class: "anyi2v-chips" }),
+    canvas: D.h("canvas", { class: "anyi2v-draw", tabindex: "0", ...D.OWN_KEYS }),
+    status: D.h("div", { class: "anyi2v-status" }) };
   el.append(
     D.h("div", { class: "anyi2v anyi2v-canvas" },
       D.h("div", { class: "anyi2v-toolbar" }, ...modeButtons, D.h("span", { class: "anyi2v-sep" }), ...actions),
-      chips, canvas, status),
+      ui.chips, ui.canvas, ui.status),
   );
-  const ctx = canvas.getContext("2d");
-  let bitmap = null;
-  let gesture = null; // canvas points of the pointer being dragged
-  let pending = null; // a sent gesture, drawn until Python's answer arrives
+  ui.ctx = ui.canvas.getContext("2d");
+  return ui;
+}
 
-  function setMode(mode) {
-    model.set("mode", mode);
-    model.save_changes();
+function drawObject(v, o, i, selected, F) {
+  const ctx = v.ui.ctx;
+  const view = imageView(v.model);
+  const c = P.objectColour(i);
+  const toC = (p) => L.imageToCanvas(p, view);
+  const boxC = (b) => [...toC([b[0], b[1]]), ...toC([b[2], b[3]])];
+  if (o.box) {
+    D.strokeBox(ctx, boxC(o.box), c, { width: selected ? 3 : 2 });
+    D.label(ctx, o.name || `object ${i + 1}`, toC([o.box[0], o.box[1]]), c);
+    const frames = L.frameBoxes(o, F);
+    if (o.path.length > 1 || o.target_box) D.strokeBox(ctx, boxC(frames[F - 1]), c, { width: 1.5, dash: [6, 4] });
   }
-
-  function toCanvas(e) {
-    return L.clientToCanvas(e.clientX, e.clientY, canvas.getBoundingClientRect(), [canvas.width, canvas.height]);
+  if (o.target_box) D.strokeBox(ctx, boxC(o.target_box), c, { width: 1, dash: [2, 3] });
+  if (o.path.length) {
+    const samples = L.resamplePath(o.path, F).map(toC);
+    D.polyline(ctx, samples, c, { width: selected ? 3 : 2 });
+    D.dots(ctx, samples, c, { radius: 2.5 });
+    D.dots(ctx, o.path.map(toC), c, { radius: 5, hollow: true });
   }
+  for (const q of o.query_points) D.cross(ctx, toC(q), c);
+}
 
-  function drawObject(o, i, selected, F) {
-    const v = view();
-    const c = L.COLOURS[i % L.COLOURS.length];
-    const toC = (p) => L.imageToCanvas(p, v);
-    const boxC = (b) => [...toC([b[0], b[1]]), ...toC([b[2], b[3]])];
-    if (o.box) {
-      D.strokeBox(ctx, boxC(o.box), c, { width: selected ? 3 : 2 });
-      D.label(ctx, o.name || `object ${i + 1}`, toC([o.box[0], o.box[1]]), c);
-      const frames = L.frameBoxes(o, F);
-      if (o.path.length > 1 || o.target_box) D.strokeBox(ctx, boxC(frames[F - 1]), c, { width: 1.5, dash: [6, 4] });
-    }
-    if (o.target_box) D.strokeBox(ctx, boxC(o.target_box), c, { width: 1, dash: [2, 3] });
-    if (o.path.length) {
-      const samples = L.resamplePath(o.path, F).map(toC);
-      D.polyline(ctx, samples, c, { width: selected ? 3 : 2 });
-      D.dots(ctx, samples, c, { radius: 2.5 });
-      D.dots(ctx, o.path.map(toC), c, { radius: 5, hollow: true });
-    }
-    for (const q of o.query_points) D.cross(ctx, toC(q), c);
+function drawGesture(v, points, mode, F) {
+  const ctx = v.ui.ctx;
+  const view = imageView(v.model);
+  const c = "#ffffff";
+  if ((mode === "box" || mode === "target") && L.isDrag(points)) {
+    const b = L.boxFromCorners(points[0], points[points.length - 1]);
+    D.strokeBox(ctx, b, c, { width: 2, dash: [4, 3] });
+  } else if (mode === "path" && L.isDrag(points)) {
+    const kept = L.thinPath(points, L.PATH_STEP_PX);
+    D.polyline(ctx, kept, c, { width: 1 });
+    // live preview: exactly what Python will resample the path to
+    const img = kept.map((p) => L.clampPoint(L.canvasToImage(p, view), view.imageSize));
+    D.dots(ctx, L.resamplePath(img, F).map((p) => L.imageToCanvas(p, view)), c, { radius: 2.5 });
   }
+}
 
-  function drawGesture(points, mode, F) {
-    const v = view();
-    const c = "#ffffff";
-    if ((mode === "box" || mode === "target") && L.isDrag(points)) {
-      const b = L.boxFromCorners(points[0], points[points.length - 1]);
-      D.strokeBox(ctx, b, c, { width: 2, dash: [4, 3] });
-    } else if (mode === "path" && L.isDrag(points)) {
-      const kept = L.thinPath(points, L.PATH_STEP_PX);
-      D.polyline(ctx, kept, c, { width: 1 });
-      // live preview: exactly what Python will resample the path to
-      const img = kept.map((p) => L.clampPoint(L.canvasToImage(p, v), v.imageSize));
-      D.dots(ctx, L.resamplePath(img, F).map((p) => L.imageToCanvas(p, v)), c, { radius: 2.5 });
-    }
-  }
+function redraw(v) {
+  const { model, ui } = v;
+  const [w, h] = model.get("display_size");
+  if (ui.canvas.width !== w || ui.canvas.height !== h) [ui.canvas.width, ui.canvas.height] = [w, h];
+  ui.ctx.clearRect(0, 0, w, h);
+  D.drawImage(ui.ctx, v.bitmap, w, h, { smooth: true });
+  const F = Math.max(1, model.get("num_frames"));
+  const sel = model.get("selected");
+  model.get("objects").forEach((o, i) => drawObject(v, o, i, i === sel, F));
+  if (v.gesture) drawGesture(v, v.gesture, model.get("mode"), F);
+  else if (v.pending) drawGesture(v, v.pending.points, v.pending.mode, F);
+}
 
-  function redraw() {
-    const [w, h] = model.get("display_size");
-    if (canvas.width !== w || canvas.height !== h) {
-      canvas.width = w;
-      canvas.height = h;
-    }
-    ctx.clearRect(0, 0, w, h);
-    D.drawImage(ctx, bitmap, w, h, { smooth: true });
-    const F = Math.max(1, model.get("num_frames"));
-    const sel = model.get("selected");
-    model.get("objects").forEach((o, i) => drawObject(o, i, i === sel, F));
-    if (gesture) drawGesture(gesture, model.get("mode"), F);
-    else if (pending) drawGesture(pending.points, pending.mode, F);
-  }
+function refreshControls(v) {
+  const { model, ui } = v;
+  const mode = model.get("mode");
+  for (const b of ui.modeButtons) b.classList.toggle("anyi2v-active", b.dataset.mode === mode);
+  const sel = model.get("selected");
+  ui.chips.replaceChildren(
+    ...model.get("objects").map((o, i) => {
+      const chip = D.h("button", { class: "anyi2v-chip", "data-index": String(i),
+        onclick: () => send(model, { type: "select", index: i }) }, o.name || `object ${i + 1}`);
+      chip.style.borderColor = P.objectColour(i);
+      chip.classList.toggle("anyi2v-active", i === sel);
+      return chip;
+    }),
+  );
+  ui.status.textContent = model.get("status") || HINTS[mode] || "";
+}
 
-  function refreshControls() {
-    const mode = model.get("mode");
-    for (const b of modeButtons) b.classList.toggle("anyi2v-active", b.dataset.mode === mode);
-    const sel = model.get("selected");
-    chips.replaceChildren(
-      ...model.get("objects").map((o, i) => {
-        const chip = D.h("button", { class: "anyi2v-chip", "data-index": String(i), onclick: () => send({ type: "select", index: i }) },
-          o.name || `object ${i + 1}`);
-        chip.style.borderColor = L.COLOURS[i % L.COLOURS.length];
-        chip.classList.toggle("anyi2v-active", i === sel);
-        return chip;
-      }),
-    );
-    status.textContent = model.get("status") || HINTS[mode] || "";
-  }
-
+/** Pointer gestures on the canvas: points collected while the pointer is down, one event sent on release. */
+function listenToPointer(v) {
+  const canvas = v.ui.canvas;
+  const toCanvas = (e) => L.clientToCanvas(e.clientX, e.clientY, canvas.getBoundingClientRect(), [canvas.width, canvas.height]);
   canvas.addEventListener("pointerdown", (e) => {
     if (e.button !== 0) return;
     canvas.setPointerCapture(e.pointerId);
     canvas.focus();
-    gesture = [toCanvas(e)];
-    redraw();
+    v.gesture = [toCanvas(e)];
+    redraw(v);
   });
   canvas.addEventListener("pointermove", (e) => {
-    if (!gesture) return;
+    if (!v.gesture) return;
     const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [];
-    for (const ce of events.length ? events : [e]) gesture.push(toCanvas(ce));
-    redraw();
+    for (const ce of events.length ? events : [e]) v.gesture.push(toCanvas(ce));
+    redraw(v);
   });
   canvas.addEventListener("pointerup", (e) => {
-    if (!gesture) return;
-    gesture.push(toCanvas(e));
-    const mode = model.get("mode");
-    const event = L.gestureEvent(mode, gesture, view(), model.get("objects"), model.get("selected"));
-    pending = event ? { points: gesture, mode } : null;
-    gesture = null;
-    if (event) send(event);
-    redraw();
+    if (!v.gesture) return;
+    v.gesture.push(toCanvas(e));
+    const mode = v.model.get("mode");
+    const event = L.gestureEvent(mode, v.gesture, imageView(v.model), v.model.get("objects"), v.model.get("selected"));
+    v.pending = event ? { points: v.gesture, mode } : null; // drawn until Python's answer arrives
+    v.gesture = null;
+    if (event) send(v.model, event);
+    redraw(v);
   });
   canvas.addEventListener("pointercancel", () => {
-    gesture = null;
-    redraw();
+    v.gesture = null;
+    redraw(v);
   });
-  canvas.addEventListener("keydown", (e) => {
-    const sel = model.get("selected");
-    if ((e.ctrlKey || e.metaKey) && e.key === "z") send({ type: "undo" });
-    else if ((e.key === "Delete" || e.key === "Backspace") && sel >= 0) send({ type: "delete", index: sel });
-    else if (e.key === "Escape") send({ type: "select", index: -1 });
-    else {
-      const m = MODES.find(([, , key]) => key === e.key);
-      if (!m) return;
-      setMode(m[0]);
-    }
-    e.preventDefault();
-    e.stopPropagation();
-  });
+}
 
+/** Keys on the focused canvas: undo, delete, deselect, and each mode's letter. */
+function onKey(model, e) {
+  const sel = model.get("selected");
+  if ((e.ctrlKey || e.metaKey) && e.key === "z") send(model, { type: "undo" });
+  else if ((e.key === "Delete" || e.key === "Backspace") && sel >= 0) send(model, { type: "delete", index: sel });
+  else if (e.key === "Escape") send(model, { type: "select", index: -1 });
+  else {
+    const m = MODES.find(([, , key]) => key === e.key);
+    if (!m) return;
+    setMode(model, m[0]);
+  }
+  e.preventDefault();
+  e.stopPropagation();
+}
+
+function render({ model, el }) {
+  // gesture: canvas points of the pointer being dragged; pending: a sent gesture awaiting Python's answer
+  const v = { model, ui: build(model, el), bitmap: null, gesture: null, pending: null };
+  listenToPointer(v);
+  v.ui.canvas.addEventListener("keydown", (e) => onKey(model, e));
+  const draw = () => redraw(v);
   const onState = () => {
-    pending = null;
-    refreshControls();
-    redraw();
+    v.pending = null;
+    refreshControls(v);
+    draw();
   };
   const onImage = async () => {
-    bitmap = await D.decodePng(model.get("image"));
-    redraw();
+    v.bitmap = await D.decodePng(model.get("image"));
+    draw();
   };
   const onMsg = (msg) => {
     if (msg && msg.kind === "ack") onState();
   };
+  const handlers = [["objects", onState], ["selected", onState], ["status", onState], ["mode", onState],
+    ["num_frames", draw], ["display_size", draw], ["image", onImage]];
   model.on("msg:custom", onMsg);
-  model.on("change:objects", onState);
-  model.on("change:selected", onState);
-  model.on("change:status", onState);
-  model.on("change:mode", onState);
-  model.on("change:num_frames", redraw);
-  model.on("change:display_size", redraw);
-  model.on("change:image", onImage);
-  refreshControls();
-  redraw();
+  for (const [name, fn] of handlers) model.on(`change:${name}`, fn);
+  refreshControls(v);
+  draw();
   onImage();
   return () => {
-    for (const [name, fn] of [["objects", onState], ["selected", onState], ["status", onState], ["mode", onState],
-      ["num_frames", redraw], ["display_size", redraw], ["image", onImage]]) model.off(`change:${name}`, fn);
+    for (const [name, fn] of handlers) model.off(`change:${name}`, fn);
     model.off("msg:custom", onMsg);
   };
 }

@@ -8,7 +8,6 @@
 
 export const DRAG_PX = 4; // canvas pixels a pointer must travel before a click becomes a drag
 export const PATH_STEP_PX = 3; // canvas pixels between two kept points of a dragged path
-export const COLOURS = ["#ffd700", "#00c8ff", "#ff50c8", "#78ff50", "#ff8c00"]; // overlay.COLOURS
 
 // --- coordinate mapping (mirror: widgets/mapping.py) ---------------------------------------------
 /** Display size [w, h] for an image shown `displayWidth` pixels wide (height rounded half up). */

@@ -26,15 +26,6 @@ test("bytesAt views a slice of a DataView, an ArrayBuffer or a typed array witho
   assert.deepEqual([...M.bytesAt(buf.subarray(4), 0, 2)], [4, 5]);
 });
 
-test("cellOf maps frame pixels to the token grid like viewer_images.query_index", () => {
-  // a 64 x 32 (W x H) frame over a 4 x 8 (h x w) grid: 8 px a cell
-  assert.equal(M.cellOf([0, 0], [64, 32], [4, 8]), 0);
-  assert.equal(M.cellOf([63.9, 31.9], [64, 32], [4, 8]), 31);
-  assert.equal(M.cellOf([64, 32], [64, 32], [4, 8]), 31); // the far edge belongs to the last cell
-  assert.equal(M.cellOf([17, 9], [64, 32], [4, 8]), 1 * 8 + 2);
-  assert.equal(M.cellOf([-5, 100], [64, 32], [4, 8]), 3 * 8 + 0);
-});
-
 test("halfToFloat decodes IEEE half precision", () => {
   const bits = new Uint16Array([0x3c00, 0xc000, 0x0000, 0x8000, 0x3555, 0x7bff, 0x0001, 0x7c00, 0xfc00]);
   const f = M.halfToFloat(bits);
@@ -90,20 +81,6 @@ test("scaleToBytes and maxOf put a slice's maximum at 255", () => {
   assert.equal(M.maxOf(x), 2);
   assert.deepEqual([...M.scaleToBytes(x, 0, 3, 0.5)], [51, 255, 128]);
   assert.deepEqual([...M.scaleToBytes(x, 0, 2, 0)], [0, 0]);
-});
-
-test("colouring: RGB to opaque RGBA, heat through the table, cluster labels, object weights", () => {
-  assert.deepEqual([...M.rgbToRgba([1, 2, 3, 4, 5, 6])], [1, 2, 3, 255, 4, 5, 6, 255]);
-  const lut = new Uint8Array(768).map((_, i) => i % 256);
-  const heat = M.heatRgba([0, 255], lut);
-  assert.deepEqual([...heat.slice(0, 3)], [lut[0], lut[1], lut[2]]);
-  assert.deepEqual([...heat.slice(4, 7)], [lut[765], lut[766], lut[767]]);
-  assert.ok(heat[3] < heat[7]); // more attention, more opaque
-  const tint = M.labelRgba([0, 1, 255, 2], [[10, 20, 30], [40, 50, 60]], 100);
-  assert.deepEqual([...tint], [10, 20, 30, 100, 40, 50, 60, 100, 0, 0, 0, 0, 10, 20, 30, 100]);
-  // two objects over three cells: cell 0 object 0, cell 1 object 1, cell 2 neither
-  const w = M.weightsRgba([200, 10, 0, 100, 255, 0], 2, [[255, 0, 0], [0, 0, 255]], 1);
-  assert.deepEqual([...w], [255, 0, 0, 200, 0, 0, 255, 255, 0, 0, 0, 0]);
 });
 
 test("step labels and phase runs", () => {

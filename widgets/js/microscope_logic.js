@@ -33,60 +33,6 @@ export function bytesAt(buffer, offset, length) {
   return new Uint8Array(buffer.buffer, buffer.byteOffset + offset, length);
 }
 
-/** The token (row-major in `grid` = [h, w]) under `point` [x, y] of an image of `size` [W, H]
- * (mirror: widgets/viewer_images.query_index). */
-export function cellOf(point, size, grid) {
-  const [W, H] = size;
-  const [h, w] = grid;
-  const col = Math.min(Math.max(Math.floor((point[0] * w) / W), 0), w - 1);
-  const row = Math.min(Math.max(Math.floor((point[1] * h) / H), 0), h - 1);
-  return row * w + col;
-}
-
-/** RGB bytes (n * 3) -> RGBA pixels (n * 4), opaque. */
-export function rgbToRgba(rgb) {
-  const n = rgb.length / 3;
-  const out = new Uint8ClampedArray(n * 4);
-  for (let i = 0; i < n; i++) {
-    out[4 * i] = rgb[3 * i];
-    out[4 * i + 1] = rgb[3 * i + 1];
-    out[4 * i + 2] = rgb[3 * i + 2];
-    out[4 * i + 3] = 255;
-  }
-  return out;
-}
-
-/** A heat map of uint8 values (already scaled so 255 is the map's maximum) through a colour table
- * `lut` (256 * 3 bytes) -> RGBA, opacity from `floor` (value 0) to `floor + span` (value 255), so
- * the frame shows through where little attention goes. */
-export function heatRgba(values, lut, floor = 70, span = 185) {
-  const out = new Uint8ClampedArray(values.length * 4);
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    out[4 * i] = lut[3 * v];
-    out[4 * i + 1] = lut[3 * v + 1];
-    out[4 * i + 2] = lut[3 * v + 2];
-    out[4 * i + 3] = floor + (span * v) / 255;
-  }
-  return out;
-}
-
-/** Cluster labels (uint8 per cell) -> RGBA tints, colour `palette[label]` ([r, g, b]); label 255 is
- * "no cluster" and stays transparent. */
-export function labelRgba(labels, palette, alpha = 140) {
-  const out = new Uint8ClampedArray(labels.length * 4);
-  for (let i = 0; i < labels.length; i++) {
-    const l = labels[i];
-    if (l === 255) continue;
-    const c = palette[l % palette.length];
-    out[4 * i] = c[0];
-    out[4 * i + 1] = c[1];
-    out[4 * i + 2] = c[2];
-    out[4 * i + 3] = alpha;
-  }
-  return out;
-}
-
 /** "7 / 31 · sampling 3 · t = 681" for step entry `s` ({phase, timestep, ...}) of `n`. */
 export function stepLabel(s, index, n) {
   const t = s.timestep === null || s.timestep === undefined ? "" : ` · t = ${s.timestep}`;
@@ -175,28 +121,6 @@ export function maxOf(x, start = 0, n = x.length - start) {
 /** "up_blocks.1.attentions.0 · attn1.query" for a hook point name (the transformer block is implied). */
 export function shortPoint(name) {
   return name.replace(/\.transformer_blocks\.0\./, " · ");
-}
-
-/** Per-object weights in [0, 255] laid out (objects, cells) -> RGBA: each cell takes the colour of its
- * heaviest object (`colours[o]` = [r, g, b]) with opacity growing with the weight. */
-export function weightsRgba(weights, objects, colours, alpha = 0.85) {
-  const cells = weights.length / objects;
-  const out = new Uint8ClampedArray(cells * 4);
-  for (let i = 0; i < cells; i++) {
-    let best = -1;
-    let top = 0;
-    for (let o = 0; o < objects; o++) {
-      const v = weights[o * cells + i];
-      if (v > top) [best, top] = [o, v];
-    }
-    if (best < 0) continue;
-    const c = colours[best % colours.length];
-    out[4 * i] = c[0];
-    out[4 * i + 1] = c[1];
-    out[4 * i + 2] = c[2];
-    out[4 * i + 3] = Math.round(top * alpha);
-  }
-  return out;
 }
 
 /** "sampling" or "optimisation and sampling": the phases of some step entries, in order of appearance. */

@@ -4,6 +4,7 @@
 // (initialize), so several views of one player stay in step.
 import * as L from "./logic.js";
 import * as D from "./draw.js";
+import * as P from "./palette.js";
 
 function initialize({ model }) {
   let timer = null;
@@ -37,12 +38,12 @@ export function paintFrame(ctx, model, bitmaps, maskBitmaps, f) {
   if (maskBitmaps[f]) D.drawImage(ctx, maskBitmaps[f], w, h);
   const paths = model.get("paths");
   model.get("boxes").forEach((frames, o) => {
-    const c = L.COLOURS[o % L.COLOURS.length];
+    const c = P.objectColour(o);
     const b = frames[f];
     D.strokeBox(ctx, [...toC([b[0], b[1]]), ...toC([b[2], b[3]])], c, { width: 2 });
   });
   paths.forEach((pts, o) => {
-    const c = L.COLOURS[o % L.COLOURS.length];
+    const c = P.objectColour(o);
     D.polyline(ctx, pts.map(toC), c, { width: 1, dash: [3, 3] }); // whole target path, faint
     D.polyline(ctx, pts.slice(0, f + 1).map(toC), c, { width: 2 }); // travelled so far
     D.dots(ctx, [toC(pts[f])], c, { radius: 4 });

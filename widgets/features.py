@@ -1,4 +1,6 @@
-"""Pure functions behind the feature viewer: feature maps, PCA-RGB images, attention maps.
+"""Pure functions behind the feature views (:class:`FeatureViewer` and :class:`Microscope`): feature
+maps, PCA-RGB images, the token under a point, attention maps, and their colouring in the one palette
+(:mod:`anyi2v_lab.palette`). Their browser twins live in ``js/features.js``.
 
 Shapes per frame: feature maps ``(F, C, h, w)``; attention probabilities ``(F, heads, N, N)`` with
 ``N = h * w`` (self-attention over the spatial tokens of one frame).
@@ -10,6 +12,7 @@ import math
 import numpy as np
 import torch
 
+from anyi2v_lab.palette import HEAT_CMAP, heat_colours, heat_lut
 from anyi2v_lab.plots.data import normalise_rgb
 from anyi2v_lab.plots.data import pca_rgb as plots_pca_rgb
 
@@ -41,21 +44,31 @@ def components_to_rgb(pcs: torch.Tensor, quantile: float = 0.01) -> np.ndarray:
     x = pcs.detach()
     if x.ndim != 4 or x.shape[1] < 1:
         raise ValueError(f"components have shape {tuple(x.shape)}; give (F, 3, h, w)")
-    return _to_uint8(normalise_rgb(x[:, :3], quantile))
+    return unit_to_uint8(normalise_rgb(x[:, :3], quantile))
 
 
 def pca_rgb(maps: torch.Tensor) -> np.ndarray:
     """Feature maps ``(F, C, h, w)`` -> PCA-RGB images ``(F, h, w, 3)`` uint8 (first three components,
     fitted over all frames: :func:`anyi2v_lab.plots.pca_rgb`)."""
-    return _to_uint8(plots_pca_rgb(maps.detach().float()))
+    return unit_to_uint8(plots_pca_rgb(maps.detach().float()))
 
 
-def _to_uint8(rgb: np.ndarray) -> np.ndarray:
-    return (rgb * 255).round().astype(np.uint8)
+def unit_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] -> uint8 in [0, 255]."""
+    return (values * 255).round().astype(np.uint8)
+
+
+def to_uint8(maps: np.ndarray, axis=None) -> np.ndarray:
+    """Non-negative maps scaled so that each maximum over ``axis`` (default: all) is 255; zero maps stay 0
+    (the browser colours such bytes through :func:`heat_lut_bytes`)."""
+    m = np.nan_to_num(np.asarray(maps, dtype=np.float64)).clip(min=0)
+    top = m.max(axis=axis, keepdims=axis is not None) if m.size else 1.0
+    return (m / np.where(top > 0, top, 1.0) * 255).round().astype(np.uint8)
 
 
 def query_index(point, image_size, grid) -> int:
-    """The token (row-major in ``grid`` = (h, w)) under ``point`` (x, y) of an ``image_size`` (W, H) image."""
+    """The token (row-major in ``grid`` = (h, w)) under ``point`` (x, y) of an ``image_size`` (W, H) image;
+    a point outside the image takes the nearest token (twin: ``js/features.js`` ``cellOf``)."""
     (W, H), (h, w) = image_size, grid
     col = min(max(int(point[0] * w / W), 0), w - 1)
     row = min(max(int(point[1] * h / H), 0), h - 1)
@@ -73,12 +86,15 @@ def attention_map(probs: torch.Tensor, query: int, grid) -> np.ndarray:
     return probs[:, query].double().mean(0).reshape(h, w).cpu().numpy()
 
 
-def heat_rgba(values: np.ndarray, cmap: str = "inferno", alpha: float = 0.7) -> np.ndarray:
-    """A map ``(h, w)`` -> RGBA ``(h, w, 4)`` uint8, scaled by its maximum (zero maps are transparent)."""
-    from matplotlib import colormaps
-
+def heat_rgba(values: np.ndarray, cmap: str = HEAT_CMAP, alpha: float = 0.7) -> np.ndarray:
+    """A map ``(h, w)`` -> RGBA ``(h, w, 4)`` uint8, scaled by its maximum (an all-zero map takes the
+    colour of 0) at one opacity ``alpha``."""
     v = np.asarray(values, dtype=np.float64)
     top = v.max() if v.size and v.max() > 0 else 1.0
-    rgba = colormaps[cmap](np.clip(v / top, 0, 1))
-    rgba[..., 3] = alpha
-    return (rgba * 255).round().astype(np.uint8)
+    rgb = heat_colours(v / top, cmap)
+    return np.concatenate([rgb, np.full((*rgb.shape[:-1], 1), round(alpha * 255), np.uint8)], axis=-1)
+
+
+def heat_lut_bytes(cmap: str = HEAT_CMAP) -> bytes:
+    """The heat colour table as the browser views receive it: 256 RGB colours, 768 bytes."""
+    return heat_lut(cmap).tobytes()

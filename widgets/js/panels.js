@@ -1,0 +1,87 @@
+// The panels of the feature views (FeatureViewer and Microscope): a row of canvases with captions, a
+// click that puts the query point, the frame as a dim backdrop, the query's cross, a panel that says why
+// it is empty, and pickers. DOM only; the pixels come from features.js.
+import * as L from "./logic.js";
+import * as D from "./draw.js";
+import * as P from "./palette.js";
+
+/** A <select> of `options` ([value, text] pairs) showing `value`; `onchange(value)` after a pick. */
+export function select(options, value, onchange, attrs = {}) {
+  const s = D.h("select", { onchange: () => onchange(s.value), ...D.OWN_KEYS, ...attrs });
+  s.replaceChildren(...options.map(([v, text]) => D.h("option", { value: String(v) }, text)));
+  s.value = String(value);
+  return s;
+}
+
+/** One canvas per class name in `names` (class `${prefix}${name}`), each in a figure with a caption. */
+export function panelRow(names, prefix) {
+  const canvases = names.map((name) => D.h("canvas", { class: `anyi2v-panel ${prefix}${name}` }));
+  const captions = canvases.map(() => D.h("div", { class: "anyi2v-caption" }));
+  const row = D.h("div", { class: "anyi2v-panels" }, ...canvases.map((c, i) => D.h("figure", {}, c, captions[i])));
+  return { canvases, captions, ctxs: canvases.map((c) => c.getContext("2d")), row };
+}
+
+/** The mapping between frame pixels and panel pixels of `model`. */
+export function frameView(model) {
+  return { imageSize: model.get("frame_size"), displaySize: model.get("panel_size") };
+}
+
+/** A click on any of `canvases` sets the synced `query` ([x, y] frame pixels); `before()` runs first,
+ * so traits it sets go in the same message. */
+export function clickSetsQuery(model, canvases, before) {
+  for (const c of canvases) {
+    c.addEventListener("click", (e) => {
+      const p = L.clientToCanvas(e.clientX, e.clientY, c.getBoundingClientRect(), [c.width, c.height]);
+      before();
+      model.set("query", L.clampPoint(L.canvasToImage(p, frameView(model)), model.get("frame_size")));
+      model.save_changes();
+    });
+  }
+}
+
+/** Every panel at `size` [W, H] and cleared; its figure as wide as the panel, so long captions wrap. */
+export function resetPanels({ canvases, ctxs }, [W, H]) {
+  canvases.forEach((c, i) => {
+    if (c.width !== W || c.height !== H) [c.width, c.height] = [W, H];
+    c.parentElement.style.width = `${W}px`;
+    ctxs[i].clearRect(0, 0, W, H);
+  });
+}
+
+/** The frame, grey and dimmed, under a map drawn over it. */
+export function backdrop(ctx, bitmap, W, H) {
+  if (!bitmap) return;
+  ctx.save();
+  ctx.filter = "grayscale(1) brightness(0.55)";
+  D.drawImage(ctx, bitmap, W, H);
+  ctx.restore();
+}
+
+/** The query point's cross on every panel (nothing before a point is chosen). */
+export function drawQuery(ctxs, query, view) {
+  if (!query || query.length !== 2) return;
+  const p = L.imageToCanvas(query, view);
+  for (const ctx of ctxs) D.cross(ctx, p, P.css(P.QUERY_COLOUR), 6);
+}
+
+/** A dark panel that says why it is empty. */
+export function message(ctx, text, W, H) {
+  ctx.save();
+  ctx.fillStyle = "#2b2b2b";
+  ctx.fillRect(0, 0, W, H);
+  ctx.fillStyle = "#bbb";
+  ctx.font = "12px system-ui, sans-serif";
+  ctx.textAlign = "center";
+  ctx.fillText(text, W / 2, H / 2);
+  ctx.restore();
+}
+
+/** Draw `rgba` (w x h pixels) scaled over the whole canvas through a scratch canvas, cells kept sharp. */
+export function blit(ctx, scratch, rgba, w, h, W, H) {
+  if (scratch.width !== w || scratch.height !== h) [scratch.width, scratch.height] = [w, h];
+  scratch.getContext("2d").putImageData(new ImageData(rgba, w, h), 0, 0);
+  ctx.save();
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(scratch, 0, 0, W, H);
+  ctx.restore();
+}
