@@ -84,6 +84,7 @@ class HookSession:
         self._stack: ExitStack | None = None
         self.calls = 0
         self.stopped = 0
+        self._size_warned = False
         self._validate()
 
     # ------------------------------------------------------------------ set-up
@@ -204,20 +205,20 @@ class HookSession:
                             f"but the UNet got a batch of {sample.shape[0]}")
         self._call = CallInfo(num_frames=num_frames, **info)
         self._fired = set()
-        if self.capture is not None and self.capture.max_bytes is not None:
+        if self.capture is not None:
             self._check_budget(sample)
         return None
 
     def _check_budget(self, sample: torch.Tensor) -> None:
-        from .capture_size import capture_bytes
+        from .capture_size import capture_bytes, check_capture_budget
 
         est = capture_bytes([self._registry[n] for n in self.captured], self.capture,
                             batch=sample.shape[0], num_frames=self._call.num_frames,
                             latent_hw=tuple(sample.shape[-2:]), default_dtype=sample.dtype)
-        if est > self.capture.max_bytes:
-            raise HookError(f"this capture would store ~{_size(est)} for one UNet call, over "
-                            f"max_bytes={self.capture.max_bytes}; restrict names, frames or branch, "
-                            f"or store in a smaller dtype")
+        stores = self.capture.wants(self._call)
+        self._size_warned |= check_capture_budget(
+            self.capture, est, self.cache.nbytes if stores else 0, self.capture.device or sample.device,
+            stores=stores, warn=not self._size_warned)
 
     def _post_unet(self, module, args, out):
         if "output" in self.edits or "output" in self.captured:
@@ -274,10 +275,6 @@ class HookSession:
             return self.unet(*args, **kwargs)
         except StopForward:
             return None
-
-
-def _size(nbytes: int) -> str:
-    return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.2f} MiB"
 
 
 def _fmt(values) -> str:
