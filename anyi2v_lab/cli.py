@@ -274,7 +274,7 @@ def cmd_generate(args) -> int:
     if not args.from_run:
         cfg = _config(args) if example is None else _example_config(example, args.set)
     _check_trajectory_frames(trajectory, cfg)
-    from .resources import check_spec_fits
+    from .resources import check_spec_fits  # Runtime()'s estimate is the eager calls' (runtime=None)
     check_spec_fits(spec, cfg, trajectory=trajectory is not None, memory_check=not args.no_memory_check)
 
     from .accel import Runtime

@@ -8,10 +8,14 @@ and the run's size. With ``e`` bytes an element (4 for float32, 2 for half), ``B
 
     sampling      = e * B * (SKIPS * sum_l (n + 1) * U_l + WORKING * max_l U_l)
                     # the down path's outputs, kept for the up path, and the widest layer's working set
-    optimisation  = e * GRAPH * (sum_l n * U_l + U_mid + sum_{up blocks up to the last aligned} (n + 1) * U_l)
-                    # cond only; autograd keeps every layer's inputs up to the last aligned layer
-    decode        = e * DECODE * c_vae * H * W * min(F, 16) + 12 * F * H * W
-                    # the VAE decoder's widest map at full size, 16 frames a chunk; the video as float32
+    layers        = sum_l n * U_l + U_mid + sum_{up blocks up to where the forward stops} (n + 1) * U_l
+    optimisation  = e * GRAPH * layers
+                    # cond only; autograd keeps every layer's tensors up to where the forward stops
+                    # (after the last aligned layer unless the runtime says otherwise); with the
+                    # runtime's checkpointing: e * (CHECKPOINTED * layers + GRAPH * max_l U_l)
+    decode        = e * DECODE * c_vae * H * W * chunk + 12 * F * H * W
+                    # the VAE decoder's widest maps at full size for the frames decoded at once (the
+                    # runtime's chunk, 4 by default); the video as float32
     features      = e * (sum over the injected layers of one frame's map)
     peak          = weights + features + max(sampling, optimisation, decode)
 
@@ -31,8 +35,9 @@ from typing import Mapping
 SKIPS = 2          # tensors a layer of the down path leaves for the up path (its output; the up path's concat)
 WORKING = 16       # the widest layer's live tensors: input, norm, q/k/v, GEGLU's 8C projection, output
 GRAPH = 64         # tensors autograd saves for one layer (ResNet + spatial transformer + motion module)
+CHECKPOINTED = 4   # tensors a layer keeps when each of its blocks is checkpointed (their inputs and output)
 DECODE = 8         # live maps of c_vae channels at full size in the decoder's last up block
-CHUNK = 16         # frames the VAE decodes at once (diffusers' decode_chunk_size)
+CHUNK = 4          # frames the VAE decodes at once without a runtime (EagerCalls.decode_chunk)
 SD15_UNET = {"block_out_channels": (320, 640, 1280, 1280), "layers_per_block": 2, "sample_size": 64}
 SD15_VAE = {"block_out_channels": (128, 256, 512, 512)}
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
@@ -80,11 +85,13 @@ def _level(name: str, levels: int) -> int | None:
 
 
 def estimate_generation(unet_config: Mapping, config, image_hw: tuple[int, int], *, element_size: int = 4,
-                        trajectory: bool = True, vae_config: Mapping | None = None,
+                        trajectory: bool = True, vae_config: Mapping | None = None, runtime=None,
                         weights: int = 0) -> MemoryEstimate:
     """The peak memory of one generation (:class:`MemoryEstimate`, the module docstring's formula) of
     ``config`` (an :class:`~anyi2v_lab.method.AnyI2VConfig`) at ``image_hw`` pixels on a UNet of
-    ``unet_config``; ``trajectory``: whether the latent is optimised; ``weights``: bytes the model will add."""
+    ``unet_config``; ``trajectory``: whether the latent is optimised; ``runtime``: the
+    :class:`~anyi2v_lab.accel.Runtime` it runs with (its truncation, checkpointing and decode chunk; None:
+    the eager calls); ``weights``: bytes the model will add."""
     channels = tuple(unet_config["block_out_channels"])
     n, levels, frames = int(unet_config["layers_per_block"]), len(channels), config.num_frames
     vae_channels = tuple((vae_config or SD15_VAE)["block_out_channels"])
@@ -96,11 +103,16 @@ def estimate_generation(unet_config: Mapping, config, image_hw: tuple[int, int],
     sampling = element_size * branches * (SKIPS * (n + 1) * sum(maps) + WORKING * max(maps))
     optimisation = 0
     if trajectory and config.optimisation:
-        aligned = [lv for lv in (_level(x, levels) for x in config.align_layers) if lv is not None]
-        lowest = min(aligned, default=0)  # up blocks run from the last level down to this one
-        graph = n * sum(maps) + maps[-1] + (n + 1) * sum(maps[lowest:])
-        optimisation = element_size * GRAPH * graph
-    decode = element_size * DECODE * vae_channels[0] * image_hw[0] * image_hw[1] * min(frames, CHUNK)
+        truncate = getattr(runtime, "truncate", True)
+        stops = config.align_layers if truncate is True else (truncate,) if isinstance(truncate, str) else ()
+        lowest = min((lv for lv in (_level(x, levels) for x in stops) if lv is not None), default=0)
+        layers = n * sum(maps) + maps[-1] + (n + 1) * sum(maps[lowest:])  # up blocks run down to level `lowest`
+        if getattr(runtime, "low_memory", False):
+            optimisation = element_size * (CHECKPOINTED * layers + GRAPH * max(maps))
+        else:
+            optimisation = element_size * GRAPH * layers
+    chunk = runtime.decode_chunk_size(frames) if hasattr(runtime, "decode_chunk_size") else min(frames, CHUNK)
+    decode = element_size * DECODE * vae_channels[0] * image_hw[0] * image_hw[1] * chunk
     decode += 3 * 4 * frames * image_hw[0] * image_hw[1]
     injected = (*config.res_layers, *config.attn_layers) if config.injects else ()
     features = element_size * sum(channels[lv] * tokens[lv] for lv in (_level(x, levels) for x in injected)
@@ -214,9 +226,10 @@ def model_footprint(model: str | None, *, checkpoint=None, motion_adapter=None, 
             "max_frames": (adapter_config or {}).get("motion_max_seq_length")}
 
 
-def check_spec_fits(spec: Mapping, config, *, trajectory: bool, memory_check: bool = True) -> None:
+def check_spec_fits(spec: Mapping, config, *, trajectory: bool, runtime=None, memory_check: bool = True) -> None:
     """Before a model spec (as saved in run.json) loads: ``config.num_frames`` within its motion module's
-    bound, and (``memory_check``) the run's estimate within the free memory of the device it will use."""
+    bound, and (``memory_check``) the run's estimate under ``runtime`` within the free memory of the
+    device it will use."""
     import torch
 
     from .method.config import check_num_frames
@@ -233,5 +246,5 @@ def check_spec_fits(spec: Mapping, config, *, trajectory: bool, memory_check: bo
     native = int(footprint["unet"].get("sample_size", 64)) * scale
     image_hw = (config.height or native, config.width or native)
     check_memory(estimate_generation(footprint["unet"], config, image_hw, element_size=element_size,
-                                     trajectory=trajectory, vae_config=footprint["vae"],
+                                     trajectory=trajectory, vae_config=footprint["vae"], runtime=runtime,
                                      weights=footprint["weights"]), device)

@@ -235,15 +235,15 @@ class AnyI2VConfig:
 
 
 HELP = {
-    "num_frames": "frames of the video",
-    "num_inference_steps": "DDIM denoising steps (paper: 25)",
+    "num_frames": "frames of the video, 1..32 (the motion module's positions)",
+    "num_inference_steps": "DDIM denoising steps, 1..1000 (paper: 25)",
     "guidance_scale": "classifier-free guidance scale; 1 turns CFG off",
-    "height": "canvas height in pixels, a multiple of 8; none: the model's native size",
-    "width": "canvas width in pixels, a multiple of 8; none: the model's native size",
+    "height": "canvas height in pixels, a multiple of 8 up to 2048; none: the model's native size",
+    "width": "canvas width in pixels, a multiple of 8 up to 2048; none: the model's native size",
     "resize_policy": "how a condition image reaches the canvas size",
     "inversion_timestep": "DDIM inversion runs up to this timestep (paper: 201)",
     "inversion_schedule": "reference: every timestep up to inversion_timestep; fast: fast_inversion_steps steps",
-    "fast_inversion_steps": "inversion steps of the fast schedule",
+    "fast_inversion_steps": "inversion steps of the fast schedule, 1..1000",
     "vae_sample": "sample the VAE posterior as the reference does (unseeded) instead of its mean",
     "injection": "inject the condition's features (false: no inversion, no injection, no shared K/V)",
     "load_feature_step": "last denoising step (0-based) that injects the inverted features",

@@ -117,7 +117,8 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     latent_hw = check_inputs(pipe, config, image_hw)
     if memory_check:
         check_memory(estimate_generation(pipe.unet.config, config, image_hw, element_size=pipe.unet.dtype.itemsize,
-                                         trajectory=trajectory is not None, vae_config=pipe.vae.config),
+                                         trajectory=trajectory is not None, vae_config=pipe.vae.config,
+                                         runtime=runtime),
                      pipe.unet.device)
     condition = _canvas_condition(condition, config, image_hw)
     record = InspectionRecord()

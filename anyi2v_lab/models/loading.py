@@ -334,7 +334,7 @@ def load_pipeline(base: str | os.PathLike | None = None, *, checkpoint: str | os
         adapter = adapter_src
     else:
         adapter = load_motion_adapter(adapter_src, norm_num_groups=unet_cfg.get("norm_num_groups", 32), dtype=dtype,
-                                      sd=adapter_sd)
+                                      allow_pickle=allow_pickle, sd=adapter_sd)
     with init_empty_weights():
         unet = UNetMotionModel.from_unet2d(parts["unet"], adapter, load_weights=False)
     # clone a caller's adapter: merging a motion LoRA must not change it
