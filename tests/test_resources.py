@@ -15,12 +15,12 @@ GIB = 2**30
 def test_8192_px_at_16_frames_is_refused_and_the_demos_size_is_accepted(monkeypatch):
     huge = estimate_generation(SD15_UNET, AnyI2VConfig(), (8192, 8192), element_size=2)
     assert huge.total > 1000 * GIB  # an H100 has 80 GB
-    monkeypatch.setattr(resources, "available_memory", lambda device: (80 * GIB, "free memory of cuda:0"))
+    monkeypatch.setattr(resources, "available_memory", lambda device: (80 * GIB, "free GPU memory"))
     with pytest.raises(MemoryLimitError) as e:
         check_memory(huge, "cuda:0")
     message = str(e.value)
     assert message.startswith("height=8192, width=8192, num_frames=16 need an estimated ~")
-    assert "but only 80.0 GiB of free memory of cuda:0 is free on cuda:0" in message
+    assert "but cuda:0 has 80.0 GiB of free GPU memory: " in message
     assert "lower height, width or num_frames" in message
     assert "--no-memory-check (Python: generate(..., memory_check=False))" in message
     monkeypatch.undo()
@@ -65,7 +65,7 @@ def test_the_estimate_grows_with_pixels_and_frames_and_drops_parts_that_do_not_r
 
 def test_free_memory_of_the_cpu_with_and_without_psutil(monkeypatch):
     free, what = available_memory("cpu")
-    assert free > 0 and what == "RAM available"
+    assert free > 0 and what == "available RAM"
     monkeypatch.setitem(sys.modules, "psutil", None)  # not installed: /proc/meminfo
     again = available_memory("cpu")
     assert again is not None and 0.5 * free < again[0] < 2 * free

@@ -183,12 +183,12 @@ def test_limits_and_seeds_are_refused_before_loading(extra, message, inputs, tmp
 def test_a_size_that_cannot_fit_is_refused_before_loading_unless_told(inputs, tmp_path, capsys, monkeypatch,
                                                                       no_model):
     import anyi2v_lab.resources
-    monkeypatch.setattr(anyi2v_lab.resources, "available_memory", lambda device: (2**30, "RAM available"))
+    monkeypatch.setattr(anyi2v_lab.resources, "available_memory", lambda device: (2**30, "available RAM"))
     argv = ["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x", "--out",
             str(tmp_path / "o"), "--set", "height=2048", "--set", "width=2048", "--set", "num_frames=32"]
     err = _refused(argv, capsys)
     assert "height=2048, width=2048, num_frames=32 need an estimated ~" in err and "GiB" in err
-    assert "but only 1.0 GiB of RAM available is free on cpu" in err and "--no-memory-check" in err
+    assert "but cpu has 1.0 GiB of available RAM: " in err and "--no-memory-check" in err
     assert not (tmp_path / "o").exists()
 
     class Loaded(Exception):

@@ -185,8 +185,8 @@ def test_a_large_capture_without_max_bytes_warns_once_and_one_that_cannot_fit_is
             session.forward(sample, t, encoder_hidden_states=ehs)
             session.forward(sample, t, encoder_hidden_states=ehs)
     assert len([w for w in warned if w.category is CaptureSizeWarning]) == 1 and len(session.cache) == len(names)
-    monkeypatch.setattr(capture_size, "available_memory", lambda device: (2000, "RAM available"))
-    with pytest.raises(HookError, match="over the 0.0 MiB of RAM available on cpu; pass max_bytes=") as e:
+    monkeypatch.setattr(capture_size, "available_memory", lambda device: (2000, "available RAM"))
+    with pytest.raises(HookError, match="over the 0.0 MiB of available RAM on cpu; pass max_bytes=") as e:
         run_with_cache(tiny_unet, sample, t, encoder_hidden_states=ehs, names=names)
     assert "in its next UNet call" in str(e.value)
     _, cache = run_with_cache(tiny_unet, sample, t, encoder_hidden_states=ehs, names=names, max_bytes=10**9)

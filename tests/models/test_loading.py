@@ -245,7 +245,8 @@ def test_a_pickled_bin_in_a_model_folder_needs_allow_pickle(tiny, tmp_path, monk
     import shutil
 
     from safetensors.torch import load_file
-    base, adapter = shutil.copytree(tiny["base0"], tmp_path / "base"), shutil.copytree(tiny["adapter0"], tmp_path / "ad")
+    base = shutil.copytree(tiny["base0"], tmp_path / "base")
+    adapter = shutil.copytree(tiny["adapter0"], tmp_path / "adapter")
     folder = base / "unet" if part == "unet" else adapter
     weights = folder / "diffusion_pytorch_model.safetensors"
     torch.save(load_file(weights), folder / "diffusion_pytorch_model.bin")
