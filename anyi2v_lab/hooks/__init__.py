@@ -11,11 +11,12 @@ from .capture_size import capture_bytes, estimate_capture_bytes
 from .motion import bypass_motion
 from .points import HookPoint, hook_points, list_hook_points, up_resnets, up_self_attention
 from .run import run_with_cache, run_with_hooks
-from .session import HookError, HookPointNotFired, HookSession, StopForward, hooked, merge_edits
+from .session import (CaptureSizeWarning, HookError, HookPointNotFired, HookSession, StopForward, hooked,
+                      merge_edits)
 
 __all__ = [
     "ActivationCache", "Capture", "Entry", "CallInfo", "HookContext", "capture_bytes",
     "estimate_capture_bytes", "bypass_motion", "HookPoint", "hook_points", "list_hook_points",
-    "up_resnets", "up_self_attention", "run_with_cache", "run_with_hooks", "HookError",
+    "up_resnets", "up_self_attention", "run_with_cache", "run_with_hooks", "CaptureSizeWarning", "HookError",
     "HookPointNotFired", "HookSession", "StopForward", "hooked", "merge_edits",
 ]

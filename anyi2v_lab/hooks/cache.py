@@ -38,7 +38,7 @@ class Capture:
     ``max_bytes`` refuses a capture whose estimate per UNet call exceeds it, before anything runs.
     Without it, a capture about to hold more than 2 GiB warns (``CaptureSizeWarning``, once a session)
     and a UNet call whose share would not fit the free memory of the storing device is refused before it
-    runs (:func:`~anyi2v_lab.hooks.capture_size.check_capture_budget`).
+    runs (:func:`~anyi2v_lab.hooks.session.check_capture_budget`).
     """
 
     names: tuple[str, ...]

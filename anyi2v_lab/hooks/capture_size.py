@@ -6,7 +6,6 @@ and CFG holds ``32 * 8 * 4096**2`` values, 17 GB in fp32.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Iterable
 
 import torch
@@ -14,16 +13,6 @@ import torch.nn as nn
 
 from .cache import Capture
 from .points import HookPoint, hook_points, resolve
-from ..resources import available_memory, gib
-from .session import HookError
-
-# A capture without max_bytes that will hold more than this is warned about, once a session, and from then
-# on each of its UNet calls is checked against the free memory of the device it stores on.
-WARN_BYTES = 2 * 2**30
-
-
-class CaptureSizeWarning(UserWarning):
-    """A capture without ``max_bytes`` is about to hold more than :data:`WARN_BYTES`."""
 
 
 def capture_bytes(points: Iterable[HookPoint], capture: Capture, *, batch: int, num_frames: int,
@@ -58,29 +47,3 @@ def estimate_capture_bytes(unet: nn.Module, capture: Capture | Iterable[str], *,
                                               latent_hw=latent, default_dtype=dtype)
                 for p in resolve(registry, capture.names)}
     return {"total": sum(per_name.values()), "per_name": per_name}
-
-
-def check_capture_budget(capture: Capture, per_call: int, held: int, device, *, stores: bool, warn: bool) -> bool:
-    """Before a UNet call that adds ~``per_call`` bytes to a cache holding ``held``: refuse (``HookError``)
-    what exceeds ``capture.max_bytes``, or, without ``max_bytes`` and past :data:`WARN_BYTES`, the free
-    memory of ``device``; warn (:class:`CaptureSizeWarning`, when ``warn``) the first time a capture without
-    ``max_bytes`` passes :data:`WARN_BYTES`. ``stores``: whether the capture keeps this call. Returns whether
-    it warned."""
-    fix = "pass max_bytes= to bound it, or capture less: a narrower pattern, frames=, branch= or a smaller dtype="
-    if capture.max_bytes is not None:
-        if per_call > capture.max_bytes:
-            raise HookError(f"this capture would store ~{gib(per_call)} for one UNet call, over "
-                            f"max_bytes={capture.max_bytes}; restrict names, frames or branch, "
-                            f"or store in a smaller dtype")
-        return False
-    total = held + per_call
-    if not stores or total <= WARN_BYTES:
-        return False
-    room = available_memory(device)
-    if room is not None and per_call > room[0]:
-        raise HookError(f"this capture would store ~{gib(per_call)} in its next UNet call ({gib(total)} in all), "
-                        f"over the {gib(room[0])} of {room[1]} on {device}; {fix}")
-    if warn:
-        warnings.warn(f"this capture will hold ~{gib(total)} ({gib(per_call)} a UNet call) and has no max_bytes; "
-                      f"{fix}", CaptureSizeWarning, stacklevel=2)
-    return warn
