@@ -411,6 +411,8 @@ def cmd_generate(args) -> int:
         negative = args.negative_prompt if args.negative_prompt is not None else example.negative_prompt if example else ""
         seed = args.seed if args.seed is not None else example.seed if example else 0
         spec = model_spec(args)
+    from .method.config import check_seed
+    check_seed(seed, f"--from-run {args.from_run!r}: seed" if args.from_run else "--seed")
     check_model_paths(spec)
     _check_conditions(args.condition, args.mask)
     timing = args.trajectory_timing
@@ -423,6 +425,8 @@ def cmd_generate(args) -> int:
     if not args.from_run:
         cfg = _config(args) if example is None else _example_config(example, args.set)
     trajectory = _check_trajectory(trajectory, cfg, args.condition, _reference_source(args, example))
+    from .resources import check_spec_fits  # Runtime()'s estimate is the eager calls' (runtime=None)
+    check_spec_fits(spec, cfg, trajectory=trajectory is not None, memory_check=not args.no_memory_check)
 
     with claim_output_folder(args.out, args.overwrite) as out:  # a second process on --out is refused from here
         from .accel import Runtime
@@ -436,7 +440,8 @@ def cmd_generate(args) -> int:
         h, w = model_size(pipe, cfg)
         condition = condition_from_files(args.condition, args.mask, size=(w, h), policy=cfg.resize_policy)
         result = generate(pipe, condition, prompt, trajectory, cfg, negative_prompt=negative, seed=seed,
-                          keep_masks=trajectory is not None, runtime=Runtime())
+                          keep_masks=trajectory is not None, runtime=Runtime(),
+                          memory_check=not args.no_memory_check)
         extra = {} if example is None else {"example.yaml": lambda p: p.write_bytes(example.file.read_bytes())}
         write_run(result, out, model=spec, extra_files=extra)
     print(f"wrote {out}/video.mp4, video.gif, overlay.mp4, frames/, run.json" + (", example.yaml" if extra else ""))
@@ -628,6 +633,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-run", help="redo the run saved in this run.json (model, config, inputs, seed)")
     p.add_argument("--out", required=True, help="output folder (written atomically; a symbolic link is followed)")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    p.add_argument("--no-memory-check", action="store_true", help="run even where the memory estimate exceeds "
+                   "the device's free memory (anyi2v_lab.resources gives the formula)")
     _config_args(p)
     _model_args(p)
     p.set_defaults(func=cmd_generate)

@@ -36,6 +36,9 @@ class Capture:
     ``(b, f, ...)`` (see :meth:`HookContext.frames`), moved to ``device`` and cast to ``dtype`` when
     given. ``detach=False`` keeps the autograd graph (the method's optimisation passes need it).
     ``max_bytes`` refuses a capture whose estimate per UNet call exceeds it, before anything runs.
+    Without it, a capture about to hold more than 2 GiB warns (``CaptureSizeWarning``, once a session)
+    and a UNet call whose share would not fit the free memory of the storing device is refused before it
+    runs (:func:`~anyi2v_lab.hooks.session.check_capture_budget`).
     """
 
     names: tuple[str, ...]

@@ -13,6 +13,7 @@ Safety nets, because a silent no-op is the classic failure of hook-based diffusi
 """
 from __future__ import annotations
 
+import warnings
 from contextlib import ExitStack, contextmanager
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -20,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from ..layout import infer_branches
+from ..resources import available_memory, gib
 from .attention import HookedAttnProcessor
 from .cache import ActivationCache, Capture, Entry
 from .context import CallInfo, HookContext
@@ -27,10 +29,17 @@ from .points import HookPoint, hook_points, resolve
 
 EditFn = Callable[[torch.Tensor, HookContext], "torch.Tensor | None"]
 _OWNER = "_anyi2v_hook_owner"
+# A capture without max_bytes that will hold more than this is warned about, once a session, and from then
+# on each of its UNet calls is checked against the free memory of the device it stores on.
+WARN_BYTES = 2 * 2**30
 
 
 class HookError(RuntimeError):
     """A hook could not be installed as asked."""
+
+
+class CaptureSizeWarning(UserWarning):
+    """A capture without ``max_bytes`` is about to hold more than :data:`WARN_BYTES`."""
 
 
 class HookPointNotFired(HookError):
@@ -89,6 +98,7 @@ class HookSession:
         self._stack: ExitStack | None = None
         self.calls = 0
         self.stopped = 0
+        self._size_warned = False
         self._validate()
 
     # ------------------------------------------------------------------ set-up
@@ -211,7 +221,7 @@ class HookSession:
                             f"but the UNet got a batch of {sample.shape[0]}")
         self._call = CallInfo(num_frames=num_frames, **info)
         self._fired = set()
-        if self.capture is not None and self.capture.max_bytes is not None:
+        if self.capture is not None:
             self._check_budget(sample)
         return None
 
@@ -221,10 +231,10 @@ class HookSession:
         est = capture_bytes([self._registry[n] for n in self.captured], self.capture,
                             batch=sample.shape[0], num_frames=self._call.num_frames,
                             latent_hw=tuple(sample.shape[-2:]), default_dtype=sample.dtype)
-        if est > self.capture.max_bytes:
-            raise HookError(f"this capture would store ~{_size(est)} for one UNet call, over "
-                            f"max_bytes={self.capture.max_bytes}; restrict names, frames or branch, "
-                            f"or store in a smaller dtype")
+        stores = self.capture.wants(self._call)
+        self._size_warned |= check_capture_budget(
+            self.capture, est, self.cache.nbytes if stores else 0, self.capture.device or sample.device,
+            stores=stores, warn=not self._size_warned)
 
     def _post_unet(self, module, args, out):
         if "output" in self.edits or "output" in self.captured:
@@ -295,10 +305,6 @@ def _diffusers_version() -> str:
     return version("diffusers")
 
 
-def _size(nbytes: int) -> str:
-    return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.2f} MiB"
-
-
 def _fmt(values) -> str:
     return "all" if values is None else str(sorted(values))
 
@@ -324,3 +330,29 @@ def hooked(unet: nn.Module, edits: Mapping[str, EditFn | Sequence[EditFn]] | Non
     if capture is not None and not isinstance(capture, Capture):
         capture = Capture(tuple(capture))
     return HookSession(unet, edits, capture, stop_after, step_of, phase)
+
+
+def check_capture_budget(capture: Capture, per_call: int, held: int, device, *, stores: bool, warn: bool) -> bool:
+    """Before a UNet call that adds ~``per_call`` bytes to a cache holding ``held``: refuse (``HookError``)
+    what exceeds ``capture.max_bytes``, or, without ``max_bytes`` and past :data:`WARN_BYTES`, the free
+    memory of ``device``; warn (:class:`CaptureSizeWarning`, when ``warn``) the first time a capture without
+    ``max_bytes`` passes :data:`WARN_BYTES`. ``stores``: whether the capture keeps this call. Returns whether
+    it warned."""
+    fix = "pass max_bytes= to bound it, or capture less: a narrower pattern, frames=, branch= or a smaller dtype="
+    if capture.max_bytes is not None:
+        if per_call > capture.max_bytes:
+            raise HookError(f"this capture would store ~{gib(per_call)} for one UNet call, over "
+                            f"max_bytes={capture.max_bytes}; restrict names, frames or branch, "
+                            f"or store in a smaller dtype")
+        return False
+    total = held + per_call
+    if not stores or total <= WARN_BYTES:
+        return False
+    room = available_memory(device)
+    if room is not None and per_call > room[0]:
+        raise HookError(f"this capture would store ~{gib(per_call)} in its next UNet call ({gib(total)} in all), "
+                        f"over the {gib(room[0])} of {room[1]} on {device}; {fix}")
+    if warn:
+        warnings.warn(f"this capture will hold ~{gib(total)} ({gib(per_call)} a UNet call) and has no max_bytes; "
+                      f"{fix}", CaptureSizeWarning, stacklevel=2)
+    return warn

@@ -42,6 +42,22 @@ class ConfigError(ValueError):
     """An impossible or unknown configuration value."""
 
 
+# Upper bounds a config can be checked against before any model loads. A loaded model may allow fewer
+# frames (its motion module's ``motion_max_seq_length``); generation checks that bound too.
+MAX_FRAMES = 32
+MAX_STEPS = 1000
+MAX_SIDE = 2048
+LIMITS = {
+    "num_frames": (MAX_FRAMES, f"an AnimateDiff motion module embeds at most {MAX_FRAMES} frame positions "
+                               f"(v2/v3; paper: 16)"),
+    "num_inference_steps": (MAX_STEPS, f"DDIM takes at most one step per training timestep of the scheduler "
+                                       f"({MAX_STEPS}; paper: 25)"),
+    "fast_inversion_steps": (MAX_STEPS, f"inversion takes at most one step per training timestep of the "
+                                        f"scheduler ({MAX_STEPS})"),
+}
+SEED_RANGE = (0, 2**64 - 1)  # what torch.Generator.manual_seed takes without wrapping negative seeds
+
+
 @dataclass(frozen=True)
 class AnyI2VConfig:
     """AnyI2V settings. Defaults reproduce the paper and its reference code.
@@ -106,10 +122,12 @@ class AnyI2VConfig:
     def __post_init__(self):
         for f in fields(self):  # types first: the range checks below compare numbers
             object.__setattr__(self, f.name, convert(f.name, getattr(self, f.name), parsing=False))
-        positive = ("num_frames", "num_inference_steps", "opt_iters", "compress_factor", "fast_inversion_steps")
-        for name in positive:
+        for name in ("opt_iters", "compress_factor"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be a positive integer")
+        for name, (top, why) in LIMITS.items():
+            if not 1 <= getattr(self, name) <= top:
+                raise ConfigError(f"{name}={getattr(self, name)!r} must lie in 1..{top}: {why}")
         last = self.num_inference_steps - 1
         # a window only counts while its mechanism is on, but a negative one never means "off": the switch does
         for name, what, switch in (("load_feature_step", "feature injection", "injection"),
@@ -128,8 +146,10 @@ class AnyI2VConfig:
             raise ConfigError(f"pca_dim={self.pca_dim} must be >= 1, or None to align raw features")
         for name in ("height", "width"):
             v = getattr(self, name)
-            if v is not None and (v <= 0 or v % 8):
-                raise ConfigError(f"{name}={v} must be a positive multiple of 8 (the VAE downsamples by 8)")
+            if v is not None and (v <= 0 or v % 8 or v > MAX_SIDE):
+                raise ConfigError(f"{name}={v} must be a multiple of 8 (the VAE downsamples by 8) in 8..{MAX_SIDE} "
+                                  f"(4x SD1.5's native 512); sizes that do not fit this device's memory are "
+                                  f"refused when the run starts")
         if self.guidance_scale < 1:
             raise ConfigError(f"guidance_scale={self.guidance_scale} must be >= 1 (1 turns CFG off)")
         for name in ("lr", "adain_eps"):
@@ -215,15 +235,15 @@ class AnyI2VConfig:
 
 
 HELP = {
-    "num_frames": "frames of the video",
-    "num_inference_steps": "DDIM denoising steps (paper: 25)",
+    "num_frames": "frames of the video, 1..32 (the motion module's positions)",
+    "num_inference_steps": "DDIM denoising steps, 1..1000 (paper: 25)",
     "guidance_scale": "classifier-free guidance scale; 1 turns CFG off",
-    "height": "canvas height in pixels, a multiple of 8; none: the model's native size",
-    "width": "canvas width in pixels, a multiple of 8; none: the model's native size",
+    "height": "canvas height in pixels, a multiple of 8 up to 2048; none: the model's native size",
+    "width": "canvas width in pixels, a multiple of 8 up to 2048; none: the model's native size",
     "resize_policy": "how a condition image reaches the canvas size",
     "inversion_timestep": "DDIM inversion runs up to this timestep (paper: 201)",
     "inversion_schedule": "reference: every timestep up to inversion_timestep; fast: fast_inversion_steps steps",
-    "fast_inversion_steps": "inversion steps of the fast schedule",
+    "fast_inversion_steps": "inversion steps of the fast schedule, 1..1000",
     "vae_sample": "sample the VAE posterior as the reference does (unseeded) instead of its mean",
     "injection": "inject the condition's features (false: no inversion, no injection, no shared K/V)",
     "load_feature_step": "last denoising step (0-based) that injects the inverted features",
@@ -352,6 +372,24 @@ def _convert(base, value, text: str | None, parsing: bool):
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
         return _BAD
     return tuple(v.strip() for v in value)
+
+
+def check_num_frames(num_frames: int, limit: int | None, model: str) -> None:
+    """``num_frames`` within a model's own bound (its motion module's ``motion_max_seq_length``, which
+    may be below :data:`MAX_FRAMES`), else a :class:`ConfigError` naming ``model``."""
+    if limit is not None and num_frames > limit:
+        raise ConfigError(f"num_frames={num_frames} must lie in 1..{limit}: {model} embeds at most {limit} "
+                          f"frame positions (motion_max_seq_length)")
+
+
+def check_seed(seed, what: str = "seed") -> int:
+    """``seed`` as an int in ``SEED_RANGE``, the seeds torch's generator takes; else a :class:`ConfigError`
+    naming ``what`` (``--seed`` on the command line), the value and the range."""
+    low, high = SEED_RANGE
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not low <= seed <= high:
+        raise ConfigError(f"{what}={seed!r} must be an integer in {low}..{high} (2**64 - 1), the seeds torch's "
+                          f"random generator takes")
+    return int(seed)
 
 
 def config_keys() -> list[tuple[str, str, Any, str]]:

@@ -25,10 +25,11 @@ from ..conditions import Condition, load_condition
 from ..hooks import ActivationCache, CallInfo, Capture, hooked, merge_edits
 from ..hooks.cache import names_of
 from ..layout import per_frame
+from ..resources import check_memory, estimate_generation
 from ..trajectory import Trajectory
 from .alignment import Alignment, build_alignment, layer_shapes, to_model_space
 from .calls import EagerCalls
-from .config import AnyI2VConfig, ConfigError
+from .config import AnyI2VConfig, ConfigError, check_num_frames, check_seed
 from .feature_bank import FeatureBank
 from .finite import FiniteTrail, check_finite, check_weights, pipeline_parts
 from .injection import injection_active, injection_edits
@@ -73,6 +74,7 @@ def check_inputs(pipe, config: AnyI2VConfig, image_hw: tuple[int, int]) -> tuple
         raise ConfigError(f"image size {W}x{H} must be a multiple of {down} for this model "
                           f"(VAE x{pipe.vae_scale_factor}, {len(pipe.unet.down_blocks)} UNet levels)")
     latent_hw = (H // pipe.vae_scale_factor, W // pipe.vae_scale_factor)
+    check_num_frames(config.num_frames, pipe.unet.config.get("motion_max_seq_length"), "this model's motion module")
     if config.inverts and config.inject_residual and config.adain_patch is not None:
         for layer, (h, w) in zip(config.res_layers, layer_shapes(pipe.unet, config.res_layers, latent_hw)):
             if h % config.adain_patch or w % config.adain_patch:
@@ -92,7 +94,7 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
              keep_latents: bool = False, keep_x0: bool = False,
              capture: Capture | None = None, edits: dict | None = None,
              features: FeatureBank | None = None, inject: bool = True,
-             runtime=None) -> GenerationResult:
+             runtime=None, memory_check: bool = True) -> GenerationResult:
     """Generate a video from a condition image (path, PIL image, array or :class:`Condition`), a
     prompt and optional trajectories.
 
@@ -112,11 +114,18 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     A NaN or an infinity in the weights, the inverted features, an optimisation loss, the latents or the
     decoded frames raises :class:`~anyi2v_lab.method.finite.NonFiniteError` at the end of that phase,
     naming where it first appeared. A trajectory with nothing to align (one frame, or every box off the
-    image after frame 0) warns and runs with injection only.
+    image after frame 0) warns and runs with injection only. ``memory_check=False`` runs even where
+    the estimate of :mod:`anyi2v_lab.resources` exceeds the device's free memory (else a ``MemoryLimitError``).
     """
+    check_seed(seed)
     calls = EagerCalls(pipe) if runtime is None else runtime.bind(pipe)
     image_hw = model_size(pipe, config)
     latent_hw = check_inputs(pipe, config, image_hw)
+    if memory_check:
+        check_memory(estimate_generation(pipe.unet.config, config, image_hw, element_size=pipe.unet.dtype.itemsize,
+                                         trajectory=trajectory is not None, vae_config=pipe.vae.config,
+                                         runtime=runtime),
+                     pipe.unet.device)
     condition = _canvas_condition(condition, config, image_hw)
     record = InspectionRecord()
     on_step = x0_recorder(record, _frames_decoder(pipe, calls), pipe.scheduler.alphas_cumprod) if keep_x0 else None

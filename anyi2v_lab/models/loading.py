@@ -169,10 +169,22 @@ def _check_base(base: Path) -> dict:
     return unet_cfg
 
 
-def _check_weights(base: Path, parts) -> None:
+def _check_weights(base: Path, parts, allow_pickle: bool) -> None:
     for part in parts:
         if not any((base / part).glob("*.safetensors")) and not any((base / part).glob("*.bin")):
             raise ModelLoadError(f"base={str(base)!r}: {part}/ has no weights file (.safetensors or .bin)")
+        _refuse_pickled(base / part, "base", allow_pickle)
+
+
+def _refuse_pickled(folder: Path, role: str, allow_pickle: bool) -> None:
+    """A folder whose weights are only pickles (``.bin``; diffusers and transformers prefer a
+    ``.safetensors`` beside one) is refused before anything is read, unless ``allow_pickle``."""
+    pickled = sorted(folder.glob("*.bin"))
+    if allow_pickle or not pickled or any(folder.glob("*.safetensors")):
+        return
+    raise ModelLoadError(f"{role}: {str(pickled[0])!r} is a pickled weights file and {str(folder)!r} has no "
+                         f".safetensors; reading a pickle can run code stored in it. Convert it once to "
+                         f".safetensors, or, only if you trust its source, pass allow_pickle=True (--allow-pickle)")
 
 
 def _check_adapter_folder(path: Path) -> dict:
@@ -196,6 +208,7 @@ def load_motion_adapter(source, *, num_attention_heads: int | None = None, norm_
         path = _resolve(source, "motion_adapter", _ADAPTER_FILES)
         if path.is_dir():
             _check_adapter_folder(path)
+            _refuse_pickled(path, "motion_adapter", allow_pickle)
             return MotionAdapter.from_pretrained(path, torch_dtype=dtype).eval()
         sd = read_single(path, "motion_adapter", "motion", allow_pickle)
     weights, config = motion_state_dict(sd)
@@ -306,9 +319,10 @@ def load_pipeline(base: str | os.PathLike | None = None, *, checkpoint: str | os
         _fit(dict(adapter_src.config), unet_cfg, "MotionAdapter instance")
     elif adapter_src.is_dir():
         _fit(_check_adapter_folder(adapter_src), unet_cfg, str(adapter_src))
+        _refuse_pickled(adapter_src, "motion_adapter", allow_pickle)
     ckpt = None if ckpt_path is None else read_single(ckpt_path, "checkpoint", "ldm", allow_pickle)
     replaced = ldm_parts(ckpt) if ckpt is not None else ()
-    _check_weights(base_path, [p for p in ("unet", "vae", "text_encoder") if p not in replaced])
+    _check_weights(base_path, [p for p in ("unet", "vae", "text_encoder") if p not in replaced], allow_pickle)
     adapter_sd = None
     if not isinstance(adapter_src, MotionAdapter) and adapter_src.is_file():
         adapter_sd = read_single(adapter_src, "motion_adapter", "motion", allow_pickle)
@@ -322,7 +336,7 @@ def load_pipeline(base: str | os.PathLike | None = None, *, checkpoint: str | os
         adapter = adapter_src
     else:
         adapter = load_motion_adapter(adapter_src, norm_num_groups=unet_cfg.get("norm_num_groups", 32), dtype=dtype,
-                                      sd=adapter_sd)
+                                      allow_pickle=allow_pickle, sd=adapter_sd)
     with init_empty_weights():
         unet = UNetMotionModel.from_unet2d(parts["unet"], adapter, load_weights=False)
     # clone a caller's adapter: merging a motion LoRA must not change it

@@ -165,6 +165,60 @@ def test_bad_files_are_refused_before_loading(inputs, tmp_path, capsys, no_model
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("extra,message", [
+    (["--set", "num_inference_steps=100000"], "num_inference_steps=100000 must lie in 1..1000: DDIM takes at most"),
+    (["--set", "num_frames=100000"], "num_frames=100000 must lie in 1..32: an AnimateDiff motion module embeds"),
+    (["--set", "height=8192", "--set", "width=8192"], "height=8192 must be a multiple of 8 (the VAE downsamples by "
+                                                      "8) in 8..2048"),
+    (["--seed", str(2**64)], "--seed=18446744073709551616 must be an integer in 0..18446744073709551615 (2**64 - 1)"),
+    (["--seed", "-1"], "--seed=-1 must be an integer in 0..18446744073709551615"),
+])
+def test_limits_and_seeds_are_refused_before_loading(extra, message, inputs, tmp_path, capsys, no_model):
+    err = _refused(["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x",
+                    "--out", str(tmp_path / "o"), *extra], capsys)
+    assert message in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_size_that_cannot_fit_is_refused_before_loading_unless_told(inputs, tmp_path, capsys, monkeypatch,
+                                                                      no_model):
+    import anyi2v_lab.resources
+    monkeypatch.setattr(anyi2v_lab.resources, "available_memory", lambda device: (2**30, "available RAM"))
+    argv = ["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x", "--out",
+            str(tmp_path / "o"), "--set", "height=2048", "--set", "width=2048", "--set", "num_frames=32"]
+    err = _refused(argv, capsys)
+    assert "height=2048, width=2048, num_frames=32 need an estimated ~" in err and "GiB" in err
+    assert "but cpu has 1.0 GiB of available RAM: " in err and "--no-memory-check" in err
+    assert not (tmp_path / "o").exists()
+
+    class Loaded(Exception):
+        pass
+
+    def load(spec):
+        raise Loaded
+    monkeypatch.setattr(cli, "load_model", load)
+    with pytest.raises(Loaded):  # past every check, to the model
+        main([*argv, "--no-memory-check", "--debug"])
+
+
+def test_a_pickled_model_folder_is_refused_before_any_weight_is_read(tmp_path, inputs, capsys, monkeypatch):
+    import torch
+    from safetensors.torch import load_file
+
+    from anyi2v_lab.models import loading
+    from helpers.tiny_files import save_tiny
+    base, adapter, _ = save_tiny(tmp_path)
+    unet = base / "unet" / "diffusion_pytorch_model.safetensors"
+    torch.save(load_file(unet), unet.with_suffix(".bin"))
+    unet.unlink()
+    capsys.readouterr()  # the writers' progress bars
+    monkeypatch.setattr(loading, "_load_part", lambda *a, **k: pytest.fail("a weight was read"))
+    err = _refused(["generate", "--model", str(base), "--motion-adapter", str(adapter), "--condition",
+                    str(inputs / "sketch.png"), "--prompt", "x", "--out", str(tmp_path / "o")], capsys)
+    assert f"'{unet.with_suffix('.bin')}' is a pickled weights file" in err and "(--allow-pickle)" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_existing_outputs_are_refused_before_any_work(inputs, tmp_path, capsys, no_model):
     taken = tmp_path / "taken"
     taken.mkdir()
@@ -413,7 +467,8 @@ def test_trajectory_timing_resample_and_example_lora_strength(inputs, reference_
     (tmp_path / "style.safetensors").write_bytes(b"")
     for lora, scale in ((str(tmp_path / "style.safetensors"), 0.8), (str(tmp_path / "style.safetensors") + ":0.5", 0.5)):
         rc = main(["generate", "--example", "horse-canny", "--reference-checkout", str(reference_checkout), "--model",
-                   str(tmp_path / "sd15"), "--lora", lora, "--out", str(tmp_path / "o")])
+                   str(tmp_path / "sd15"), "--lora", lora, "--out", str(tmp_path / "o"),
+                   "--no-memory-check"])  # SD1.5 at 512 px and 16 frames needs ~31 GiB on CPU
         assert rc == 1 and seen["spec"]["loras"] == [[str(tmp_path / "style.safetensors"), scale]]
     monkeypatch.setattr(cli, "load_model", lambda spec: None)
     monkeypatch.setattr(sys.modules["anyi2v_lab.method.generate"], "model_size", lambda pipe, cfg: (64, 64))

@@ -166,6 +166,33 @@ def test_max_bytes_refuses_before_running(tiny_unet, unet_inputs):
         run_with_cache(tiny_unet, sample, t, encoder_hidden_states=ehs, names=[Q + ".probs"], max_bytes=1000)
 
 
+def test_a_large_capture_without_max_bytes_warns_once_and_one_that_cannot_fit_is_refused(
+        tiny_unet, unet_inputs, sd15_unet, monkeypatch):
+    """Every attention map of SD1.5 at 512 px, 16 frames and CFG is tens of GiB: past WARN_BYTES a capture
+    without max_bytes warns, and a call whose share exceeds the free memory is refused before it runs. The
+    tiny UNet stands in with the threshold and the free memory lowered."""
+    from anyi2v_lab.hooks import CaptureSizeWarning, session as sessions
+    from anyi2v_lab.hooks.session import WARN_BYTES
+
+    every_map = [p.name for p in hook_points(sd15_unet) if p.name.endswith("attn1.probs")]
+    assert estimate_capture_bytes(sd15_unet, every_map, dtype=torch.float32)["total"] > 10 * WARN_BYTES
+    sample, t, ehs = unet_inputs
+    names = [p.name for p in hook_points(tiny_unet) if p.name.endswith("attn1.probs")]
+    monkeypatch.setattr(sessions, "WARN_BYTES", 1000)
+    with pytest.warns(CaptureSizeWarning, match="has no max_bytes; pass max_bytes= to bound it, or capture less: "
+                                                "a narrower pattern") as warned:
+        with hooked(tiny_unet, capture=Capture(tuple(names))) as session:
+            session.forward(sample, t, encoder_hidden_states=ehs)
+            session.forward(sample, t, encoder_hidden_states=ehs)
+    assert len([w for w in warned if w.category is CaptureSizeWarning]) == 1 and len(session.cache) == len(names)
+    monkeypatch.setattr(sessions, "available_memory", lambda device: (2000, "available RAM"))
+    with pytest.raises(HookError, match="over the 0.0 MiB of available RAM on cpu; pass max_bytes=") as e:
+        run_with_cache(tiny_unet, sample, t, encoder_hidden_states=ehs, names=names)
+    assert "in its next UNet call" in str(e.value)
+    _, cache = run_with_cache(tiny_unet, sample, t, encoder_hidden_states=ehs, names=names, max_bytes=10**9)
+    assert len(cache) == len(names)  # a bound the caller chose is the caller's decision
+
+
 def test_double_hook_is_an_error(tiny_unet):
     with hooked(tiny_unet, edits={Q + ".query": noop}):
         with pytest.raises(HookError, match="already hooked"):

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from anyi2v_lab.method.config import AnyI2VConfig, ConfigError, config_keys
+from anyi2v_lab.method.config import AnyI2VConfig, ConfigError, check_seed, config_keys
 
 
 def test_defaults_are_the_papers():
@@ -193,6 +193,53 @@ def test_every_key_is_described():
 def test_unparseable_override_is_a_config_error():
     with pytest.raises(ConfigError, match=r"override 'opt_layers=\[a': the value '\[a' cannot be parsed"):
         AnyI2VConfig().with_overrides(["opt_layers=[a"])
+
+
+# ---------------------------------------------------------------- limits: stated in the message
+@pytest.mark.parametrize("override,message", [
+    ("num_inference_steps=100000", "num_inference_steps=100000 must lie in 1..1000: DDIM takes at most one step "
+                                   "per training timestep of the scheduler (1000; paper: 25)"),
+    ("num_frames=100000", "num_frames=100000 must lie in 1..32: an AnimateDiff motion module embeds at most 32 "
+                          "frame positions"),
+    ("num_frames=0", "num_frames=0 must lie in 1..32"),
+    ("height=8192", "height=8192 must be a multiple of 8 (the VAE downsamples by 8) in 8..2048"),
+    ("width=8192", "width=8192 must be a multiple of 8 (the VAE downsamples by 8) in 8..2048"),
+    ("fast_inversion_steps=5000", "fast_inversion_steps=5000 must lie in 1..1000"),
+])
+def test_steps_frames_and_sizes_are_bounded_and_the_bound_is_stated(override, message):
+    with pytest.raises(ConfigError) as e:
+        AnyI2VConfig().with_overrides([override])
+    assert message in str(e.value)
+
+
+def test_the_bounds_themselves_are_accepted():
+    c = AnyI2VConfig(num_frames=32, num_inference_steps=1000, fast_inversion_steps=1000, height=2048, width=2048)
+    assert (c.num_frames, c.num_inference_steps, c.height) == (32, 1000, 2048)
+
+
+@pytest.mark.parametrize("seed", [2**64, -1, 10**30, "7", 1.0, True])
+def test_seeds_outside_torchs_range_are_refused_naming_the_range(seed):
+    with pytest.raises(ConfigError) as e:
+        check_seed(seed, "--seed")
+    assert f"--seed={seed!r} must be an integer in 0..18446744073709551615 (2**64 - 1)" in str(e.value)
+    assert check_seed(0) == 0 and check_seed(2**64 - 1) == 2**64 - 1
+
+
+def test_a_model_frame_bound_and_a_bad_seed_are_refused_before_any_work(tiny_pipe, image, monkeypatch):
+    from anyi2v_lab.method import generate
+
+    def boom(*a, **k):
+        raise AssertionError("work started before the inputs were checked")
+    monkeypatch.setattr(tiny_pipe, "encode_prompt", boom)
+    with pytest.raises(ConfigError, match=r"seed=18446744073709551616 must be an integer in 0\.\."):
+        generate(tiny_pipe, image, "x", None, AnyI2VConfig(**SMALL), seed=2**64, progress=False)
+    tiny_pipe.unet.register_to_config(motion_max_seq_length=8)  # an adapter of fewer positions (v1: 24)
+    try:
+        with pytest.raises(ConfigError, match=r"num_frames=16 must lie in 1\.\.8: this model's motion module embeds "
+                                              r"at most 8 frame positions"):
+            generate(tiny_pipe, image, "x", None, AnyI2VConfig(**{**SMALL, "num_frames": 16}), progress=False)
+    finally:
+        tiny_pipe.unet.register_to_config(motion_max_seq_length=32)
 
 
 # ---------------------------------------------------------------- switches: the mechanism is really off

@@ -236,3 +236,29 @@ def test_half_on_cpu_when_asked(tiny):
     pipe = load(tiny["base0"], motion_adapter=tiny["adapter0"], dtype="bf16", allow_half_on_cpu=True)
     assert {p.dtype for p in pipe.unet.parameters()} == {torch.bfloat16}
     assert pipe.text_encoder.dtype == torch.bfloat16 and pipe.vae.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("part", ["unet", "motion_adapter"])
+def test_a_pickled_bin_in_a_model_folder_needs_allow_pickle(tiny, tmp_path, monkeypatch, part):
+    """A folder whose weights are only diffusion_pytorch_model.bin is refused naming the file, before any
+    weight is read; allow_pickle=True loads it."""
+    import shutil
+
+    from safetensors.torch import load_file
+    base = shutil.copytree(tiny["base0"], tmp_path / "base")
+    adapter = shutil.copytree(tiny["adapter0"], tmp_path / "adapter")
+    folder = base / "unet" if part == "unet" else adapter
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    torch.save(load_file(weights), folder / "diffusion_pytorch_model.bin")
+    weights.unlink()
+    read = []
+    monkeypatch.setattr(loading, "_load_part", lambda *a, **k: read.append(a))
+    with pytest.raises(ModelLoadError) as e:
+        load(base, motion_adapter=adapter)
+    message = str(e.value)
+    assert f"'{folder / 'diffusion_pytorch_model.bin'}' is a pickled weights file" in message
+    assert "convert it once to .safetensors" in message.lower() and "allow_pickle=True (--allow-pickle)" in message
+    assert read == []
+    monkeypatch.undo()
+    pipe = load(base, motion_adapter=adapter, allow_pickle=True)
+    assert np.abs(frames(pipe) - tiny["ref"]).max() == 0
