@@ -44,7 +44,7 @@ def export_figures(data, out_dir: str | os.PathLike, *, steps: list[Step] | None
     try:  # refuse a taken folder before drawing anything
         check_output_folder(out_dir, overwrite)
     except FileExistsError as err:
-        if not Path(out_dir).is_dir():
+        if not Path(out_dir).is_dir() or overwrite:  # with overwrite, the folder holds what this tool never replaces
             raise
         raise FileExistsError(f"out_dir={str(out_dir)!r} exists and is not empty; choose another folder or pass "
                               f"overwrite=True") from err

@@ -68,6 +68,7 @@ def test_pickle_only_ckpt_needs_allow_pickle(tiny, tmp_path):
     with pytest.raises(ModelLoadError, match="allow_pickle=True") as e:
         load(tiny["base1"], checkpoint=path, motion_adapter=tiny["adapter0"])
     assert str(path) in str(e.value) and "argparse.Namespace" in str(e.value)
+    assert "--allow-pickle" in str(e.value)  # the advice names the flag for command-line users too
     pipe = load(tiny["base1"], checkpoint=path, motion_adapter=tiny["adapter0"], allow_pickle=True)
     assert np.abs(frames(pipe) - tiny["ref"]).max() == 0
 
