@@ -99,6 +99,7 @@ def fast_alignment_loss(features: GridFeatures, layers: list[slice], boxes: torc
     kept = []
     for o, (track, q) in enumerate(zip(boxes.tolist(), queries)):
         check_start_box(track[0], o, H, W)
+        q = q.to(features.device).float()  # once per object (query_tokens' own cast is then no kernel)
         target0 = features.crop([0], [track[0]])[0].detach()
         m0 = None
         if mask != "none":
