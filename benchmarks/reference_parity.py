@@ -518,7 +518,7 @@ def reference_clip_rules():
 
     from anyi2v_lab.method import alignment, loss
 
-    saved = alignment.query_cells, loss.resize, loss._cut
+    saved = alignment.query_cells, loss.resize, loss.cut
     state = {}
 
     def cells(points, start_box, factor):
@@ -543,10 +543,10 @@ def reference_clip_rules():
             state["stored"] = stored
         return stored
 
-    alignment.query_cells, loss.resize, loss._cut = cells, resize, cut
+    alignment.query_cells, loss.resize, loss.cut = cells, resize, cut
 
     def undo():
-        alignment.query_cells, loss.resize, loss._cut = saved
+        alignment.query_cells, loss.resize, loss.cut = saved
     return undo
 
 

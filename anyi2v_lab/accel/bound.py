@@ -20,10 +20,10 @@ from ..hooks.motion import motion_modules
 from ..method.calls import EagerCalls
 from ..method.config import AnyI2VConfig
 from ..method.grid import layer_fit, layer_fits
-from ..method.optimize import (PassInputs, Passes, eager_fit, eager_loss, frozen, pass_session,
-                               session_forward)
+from ..method.optimize import Passes, PassInputs, eager_fit, frozen, pass_session, session_forward
 from .backends import backend_settings, prepare_layout
 from .checkpointing import checkpointed_blocks
+from .fast_loss import fast_loss
 from .graphs import unet_graph
 from .loss_scaling import loss_scaled
 from .optimisation_graphs import graphed_loss, graphed_pass
@@ -120,9 +120,9 @@ class BoundRuntime(EagerCalls):
                                                    stops_at_last_layer(self.runtime.truncate)))
         forward = session_forward(session, inputs, timestep_tensor(inputs.timestep, self.device))
         if side is None:
-            return Passes(forward, eager_fit(inputs), eager_loss(inputs))
+            return Passes(forward, eager_fit(inputs), fast_loss(inputs))
         fit = lambda captured: [side.result(futures.pop(i)) for i in range(len(captured))]  # noqa: E731
-        return Passes(forward, fit, eager_loss(inputs))
+        return Passes(forward, fit, fast_loss(inputs))
 
     def _graphed_passes(self, inputs: PassInputs) -> Passes:
         rt, unet, config, shapes = self.runtime, inputs.unet, inputs.config, inputs.alignment.shapes
@@ -146,7 +146,7 @@ class BoundRuntime(EagerCalls):
             return None if config.pca_dim is None else layer_fits(captured, shapes, config)
 
         if inputs.keep_masks or inputs.keep_pca:  # the graphed loss keeps nothing
-            return Passes(forward, fit, eager_loss(inputs))
+            return Passes(forward, fit, fast_loss(inputs))
 
         def loss(captured: list[torch.Tensor], fits: list | None):
             state["loss"] = state["loss"] or graphed_loss(unet, captured, fits, inputs.alignment, config)

@@ -25,10 +25,10 @@ import torch
 from ..hooks import merge_edits
 from ..method.config import AnyI2VConfig
 from ..method.feature_bank import FeatureBank
-from ..method.grid import aligned_features
 from ..method.injection import injection_edits
-from ..method.loss import LossParts, alignment_loss
+from ..method.loss import LossParts
 from ..method.optimize import pass_session
+from .fast_loss import fast_alignment_loss, grid_features
 from .graphs import graphed
 from .overlap import pca_streams
 from .truncation import stopped_after_block, stops_at_last_layer
@@ -89,9 +89,9 @@ def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: li
                  t: torch.Tensor, embeds: torch.Tensor, runtime, call: dict, inject: bool = True) -> GraphedPass:
     """The captured pass for these shapes and settings, made on first use and cached on ``unet``,
     with ``bank``'s features loaded. Call with the weights frozen (no weight gradients) and inside
-    the run's compiled regions. ``call`` is the :meth:`HookSession.calling` information of the capture (``timestep`` given, so
-    the session never reads the timestep tensor on the host). ``inject``: the run injects (with no bank,
-    K/V consistency alone still edits the pass, as in the eager one)."""
+    the run's compiled regions. ``call`` is the :meth:`HookSession.calling` information of the capture
+    (``timestep`` given, so the session never reads the timestep tensor on the host). ``inject``: the run
+    injects (with no bank, K/V consistency alone still edits the pass, as in the eager one)."""
     key = pass_key(bank, config, names, leaf, t, embeds, runtime, inject)
 
     def build(pool) -> GraphedPass:
@@ -136,8 +136,8 @@ def graphed_loss(unet, captured: list[torch.Tensor], fits: list | None, alignmen
         feats, queries = list(tensors[:n]), list(tensors[n + len(fit_tensors):])
         flat = tensors[n:n + len(fit_tensors)]
         fit_pairs = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)] if fits is not None else None
-        grid, slices, _ = aligned_features(feats, alignment, config, False, fit_pairs)
-        parts = alignment_loss(grid, slices, alignment.boxes, queries, config.mask, config.background_weight)
+        grid, slices, _ = grid_features(feats, alignment, config, False, fit_pairs)
+        parts = fast_alignment_loss(grid, slices, alignment.boxes, queries, config.mask, config.background_weight)
         return parts.loss, parts.count
 
     def build(pool) -> Callable:

@@ -1,13 +1,11 @@
-"""Aligned layers' features on the alignment grid, read through bicubic upsampling (docs/method.md §3).
+"""Aligned layers' features on the alignment grid (docs/method.md §3, steps 2-3).
 
-Each aligned layer's PCA-reduced maps ``(F, M, h, w)`` are upsampled bicubically to the grid
-``(H, W)`` (image size / compress factor: 128 x 128 at 512 px) and the loss only ever reads box
-crops of them. Bicubic resampling is separable, ``up = R @ x @ C.T`` with fixed ``(H, h)`` and
-``(W, w)`` matrices, so a crop is ``R[y0:y1] @ x @ C[x0:x1].T``: :class:`GridFeatures` computes crops
-that way and never materialises the grid, whose full-size copy (and the grid-sized gradient of every
-crop) would cost more memory and time than the crops themselves.
-
-:func:`aligned_features` makes them from the captured layers: PCA per layer (docs/method.md §3), then the grid.
+Each aligned layer's features are PCA-reduced (:func:`layer_fit`, refitted every pass) to maps
+``(F, M, h, w)``, upsampled bicubically to the grid ``(H, W)`` (image size / compress factor: 128 x 128 at
+512 px) and concatenated along channels (:func:`aligned_features`). Bicubic resampling is separable,
+``up = R @ x @ C.T`` with fixed ``(H, h)`` and ``(W, w)`` matrices (:func:`bicubic_resize`): equal to
+``F.interpolate`` and with a far cheaper backward. ``anyi2v_lab.accel.fast_loss`` reads crops of the same
+grid from slices of those matrices, without materialising it.
 """
 from __future__ import annotations
 
@@ -19,7 +17,6 @@ from .config import AnyI2VConfig
 from .pca import pca_fit, pca_project
 
 _RESAMPLE: dict = {}
-_INDEX: dict = {}
 
 
 def bicubic_matrix(n_in: int, n_out: int, device, dtype=torch.float32) -> torch.Tensor:
@@ -46,46 +43,6 @@ def clip_box(box, height: int, width: int) -> tuple[int, int, int, int]:
     return max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
 
 
-class GridFeatures:
-    """Layers' maps ``[(F, M_l, h_l, w_l)]`` seen as one ``(F, sum M_l, H, W)`` grid tensor.
-
-    ``crop(frames, boxes)`` equals ``torch.stack([bicubic_resize(cat(maps))[j][:, y0:y1, x0:x1] ...])``
-    up to fp32 rounding; ``full()`` materialises the grid (for terms that read all of it).
-    """
-
-    def __init__(self, maps: list[torch.Tensor], size: tuple[int, int]):
-        self.maps, self.size = maps, tuple(size)
-        self.rows = [bicubic_matrix(m.shape[-2], self.size[0], m.device, m.dtype) for m in maps]
-        self.cols = [bicubic_matrix(m.shape[-1], self.size[1], m.device, m.dtype) for m in maps]
-
-    @property
-    def device(self) -> torch.device:
-        return self.maps[0].device
-
-    @property
-    def shape(self) -> torch.Size:
-        return torch.Size((self.maps[0].shape[0], sum(m.shape[1] for m in self.maps), *self.size))
-
-    def crop(self, frames: list[int], boxes: list) -> torch.Tensor:
-        """``(N, C, h, w)``: frame ``frames[i]`` inside ``boxes[i]`` (clipped to the grid); every
-        clipped box must have the same size."""
-        H, W = self.size
-        clipped = [clip_box(b, H, W) for b in boxes]
-        key = (tuple(frames), str(self.device))
-        if key not in _INDEX:  # one upload per frame list: a host-to-device copy at every crop would wait for the device
-            _INDEX[key] = torch.tensor(frames, device=self.device)
-        index = _INDEX[key]
-        out = []
-        for x, rows, cols in zip(self.maps, self.rows, self.cols):
-            r = torch.stack([rows[y0:y1] for _, y0, _, y1 in clipped])[:, None]  # (N, 1, h, h_l)
-            c = torch.stack([cols[x0:x1] for x0, _, x1, _ in clipped])[:, None]  # (N, 1, w, w_l)
-            out.append(r @ x.index_select(0, index) @ c.transpose(-1, -2))
-        return torch.cat(out, 1)
-
-    def full(self) -> torch.Tensor:
-        return torch.cat([bicubic_resize(x, self.size) for x in self.maps], 1)
-
-
 def layer_maps(features: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """A captured tensor ``(1, F, N, C)`` (tokens) or ``(1, F, C, h, w)`` (maps) -> ``(F, C, h, w)``."""
     x = features[0]
@@ -110,15 +67,11 @@ def layer_fits(captured: list[torch.Tensor], shapes: list[tuple[int, int]], conf
     return [layer_fit(x, shape, config, i) for i, (x, shape) in enumerate(zip(captured, shapes))]
 
 
-def aligned_features(captured: list[torch.Tensor], alignment: Alignment, config: AnyI2VConfig,
-                     keep_pca: bool = False, fits: list | None = None
-                     ) -> tuple[GridFeatures, list[slice], list[torch.Tensor]]:
-    """PCA-reduce each aligned layer and read them together on the alignment grid.
-
-    Returns the ``(F, sum M_l, Hg, Wg)`` fp32 grid features (upsampled lazily, crop by crop), each
-    layer's channel slice, and (if asked) each layer's first three components as ``(F, 3, h, w)``
-    maps. ``fits`` are :func:`layer_fit`'s results when computed elsewhere (overlapping the forward).
-    """
+def reduced_maps(captured: list[torch.Tensor], alignment: Alignment, config: AnyI2VConfig, keep_pca: bool = False,
+                 fits: list | None = None) -> tuple[list[torch.Tensor], list[slice], list[torch.Tensor]]:
+    """Each aligned layer PCA-reduced to ``(F, M_l, h_l, w_l)`` fp32 maps, its channels' slice in the
+    concatenation, and (if asked) its first three components as ``(F, 3, h, w)`` previews. ``fits`` are
+    :func:`layer_fit`'s results when computed elsewhere (overlapping the forward)."""
     fmaps, tokens = zip(*(layer_tokens(x, shape) for x, shape in zip(captured, alignment.shapes)))
     if config.pca_dim is None:
         fits = None
@@ -134,4 +87,13 @@ def aligned_features(captured: list[torch.Tensor], alignment: Alignment, config:
         maps.append(reduced)
         slices.append(slice(start, start + reduced.shape[1]))
         start += reduced.shape[1]
-    return GridFeatures(maps, alignment.grid), slices, previews
+    return maps, slices, previews
+
+
+def aligned_features(captured: list[torch.Tensor], alignment: Alignment, config: AnyI2VConfig,
+                     keep_pca: bool = False, fits: list | None = None
+                     ) -> tuple[torch.Tensor, list[slice], list[torch.Tensor]]:
+    """F̃ of Eq. 8: the :func:`reduced_maps` upsampled to the alignment grid and concatenated,
+    ``(F, sum M_l, Hg, Wg)`` fp32, with each layer's channel slice and the PCA previews."""
+    maps, slices, previews = reduced_maps(captured, alignment, config, keep_pca, fits)
+    return torch.cat([bicubic_resize(m, alignment.grid) for m in maps], 1), slices, previews

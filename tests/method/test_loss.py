@@ -1,4 +1,7 @@
-"""The alignment loss against a hand computation, and its box/query geometry."""
+"""The alignment loss (Eq. 8) against a hand computation, and its box/query geometry. Its fast twin is
+checked equal to it in tests/accel/test_fast_loss.py."""
+import inspect
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -80,28 +83,19 @@ def test_bicubic_resize_equals_interpolate_forward_and_backward(h, w, size):
     torch.testing.assert_close(g_out, g_ref, rtol=0, atol=1e-12)
 
 
-def test_grid_features_crop_the_upsampled_grid_and_give_the_same_loss():
-    # crops through row/column slices of the resampling matrices equal crops of the materialised
-    # grid, for clipped boxes too, and the loss and its gradient agree with the plain-tensor path
-    from anyi2v_lab.method.grid import GridFeatures, bicubic_resize
+def test_the_loss_function_fits_one_screen():
+    lines, _ = inspect.getsourcelines(alignment_loss)
+    assert len(lines) <= 30
 
-    g = torch.Generator().manual_seed(3)
-    maps = [torch.randn(4, 3, 4, 4, generator=g, dtype=torch.float64, requires_grad=True),
-            torch.randn(4, 2, 8, 8, generator=g, dtype=torch.float64, requires_grad=True)]
-    grid = GridFeatures(maps, (16, 16))
-    full = torch.cat([bicubic_resize(m, (16, 16)) for m in maps], 1)
-    assert grid.shape == full.shape
-    torch.testing.assert_close(grid.full(), full, rtol=0, atol=1e-12)
-    boxes = [(-2, 3, 4, 9), (5, 5, 11, 11), (12, 10, 18, 16)]  # clipped left, inside, clipped right/bottom
-    for frames, bs in (([0], boxes[:1]), ([1, 3], [boxes[1], (6, 2, 12, 8)]), ([2], boxes[2:])):
-        ref = torch.stack([box_crop(full[j], b) for j, b in zip(frames, bs)])
-        torch.testing.assert_close(grid.crop(frames, bs), ref, rtol=0, atol=1e-12)
-    track = torch.tensor([[[2, 2, 8, 8], [3, 2, 9, 8], [5, 4, 11, 10], [12, 12, 18, 18]]])
-    layers, queries = [slice(0, 3), slice(3, 5)], [torch.tensor([[2, 3]])]
-    for kw in ({"mask": "semantic"}, {"mask": "none", "background_weight": 0.5}):
-        a = alignment_loss(grid, layers, track, queries, **kw).loss
-        again = torch.cat([bicubic_resize(m, (16, 16)) for m in maps], 1)
-        b = alignment_loss(again, layers, track, queries, **kw).loss
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=0)
-        for ga, gb in zip(torch.autograd.grad(a, maps), torch.autograd.grad(b, maps)):
-            torch.testing.assert_close(ga, gb, rtol=1e-9, atol=1e-12)
+
+def test_a_resized_box_compares_the_start_crop_resized_to_it():
+    # Eq. 8's SG(F_1[B_1]) resized (bicubic) to a larger B_j, then a box cut by the grid's right edge
+    g = torch.Generator().manual_seed(2)
+    feats = torch.randn(3, 2, 10, 10, generator=g)
+    boxes = torch.tensor([[[1, 1, 4, 4], [2, 2, 8, 8], [6, 2, 12, 8]]])  # 3x3 -> 6x6, then 4 of 6 columns on the grid
+    parts = alignment_loss(feats, [slice(0, 2)], boxes, [torch.zeros(1, 2)], mask="none")
+    big = F.interpolate(feats[None, 0, :, 1:4, 1:4], size=(6, 6), mode="bicubic", align_corners=False)[0]
+    terms = [(big - feats[1, :, 2:8, 2:8]).pow(2).mean(0).sum(),
+             (big[..., :4] - feats[2, :, 2:8, 6:10]).pow(2).mean(0).sum()]
+    assert float(parts.count) == 36 + 24
+    torch.testing.assert_close(parts.loss, sum(terms) / 60, rtol=1e-6, atol=0)
