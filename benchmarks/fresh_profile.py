@@ -88,9 +88,9 @@ def main() -> int:
     wall = time.perf_counter() - tic
     syncs = None
     if dev.type == "cuda":  # a second video, warm: which lines still wait for the device
-        from anyi2v_lab.method.inversion import _CACHE
+        from anyi2v_lab.method.inversion import clear_inversion_cache
 
-        _CACHE.clear()  # the inversion runs again
+        clear_inversion_cache()  # the inversion runs again
         syncs = host_syncs(lambda: generate(pipe, inputs["condition"], inputs["prompt"], inputs["trajectory"],
                                             config, seed=0, progress=False, runtime=Runtime()))
     rows = first_use_excess(prof.events())

@@ -44,9 +44,9 @@ def run_case(pipe, inputs, config, runtime, seed: int = 0) -> tuple[dict, np.nda
     """One complete job, feature cache cleared (inversion always runs): timings, wall, peak memory."""
     from anyi2v_lab.accel import graph_memory
     from anyi2v_lab.method import generate
-    from anyi2v_lab.method.inversion import _CACHE
+    from anyi2v_lab.method.inversion import clear_inversion_cache
 
-    _CACHE.clear()
+    clear_inversion_cache()
     dev = pipe.unet.device
     cuda = dev.type == "cuda"
     floor = None

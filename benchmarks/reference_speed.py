@@ -235,9 +235,9 @@ def our_side(args) -> int:
 
     def case(rt):
         from anyi2v_lab.method import generate
-        from anyi2v_lab.method.inversion import _CACHE
+        from anyi2v_lab.method.inversion import clear_inversion_cache
 
-        _CACHE.clear()
+        clear_inversion_cache()
         if args.device != "cpu":
             torch.cuda.synchronize()
         tic = time.perf_counter()

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .regions import compiled_regions
+from .regions import compile_key, compiled_regions
 
 
 class GraphedCall:
@@ -169,9 +169,8 @@ def unet_graph(unet: torch.nn.Module, name: str, example: Sequence[torch.Tensor]
     shapes and settings and cached on ``unet`` under ``name``. When ``runtime.compiles(phase)`` the
     capture records the compiled blocks' kernels (blocks holding the modules ``hooked`` stay eager)."""
     x, _, e = example
-    compiled = runtime.compiles(phase)
+    compiled = compile_key(runtime, phase)
     key = (tuple(x.shape), x.dtype, tuple(e.shape), runtime.attention, runtime.channels_last, compiled,
-           (runtime.compile_backend, runtime.compile_mode, runtime.compile_levels) if compiled else None,
            tuple(sorted(hooked)))
 
     def call(a: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -181,6 +180,6 @@ def unet_graph(unet: torch.nn.Module, name: str, example: Sequence[torch.Tensor]
         with compiled_regions(unet, runtime, phase, hooked):
             # the warm-up compiles (twice: no recompilation may happen inside the capture), the capture
             # records Inductor's kernels; eager, one warm-up call initialises cuDNN and cuBLAS
-            return GraphedCall(call, example, warmup=2 if compiled else 1, pool=pool)
+            return GraphedCall(call, example, warmup=1 if compiled is None else 2, pool=pool)
 
     return graphed(unet, name, key, build, shared=runtime.share_graph_pool)

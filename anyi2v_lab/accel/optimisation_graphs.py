@@ -31,14 +31,11 @@ from ..method.optimize import pass_session
 from .fast_loss import fast_alignment_loss, grid_features
 from .graphs import graphed
 from .overlap import pca_streams
+from .regions import compile_key
 from .truncation import stopped_after_block, stops_at_last_layer
 
 # what the capture is made with; a test swaps in a stand-in to run the same plumbing on a CPU
 make_graphed: Callable = torch.cuda.make_graphed_callables
-
-_EDIT_FIELDS = ("res_layers", "attn_layers", "inject_residual", "inject_query", "kv_consistency", "debias",
-                "adain_patch", "adain_eps", "inject_uncond")
-
 
 def _bank_tensors(bank: FeatureBank | None) -> list[torch.Tensor]:
     if bank is None:
@@ -76,13 +73,14 @@ class GraphedPass:
 
 def pass_key(bank: FeatureBank | None, config: AnyI2VConfig, names: list[str], leaf: torch.Tensor,
              t: torch.Tensor, embeds: torch.Tensor, runtime, inject: bool = True) -> tuple:
-    """Everything a captured pass depends on besides the weights (which :func:`graphed` keys on)."""
+    """Everything a captured pass depends on besides the weights (which :func:`graphed` keys on): the
+    captured edits read the injection group of ``config``."""
     shapes = tuple((tuple(x.shape), x.dtype, str(x.device)) for x in (leaf, t, embeds, *_bank_tensors(bank)))
     bank_names = None if bank is None else (tuple(sorted(bank.residuals)), tuple(sorted(bank.queries)))
-    edits = tuple(getattr(config, f) for f in _EDIT_FIELDS)
-    compiled = (runtime.compiles("optimisation"), runtime.compile_levels, runtime.compile_backend, runtime.compile_mode)
+    compiled = compile_key(runtime, "optimisation")
     early = pca_streams(runtime, config, leaf.device) is not None
-    return shapes, bank_names, edits, inject, tuple(names), compiled, runtime.truncate, early
+    return (shapes, bank_names, config.key("injection"), inject, tuple(names), compiled, runtime.truncate,
+            early)
 
 
 def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: list[str], leaf: torch.Tensor,
@@ -93,6 +91,7 @@ def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: li
     (``timestep`` given, so the session never reads the timestep tensor on the host). ``inject``: the run
     injects (with no bank, K/V consistency alone still edits the pass, as in the eager one)."""
     key = pass_key(bank, config, names, leaf, t, embeds, runtime, inject)
+    compiled = compile_key(runtime, "optimisation")
 
     def build(pool) -> GraphedPass:
         static = None if bank is None else FeatureBank({k: v.clone() for k, v in bank.residuals.items()},
@@ -114,11 +113,20 @@ def graphed_pass(unet, bank: FeatureBank | None, config: AnyI2VConfig, names: li
         example = (leaf.detach().clone().requires_grad_(True), t.clone(), embeds.detach().clone())
         # one warm-up pass initialises what a capture cannot (cuDNN plans, cuBLAS workspaces); compiled
         # blocks get a second, so that no recompilation can happen inside the capture
-        warmup = 2 if runtime.compiles("optimisation") else 1
+        warmup = 1 if compiled is None else 2
         fn = make_graphed(forward, example, num_warmup_iters=warmup, allow_unused_input=True, pool=pool)
         return GraphedPass(fn, static, ready)
 
     return graphed(unet, "optimisation", key, build, shared=runtime.share_graph_pool).load(bank)
+
+
+def loss_key(captured: list[torch.Tensor], fit_tensors: list[torch.Tensor], alignment, config: AnyI2VConfig) -> tuple:
+    """Everything a captured loss depends on: the shapes, the trajectory's grid boxes and the loss group of
+    ``config``."""
+    tensors = [*captured, *fit_tensors, *alignment.queries]
+    return (tuple((tuple(x.shape), x.dtype, str(x.device)) for x in tensors),
+            tuple(map(tuple, alignment.boxes.reshape(-1, 4).tolist())), tuple(alignment.boxes.shape),
+            alignment.grid, tuple(alignment.shapes), config.key("loss"))
 
 
 def graphed_loss(unet, captured: list[torch.Tensor], fits: list | None, alignment,
@@ -128,9 +136,7 @@ def graphed_loss(unet, captured: list[torch.Tensor], fits: list | None, alignmen
     boxes and loss settings, and cached on ``unet``."""
     fit_tensors = [t for fit in (fits or []) for t in fit]
     n = len(captured)
-    key = (tuple((tuple(x.shape), x.dtype, str(x.device)) for x in [*captured, *fit_tensors, *alignment.queries]),
-           tuple(map(tuple, alignment.boxes.reshape(-1, 4).tolist())), tuple(alignment.boxes.shape),
-           alignment.grid, tuple(alignment.shapes), config.pca_dim, config.mask, config.background_weight)
+    key = loss_key(captured, fit_tensors, alignment, config)
 
     def loss_fn(*tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats, queries = list(tensors[:n]), list(tensors[n + len(fit_tensors):])

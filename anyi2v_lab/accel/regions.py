@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from functools import partial
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -58,7 +58,8 @@ def unit_level(path: str, levels: int) -> int:
     return levels - 1
 
 
-def eligible_units(unet: nn.Module, hooked: Iterable[str], max_levels: int | None = None) -> list[tuple[str, nn.Module]]:
+def eligible_units(unet: nn.Module, hooked: Iterable[str],
+                   max_levels: int | None = None) -> list[tuple[str, nn.Module]]:
     """Blocks with no hooked module inside, on the ``max_levels`` finest levels (all when None)."""
     hooked, levels = set(hooked), len(unet.down_blocks)
     keep = lambda p: max_levels is None or unit_level(p, levels) < max_levels  # noqa: E731
@@ -73,17 +74,33 @@ def _configure_dynamo() -> None:
     dynamo.accumulated_recompile_limit = max(dynamo.accumulated_recompile_limit, 2048)
 
 
+class CompileKey(NamedTuple):
+    """What a phase's compiled blocks depend on in a runtime; graphs that capture them key on it."""
+
+    backend: str
+    mode: str | None
+    levels: int | None  # compile the blocks of this many finest levels (None: all)
+
+
+def compile_key(runtime, phase: str) -> CompileKey | None:
+    """The :class:`CompileKey` of ``phase`` under ``runtime``; ``None`` when the phase runs eager."""
+    if not runtime.compiles(phase):
+        return None
+    # the inversion's batch-1 calls are short kernels at every level: fusion pays everywhere
+    levels = None if phase == "inversion" else runtime.compile_levels
+    return CompileKey(backend=runtime.compile_backend, mode=runtime.compile_mode, levels=levels)
+
+
 _COMPILED: dict = {}
 
 
-def _compiled(module: nn.Module, runtime):
+def _compiled(module: nn.Module, key: CompileKey):
     """``module``'s call through one compiled ``nn.Module._call_impl`` per (backend, mode); Dynamo
     keys its graphs on the block's class, attributes and shapes, so equal blocks share them."""
-    key = (runtime.compile_backend, runtime.compile_mode)
-    if key not in _COMPILED:
-        _COMPILED[key] = torch.compile(nn.Module._call_impl, backend=runtime.compile_backend,
-                                       mode=runtime.compile_mode, dynamic=False)
-    return partial(_COMPILED[key], module)
+    if (key.backend, key.mode) not in _COMPILED:
+        _COMPILED[key.backend, key.mode] = torch.compile(nn.Module._call_impl, backend=key.backend, mode=key.mode,
+                                                         dynamic=False)
+    return partial(_COMPILED[key.backend, key.mode], module)
 
 
 @contextmanager
@@ -91,15 +108,14 @@ def compiled_regions(unet: nn.Module, runtime, phase: str, hooked: Iterable[str]
     """Within the block, the UNet's hook-free blocks run compiled when ``runtime`` (a
     :class:`~anyi2v_lab.accel.Runtime`) compiles ``phase``.
     Yields the paths of the compiled blocks."""
-    if not runtime.compiles(phase):
+    key = compile_key(runtime, phase)
+    if key is None:
         yield []
         return
     _configure_dynamo()
-    # the inversion's batch-1 calls are short kernels at every level: fusion pays everywhere
-    levels = None if phase == "inversion" else runtime.compile_levels
-    units = [(p, m) for p, m in eligible_units(unet, hooked, levels) if m._compiled_call_impl is None]
+    units = [(p, m) for p, m in eligible_units(unet, hooked, key.levels) if m._compiled_call_impl is None]
     for _, m in units:
-        m._compiled_call_impl = _compiled(m, runtime)
+        m._compiled_call_impl = _compiled(m, key)
     try:
         yield [p for p, _ in units]
     finally:

@@ -17,14 +17,15 @@ import math
 import numbers
 import types
 import typing
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 RES_LAYERS = ("up_blocks.1.resnets.0", "up_blocks.1.resnets.1", "up_blocks.2.resnets.0", "up_blocks.2.resnets.1")
 ATTN_LAYERS = tuple(f"up_blocks.{b}.attentions.{j}.transformer_blocks.0.attn1" for b in (1, 2) for j in (0, 1))
-OPT_LAYERS = ("up_blocks.1.attentions.1.transformer_blocks.0.attn1", "up_blocks.2.attentions.0.transformer_blocks.0.attn1")
+OPT_LAYERS = ("up_blocks.1.attentions.1.transformer_blocks.0.attn1",
+              "up_blocks.2.attentions.0.transformer_blocks.0.attn1")
 # Our choice for the "optimise residual hidden" ablation: the ResNets just before the two optimised
 # attentions. The paper does not say which residuals it used.
 OPT_RES_LAYERS = ("up_blocks.1.resnets.1", "up_blocks.2.resnets.0")
@@ -58,6 +59,26 @@ LIMITS = {
 SEED_RANGE = (0, 2**64 - 1)  # what torch.Generator.manual_seed takes without wrapping negative seeds
 
 
+# The groups a setting belongs to, by what it changes. A cache or a captured graph of work that depends
+# on a group keys on :meth:`AnyI2VConfig.key` of it, so a new field joins the keys of its group.
+GROUPS = {
+    "size": "the video's frames and canvas",
+    "sampling": "the denoising loop: steps, guidance, noise, and the last step of injection and of optimisation",
+    "inversion": "how the condition image is inverted (the inversion cache keys on it)",
+    "injection": "what the injection edits do (the captured optimisation passes key on it)",
+    "optimisation": "how the latent is updated towards the trajectory",
+    "loss": "what the trajectory loss computes (the captured loss keys on it)",
+}
+
+
+def setting(default: Any, group: str, help: str):
+    """A config field: its ``default``, its ``group`` (one of :data:`GROUPS`) and what it means (``help``,
+    shown by ``anyi2v-lab config`` and in conversion errors)."""
+    if group not in GROUPS:
+        raise ValueError(f"group={group!r} is not one of {list(GROUPS)}")
+    return field(default=default, metadata={"group": group, "help": help})
+
+
 @dataclass(frozen=True)
 class AnyI2VConfig:
     """AnyI2V settings. Defaults reproduce the paper and its reference code.
@@ -70,58 +91,76 @@ class AnyI2VConfig:
     both off it is plain AnimateDiff sampling. Within injection, ``inject_residual``, ``inject_query``
     and ``kv_consistency`` choose its parts (the paper's ablations). The windows ``load_feature_step``
     and ``opt_step`` are the last step index (0-based) of injection and of optimisation: never
-    negative, and within ``0..num_inference_steps - 1`` while their mechanism is on. ``HELP`` says what
-    each field means.
+    negative, and within ``0..num_inference_steps - 1`` while their mechanism is on. Each field's
+    metadata holds its group (:data:`GROUPS`) and its meaning (:data:`HELP`).
     """
 
-    # generation
-    num_frames: int = 16
-    num_inference_steps: int = 25
-    guidance_scale: float = 8.0
-    height: int | None = None
-    width: int | None = None
-    resize_policy: ResizePolicy = "stretch"
+    num_frames: int = setting(16, "size", "frames of the video, 1..32 (the motion module's positions)")
+    num_inference_steps: int = setting(25, "sampling", "DDIM denoising steps, 1..1000 (paper: 25)")
+    guidance_scale: float = setting(8.0, "sampling", "classifier-free guidance scale; 1 turns CFG off")
+    height: int | None = setting(None, "size", "canvas height in pixels, a multiple of 8 up to 2048; none: the "
+                                               "model's native size")
+    width: int | None = setting(None, "size", "canvas width in pixels, a multiple of 8 up to 2048; none: the "
+                                              "model's native size")
+    resize_policy: ResizePolicy = setting("stretch", "size", "how a condition image reaches the canvas size")
     # inversion (docs/method.md §1)
-    inversion_timestep: int = 201
-    inversion_schedule: InversionSchedule = "reference"
-    fast_inversion_steps: int = 10
-    vae_sample: bool = False  # the reference samples the posterior (unseeded); we use its mean
+    inversion_timestep: int = setting(201, "inversion", "DDIM inversion runs up to this timestep (paper: 201)")
+    inversion_schedule: InversionSchedule = setting("reference", "inversion", "reference: every timestep up to "
+                                                    "inversion_timestep; fast: fast_inversion_steps steps")
+    fast_inversion_steps: int = setting(10, "inversion", "inversion steps of the fast schedule, 1..1000")
+    # the reference samples the posterior (unseeded); we use its mean
+    vae_sample: bool = setting(False, "inversion", "sample the VAE posterior as the reference does (unseeded) "
+                                                   "instead of its mean")
     # injection (docs/method.md §2)
-    injection: bool = True
-    load_feature_step: int = 3
-    res_layers: tuple[str, ...] = RES_LAYERS
-    attn_layers: tuple[str, ...] = ATTN_LAYERS
-    inject_residual: bool = True
-    inject_query: bool = True
-    kv_consistency: bool = True
-    debias: bool = True  # False: inverted residuals replace frame 0's raw (the paper's "w/o debias", Fig. 10)
-    adain_patch: int | None = 4  # None: global AdaIN (the paper's Fig. 10 comparison)
-    adain_eps: float = 1e-6
-    inject_uncond: bool = False
+    injection: bool = setting(True, "injection", "inject the condition's features (false: no inversion, no "
+                                                 "injection, no shared K/V)")
+    load_feature_step: int = setting(3, "sampling", "last denoising step (0-based) that injects the inverted features")
+    res_layers: tuple[str, ...] = setting(RES_LAYERS, "injection", "ResNet blocks whose residuals are injected "
+                                                                   "(AdaIN-debiased)")
+    attn_layers: tuple[str, ...] = setting(ATTN_LAYERS, "injection", "self-attentions whose queries are injected "
+                                                                     "and whose K/V frame 0 shares")
+    inject_residual: bool = setting(True, "injection", "inject the inverted ResNet residuals into frame 0")
+    inject_query: bool = setting(True, "injection", "inject the inverted self-attention queries into frame 0")
+    kv_consistency: bool = setting(True, "injection", "frames 1.. use frame 0's keys and values")
+    # False: inverted residuals replace frame 0's raw (the paper's "w/o debias", Fig. 10)
+    debias: bool = setting(True, "injection", "AdaIN the injected residuals onto the current statistics (false: "
+                                              "paper's 'w/o debias')")
+    # None: global AdaIN (the paper's Fig. 10 comparison)
+    adain_patch: int | None = setting(4, "injection", "AdaIN window in latent pixels; none: global AdaIN")
+    adain_eps: float = setting(1e-6, "injection", "AdaIN's variance epsilon")
+    inject_uncond: bool = setting(False, "injection", "inject into the unconditional CFG branch too (ours; the "
+                                                      "paper: cond only)")
     # trajectory optimisation (docs/method.md §3)
-    optimisation: bool = True
-    opt_step: int = 5
-    opt_iters: int = 5
-    lr: float = 0.01
-    opt_layers: tuple[str, ...] = OPT_LAYERS
-    opt_res_layers: tuple[str, ...] = OPT_RES_LAYERS
-    opt_target: OptTarget = "query"
-    pca_dim: int | None = 64
-    pca_method: PcaMethod = "eigh"
-    compress_factor: int = 4
-    mask: MaskKind = "semantic"
-    optimizer: Optimizer = "fresh_adamw"
+    optimisation: bool = setting(True, "optimisation", "optimise the latent towards the trajectory (false: a "
+                                                       "trajectory is kept, unused)")
+    opt_step: int = setting(5, "sampling", "last denoising step (0-based) with trajectory optimisation")
+    opt_iters: int = setting(5, "optimisation", "optimisation iterations per optimised step")
+    lr: float = setting(0.01, "optimisation", "learning rate of the latent optimisation")
+    opt_layers: tuple[str, ...] = setting(OPT_LAYERS, "loss", "self-attentions whose queries the trajectory loss "
+                                                              "aligns")
+    opt_res_layers: tuple[str, ...] = setting(OPT_RES_LAYERS, "loss", "ResNet blocks aligned when "
+                                                                      "opt_target=residual")
+    opt_target: OptTarget = setting("query", "loss", "features the trajectory loss aligns: attention queries or "
+                                                     "ResNet residuals")
+    pca_dim: int | None = setting(64, "loss", "PCA components of the aligned features; none: raw features")
+    pca_method: PcaMethod = setting("eigh", "loss", "eigh: exact PCA; lowrank: randomised (faster on big maps)")
+    compress_factor: int = setting(4, "loss", "downsampling of the features before PCA and the loss")
+    mask: MaskKind = setting("semantic", "loss", "loss mask: semantic (from the features), static (boxes) or none")
+    optimizer: Optimizer = setting("fresh_adamw", "optimisation", "fresh_adamw: a new AdamW each step, as the "
+                                                                  "reference; adam: one Adam throughout")
     # our own options, off by default (not in the reference)
-    update_region: UpdateRegion = "all"
-    region_margin: float = 0.25  # of the box size, for update_region="boxes"
-    background_weight: float = 0.0
+    update_region: UpdateRegion = setting("all", "optimisation", "all: the gradient updates the whole latent; "
+                                                                 "boxes: only around the boxes (ours)")
+    region_margin: float = setting(0.25, "optimisation", "margin around the boxes for update_region=boxes, in box "
+                                                         "sizes (ours)")
+    background_weight: float = setting(0.0, "loss", "weight of a loss keeping the background still (ours; 0: off)")
     # sampling noise (DDIM's eta): 0 is the paper's deterministic DDIM, 1 re-noises every step as DDPM
     # does; stochastic steps correct a video's temporal glitches (the toy model: 10.2 % -> 5.1 % of frames)
-    eta: float = 0.0
+    eta: float = setting(0.0, "sampling", "DDIM eta: 0 deterministic (paper), 1 DDPM-like re-noising (ours)")
 
     def __post_init__(self):
         for f in fields(self):  # types first: the range checks below compare numbers
-            object.__setattr__(self, f.name, convert(f.name, getattr(self, f.name), parsing=False))
+            object.__setattr__(self, f.name, convert(f.name, getattr(self, f.name), parsing=False, cls=type(self)))
         for name in ("opt_iters", "compress_factor"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be a positive integer")
@@ -179,6 +218,14 @@ class AnyI2VConfig:
         """Module paths whose features the trajectory loss aligns."""
         return self.opt_layers if self.opt_target == "query" else self.opt_res_layers
 
+    def key(self, *groups: str) -> tuple:
+        """``(name, value)`` of every field in ``groups`` (:data:`GROUPS`), in field order: a hashable key for
+        work that depends on those settings, which a new field of the group joins by itself."""
+        unknown = [g for g in groups if g not in GROUPS]
+        if unknown:
+            raise ValueError(f"groups {unknown} are not config groups; use some of {list(GROUPS)}")
+        return tuple((f.name, getattr(self, f.name)) for f in fields(self) if f.metadata["group"] in groups)
+
     def replace(self, **changes) -> "AnyI2VConfig":
         """A copy with ``changes``, checked and converted as a parsed config is (unknown keys named with
         close matches; lists, as YAML gives them, become tuples)."""
@@ -198,7 +245,7 @@ class AnyI2VConfig:
             raise ConfigError(f"unknown config keys {unknown}" + "".join(
                 f"; {u!r}: did you mean {h[0]!r}?" for u, h in hints.items() if h) +
                 "; `anyi2v-lab config` lists the keys")
-        return cls(**{k: convert(k, v) for k, v in data.items()})
+        return cls(**{k: convert(k, v, cls=cls) for k, v in data.items()})
 
     @classmethod
     def load(cls, path: str | Path, overrides: list[str] = ()) -> "AnyI2VConfig":
@@ -234,144 +281,123 @@ class AnyI2VConfig:
         return self.replace(**parse_overrides(overrides))
 
 
-HELP = {
-    "num_frames": "frames of the video, 1..32 (the motion module's positions)",
-    "num_inference_steps": "DDIM denoising steps, 1..1000 (paper: 25)",
-    "guidance_scale": "classifier-free guidance scale; 1 turns CFG off",
-    "height": "canvas height in pixels, a multiple of 8 up to 2048; none: the model's native size",
-    "width": "canvas width in pixels, a multiple of 8 up to 2048; none: the model's native size",
-    "resize_policy": "how a condition image reaches the canvas size",
-    "inversion_timestep": "DDIM inversion runs up to this timestep (paper: 201)",
-    "inversion_schedule": "reference: every timestep up to inversion_timestep; fast: fast_inversion_steps steps",
-    "fast_inversion_steps": "inversion steps of the fast schedule, 1..1000",
-    "vae_sample": "sample the VAE posterior as the reference does (unseeded) instead of its mean",
-    "injection": "inject the condition's features (false: no inversion, no injection, no shared K/V)",
-    "load_feature_step": "last denoising step (0-based) that injects the inverted features",
-    "res_layers": "ResNet blocks whose residuals are injected (AdaIN-debiased)",
-    "attn_layers": "self-attentions whose queries are injected and whose K/V frame 0 shares",
-    "inject_residual": "inject the inverted ResNet residuals into frame 0",
-    "inject_query": "inject the inverted self-attention queries into frame 0",
-    "kv_consistency": "frames 1.. use frame 0's keys and values",
-    "debias": "AdaIN the injected residuals onto the current statistics (false: paper's 'w/o debias')",
-    "adain_patch": "AdaIN window in latent pixels; none: global AdaIN",
-    "adain_eps": "AdaIN's variance epsilon",
-    "inject_uncond": "inject into the unconditional CFG branch too (ours; the paper: cond only)",
-    "optimisation": "optimise the latent towards the trajectory (false: a trajectory is kept, unused)",
-    "opt_step": "last denoising step (0-based) with trajectory optimisation",
-    "opt_iters": "optimisation iterations per optimised step",
-    "lr": "learning rate of the latent optimisation",
-    "opt_layers": "self-attentions whose queries the trajectory loss aligns",
-    "opt_res_layers": "ResNet blocks aligned when opt_target=residual",
-    "opt_target": "features the trajectory loss aligns: attention queries or ResNet residuals",
-    "pca_dim": "PCA components of the aligned features; none: raw features",
-    "pca_method": "eigh: exact PCA; lowrank: randomised (faster on big maps)",
-    "compress_factor": "downsampling of the features before PCA and the loss",
-    "mask": "loss mask: semantic (from the features), static (boxes) or none",
-    "optimizer": "fresh_adamw: a new AdamW each step, as the reference; adam: one Adam throughout",
-    "update_region": "all: the gradient updates the whole latent; boxes: only around the boxes (ours)",
-    "region_margin": "margin around the boxes for update_region=boxes, in box sizes (ours)",
-    "background_weight": "weight of a loss keeping the background still (ours; 0: off)",
-    "eta": "DDIM eta: 0 deterministic (paper), 1 DDPM-like re-noising (ours)",
-}
+HELP = {f.name: f.metadata["help"] for f in fields(AnyI2VConfig)}  # key -> meaning, from the fields
 
 
 # ------------------------------------------------------------------ types and conversion
 _NONE_WORDS = {"none", "null", "~", ""}
 _TRUE_WORDS = {"true", "yes", "on", "1"}
 _FALSE_WORDS = {"false", "no", "off", "0"}
-_BAD = object()  # _convert's "not of this type"
+_BAD = object()  # a parser's "not of this type"
 
 
-@lru_cache(maxsize=None)
-def _hints() -> dict[str, Any]:
-    return typing.get_type_hints(AnyI2VConfig)
+@dataclass(frozen=True)
+class _Kind:
+    """How a user writes one type: its name in ``anyi2v-lab config``, what an error says it expects, and
+    ``parse(value, text, parsing)``, the value as that type or ``_BAD``."""
+
+    name: str
+    expected: str
+    parse: Callable[[Any, str | None, bool], Any]
 
 
-def _split_optional(hint) -> tuple[Any, bool]:
-    args = typing.get_args(hint)
-    if (typing.get_origin(hint) in (typing.Union, types.UnionType)) and type(None) in args:
-        return next(a for a in args if a is not type(None)), True
-    return hint, False
-
-
-def type_name(name: str) -> str:
-    """The field's type as the user writes it: ``int``, ``int or none``, ``one of a|b``, ``list of names``."""
-    base, optional = _split_optional(_hints()[name])
-    if typing.get_origin(base) is Literal:
-        text = "one of " + "|".join(typing.get_args(base))
-    elif typing.get_origin(base) is tuple:
-        text = "list of layer names"
-    else:
-        text = {int: "int", float: "float", bool: "bool"}[base]
-    return f"{text} or none" if optional else text
-
-
-def _expected(base, optional: bool) -> str:
-    if typing.get_origin(base) is Literal:
-        text = "one of " + ", ".join(map(repr, typing.get_args(base)))
-    elif typing.get_origin(base) is tuple:
-        text = "a list of layer names (e.g. [a, b] or a,b)"
-    else:
-        text = {int: "an integer", float: "a finite number", bool: "true or false"}[base]
-    return f"{text} or none" if optional else text
-
-
-def convert(name: str, value: Any, parsing: bool = True) -> Any:
-    """``value`` as field ``name``'s type, or a :class:`ConfigError` naming the key, the value and the
-    type. ``parsing``: also accept text (``"0.5"``, ``"none"``, ``"yes"``, ``"a,b"``), as files and
-    ``--set`` give it; construction in Python takes typed values only."""
-    base, optional = _split_optional(_hints()[name])
-    text = value.strip() if parsing and isinstance(value, str) else None
-    if optional and (value is None or (text is not None and text.lower() in _NONE_WORDS)):
-        return None
-    out = _convert(base, value, text, parsing)
-    if out is _BAD:
-        default = next(f.default for f in fields(AnyI2VConfig) if f.name == name)
-        shown = f"{len(default)} layers, `anyi2v-lab config` lists them" if isinstance(default, tuple) else repr(default)
-        raise ConfigError(f"{name}={value!r} is not {_expected(base, optional)} (default: {shown}; "
-                          f"{name}: {HELP[name]})")
-    return out
-
-
-def _convert(base, value, text: str | None, parsing: bool):
-    if isinstance(value, bool) and base is not bool:  # True is an int to Python, not to a user
+def _parse_text(to: Callable[[str], Any], text: str | None) -> Any:
+    if text is None:
         return _BAD
-    if base is bool:
-        if isinstance(value, bool) or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool_", "bool")):
-            return bool(value)
-        if text is not None and text.lower() in _TRUE_WORDS | _FALSE_WORDS:
-            return text.lower() in _TRUE_WORDS
+    try:
+        return to(text)
+    except ValueError:
         return _BAD
-    if base is int:
-        if isinstance(value, numbers.Integral):
-            return int(value)
-        if parsing and isinstance(value, float) and value.is_integer():  # JSON writers may give 8.0
-            return int(value)
-        if text is not None:
-            try:
-                return int(text)
-            except ValueError:
-                return _BAD
-        return _BAD
-    if base is float:
-        if isinstance(value, numbers.Real):
-            f = float(value)
-        elif text is not None:
-            try:
-                f = float(text)
-            except ValueError:
-                return _BAD
-        else:
-            return _BAD
-        return f if math.isfinite(f) else _BAD
-    if typing.get_origin(base) is Literal:
-        return value if isinstance(value, str) and value in typing.get_args(base) else _BAD
-    # tuple of layer names
+
+
+def _to_bool(value, text: str | None, parsing: bool):
+    if isinstance(value, bool) or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool_", "bool")):
+        return bool(value)
+    if text is not None and text.lower() in _TRUE_WORDS | _FALSE_WORDS:
+        return text.lower() in _TRUE_WORDS
+    return _BAD
+
+
+def _to_int(value, text: str | None, parsing: bool):
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if parsing and isinstance(value, float) and value.is_integer():  # JSON writers may give 8.0
+        return int(value)
+    return _parse_text(int, text)
+
+
+def _to_float(value, text: str | None, parsing: bool):
+    number = float(value) if isinstance(value, numbers.Real) else _parse_text(float, text)
+    return number if number is not _BAD and math.isfinite(number) else _BAD
+
+
+def _to_names(value, text: str | None, parsing: bool):
     if text is not None:
         value = [] if not text else [part.strip() for part in text.split(",")]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
         return _BAD
     return tuple(v.strip() for v in value)
+
+
+_KINDS = {
+    bool: _Kind(name="bool", expected="true or false", parse=_to_bool),
+    int: _Kind(name="int", expected="an integer", parse=_to_int),
+    float: _Kind(name="float", expected="a finite number", parse=_to_float),
+}
+_NAMES = _Kind(name="list of layer names", expected="a list of layer names (e.g. [a, b] or a,b)", parse=_to_names)
+
+
+def _kind(hint) -> _Kind:
+    """The :class:`_Kind` of a field's type without its ``None``: a Literal's choices, a tuple of names, or
+    bool, int, float."""
+    if typing.get_origin(hint) is Literal:
+        choices = typing.get_args(hint)
+        return _Kind(name="one of " + "|".join(choices), expected="one of " + ", ".join(map(repr, choices)),
+                     parse=lambda value, text, parsing: value if isinstance(value, str) and value in choices else _BAD)
+    if typing.get_origin(hint) is tuple:
+        return _NAMES
+    return _KINDS[hint]
+
+
+@lru_cache(maxsize=None)
+def _field_kinds(cls: type) -> dict[str, tuple[_Kind, bool]]:
+    """``name -> (kind, optional)`` of every field of ``cls``, read from its type hints; a field declared
+    without :func:`setting` is refused here, at the first construction."""
+    hints, out = typing.get_type_hints(cls), {}
+    for f in fields(cls):
+        if f.metadata.get("group") not in GROUPS or not f.metadata.get("help"):
+            raise TypeError(f"{cls.__name__}.{f.name} has no group and help: declare it with setting(default, group, "
+                            f"help), group one of {list(GROUPS)}")
+        args = typing.get_args(hints[f.name])
+        optional = typing.get_origin(hints[f.name]) in (typing.Union, types.UnionType) and type(None) in args
+        base = next(a for a in args if a is not type(None)) if optional else hints[f.name]
+        out[f.name] = (_kind(base), optional)
+    return out
+
+
+def type_name(name: str, cls: type = AnyI2VConfig) -> str:
+    """The field's type as the user writes it: ``int``, ``int or none``, ``one of a|b``, ``list of names``."""
+    kind, optional = _field_kinds(cls)[name]
+    return f"{kind.name} or none" if optional else kind.name
+
+
+def convert(name: str, value: Any, parsing: bool = True, cls: type = AnyI2VConfig) -> Any:
+    """``value`` as field ``name``'s type, or a :class:`ConfigError` naming the key, the value and the
+    type. ``parsing``: also accept text (``"0.5"``, ``"none"``, ``"yes"``, ``"a,b"``), as files and
+    ``--set`` give it; construction in Python takes typed values only."""
+    kind, optional = _field_kinds(cls)[name]
+    text = value.strip() if parsing and isinstance(value, str) else None
+    if optional and (value is None or (text is not None and text.lower() in _NONE_WORDS)):
+        return None
+    # True is an int to Python, not to a user
+    out = _BAD if isinstance(value, bool) and kind is not _KINDS[bool] else kind.parse(value, text, parsing)
+    if out is _BAD:
+        f = next(f for f in fields(cls) if f.name == name)
+        shown = f"{len(f.default)} layers, `anyi2v-lab config` lists them" if isinstance(f.default, tuple) \
+            else repr(f.default)
+        expected = f"{kind.expected} or none" if optional else kind.expected
+        raise ConfigError(f"{name}={value!r} is not {expected} (default: {shown}; {name}: {f.metadata['help']})")
+    return out
 
 
 def check_num_frames(num_frames: int, limit: int | None, model: str) -> None:
@@ -397,7 +423,8 @@ def config_keys() -> list[tuple[str, str, Any, str]]:
     out = []
     for f in fields(AnyI2VConfig):
         default = f.default if f.default is not MISSING else None
-        out.append((f.name, type_name(f.name), list(default) if isinstance(default, tuple) else default, HELP[f.name]))
+        out.append((f.name, type_name(f.name), list(default) if isinstance(default, tuple) else default,
+                    f.metadata["help"]))
     return out
 
 

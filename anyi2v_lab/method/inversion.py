@@ -21,8 +21,7 @@ import torch
 from ..hooks import Capture, bypass_motion, hooked
 from ..models.scheduler import ddim_inverse_scheduler
 from .config import AnyI2VConfig
-from .feature_bank import (FeatureBank, InversionCache, model_fingerprint, scheduler_fingerprint,
-                           tensor_fingerprint)
+from .feature_bank import FeatureBank, InversionCache, model_fingerprint, scheduler_fingerprint, tensor_fingerprint
 from .finite import FiniteTrail
 
 
@@ -119,9 +118,8 @@ def invert(pipe, latent: torch.Tensor, embeds: torch.Tensor, config: AnyI2VConfi
 
 
 def settings_key(config: AnyI2VConfig) -> tuple:
-    return (config.inversion_timestep, config.inversion_schedule, config.fast_inversion_steps,
-            config.vae_sample, config.res_layers if config.inject_residual else (),
-            config.attn_layers if config.inject_query else ())
+    """What a bank depends on in ``config``: the inversion group's settings and the features captured."""
+    return config.key("inversion"), tuple(capture_names(config))
 
 
 def inversion_key(pipe, pixels: torch.Tensor, prompt: str, embeds: torch.Tensor, config: AnyI2VConfig) -> tuple:
@@ -134,18 +132,28 @@ def inversion_key(pipe, pixels: torch.Tensor, prompt: str, embeds: torch.Tensor,
             str(pipe.unet.device), settings_key(config))
 
 
-_CACHE = InversionCache()
+# One per process, shared by every pipeline (the keys name the model): a new seed or trajectory in a
+# notebook reuses the inversion of an earlier generation.
+shared_inversion_cache = InversionCache()
+
+
+def clear_inversion_cache() -> None:
+    """Forget the banks :func:`invert_cached` keeps by default, so that the next generation inverts again
+    (a benchmark's cold start) and their memory is freed."""
+    shared_inversion_cache.clear()
 
 
 def invert_cached(pipe, pixels: torch.Tensor, prompt: str, embeds: torch.Tensor, config: AnyI2VConfig,
-                  cache: InversionCache | None = _CACHE, progress: bool = True,
+                  cache: InversionCache | None = shared_inversion_cache, progress: bool = True,
                   generator: torch.Generator | None = None, denoiser: Callable = eager_denoiser,
                   callback: Callable[[dict], None] | None = None) -> FeatureBank:
     """Encode the condition pixels and invert, reusing a bank computed for the same image, prompt,
     model and settings (:func:`inversion_key`; the features depend on neither the seed nor the
-    trajectory). A sampled VAE posterior (``config.vae_sample``) is never cached. With a ``callback``
-    (:func:`invert`'s) the inversion runs, to show its steps, and its bank is cached. Non-finite features
-    raise :class:`~anyi2v_lab.method.finite.NonFiniteError` and are not cached."""
+    trajectory) and kept in ``cache`` (by default the process's shared one, emptied by
+    :func:`clear_inversion_cache`; ``None``: no caching). A sampled VAE posterior (``config.vae_sample``)
+    is never cached. With a ``callback`` (:func:`invert`'s) the inversion runs, to show its steps, and its
+    bank is cached. Non-finite features raise :class:`~anyi2v_lab.method.finite.NonFiniteError` and are
+    not cached."""
     key = None if cache is None or config.vae_sample else inversion_key(pipe, pixels, prompt, embeds, config)
     if key is not None and callback is None and (bank := cache.get(key)) is not None:
         return bank

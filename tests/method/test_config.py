@@ -9,8 +9,10 @@ from anyi2v_lab.method.config import AnyI2VConfig, ConfigError, check_seed, conf
 
 def test_defaults_are_the_papers():
     c = AnyI2VConfig()
-    assert (c.num_frames, c.num_inference_steps, c.guidance_scale, c.lr, c.opt_iters, c.pca_dim) == (16, 25, 8.0, 0.01, 5, 64)
-    assert (c.opt_step, c.load_feature_step, c.compress_factor, c.inversion_timestep, c.adain_patch) == (5, 3, 4, 201, 4)
+    assert (c.num_frames, c.num_inference_steps, c.guidance_scale, c.lr, c.opt_iters, c.pca_dim) == (
+        16, 25, 8.0, 0.01, 5, 64)
+    assert (c.opt_step, c.load_feature_step, c.compress_factor, c.inversion_timestep, c.adain_patch) == (
+        5, 3, 4, 201, 4)
     assert c.opt_layers == ("up_blocks.1.attentions.1.transformer_blocks.0.attn1",
                             "up_blocks.2.attentions.0.transformer_blocks.0.attn1")
     assert len(c.res_layers) == 4 and len(c.attn_layers) == 4 and c.kv_consistency and c.mask == "semantic"

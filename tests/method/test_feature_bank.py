@@ -6,9 +6,15 @@ from diffusers import DDIMScheduler
 
 from anyi2v_lab.conditions import load_condition
 from anyi2v_lab.method import AnyI2VConfig, generate
-from anyi2v_lab.method.feature_bank import (FeatureBank, InversionCache, device_sums, model_fingerprint,
-                                            scheduler_fingerprint, tensor_fingerprint)
-from anyi2v_lab.method.inversion import invert_cached
+from anyi2v_lab.method.feature_bank import (
+    FeatureBank,
+    InversionCache,
+    device_sums,
+    model_fingerprint,
+    scheduler_fingerprint,
+    tensor_fingerprint,
+)
+from anyi2v_lab.method.inversion import clear_inversion_cache, invert_cached, shared_inversion_cache
 from anyi2v_lab.models.lora import LoraSpec, merge_lora
 from anyi2v_lab.models.tiny import tiny_pipeline
 
@@ -112,6 +118,22 @@ def test_unchanged_model_hits_the_cache(pipe, pixels, image):
     assert bank_of(pipe, pixels, cache) is not first
     weight.data.copy_(saved)  # the key is exact: undoing an edit finds the old bank again
     assert bank_of(pipe, pixels, cache) is first and len(cache) == 2
+
+
+def test_generations_share_the_process_cache_until_it_is_cleared(pipe, pixels, image):
+    """``generate`` inverts into the shared cache; ``clear_inversion_cache`` makes the next one invert again."""
+    clear_inversion_cache()
+    generate(pipe, image, PROMPT, None, CFG, progress=False)
+    assert len(shared_inversion_cache) == 1
+    embeds = pipe.encode_prompt(PROMPT, "cpu", 1, False)[0]
+    first = invert_cached(pipe, pixels, PROMPT, embeds, CFG, progress=False)  # the default cache
+    assert invert_cached(pipe, pixels, PROMPT, embeds, CFG, progress=False) is first
+    assert len(shared_inversion_cache) == 2
+    clear_inversion_cache()
+    assert len(shared_inversion_cache) == 0
+    again = invert_cached(pipe, pixels, PROMPT, embeds, CFG, progress=False)
+    assert again is not first and same(again, first)
+    clear_inversion_cache()
 
 
 def test_fingerprint_sees_one_bit_of_any_tensor(pipe):
