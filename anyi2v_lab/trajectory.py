@@ -188,7 +188,8 @@ class Trajectory:
     @classmethod
     def single(cls, box, path, image_size=REFERENCE_IMAGE_SIZE, *, target_box=None, query_points=(),
                name: str = "", num_frames: int | None = None) -> "Trajectory":
-        return cls((ObjectTrack(box, path, target_box, query_points, name),), image_size, num_frames)
+        track = ObjectTrack(box=box, path=path, target_box=target_box, query_points=query_points, name=name)
+        return cls((track,), image_size, num_frames)
 
     @classmethod
     def static(cls, box, image_size=REFERENCE_IMAGE_SIZE, *, query_points=(), name: str = "",
@@ -205,7 +206,8 @@ class Trajectory:
         for o in self.objects:
             tb = None if o.target_box is None else resize_map.boxes(o.target_box)
             qp = resize_map.points(np.reshape(o.query_points, (-1, 2)))
-            objs.append(ObjectTrack(resize_map.boxes(o.box), resize_map.points(o.path), tb, qp, o.name))
+            objs.append(ObjectTrack(box=resize_map.boxes(o.box), path=resize_map.points(o.path), target_box=tb,
+                                    query_points=qp, name=o.name))
         return Trajectory(tuple(objs), resize_map.dst_size, self.num_frames, self.timing)
 
     def with_timing(self, timing: str) -> "Trajectory":
@@ -300,8 +302,8 @@ def _from_ours(d: dict, image_size) -> Trajectory:
             raise TrajectoryError(f"objects[{i}]: unknown keys {sorted(map(str, extra))}, missing "
                                   f"{sorted(missing)}; allowed: {sorted(_OBJECT_KEYS)}")
         try:
-            tracks.append(ObjectTrack(o["box"], o["path"], o.get("target_box"), o.get("query_points", []),
-                                      o.get("name", "")))
+            tracks.append(ObjectTrack(box=o["box"], path=o["path"], target_box=o.get("target_box"),
+                                      query_points=o.get("query_points", []), name=o.get("name", "")))
         except TrajectoryError as e:
             raise TrajectoryError(f"objects[{i}]: {e}") from None
     return Trajectory(tuple(tracks), size, _num_frames(d.get("num_frames")), _timing(d.get("timing", "resample")))

@@ -234,7 +234,7 @@ def tracks_to_trajectory(tracks, visible, image_size, path, *, box_size=None, gr
             skipped.append(g[0] if len(g) == 1 else tuple(g))
             continue
         try:
-            objects.append(ObjectTrack(box, pts.mean(0), target, first, name))
+            objects.append(ObjectTrack(box=box, path=pts.mean(0), target_box=target, query_points=first, name=name))
         except TrajectoryError as e:
             fail(path, f"track {g[0]}", f"gives an invalid object: {e}")
     if not objects:

@@ -95,6 +95,7 @@ class AnyI2VConfig:
     compress_factor: int = 4
     mask: MaskKind = "semantic"
     optimizer: Optimizer = "fresh_adamw"
+    loss_scale: float | None = 65536.0  # the reference's GradScaler scale (a power of two: exact)
     # our own options, off by default (not in the reference)
     update_region: UpdateRegion = "all"
     region_margin: float = 0.25  # of the box size, for update_region="boxes"
@@ -142,6 +143,9 @@ class AnyI2VConfig:
             raise ConfigError(f"eta={self.eta} must lie in [0, 1] (0: deterministic DDIM, the paper's; 1: DDPM-like)")
         if self.opt_target == "query" and not self.opt_layers:
             raise ConfigError("opt_layers is empty: name at least one self-attention layer to align")
+        if self.loss_scale is not None and not (self.loss_scale > 0 and math.log2(self.loss_scale).is_integer()):
+            raise ConfigError(f"loss_scale={self.loss_scale} must be a power of two (the reference's 65536), "
+                              f"or none to leave the loss unscaled")
 
     # ---------------------------------------------------------------- helpers
     @property
@@ -248,6 +252,7 @@ HELP = {
     "compress_factor": "downsampling of the features before PCA and the loss",
     "mask": "loss mask: semantic (from the features), static (boxes) or none",
     "optimizer": "fresh_adamw: a new AdamW each step, as the reference; adam: one Adam throughout",
+    "loss_scale": "the optimisation backward runs on the loss times this and is unscaled at the latent, as the reference's GradScaler (65536); a power of two, or none",
     "update_region": "all: the gradient updates the whole latent; boxes: only around the boxes (ours)",
     "region_margin": "margin around the boxes for update_region=boxes, in box sizes (ours)",
     "background_weight": "weight of a loss keeping the background still (ours; 0: off)",

@@ -69,7 +69,7 @@ def test_every_truncation_gives_the_baseline(tiny_pipe, image, traj, baseline, t
 
 
 def test_loss_scaling_keeps_fp16_gradients_that_underflow_unscaled():
-    from anyi2v_lab.accel.loss_scaling import loss_scaled
+    from anyi2v_lab.method.loss_scaling import scaled_forward
     from anyi2v_lab.method.optimize import Passes
 
     # an fp16 "UNet" whose backward multiplies by 2^-13 twice: the latent's gradient, 2^-26, is below
@@ -79,7 +79,7 @@ def test_loss_scaling_keeps_fp16_gradients_that_underflow_unscaled():
                     loss=lambda captured, fits: ((captured[0].float() * 2 ** -13).sum(), []))
     grads = {}
     for scale in (None, 65536.0):
-        p = passes if scale is None else loss_scaled(passes, scale)
+        p = passes if scale is None else passes._replace(forward=scaled_forward(passes.forward, scale))
         leaf = torch.ones(4, requires_grad=True)
         captured = p.forward(leaf)
         loss, _ = p.loss(captured, p.fit(captured))
@@ -89,14 +89,31 @@ def test_loss_scaling_keeps_fp16_gradients_that_underflow_unscaled():
     assert torch.equal(grads[65536.0], torch.full((4,), 2.0 ** -26))
 
 
-def test_loss_scaling_is_exact_where_nothing_underflows(tiny_pipe, image, traj, baseline):
-    # a power-of-two scale on an fp32 model: the latents are bit for bit the unscaled ones
-    res = generate(tiny_pipe, image, "a red square", traj, AnyI2VConfig(**SMALL), seed=1, progress=False,
-                   runtime=Runtime.baseline().replace(loss_scale=None))
-    assert Runtime().loss_scale == Runtime.baseline().loss_scale == 65536.0
-    assert torch.equal(res.latents, baseline.latents)
-    with pytest.raises(RuntimeOptionError, match="Runtime.loss_scale=0"):
-        Runtime(loss_scale=0)
+def test_loss_scaling_is_the_methods_and_exact_where_nothing_underflows(tiny_pipe, image, traj, baseline):
+    """The reference's GradScaler scale is part of the method (``config.loss_scale``): eager generate and
+    every runtime scale alike, and a power of two on an fp32 model changes no bit of the latents."""
+    config = AnyI2VConfig(**SMALL)
+    assert config.loss_scale == 65536.0
+    eager = generate(tiny_pipe, image, "a red square", traj, config, seed=1, progress=False)
+    unscaled = generate(tiny_pipe, image, "a red square", traj, config.replace(loss_scale=None), seed=1,
+                        progress=False, runtime=Runtime.baseline())
+    assert torch.equal(eager.latents, baseline.latents) and torch.equal(unscaled.latents, baseline.latents)
+    np.testing.assert_array_equal(eager.record.losses(), baseline.record.losses())
+    assert "loss_scale" not in Runtime().to_dict()  # a runtime never changes what is computed
+
+
+def test_loss_scaling_runs_in_every_optimisation_pass(tiny_pipe, image, traj, monkeypatch):
+    # the eager loop and the bound runtime's passes both go through the method's scaled_forward
+    from anyi2v_lab.method import optimize
+
+    scales = []
+    real = optimize.scaled_forward
+    monkeypatch.setattr(optimize, "scaled_forward", lambda forward, scale: scales.append(scale) or real(forward, scale))
+    config = AnyI2VConfig(**SMALL)
+    for runtime in (None, Runtime()):
+        generate(tiny_pipe, image, "a red square", traj, config, seed=1, progress=False, runtime=runtime)
+    generate(tiny_pipe, image, "a red square", traj, config.replace(loss_scale=None), seed=1, progress=False)
+    assert scales == [65536.0, 65536.0]  # one optimised step (opt_step=0) per scaled run, none unscaled
 
 
 def test_truncation_at_a_missing_block_names_the_setting(tiny_pipe):
