@@ -132,4 +132,7 @@ def test_method_names_load_on_first_use():
     from anyi2v_lab.method.generation import generate
 
     assert method.generate is generate
+    # a name that were also a submodule's would be rebound to the module when the submodule is imported
+    submodules = {path.stem for path in Path(method.__file__).parent.glob("*.py")}
+    assert not set(method.__all__) & submodules
     assert set(method.__all__) <= set(dir(method))

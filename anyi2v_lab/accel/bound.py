@@ -26,8 +26,16 @@ from ..hooks.motion import motion_modules
 from ..method.calls import EagerCalls
 from ..method.config import AnyI2VConfig
 from ..method.grid import layer_fit, layer_fits
-from ..method.optimize import (PassInputs, Passes, capture_sites, eager_fit, eager_loss, frozen, pass_session,
-                               session_forward)
+from ..method.optimize import (
+    Passes,
+    PassInputs,
+    capture_sites,
+    eager_fit,
+    eager_loss,
+    frozen,
+    pass_session,
+    session_forward,
+)
 from .backends import backend_settings, prepare_layout
 from .checkpointing import checkpointed_blocks
 from .graphs import unet_graph

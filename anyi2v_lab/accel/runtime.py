@@ -103,7 +103,8 @@ class Runtime:
         if self.attention not in ATTENTION:
             raise RuntimeOptionError(f"Runtime.attention={self.attention!r} is not one of {ATTENTION}")
         if self.compile_levels is not None and (not isinstance(self.compile_levels, int) or self.compile_levels < 1):
-            raise RuntimeOptionError(f"Runtime.compile_levels={self.compile_levels!r} must be a positive integer or None")
+            raise RuntimeOptionError(f"Runtime.compile_levels={self.compile_levels!r} must be a positive integer "
+                                     f"or None")
         if self.decode_chunk is not None and (not isinstance(self.decode_chunk, int) or self.decode_chunk < 1):
             raise RuntimeOptionError(f"Runtime.decode_chunk={self.decode_chunk!r} must be a positive integer or None")
         if self.low_memory and self.compile == "regional":

@@ -252,7 +252,8 @@ HELP = {
     "compress_factor": "downsampling of the features before PCA and the loss",
     "mask": "loss mask: semantic (from the features), static (boxes) or none",
     "optimizer": "fresh_adamw: a new AdamW each step, as the reference; adam: one Adam throughout",
-    "loss_scale": "the optimisation backward runs on the loss times this and is unscaled at the latent, as the reference's GradScaler (65536); a power of two, or none",
+    "loss_scale": "the optimisation backward runs on the loss times this, unscaled at the latent: the "
+                  "reference's GradScaler (65536); a power of two, or none",
     "update_region": "all: the gradient updates the whole latent; boxes: only around the boxes (ours)",
     "region_margin": "margin around the boxes for update_region=boxes, in box sizes (ours)",
     "background_weight": "weight of a loss keeping the background still (ours; 0: off)",

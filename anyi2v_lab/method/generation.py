@@ -100,7 +100,8 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     turns injection off (with no trajectory this is plain AnimateDiff sampling). ``runtime``
     (:class:`~anyi2v_lab.accel.Runtime`, or anything whose ``bind(pipe)`` gives
     :class:`~anyi2v_lab.method.calls.EagerCalls`' methods) chooses how fast and lean to run, never what
-    is computed; ``None`` runs the eager calls. ``record.timings`` holds the runtime timer's seconds per
+    is computed (the optimisation backward is scaled by ``config.loss_scale`` either way); ``None`` runs the
+    eager calls. ``record.timings`` holds the runtime timer's seconds per
     phase and ``total`` (empty without a runtime). ``keep_masks``, ``keep_pca`` and ``keep_latents`` store
     each optimisation iteration's loss masks, PCA maps and updated latent in ``record.iterations``.
     ``keep_x0`` stores the decoded predicted clean video of every inversion, optimisation and sampling
@@ -138,16 +139,23 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
                        progress=progress, keep_masks=keep_masks, keep_pca=keep_pca, keep_latents=keep_latents,
                        callback=on_step)
         z, session = denoise(pipe, calls, z, run)
-        with calls.phase("decode"):
-            video = calls.decode(z)
-            check_finite(video, "the decoded frames", "the VAE's decode overflowed (in float16, decode in float32)"
-                         " or its weights are damaged")
-            video = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
+        video = decoded_video(pipe, calls, z)
     record.timings.update(calls.timings())
     record.finalise()
-    return GenerationResult(video=np.asarray(video, dtype=np.float32), latents=z, record=record, config=config,
+    return GenerationResult(video=video, latents=z, record=record, config=config,
                             seed=seed, prompt=prompt, negative_prompt=negative_prompt, condition=condition,
                             trajectory=trajectory, features=bank, cache=session.cache if capture is not None else None)
+
+
+def decoded_video(pipe, calls, z: torch.Tensor) -> np.ndarray:
+    """The final latent ``(1, 4, F, h, w)`` decoded through the run's decode call: ``(F, H, W, 3)`` float32
+    in [0, 1]. Non-finite frames raise :class:`~anyi2v_lab.method.finite.NonFiniteError`."""
+    with calls.phase("decode"):
+        video = calls.decode(z)
+        check_finite(video, "the decoded frames", "the VAE's decode overflowed (in float16, decode in float32)"
+                     " or its weights are damaged")
+        video = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
+    return np.asarray(video, dtype=np.float32)
 
 
 def _frames_decoder(pipe, calls) -> Callable[[torch.Tensor], np.ndarray]:
@@ -261,7 +269,8 @@ def denoise(pipe, calls, z: torch.Tensor, run: Sampling):
                 out = pipe.scheduler.step(eps, t, z, eta=config.eta, variance_noise=noise)
             if run.callback is not None:
                 run.callback(dict(phase="sampling", step_index=i, timestep=t, latent=z, eps=eps,
-                                  denoised=out.pred_original_sample, latent_before=before if run.optimises(i) else None))
+                                  denoised=out.pred_original_sample,
+                                  latent_before=before if run.optimises(i) else None))
             z = out.prev_sample
             run.trail.add(z, f"the latents after denoising step {i} (timestep {int(t)})")
     run.trail.check()

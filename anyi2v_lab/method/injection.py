@@ -88,7 +88,10 @@ def injection_edits(bank: FeatureBank | None, config: AnyI2VConfig) -> dict[str,
     """Edit functions per hook point name for ``hooked(unet, edits=...)``."""
     active = injection_active(config)
     edits: dict[str, list] = {}
-    add = lambda name, fn: edits.setdefault(name, []).append(fn)
+
+    def add(name: str, fn) -> None:
+        edits.setdefault(name, []).append(fn)
+
     if bank is not None and config.inject_residual:
         for layer in config.res_layers:
             add(f"{layer}.residual", residual_edit(bank.residuals[layer], config, active))

@@ -22,8 +22,7 @@ from ..hooks import Capture, bypass_motion, hooked
 from ..models.scheduler import ddim_inverse_scheduler
 from .config import AnyI2VConfig
 from .ddim import predicted_x0
-from .feature_bank import (FeatureBank, InversionCache, model_fingerprint, scheduler_fingerprint,
-                           tensor_fingerprint)
+from .feature_bank import FeatureBank, InversionCache, model_fingerprint, scheduler_fingerprint, tensor_fingerprint
 from .finite import FiniteTrail
 
 

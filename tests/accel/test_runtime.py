@@ -6,10 +6,21 @@ import numpy as np
 import pytest
 import torch
 
-from anyi2v_lab.accel import (PhaseTimer, Runtime, RuntimeOptionError, checkpointed_blocks, clear_graphs, compile_units,
-                              compiled_regions, eligible_units, graphs, hooked_modules, timestep_tensor)
+from anyi2v_lab.accel import (
+    PhaseTimer,
+    Runtime,
+    RuntimeOptionError,
+    checkpointed_blocks,
+    clear_graphs,
+    compile_units,
+    compiled_regions,
+    eligible_units,
+    graphs,
+    hooked_modules,
+    timestep_tensor,
+)
 from anyi2v_lab.accel.regions import unit_level
-from anyi2v_lab.method import AnyI2VConfig, generate
+from anyi2v_lab.method import AnyI2VConfig, ConfigError, generate
 from anyi2v_lab.method.inversion import capture_names
 from anyi2v_lab.method.optimize import capture_sites
 from anyi2v_lab.trajectory import Trajectory
@@ -65,7 +76,8 @@ def test_every_truncation_gives_the_baseline(tiny_pipe, image, traj, baseline, t
     whole = SMALL["num_inference_steps"] + (passes if truncate is False else 0)
     assert calls["up_blocks.3"] == calls["conv_out"] == SMALL["num_inference_steps"] + whole
     # the reference's rule runs up_blocks.2 whole, upsampler included; the last-layer stop does not
-    assert calls["up_blocks.2.upsamplers.0"] == 2 * SMALL["num_inference_steps"] + passes + (passes if truncate is False else 0)
+    upsampled = 2 * SMALL["num_inference_steps"] + passes + (passes if truncate is False else 0)
+    assert calls["up_blocks.2.upsamplers.0"] == upsampled
 
 
 def test_loss_scaling_keeps_fp16_gradients_that_underflow_unscaled():
@@ -110,10 +122,36 @@ def test_loss_scaling_runs_in_every_optimisation_pass(tiny_pipe, image, traj, mo
     real = optimize.scaled_forward
     monkeypatch.setattr(optimize, "scaled_forward", lambda forward, scale: scales.append(scale) or real(forward, scale))
     config = AnyI2VConfig(**SMALL)
-    for runtime in (None, Runtime()):
-        generate(tiny_pipe, image, "a red square", traj, config, seed=1, progress=False, runtime=runtime)
+    eager, bound = (generate(tiny_pipe, image, "a red square", traj, config, seed=1, progress=False, runtime=runtime)
+                    for runtime in (None, Runtime()))
     generate(tiny_pipe, image, "a red square", traj, config.replace(loss_scale=None), seed=1, progress=False)
     assert scales == [65536.0, 65536.0]  # one optimised step (opt_step=0) per scaled run, none unscaled
+    assert torch.equal(eager.latents, bound.latents)  # eager and runtime compute the same, scaling included
+    with pytest.raises(ConfigError, match=r"loss_scale=3(\.0)? must be a power of two .*or none"):
+        config.replace(loss_scale=3)
+
+
+def test_hook_free_steps_are_derived_from_the_session():
+    """A sampling step replays as hook-free only where the session captures nothing and every edit says it
+    is inactive (the injection edits carry ``active``; an edit without it may change any call)."""
+    from types import SimpleNamespace
+
+    from anyi2v_lab.accel.bound import hook_free_steps
+    from anyi2v_lab.method.feature_bank import FeatureBank
+    from anyi2v_lab.method.injection import injection_edits
+
+    config = AnyI2VConfig(load_feature_step=1, inject_residual=False, inject_query=False)
+    bank = FeatureBank(residuals={}, queries={}, timestep=201)
+    injection = injection_edits(bank, config)
+    timesteps = torch.tensor([961, 921, 881, 841])
+
+    def session(edits, capture=None):
+        return SimpleNamespace(edits=edits, capture=capture, default_phase="sampling")
+
+    assert hook_free_steps(session(injection), timesteps) == {881, 841}  # after load_feature_step
+    assert hook_free_steps(session({}), timesteps) == {961, 921, 881, 841}
+    assert hook_free_steps(session({**injection, "output": [lambda x, ctx: None]}), timesteps) == set()
+    assert hook_free_steps(session(injection, capture=object()), timesteps) == set()
 
 
 def test_truncation_at_a_missing_block_names_the_setting(tiny_pipe):
@@ -146,7 +184,8 @@ def test_hooked_blocks_are_never_compiled(sd15_unet):
     units = eligible_units(sd15_unet, hooked)
     for path, _ in units:
         assert not any(h == path or h.startswith(path + ".") for h in hooked)
-    assert {p for p, _ in units} >= {"down_blocks.0.resnets.0", "mid_block.attentions.0", "up_blocks.3.motion_modules.2"}
+    assert {p for p, _ in units} >= {"down_blocks.0.resnets.0", "mid_block.attentions.0",
+                                     "up_blocks.3.motion_modules.2"}
     assert "up_blocks.1.attentions.0" not in {p for p, _ in units}
     fine = eligible_units(sd15_unet, hooked, max_levels=2)
     assert fine and all(unit_level(p, 4) < 2 for p, _ in fine) and len(fine) < len(units)
@@ -176,7 +215,8 @@ def test_runtime_validation_names_the_field():
         Runtime(cuda_graphs=True).check_device("cpu")
     assert Runtime(compile=True).compile == "regional"
     assert Runtime.fast().compiles("sampling") and Runtime.fast().compiles("optimisation")
-    assert Runtime.fast(compile="sampling").compiles("sampling") and not Runtime.fast(compile="sampling").compiles("optimisation")
+    sampling_only = Runtime.fast(compile="sampling")
+    assert sampling_only.compiles("sampling") and not sampling_only.compiles("optimisation")
     assert Runtime.fast().compiles("inversion") and not Runtime().compiles("inversion")
     assert Runtime.fast().cudnn_benchmark and not Runtime().cudnn_benchmark
     # cuDNN attention builds its kernels at first use: the one-off default avoids it, fast() warms up
