@@ -64,3 +64,16 @@ def test_method_records_are_keyword_only(path, name):
     record = getattr(importlib.import_module(f"anyi2v_lab.{path}"), name)
     assert dataclasses.is_dataclass(record)
     assert all(f.kw_only for f in dataclasses.fields(record) if f.init), f"{name} takes positional fields"
+
+
+@pytest.mark.parametrize("path, name", [("method/generation.py", "Sampling"), ("method/optimize.py", "PassInputs")])
+def test_every_field_of_the_methods_loop_records_is_read_by_the_method(path, name):
+    """No runtime-only field on a method type: each field is read somewhere in ``anyi2v_lab/method`` (the
+    runtime derives what it replays from the session and the config)."""
+    trees = {p: t for p, t in package_trees().items() if p.parent.name == "method"}
+    record = next(node for node in ast.walk(trees[PACKAGE / path])
+                  if isinstance(node, ast.ClassDef) and node.name == name)
+    fields = [node.target.id for node in record.body if isinstance(node, ast.AnnAssign)]
+    read = {node.attr for tree in trees.values() for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)}
+    assert fields and set(fields) <= read, f"{name} fields the method never reads: {sorted(set(fields) - read)}"
