@@ -432,7 +432,7 @@ def cmd_generate(args) -> int:
         from .accel import Runtime
         from .conditions import condition_from_files
         from .method import generate
-        from .method.generate import model_size
+        from .method.generation import model_size
         from .outputs import write_run
         if saved is not None:
             _reproducibility_note(saved)
@@ -469,7 +469,7 @@ def cmd_invert(args) -> int:
     with parents_made(out, named), exclusive_claim(out, named=named):  # a second process is refused from here
         _check_output_file(str(out), args.overwrite)  # again: no other process of ours can change it now
         from .conditions import condition_from_files
-        from .method.generate import model_size
+        from .method.generation import model_size
         from .method.inversion import invert_cached
         pipe = load_model(spec)
         h, w = model_size(pipe, cfg)

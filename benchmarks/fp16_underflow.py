@@ -1,11 +1,11 @@
 """How many fp16 gradient elements underflow in the optimisation passes, and does loss scaling matter?
 
-The reference runs its backward under fp16 autocast with a ``GradScaler`` (scale 65536); ours runs the
-fp16 model's backward unscaled. This script runs the whole job (inversion, sampling, the paper's 6 x 5
+The reference runs its backward under fp16 autocast with a ``GradScaler`` (scale 65536), as ours does
+(``config.loss_scale``). This script runs the whole job (inversion, sampling, the paper's 6 x 5
 optimisation) on an fp16 model and, inside every optimisation pass, computes three backwards of the
 same loss from the same latent:
 
-* **fp16**: the pass as ours runs it;
+* **fp16**: the pass unscaled (``loss_scale=None``);
 * **fp16 x 65536**: the loss scaled as the reference's GradScaler scales it;
 * **fp32**: the same pass on an fp32 copy of the weights (feature bank and embeddings upcast), the
   reference for what the gradient should be.
@@ -120,14 +120,13 @@ class ProbeCalls:
     @contextmanager
     def optimisation_passes(self, inputs):
         from anyi2v_lab.method.feature_bank import FeatureBank
-        from anyi2v_lab.method.injection import injection_edits
         from anyi2v_lab.method.optimize import Passes, eager_passes
 
-        bank32 = None if inputs.bank is None else FeatureBank(
-            {k: v.float() for k, v in inputs.bank.residuals.items()},
-            {k: v.float() for k, v in inputs.bank.queries.items()}, inputs.bank.timestep, dict(inputs.bank.meta))
-        inputs32 = dataclasses.replace(inputs, unet=self.unet32, bank=bank32, embeds=inputs.embeds.float(),
-                                       edits=injection_edits(bank32, inputs.config) if bank32 is not None else {})
+        bank = inputs.features
+        bank32 = None if bank is None else FeatureBank(
+            {k: v.float() for k, v in bank.residuals.items()},
+            {k: v.float() for k, v in bank.queries.items()}, bank.timestep, dict(bank.meta))
+        inputs32 = dataclasses.replace(inputs, unet=self.unet32, features=bank32, embeds=inputs.embeds.float())
         state: dict = {}
         with recorded_blocks(inputs.unet) as seen16, eager_passes(inputs) as passes, \
                 recorded_blocks(self.unet32) as seen32, eager_passes(inputs32) as passes32:
@@ -217,6 +216,7 @@ def main(argv=None) -> int:
     from anyi2v_lab.method import generate
 
     pipe, config, label = build(args)
+    config = config.replace(loss_scale=None)  # the probe scales its second backward itself
     inputs = make_inputs(pipe)
     unet32 = copy.deepcopy(pipe.unet).float().eval()
     log(f"{label} on {args.device}: fp16 model and an fp32 copy built")

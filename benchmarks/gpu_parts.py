@@ -81,7 +81,7 @@ def make_inputs(pipe) -> dict:
     from PIL import Image, ImageDraw
 
     from anyi2v_lab.method import AnyI2VConfig
-    from anyi2v_lab.method.generate import model_size
+    from anyi2v_lab.method.generation import model_size
     from anyi2v_lab.trajectory import ObjectTrack, Trajectory
 
     H, W = model_size(pipe, AnyI2VConfig())
@@ -125,7 +125,7 @@ def microbench(pipe, config, log) -> dict:
     fastest layout and attention kernel for the eager fast path."""
     from anyi2v_lab.accel import GraphedCall, Runtime, backend_settings, prepare_layout
     from anyi2v_lab.hooks import bypass_motion
-    from anyi2v_lab.method.generate import model_size
+    from anyi2v_lab.method.generation import model_size
     from anyi2v_lab.method.optimize import frozen
 
     unet, dev, F = pipe.unet, pipe.unet.device, config.num_frames

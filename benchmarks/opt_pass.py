@@ -62,7 +62,7 @@ def main() -> int:
     args = p.parse_args()
 
     from anyi2v_lab.accel import Runtime, backend_settings, compiled_regions, hooked_modules
-    from anyi2v_lab.method.generate import model_size
+    from anyi2v_lab.method.generation import model_size
     from anyi2v_lab.method.optimize import capture_sites, frozen
 
     dev, pipe, config = probe_model(args.tiny)

@@ -303,7 +303,7 @@ def our_side(work: Path, scenario: str, variant: dict) -> dict:
     from anyi2v_lab.conditions import load_condition
     from anyi2v_lab.interop import reference as ref_format
     from anyi2v_lab.method.config import AnyI2VConfig
-    from anyi2v_lab.method.generate import generate
+    from anyi2v_lab.method.generation import generate
     from anyi2v_lab.method.inversion import encode_image
     from anyi2v_lab.models.loading import load_pipeline
 

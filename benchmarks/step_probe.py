@@ -27,7 +27,7 @@ from opt_pass import profile_fn  # noqa: E402
 
 def sampling_rows(pipe, config, dev, variants: list[str], reps: int) -> dict:
     from anyi2v_lab.accel import GraphedCall, Runtime, backend_settings, compiled_regions
-    from anyi2v_lab.method.generate import model_size
+    from anyi2v_lab.method.generation import model_size
 
     unet, F = pipe.unet, config.num_frames
     H, W = model_size(pipe, config)
@@ -106,7 +106,7 @@ def loss_rows(pipe, config, dev, reps: int) -> dict:
     """PCA projections, upsampling and the alignment loss of one optimisation pass, forward and
     backward to the captured features, on random features of the aligned layers' shapes."""
     from anyi2v_lab.method.alignment import build_alignment
-    from anyi2v_lab.method.generate import model_size
+    from anyi2v_lab.method.generation import model_size
     from anyi2v_lab.method.grid import aligned_features, layer_fits
     from anyi2v_lab.method.loss import alignment_loss
     from gpu_parts import make_inputs

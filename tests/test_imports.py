@@ -90,7 +90,7 @@ def test_the_walker_resolves_relative_and_type_checking_imports(tmp_path):
 
 def test_no_import_cycle_in_the_package():
     modules = package_modules()
-    assert "anyi2v_lab.method.generate" in modules and "anyi2v_lab.accel" in modules
+    assert "anyi2v_lab.method.generation" in modules and "anyi2v_lab.accel" in modules
     graph = {name: imported(name, path, modules) for name, path in modules.items()}
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
@@ -129,7 +129,10 @@ def test_a_bad_config_value_is_refused_before_torch_loads():
 
 def test_method_names_load_on_first_use():
     import anyi2v_lab.method as method
-    from anyi2v_lab.method.generate import generate
+    from anyi2v_lab.method.generation import generate
 
     assert method.generate is generate
+    # a name that were also a submodule's would be rebound to the module when the submodule is imported
+    submodules = {path.stem for path in Path(method.__file__).parent.glob("*.py")}
+    assert not set(method.__all__) & submodules
     assert set(method.__all__) <= set(dir(method))

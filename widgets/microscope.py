@@ -245,7 +245,7 @@ class Microscope(StaticPicture, anywidget.AnyWidget):
 
     @classmethod
     def from_result(cls, result, pipe=None, *, tokenizer=None, **kwargs) -> "Microscope":
-        """The microscope of a :class:`~anyi2v_lab.method.generate.GenerationResult` (``generate(...,
+        """The microscope of a :class:`~anyi2v_lab.method.generation.GenerationResult` (``generate(...,
         keep_x0=True, keep_masks=True, capture=microscope_capture(pipe, config))``); ``pipe`` gives the
         heads and the tokenizer (the prompt's words)."""
         from anyi2v_lab.microscope import MicroscopeData

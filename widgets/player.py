@@ -109,7 +109,7 @@ class VideoPlayer(StaticPicture, anywidget.AnyWidget):
 
     @classmethod
     def from_result(cls, result, masks: bool = True, **kwargs) -> "VideoPlayer":
-        """A player for a :class:`~anyi2v_lab.method.generate.GenerationResult`: its frames, the target boxes
+        """A player for a :class:`~anyi2v_lab.method.generation.GenerationResult`: its frames, the target boxes
         of its record (model pixels = frame pixels) and, when the run kept them (``keep_masks=True``), the
         semantic masks of the last optimisation iteration."""
         frames = result.frames

@@ -202,7 +202,7 @@ class FeatureViewer(StaticPicture, anywidget.AnyWidget):
 
     @classmethod
     def from_result(cls, result, cache=None, *, iteration: int = -1, **kwargs) -> "FeatureViewer":
-        """Views of a :class:`~anyi2v_lab.method.generate.GenerationResult`, opening on what the method
+        """Views of a :class:`~anyi2v_lab.method.generation.GenerationResult`, opening on what the method
         works with: the last frame with its boxes and masks (``keep_masks=True``); the aligned layers'
         first three principal components at optimisation ``iteration`` as the loss saw them
         (``keep_pca=True``), finest layer first; then the hook points of ``cache`` (default:

@@ -7,25 +7,38 @@ fits overlapping the forward on side streams, a phase timer, process settings fo
 no setting speeds up is the eager one. Every timestep reaches the UNet as a device tensor made by a
 fill kernel (:func:`timestep_tensor`): diffusers would upload a Python int from pageable memory, a copy
 that waits for the GPU queue to drain.
+
+What it replays it derives from the run's hook session and config, never from the method's loop: the
+blocks holding a hook point of the run (the session's edits and captures, the aligned layers) stay
+eager, and a sampling step is hook-free when the session captures nothing and every edit declares
+itself inactive there (``edit.active(call)``, as the injection edits do).
 """
 from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
-from typing import Callable, Sequence
+from typing import Callable, Iterable
 
 import torch
 from torch.profiler import record_function
 
+from ..hooks import CallInfo
 from ..hooks.motion import motion_modules
 from ..method.calls import EagerCalls
 from ..method.config import AnyI2VConfig
 from ..method.grid import layer_fit, layer_fits
-from ..method.optimize import Passes, PassInputs, eager_fit, frozen, pass_session, session_forward
+from ..method.optimize import (
+    Passes,
+    PassInputs,
+    capture_sites,
+    eager_fit,
+    frozen,
+    pass_session,
+    session_forward,
+)
 from .backends import backend_settings, prepare_layout
 from .checkpointing import checkpointed_blocks
 from .fast_loss import fast_loss
 from .graphs import unet_graph
-from .loss_scaling import loss_scaled
 from .optimisation_graphs import graphed_loss, graphed_pass
 from .overlap import pca_streams, with_fit_starters
 from .regions import compiled_regions, hooked_modules
@@ -46,9 +59,13 @@ class BoundRuntime(EagerCalls):
         super().__init__(pipe)
         self.runtime, self.device = runtime, pipe.unet.device
         self.timer = PhaseTimer(self.device)
+        self.config: AnyI2VConfig | None = None
+        self.optimises = False
+        self.hooked_blocks: set[str] | None = None  # the run's, once its sampling session is known
 
     @contextmanager
     def running(self, config: AnyI2VConfig, optimises: bool):
+        self.config, self.optimises = config, optimises
         prepare_layout(self.pipe, self.runtime)
         with backend_settings(self.runtime, self.device):
             if optimises:  # cuSOLVER loads (a host sync) now, not behind the inversion's queued kernels
@@ -77,17 +94,18 @@ class BoundRuntime(EagerCalls):
         graph = unet_graph(unet, "inversion", example, self.runtime, "inversion", [p for p, _ in motion_modules(unet)])
         return lambda x, t: graph(x.to(unet.dtype), timestep_tensor(t, x.device), embeds).float()
 
-    def sampling_denoiser(self, session, hooked: Sequence[str], replayable: bool) -> Callable:
-        """Blocks holding no hook of the run run compiled (``runtime.compile``); a replayable step whose
-        hooks do not fire replays one captured CFG step (``runtime.graph_sampling``)."""
+    def sampling_denoiser(self, session) -> Callable:
+        """Blocks holding no hook of the run run compiled (``runtime.compile``); a step that no hook of
+        ``session`` changes replays one captured CFG step (``runtime.graph_sampling``)."""
         unet, rt = self.pipe.unet, self.runtime
-        hooked_blocks = hooked_modules(unet, hooked)
-        graph_steps = rt.graphs_sampling(self.device) and replayable
+        sites = capture_sites(self.config) if self.optimises else []
+        hooked_blocks = self.hooked_blocks = hooked_modules(unet, [*session.edits, *session.captured, *sites])
+        replayed = hook_free_steps(session, self.pipe.scheduler.timesteps) if rt.graphs_sampling(self.device) else ()
 
-        def eps(x: torch.Tensor, t: int, embeds: torch.Tensor, hooks_fire: bool) -> torch.Tensor:
+        def eps(x: torch.Tensor, t: int, embeds: torch.Tensor) -> torch.Tensor:
             args = (x.to(unet.dtype), timestep_tensor(t, self.device), embeds)
             with compiled_regions(unet, rt, "sampling", hooked_blocks):
-                if graph_steps and not hooks_fire:
+                if int(t) in replayed:
                     with session.suspended():
                         return unet_graph(unet, "sampling", args, rt, "sampling", hooked_blocks)(*args).float()
                 return unet(args[0], args[1], encoder_hidden_states=args[2]).sample.float()
@@ -98,16 +116,19 @@ class BoundRuntime(EagerCalls):
         """Compiled blocks, frozen weights, checkpointed blocks (``low_memory``), and passes replayed from
         a CUDA graph (``graph_optimisation``) or eager ones whose PCA fits start on side streams."""
         rt, unet = self.runtime, inputs.unet
+        hooked_blocks = self.hooked_blocks
+        if hooked_blocks is None:  # outside a sampling loop: the passes' own hook points
+            hooked_blocks = hooked_modules(unet, [*inputs.edits, *inputs.names])
         with ExitStack() as stack:
-            stack.enter_context(compiled_regions(unet, rt, "optimisation", hooked_modules(unet, inputs.hooked)))
+            stack.enter_context(compiled_regions(unet, rt, "optimisation", hooked_blocks))
             stack.enter_context(frozen(unet))
             if rt.low_memory:
                 stack.enter_context(checkpointed_blocks(unet))
-            if rt.graphs_optimisation(self.device) and (inputs.bank is not None or not inputs.edits):
+            if rt.graphs_optimisation(self.device) and (inputs.features is not None or not inputs.inject):
                 passes = self._graphed_passes(inputs)
             else:
                 passes = self._eager_passes(inputs, stack)
-            yield _profiled(passes if rt.loss_scale is None else loss_scaled(passes, rt.loss_scale))
+            yield _profiled(passes)
 
     def _eager_passes(self, inputs: PassInputs, stack: ExitStack) -> Passes:
         side = pca_streams(self.runtime, inputs.config, self.device)
@@ -132,8 +153,8 @@ class BoundRuntime(EagerCalls):
 
         def forward(leaf: torch.Tensor) -> list[torch.Tensor]:
             if state["graph"] is None:
-                state["graph"] = graphed_pass(unet, inputs.bank, config, inputs.names, leaf, t, inputs.embeds, rt,
-                                              inputs.call, inject=bool(inputs.edits))
+                state["graph"] = graphed_pass(unet, inputs.features, config, inputs.names, leaf, t, inputs.embeds, rt,
+                                              inputs.call, inject=inputs.inject)
             graph = state["graph"]
             captured = list(graph(leaf, t, inputs.embeds))
             for i, x in enumerate(captured if side is not None else ()):  # each fit once its layer is final
@@ -152,6 +173,23 @@ class BoundRuntime(EagerCalls):
             state["loss"] = state["loss"] or graphed_loss(unet, captured, fits, inputs.alignment, config)
             return state["loss"](captured, fits), []
         return Passes(forward, fit, loss)
+
+
+def hook_free_steps(session, timesteps: Iterable) -> set[int]:
+    """The timesteps of the sampling schedule at which no hook of ``session`` changes the UNet: it
+    captures nothing, and every edit carries ``active(call)`` and is inactive there."""
+    if session.capture is not None:
+        return set()
+    edits = [fn for fns in session.edits.values() for fn in fns]
+    if not all(callable(getattr(fn, "active", None)) for fn in edits):
+        return set()
+    free = set()
+    schedule = timesteps.tolist() if torch.is_tensor(timesteps) else list(timesteps)  # one host read
+    for i, t in enumerate(int(t) for t in schedule):
+        call = CallInfo(timestep=t, step_index=i, phase=session.default_phase)
+        if not any(fn.active(call) for fn in edits):
+            free.add(t)
+    return free
 
 
 def _profiled(passes: Passes) -> Passes:

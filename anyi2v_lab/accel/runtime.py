@@ -8,7 +8,6 @@ choices (optimisation forwards stopped after ``up_blocks[2]``, eager, no graph c
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import torch
@@ -33,9 +32,6 @@ class Runtime:
       ``"up_blocks.2"``: after that block, as the reference does; ``False``: the whole UNet. What runs
       after the last aligned layer gets no gradient, so every choice gives the same latents
       (:mod:`~anyi2v_lab.accel.truncation`).
-    * ``loss_scale``: the optimisation passes' backward runs on the loss's gradient times this (a power
-      of two), unscaled at the latent, so fp16 gradients do not underflow (the reference's
-      ``GradScaler`` scale, 65536; :mod:`~anyi2v_lab.accel.loss_scaling`). ``None``: unscaled.
     * ``cuda_graphs``: replay the inversion's hook-free UNet calls from one CUDA graph; ``"auto"``
       turns it on for CUDA devices.
     * ``graph_optimisation``: with CUDA graphs on, the optimisation passes replay one captured
@@ -78,7 +74,6 @@ class Runtime:
     """
 
     truncate: bool | str = True
-    loss_scale: float | None = 65536.0
     cuda_graphs: bool | str = "auto"
     graph_optimisation: bool = True
     graph_sampling: bool = False
@@ -103,16 +98,13 @@ class Runtime:
                                      f"False (the whole UNet) or a block path such as 'up_blocks.2'")
         if self.compile not in COMPILE:
             raise RuntimeOptionError(f"Runtime.compile={self.compile!r} is not one of {COMPILE}")
-        if self.loss_scale is not None and not (isinstance(self.loss_scale, (int, float))
-                                                 and math.isfinite(self.loss_scale) and self.loss_scale > 0):
-            raise RuntimeOptionError(f"Runtime.loss_scale={self.loss_scale!r} must be a positive number "
-                                     f"(a power of two, e.g. 65536) or None")
         if self.cuda_graphs not in (True, False, "auto"):
             raise RuntimeOptionError(f"Runtime.cuda_graphs={self.cuda_graphs!r}: use True, False or 'auto'")
         if self.attention not in ATTENTION:
             raise RuntimeOptionError(f"Runtime.attention={self.attention!r} is not one of {ATTENTION}")
         if self.compile_levels is not None and (not isinstance(self.compile_levels, int) or self.compile_levels < 1):
-            raise RuntimeOptionError(f"Runtime.compile_levels={self.compile_levels!r} must be a positive integer or None")
+            raise RuntimeOptionError(f"Runtime.compile_levels={self.compile_levels!r} must be a positive integer "
+                                     f"or None")
         if self.decode_chunk is not None and (not isinstance(self.decode_chunk, int) or self.decode_chunk < 1):
             raise RuntimeOptionError(f"Runtime.decode_chunk={self.decode_chunk!r} must be a positive integer or None")
         if self.low_memory and self.compile == "regional":
@@ -123,8 +115,7 @@ class Runtime:
     @classmethod
     def baseline(cls) -> "Runtime":
         """The reference's choices: optimisation forwards stopped after ``up_blocks[2]`` (its
-        ``last_recorded_layer``), loss scaled by 65536 as its GradScaler, eager, no graphs, no autotuning,
-        diffusers' 16-frame decode."""
+        ``last_recorded_layer``), eager, no graphs, no autotuning, diffusers' 16-frame decode."""
         return cls(truncate=REFERENCE_STOP, cuda_graphs=False, compile=False, channels_last=False, overlap_pca=False,
                    attention="auto", decode_chunk=16)
 

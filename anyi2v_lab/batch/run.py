@@ -213,7 +213,7 @@ def run_batch(jobs_path, out, run_job: RunJob, ranks: Ranks | None = None, log=p
 def load_inputs(pipe, config, job: Job):
     """The job's condition (on the model canvas) and trajectory (or None)."""
     from ..conditions import condition_from_files
-    from ..method.generate import model_size
+    from ..method.generation import model_size
     from ..trajectory import Trajectory
 
     trajectory = Trajectory.load(job.trajectory) if job.trajectory else None

@@ -81,5 +81,6 @@ def objmc_on_video(video, masks, trajectory: Trajectory, tracker: PointTracker |
     tracks, visible = check_tracks(tracks, visible, O, F, getattr(tracker, "name", "tracker"))
     distances = np.linalg.norm(tracks - targets, axis=-1)
     seen = np.where(visible[..., None], tracks, np.nan)
-    return VideoObjMC(objmc(targets, tracks)["objmc"], objmc(targets, seen)["objmc"], starts, targets, tracks,
-                      visible, distances, getattr(tracker, "name", type(tracker).__name__))
+    return VideoObjMC(objmc=objmc(targets, tracks)["objmc"], objmc_visible=objmc(targets, seen)["objmc"],
+                      query_points=starts, targets=targets, tracks=tracks, visible=visible, distances=distances,
+                      tracker=getattr(tracker, "name", type(tracker).__name__))

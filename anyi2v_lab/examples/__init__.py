@@ -115,8 +115,9 @@ def read_example(path) -> Example:
     alpha = weights["lora_alpha"]
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
         raise bad("weights.lora_alpha", f"= {alpha!r} must be a number")
-    return Example(d["name"], d["source"], d["prompt"], d["negative_prompt"], int(seed), d["condition"], trajectory,
-                   dict(d["config"]), dict(weights), path)
+    return Example(name=d["name"], source=d["source"], prompt=d["prompt"], negative_prompt=d["negative_prompt"],
+                   seed=int(seed), condition=d["condition"], trajectory=trajectory, config=dict(d["config"]),
+                   weights=dict(weights), file=path)
 
 
 __all__ = ["Example", "ExampleError", "example_names", "load_example", "read_example"]

@@ -201,19 +201,22 @@ def hook_points(unet: nn.Module) -> list[HookPoint]:
                 ch = module.to_q.in_features if site == "input" else module.to_q.out_features
                 if site == "output":
                     ch = module.to_out[0].out_features
-                points.append(HookPoint(f"{path}.{site}", path, kind, site, layout, ch, scale,
-                                        module.heads, (*order, int(cross), i)))
+                points.append(HookPoint(name=f"{path}.{site}", module=path, kind=kind, site=site, layout=layout,
+                                        channels=ch, downscale=scale, heads=module.heads,
+                                        order=(*order, int(cross), i)))
         elif _RESNET.match(path):
             for i, site in enumerate(SITES["resnet"]):
-                points.append(HookPoint(f"{path}.{site}", path, "resnet", site, "maps",
-                                        module.conv2.out_channels, scale, 0, (*order, 0, i)))
+                points.append(HookPoint(name=f"{path}.{site}", module=path, kind="resnet", site=site, layout="maps",
+                                        channels=module.conv2.out_channels, downscale=scale, heads=0,
+                                        order=(*order, 0, i)))
         elif _MOTION.match(path):
             for i, site in enumerate(SITES["motion"]):
-                points.append(HookPoint(f"{path}.{site}", path, "motion", site, "maps",
-                                        module.in_channels, scale, 0, (*order, 0, i)))
+                points.append(HookPoint(name=f"{path}.{site}", module=path, kind="motion", site=site, layout="maps",
+                                        channels=module.in_channels, downscale=scale, heads=0, order=(*order, 0, i)))
     points.sort(key=lambda p: p.order)
     out_ch = unet.conv_out.out_channels
-    points.append(HookPoint("output", "", "unet", "output", "video", out_ch, 1, 0, (9, 9, 9, 9)))
+    points.append(HookPoint(name="output", module="", kind="unet", site="output", layout="video", channels=out_ch,
+                            downscale=1, heads=0, order=(9, 9, 9, 9)))
     return points
 
 

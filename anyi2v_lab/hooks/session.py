@@ -269,7 +269,8 @@ class HookSession:
         if point.name in self.captured and self.capture.wants(self._call):
             stored, branches, frames = self.capture.reduce(ctx.frames(tensor), self._call)
             c = self._call
-            self.cache.add(Entry(point.name, stored, c.timestep, c.step_index, c.phase, branches, frames))
+            self.cache.add(Entry(name=point.name, tensor=stored, timestep=c.timestep, step_index=c.step_index,
+                                 phase=c.phase, branches=branches, frames=frames))
             self._stored.add(point.name)
         if self.stop_names and self.stop_names <= self._fired:
             self.stopped += 1

@@ -8,7 +8,7 @@ model from outside. The method itself never branches on how it is run.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import Callable, ContextManager, Sequence
+from typing import Callable, ContextManager
 
 import torch
 
@@ -41,12 +41,11 @@ class EagerCalls:
         """``eps(x, t)`` of the inversion's hook-free single-frame calls (see :func:`invert`)."""
         return eager_denoiser(unet, latent, embeds)
 
-    def sampling_denoiser(self, session, hooked: Sequence[str], replayable: bool) -> Callable:
-        """``eps(x, t, embeds, hooks_fire)`` of a sampling step: the UNet's prediction, fp32. ``session``
-        is the run's hook session, ``hooked`` its hook point names; ``replayable`` says that a step whose
-        hooks do not fire (``hooks_fire`` False) computes what a hook-free UNet does."""
+    def sampling_denoiser(self, session) -> Callable:
+        """``eps(x, t, embeds)`` of a sampling step: the UNet's prediction, fp32, through ``session``, the
+        run's hook session (:func:`~anyi2v_lab.hooks.hooked`) installed on the UNet."""
         unet = self.pipe.unet
-        return lambda x, t, embeds, hooks_fire: unet(x.to(unet.dtype), t, encoder_hidden_states=embeds).sample.float()
+        return lambda x, t, embeds: unet(x.to(unet.dtype), t, encoder_hidden_states=embeds).sample.float()
 
     def optimisation_passes(self, inputs: PassInputs) -> ContextManager:
         """A context yielding one denoising step's :class:`~anyi2v_lab.method.optimize.Passes`."""

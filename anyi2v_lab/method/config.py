@@ -148,6 +148,9 @@ class AnyI2VConfig:
     mask: MaskKind = setting("semantic", "loss", "loss mask: semantic (from the features), static (boxes) or none")
     optimizer: Optimizer = setting("fresh_adamw", "optimisation", "fresh_adamw: a new AdamW each step, as the "
                                                                   "reference; adam: one Adam throughout")
+    loss_scale: float | None = setting(65536.0, "optimisation", "the optimisation backward runs on the loss times "
+                                       "this, unscaled at the latent: the reference's GradScaler (65536); a power "
+                                       "of two, or none")
     # our own options, off by default (not in the reference)
     update_region: UpdateRegion = setting("all", "optimisation", "all: the gradient updates the whole latent; "
                                                                  "boxes: only around the boxes (ours)")
@@ -201,6 +204,9 @@ class AnyI2VConfig:
             raise ConfigError(f"eta={self.eta} must lie in [0, 1] (0: deterministic DDIM, the paper's; 1: DDPM-like)")
         if self.opt_target == "query" and not self.opt_layers:
             raise ConfigError("opt_layers is empty: name at least one self-attention layer to align")
+        if self.loss_scale is not None and not (self.loss_scale > 0 and math.log2(self.loss_scale).is_integer()):
+            raise ConfigError(f"loss_scale={self.loss_scale} must be a power of two (the reference's 65536), "
+                              f"or none to leave the loss unscaled")
 
     # ---------------------------------------------------------------- helpers
     @property

@@ -4,6 +4,10 @@ During the first ``load_feature_step + 1`` denoising steps, and in every optimis
 conditional branch's frame 0 gets the inverted residuals (after patch AdaIN onto its current
 statistics) and the inverted queries, and frames 1..F-1 use frame 0's keys and values. Injected
 tensors replace the originals and are detached: no gradient flows into them.
+
+Each edit function carries ``active(call) -> bool``, the calls it changes (on the others it returns
+``None``): what a UNet call computes is then known before the call (a runtime replays the steps no
+edit changes as hook-free ones).
 """
 from __future__ import annotations
 
@@ -47,6 +51,7 @@ def residual_edit(stored: torch.Tensor, config: AnyI2VConfig, active):
             else:
                 out[b, 0] = stored.to(source)
         return ctx.merge(out)
+    edit.active = active
     return edit
 
 
@@ -60,6 +65,7 @@ def query_edit(stored: torch.Tensor, config: AnyI2VConfig, active):
         for b in _targets(ctx, config):
             out[b, 0] = stored.to(v)
         return ctx.merge(out)
+    edit.active = active
     return edit
 
 
@@ -74,6 +80,7 @@ def frame0_kv_edit(config: AnyI2VConfig, active):
         for b in _targets(ctx, config):
             out[b, 1:] = v[b, :1].expand_as(v[b, 1:])
         return ctx.merge(out)
+    edit.active = active
     return edit
 
 
@@ -81,7 +88,10 @@ def injection_edits(bank: FeatureBank | None, config: AnyI2VConfig) -> dict[str,
     """Edit functions per hook point name for ``hooked(unet, edits=...)``."""
     active = injection_active(config)
     edits: dict[str, list] = {}
-    add = lambda name, fn: edits.setdefault(name, []).append(fn)
+
+    def add(name: str, fn) -> None:
+        edits.setdefault(name, []).append(fn)
+
     if bank is not None and config.inject_residual:
         for layer in config.res_layers:
             add(f"{layer}.residual", residual_edit(bank.residuals[layer], config, active))

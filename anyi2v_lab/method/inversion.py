@@ -21,6 +21,7 @@ import torch
 from ..hooks import Capture, bypass_motion, hooked
 from ..models.scheduler import ddim_inverse_scheduler
 from .config import AnyI2VConfig
+from .ddim import predicted_x0
 from .feature_bank import FeatureBank, InversionCache, model_fingerprint, scheduler_fingerprint, tensor_fingerprint
 from .finite import FiniteTrail
 
@@ -54,8 +55,7 @@ def encode_image(vae, pixels: torch.Tensor, sample: bool = False,
 
 def ddim_move(x: torch.Tensor, eps: torch.Tensor, alpha_from: torch.Tensor, alpha_to: torch.Tensor) -> torch.Tensor:
     """Deterministic DDIM transport of ``x`` from cumulative alpha ``alpha_from`` to ``alpha_to``."""
-    x0 = (x - (1 - alpha_from).sqrt() * eps) / alpha_from.sqrt()
-    return alpha_to.sqrt() * x0 + (1 - alpha_to).sqrt() * eps
+    return alpha_to.sqrt() * predicted_x0(x, eps, alpha_from) + (1 - alpha_to).sqrt() * eps
 
 
 def eager_denoiser(unet, latent: torch.Tensor, embeds: torch.Tensor) -> Callable[[torch.Tensor, int], torch.Tensor]:
@@ -96,8 +96,8 @@ def invert(pipe, latent: torch.Tensor, embeds: torch.Tensor, config: AnyI2VConfi
                                             disable=not progress, leave=False)):
                 e = eps(latent, b)
                 if callback is not None:
-                    x0 = (latent - (1 - alphas[a]).sqrt() * e) / alphas[a].sqrt()
-                    callback(dict(phase="inversion", step_index=k, timestep=b, latent=latent, denoised=x0))
+                    callback(dict(phase="inversion", step_index=k, timestep=b, latent=latent,
+                                  denoised=predicted_x0(latent, e, alphas[a])))
                 latent = ddim_move(latent, e, alphas[a], alphas[b])
         names = capture_names(config)
         cache = {}

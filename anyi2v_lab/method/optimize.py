@@ -28,7 +28,9 @@ from .alignment import Alignment
 from .config import AnyI2VConfig
 from .feature_bank import FeatureBank
 from .grid import aligned_features, layer_fits
+from .injection import injection_edits
 from .loss import LossParts, alignment_loss
+from .loss_scaling import scaled_forward
 from .record import InspectionRecord, Iteration
 
 
@@ -49,9 +51,12 @@ def optimise_latents(z: torch.Tensor, passes: Passes, config: AnyI2VConfig, regi
     fresh-AdamW update) on the fp32 latent ``z`` ``(1, 4, F, h, w)``; returns the new latent.
 
     ``region`` restricts where ``z`` may change; ``record(iteration, parts, skipped, previews, z)`` sees
-    every iteration. An iteration with no active mask cell or a non-finite gradient changes nothing.
+    every iteration. An iteration with no active mask cell or a non-finite gradient changes nothing. The
+    backward runs on the loss scaled by ``config.loss_scale`` (:mod:`~anyi2v_lab.method.loss_scaling`).
     """
     update = latent_update(config, region)
+    if config.loss_scale is not None:
+        passes = passes._replace(forward=scaled_forward(passes.forward, config.loss_scale))
     for it in range(config.opt_iters):
         leaf = z.detach().requires_grad_(True)
         with torch.enable_grad():
@@ -106,17 +111,18 @@ def capture_sites(config: AnyI2VConfig) -> list[str]:
     return [f"{layer}.{site}" for layer in config.align_layers]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PassInputs:
     """Everything one denoising step's optimisation passes depend on.
 
-    ``edits`` are the injection edits made from ``bank`` (``None`` with no injected features);
-    ``embeds`` the conditional embeddings per frame ``(F, T, D)``; ``hooked`` every hook point name of
-    the run (blocks holding one must run as written)."""
+    ``inject``: the passes run with the injection edits of the sampling steps (docs/method.md §2);
+    ``features`` the inverted features they inject (``None``: none, as with K/V consistency alone);
+    ``embeds`` the conditional embeddings per frame ``(F, T, D)``; ``keep_masks`` and ``keep_pca`` keep
+    each iteration's loss masks and PCA maps."""
 
     unet: nn.Module
-    edits: dict
-    bank: FeatureBank | None
+    inject: bool
+    features: FeatureBank | None
     alignment: Alignment
     config: AnyI2VConfig
     embeds: torch.Tensor
@@ -124,11 +130,15 @@ class PassInputs:
     step_index: int
     keep_masks: bool = False
     keep_pca: bool = False
-    hooked: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
         return capture_sites(self.config)
+
+    @property
+    def edits(self) -> dict[str, list]:
+        """The injection edits of the passes, made from ``features`` (none when ``inject`` is off)."""
+        return injection_edits(self.features, self.config) if self.inject else {}
 
     @property
     def call(self) -> dict:
@@ -203,6 +213,7 @@ def iteration_recorder(record: InspectionRecord, inputs: PassInputs, keep_latent
         if inputs.keep_pca:
             pca = {layer: p.cpu() for layer, p in zip(inputs.config.align_layers, previews)}
         latent = z.detach().cpu() if keep_latents else None
-        record.iterations.append(Iteration(inputs.step_index, inputs.timestep, it, parts.loss.detach(),
-                                           parts.count.detach(), skipped, parts.masks, pca, latent))
+        record.iterations.append(Iteration(step_index=inputs.step_index, timestep=inputs.timestep, iteration=it,
+                                           loss=parts.loss.detach(), count=parts.count.detach(), skipped=skipped,
+                                           masks=parts.masks, pca=pca, latent=latent))
     return append

@@ -7,8 +7,11 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .ddim import predicted_x0
+from .grid import clip_box
 
-@dataclass
+
+@dataclass(kw_only=True)
 class Iteration:
     """One latent-optimisation iteration (docs/method.md §3)."""
 
@@ -23,11 +26,11 @@ class Iteration:
     latent: torch.Tensor | None = None  # (1, 4, F, h, w) the latent after this iteration's update
 
 
-@dataclass
+@dataclass(kw_only=True)
 class X0:
     """The predicted clean video ``x0`` at one step of one phase, decoded: ``frames`` ``(F, H, W, 3)`` uint8.
 
-    ``phase`` "inversion": the condition frame's estimate ``(x_t - sqrt(1 - a_t) eps) / sqrt(a_t)`` at
+    ``phase`` "inversion": the condition frame's estimate (:func:`~anyi2v_lab.method.ddim.predicted_x0`) at
     each inversion step (``F = 1``); "optimisation": the latent *before* the optimisation of denoising
     step ``step_index`` read with that step's noise prediction (the sampling entry of the same step is
     the latent *after* it, so the pair shows what the optimisation moved); "sampling": the scheduler's
@@ -109,8 +112,7 @@ def mask_grid(record: InspectionRecord, iteration: int = -1, obj: int = 0) -> np
     for j, m in enumerate(per_frame):
         if m is None:
             continue
-        x0, y0, x1, y1 = (int(v) for v in record.grid_boxes[obj, j])
-        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, gw), min(y1, gh)
+        cx0, cy0, cx1, cy1 = clip_box(record.grid_boxes[obj, j], gh, gw)
         out[j, :, cy0:cy1, cx0:cx1] = m.float().cpu().numpy()[:, : cy1 - cy0, : cx1 - cx0]
     return out
 
@@ -124,8 +126,7 @@ def x0_recorder(record: InspectionRecord, decode: Callable[[torch.Tensor], np.nd
     def append(state: dict) -> None:
         i, t = state["step_index"], int(state["timestep"])
         if state.get("latent_before") is not None:
-            a = alphas_cumprod[t].to(state["eps"].device)
-            before = (state["latent_before"] - (1 - a).sqrt() * state["eps"]) / a.sqrt()
-            record.x0.append(X0("optimisation", i, t, decode(before)))
-        record.x0.append(X0(state["phase"], i, t, decode(state["denoised"])))
+            before = predicted_x0(state["latent_before"], state["eps"], alphas_cumprod[t].to(state["eps"].device))
+            record.x0.append(X0(phase="optimisation", step_index=i, timestep=t, frames=decode(before)))
+        record.x0.append(X0(phase=state["phase"], step_index=i, timestep=t, frames=decode(state["denoised"])))
     return append

@@ -93,7 +93,7 @@ class MicroscopeData:
 
     @classmethod
     def from_result(cls, result, pipe=None, tokenizer=None, *, model: str | None = None, **options) -> "MicroscopeData":
-        """From a :class:`~anyi2v_lab.method.generate.GenerationResult`: ``record.x0`` (``keep_x0=True``),
+        """From a :class:`~anyi2v_lab.method.generation.GenerationResult`: ``record.x0`` (``keep_x0=True``),
         the loss masks (``keep_masks=True``) and ``result.cache`` (``capture=microscope_capture(pipe,
         config)`` or any capture of token/map points, ``.key`` beside ``.query``, cross-attention
         ``.probs``). ``pipe`` gives the heads, the tokenizer and the weights' fingerprint; ``model`` names

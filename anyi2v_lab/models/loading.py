@@ -351,8 +351,9 @@ def load_pipeline(base: str | os.PathLike | None = None, *, checkpoint: str | os
     merged = tuple(merge_lora(pipe, s, sd=sd) for s, sd in zip(specs, lora_sds))
     pipe.set_progress_bar_config(disable=not progress)
     adapter_name = "MotionAdapter instance" if adapter is adapter_src else str(motion_adapter)
-    pipe.load_report = LoadReport(str(base_path), ckpt_path and str(ckpt_path), replaced, adapter_name, merged,
-                                  dtype, str(dev), time.perf_counter() - start)
+    pipe.load_report = LoadReport(base=str(base_path), checkpoint=ckpt_path and str(ckpt_path), replaced=replaced,
+                                  motion_adapter=adapter_name, loras=merged, dtype=dtype, device=str(dev),
+                                  seconds=time.perf_counter() - start)
     log.info("loaded %s%s; motion adapter %s; %d LoRA(s); %s on %s in %.1f s", base_path,
              f" with {', '.join(replaced)} from {ckpt_path}" if replaced else "", adapter_name, len(merged), dtype,
              dev, pipe.load_report.seconds)

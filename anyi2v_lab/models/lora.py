@@ -174,7 +174,8 @@ def resolve_lora(sd: dict, models: dict, *, source: str = "lora") -> list[LoraPa
             unknown.append(f"{target}:{stem}" + ("" if "down" in roles and "up" in roles else " (down/up incomplete)"))
             continue
         alpha = roles.get("alpha")
-        pairs.append(LoraPair(target, layer, roles["down"], roles["up"], None if alpha is None else float(alpha)))
+        pairs.append(LoraPair(target=target, module=layer, down=roles["down"], up=roles["up"],
+                              alpha=None if alpha is None else float(alpha)))
     if unknown:
         raise ModelLoadError(f"{source}: {len(unknown)} of {len(groups)} LoRA layers match no Linear/Conv2d layer of "
                              f"the model (e.g. {', '.join(sorted(unknown)[:4])}). Is it for another architecture "
@@ -234,7 +235,7 @@ def merge_lora(models, spec, *, allow_pickle: bool = False, sd: dict | None = No
         raise NonFiniteError(f"lora {str(spec.path)!r} at scale {spec.scale}: merging it made {bad} non-finite "
                              f"(the sum overflows {merged[0][1].dtype}); the model's weights are changed: reload it "
                              f"and use a smaller scale")
-    return MergedLora(str(spec.path), kind, spec.scale, spec.convention, len(pairs))
+    return MergedLora(path=str(spec.path), kind=kind, scale=spec.scale, convention=spec.convention, layers=len(pairs))
 
 
 def _check_factors(pairs: list[LoraPair], spec: LoraSpec) -> None:

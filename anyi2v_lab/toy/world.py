@@ -280,10 +280,10 @@ def make_case(seed: int, *, num_objects: int | None = None, background: str | No
 def _case_from(spec: Spec, seed: int) -> ToyCase:
     r = render_specs(spec, "cpu", conditions=True)
     n = int(spec.n[0])
-    objects = [ToyObject(SHAPES[int(spec.shape[0, o])], list(COLOURS)[int(spec.colour[0, o])],
-                         tuple(COLOURS[list(COLOURS)[int(spec.colour[0, o])]]),
-                         list(SIZE_CLASSES)[int(spec.size_cls[0, o])], float(spec.half[0, o, 0]),
-                         int((spec.z[0, :n] < spec.z[0, o]).sum())) for o in range(n)]
+    objects = [ToyObject(shape=SHAPES[int(spec.shape[0, o])], colour=list(COLOURS)[int(spec.colour[0, o])],
+                         rgb=tuple(COLOURS[list(COLOURS)[int(spec.colour[0, o])]]),
+                         size=list(SIZE_CLASSES)[int(spec.size_cls[0, o])], half_extent=float(spec.half[0, o, 0]),
+                         depth_rank=int((spec.z[0, :n] < spec.z[0, o]).sum())) for o in range(n)]
     return ToyCase(seed=seed, caption=caption_of(spec, 0), background=BACKGROUNDS[int(spec.bg_type[0])],
                    motion=MOTIONS[int(spec.motion[0])], objects=objects,
                    frames=_to_uint8(r["frames"][0].permute(0, 2, 3, 1)),

@@ -6,10 +6,21 @@ import numpy as np
 import pytest
 import torch
 
-from anyi2v_lab.accel import (PhaseTimer, Runtime, RuntimeOptionError, checkpointed_blocks, clear_graphs, compile_units,
-                              compiled_regions, eligible_units, graphs, hooked_modules, timestep_tensor)
+from anyi2v_lab.accel import (
+    PhaseTimer,
+    Runtime,
+    RuntimeOptionError,
+    checkpointed_blocks,
+    clear_graphs,
+    compile_units,
+    compiled_regions,
+    eligible_units,
+    graphs,
+    hooked_modules,
+    timestep_tensor,
+)
 from anyi2v_lab.accel.regions import unit_level
-from anyi2v_lab.method import AnyI2VConfig, generate
+from anyi2v_lab.method import AnyI2VConfig, ConfigError, generate
 from anyi2v_lab.method.inversion import capture_names
 from anyi2v_lab.method.optimize import capture_sites
 from anyi2v_lab.trajectory import Trajectory
@@ -65,11 +76,12 @@ def test_every_truncation_gives_the_baseline(tiny_pipe, image, traj, baseline, t
     whole = SMALL["num_inference_steps"] + (passes if truncate is False else 0)
     assert calls["up_blocks.3"] == calls["conv_out"] == SMALL["num_inference_steps"] + whole
     # the reference's rule runs up_blocks.2 whole, upsampler included; the last-layer stop does not
-    assert calls["up_blocks.2.upsamplers.0"] == 2 * SMALL["num_inference_steps"] + passes + (passes if truncate is False else 0)
+    upsampled = 2 * SMALL["num_inference_steps"] + passes + (passes if truncate is False else 0)
+    assert calls["up_blocks.2.upsamplers.0"] == upsampled
 
 
 def test_loss_scaling_keeps_fp16_gradients_that_underflow_unscaled():
-    from anyi2v_lab.accel.loss_scaling import loss_scaled
+    from anyi2v_lab.method.loss_scaling import scaled_forward
     from anyi2v_lab.method.optimize import Passes
 
     # an fp16 "UNet" whose backward multiplies by 2^-13 twice: the latent's gradient, 2^-26, is below
@@ -79,7 +91,7 @@ def test_loss_scaling_keeps_fp16_gradients_that_underflow_unscaled():
                     loss=lambda captured, fits: ((captured[0].float() * 2 ** -13).sum(), []))
     grads = {}
     for scale in (None, 65536.0):
-        p = passes if scale is None else loss_scaled(passes, scale)
+        p = passes if scale is None else passes._replace(forward=scaled_forward(passes.forward, scale))
         leaf = torch.ones(4, requires_grad=True)
         captured = p.forward(leaf)
         loss, _ = p.loss(captured, p.fit(captured))
@@ -89,14 +101,57 @@ def test_loss_scaling_keeps_fp16_gradients_that_underflow_unscaled():
     assert torch.equal(grads[65536.0], torch.full((4,), 2.0 ** -26))
 
 
-def test_loss_scaling_is_exact_where_nothing_underflows(tiny_pipe, image, traj, baseline):
-    # a power-of-two scale on an fp32 model: the latents are bit for bit the unscaled ones
-    res = generate(tiny_pipe, image, "a red square", traj, AnyI2VConfig(**SMALL), seed=1, progress=False,
-                   runtime=Runtime.baseline().replace(loss_scale=None))
-    assert Runtime().loss_scale == Runtime.baseline().loss_scale == 65536.0
-    assert torch.equal(res.latents, baseline.latents)
-    with pytest.raises(RuntimeOptionError, match="Runtime.loss_scale=0"):
-        Runtime(loss_scale=0)
+def test_loss_scaling_is_the_methods_and_exact_where_nothing_underflows(tiny_pipe, image, traj, baseline):
+    """The reference's GradScaler scale is part of the method (``config.loss_scale``): eager generate and
+    every runtime scale alike, and a power of two on an fp32 model changes no bit of the latents."""
+    config = AnyI2VConfig(**SMALL)
+    assert config.loss_scale == 65536.0
+    eager = generate(tiny_pipe, image, "a red square", traj, config, seed=1, progress=False)
+    unscaled = generate(tiny_pipe, image, "a red square", traj, config.replace(loss_scale=None), seed=1,
+                        progress=False, runtime=Runtime.baseline())
+    assert torch.equal(eager.latents, baseline.latents) and torch.equal(unscaled.latents, baseline.latents)
+    np.testing.assert_array_equal(eager.record.losses(), baseline.record.losses())
+    assert "loss_scale" not in Runtime().to_dict()  # a runtime never changes what is computed
+
+
+def test_loss_scaling_runs_in_every_optimisation_pass(tiny_pipe, image, traj, monkeypatch):
+    # the eager loop and the bound runtime's passes both go through the method's scaled_forward
+    from anyi2v_lab.method import optimize
+
+    scales = []
+    real = optimize.scaled_forward
+    monkeypatch.setattr(optimize, "scaled_forward", lambda forward, scale: scales.append(scale) or real(forward, scale))
+    config = AnyI2VConfig(**SMALL)
+    eager, bound = (generate(tiny_pipe, image, "a red square", traj, config, seed=1, progress=False, runtime=runtime)
+                    for runtime in (None, Runtime()))
+    generate(tiny_pipe, image, "a red square", traj, config.replace(loss_scale=None), seed=1, progress=False)
+    assert scales == [65536.0, 65536.0]  # one optimised step (opt_step=0) per scaled run, none unscaled
+    assert torch.equal(eager.latents, bound.latents)  # eager and runtime compute the same, scaling included
+    with pytest.raises(ConfigError, match=r"loss_scale=3(\.0)? must be a power of two .*or none"):
+        config.replace(loss_scale=3)
+
+
+def test_hook_free_steps_are_derived_from_the_session():
+    """A sampling step replays as hook-free only where the session captures nothing and every edit says it
+    is inactive (the injection edits carry ``active``; an edit without it may change any call)."""
+    from types import SimpleNamespace
+
+    from anyi2v_lab.accel.bound import hook_free_steps
+    from anyi2v_lab.method.feature_bank import FeatureBank
+    from anyi2v_lab.method.injection import injection_edits
+
+    config = AnyI2VConfig(load_feature_step=1, inject_residual=False, inject_query=False)
+    bank = FeatureBank(residuals={}, queries={}, timestep=201)
+    injection = injection_edits(bank, config)
+    timesteps = torch.tensor([961, 921, 881, 841])
+
+    def session(edits, capture=None):
+        return SimpleNamespace(edits=edits, capture=capture, default_phase="sampling")
+
+    assert hook_free_steps(session(injection), timesteps) == {881, 841}  # after load_feature_step
+    assert hook_free_steps(session({}), timesteps) == {961, 921, 881, 841}
+    assert hook_free_steps(session({**injection, "output": [lambda x, ctx: None]}), timesteps) == set()
+    assert hook_free_steps(session(injection, capture=object()), timesteps) == set()
 
 
 def test_truncation_at_a_missing_block_names_the_setting(tiny_pipe):
@@ -129,7 +184,8 @@ def test_hooked_blocks_are_never_compiled(sd15_unet):
     units = eligible_units(sd15_unet, hooked)
     for path, _ in units:
         assert not any(h == path or h.startswith(path + ".") for h in hooked)
-    assert {p for p, _ in units} >= {"down_blocks.0.resnets.0", "mid_block.attentions.0", "up_blocks.3.motion_modules.2"}
+    assert {p for p, _ in units} >= {"down_blocks.0.resnets.0", "mid_block.attentions.0",
+                                     "up_blocks.3.motion_modules.2"}
     assert "up_blocks.1.attentions.0" not in {p for p, _ in units}
     fine = eligible_units(sd15_unet, hooked, max_levels=2)
     assert fine and all(unit_level(p, 4) < 2 for p, _ in fine) and len(fine) < len(units)
@@ -159,7 +215,8 @@ def test_runtime_validation_names_the_field():
         Runtime(cuda_graphs=True).check_device("cpu")
     assert Runtime(compile=True).compile == "regional"
     assert Runtime.fast().compiles("sampling") and Runtime.fast().compiles("optimisation")
-    assert Runtime.fast(compile="sampling").compiles("sampling") and not Runtime.fast(compile="sampling").compiles("optimisation")
+    sampling_only = Runtime.fast(compile="sampling")
+    assert sampling_only.compiles("sampling") and not sampling_only.compiles("optimisation")
     assert Runtime.fast().compiles("inversion") and not Runtime().compiles("inversion")
     assert Runtime.fast().cudnn_benchmark and not Runtime().cudnn_benchmark
     # cuDNN attention builds its kernels at first use: the one-off default avoids it, fast() warms up

@@ -24,7 +24,7 @@ from anyi2v_lab.startup import prepare_process
 prepare_process()
 from anyi2v_lab.demo import QUICKSTART_SCENE as SCENE
 from anyi2v_lab.method import AnyI2VConfig, generate
-from anyi2v_lab.method.generate import model_size
+from anyi2v_lab.method.generation import model_size
 from anyi2v_lab.microscope import MicroscopeData, microscope_capture
 from anyi2v_lab.models.loading import default_or_tiny
 from anyi2v_lab.widgets import Microscope

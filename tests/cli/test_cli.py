@@ -471,7 +471,7 @@ def test_trajectory_timing_resample_and_example_lora_strength(inputs, reference_
                    "--no-memory-check"])  # SD1.5 at 512 px and 16 frames needs ~31 GiB on CPU
         assert rc == 1 and seen["spec"]["loras"] == [[str(tmp_path / "style.safetensors"), scale]]
     monkeypatch.setattr(cli, "load_model", lambda spec: None)
-    monkeypatch.setattr(sys.modules["anyi2v_lab.method.generate"], "model_size", lambda pipe, cfg: (64, 64))
+    monkeypatch.setattr(sys.modules["anyi2v_lab.method.generation"], "model_size", lambda pipe, cfg: (64, 64))
     monkeypatch.setattr("anyi2v_lab.conditions.condition_from_files", lambda *a, **k: None)
     main(["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x", "--trajectory",
           str(inputs / "t.json"), "--trajectory-timing", "resample", "--out", str(tmp_path / "o2"), *SET])

@@ -100,7 +100,9 @@ def test_kv_consistency_later_frames_attend_to_frame0(tiny_pipe, image):
                    capture=Capture(tuple(names), steps=0, branch="cond"))
     q, k, v, out = (res.cache[n][0] for n in names)  # (F, N, C)
     attn = tiny_pipe.unet.get_submodule(layer)
-    heads = lambda x: x.view(x.shape[0], -1, attn.heads, x.shape[-1] // attn.heads).transpose(1, 2)
+
+    def heads(x):
+        return x.view(x.shape[0], -1, attn.heads, x.shape[-1] // attn.heads).transpose(1, 2)
     for j in range(1, 4):
         assert torch.equal(k[j], k[0]) and torch.equal(v[j], v[0])
         mixed = torch.nn.functional.scaled_dot_product_attention(heads(q[j:j + 1]), heads(k[:1]), heads(v[:1]))
@@ -155,7 +157,8 @@ def test_ablation_switches_run(tiny_pipe, image):
     traj = Trajectory.single((20, 20, 60, 60), [(40, 40), (80, 40)], image_size=(128, 128), query_points=[(40, 40)])
     base = AnyI2VConfig(**{**SMALL, "opt_step": 0, "opt_iters": 2})
     variants = [dict(kv_consistency=False), dict(pca_dim=None), dict(pca_dim=8), dict(mask="static"),
-                dict(mask="none"), dict(opt_target="residual"), dict(adain_patch=None), dict(debias=False), dict(update_region="boxes"),
+                dict(mask="none"), dict(opt_target="residual"), dict(adain_patch=None), dict(debias=False),
+                dict(update_region="boxes"),
                 dict(background_weight=1.0), dict(optimizer="adam"), dict(pca_method="lowrank"),
                 dict(inject_uncond=True)]
     videos = []
@@ -187,7 +190,8 @@ def test_bad_inputs_fail_before_work(tiny_pipe, image):
     with pytest.raises(ConfigError, match="multiple of"):
         generate(tiny_pipe, image, "x", None, AnyI2VConfig(**SMALL, height=120, width=128), progress=False)
     from diffusers import EulerDiscreteScheduler
-    euler = type(tiny_pipe)(**{**tiny_pipe.components, "scheduler": EulerDiscreteScheduler.from_config(tiny_pipe.scheduler.config)})
+    euler_scheduler = EulerDiscreteScheduler.from_config(tiny_pipe.scheduler.config)
+    euler = type(tiny_pipe)(**{**tiny_pipe.components, "scheduler": euler_scheduler})
     with pytest.raises(ConfigError, match="eta=1.0 needs a DDIM scheduler"):
         generate(euler, image, "x", None, AnyI2VConfig(**SMALL, eta=1.0), progress=False)
     traj = Trajectory.single((10, 10, 20, 20), [(15, 15)], image_size=(300, 200))

@@ -100,7 +100,8 @@ def test_pca_grid_from_record_and_from_cache(run):
     expected = plots.pca_rgb(plots.frame_maps(run.cache, f"{LAYER}.query"))
     np.testing.assert_array_equal(images_of(fig, 1, F)[2], expected[2])
     with pytest.raises(ValueError, match="keep_pca=True"):
-        plots.plot_pca_frames(InspectionRecord(iterations=[rec.iterations[0].__class__(0, 1, 0, 0.0, 0.0, False)]))
+        plots.plot_pca_frames(InspectionRecord(iterations=[rec.iterations[0].__class__(
+            step_index=0, timestep=1, iteration=0, loss=0.0, count=0.0, skipped=False)]))
 
 
 def test_explained_variance_is_the_covariance_spectrum(run):

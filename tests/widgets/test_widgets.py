@@ -241,8 +241,9 @@ def _fake_result(F=4, H=32, W=48):
     boxes = np.array([[[4.0 + f, 6.0, 20.0 + f, 22.0] for f in range(F)], [[30, 2, 46, 30]] * F], np.float64)
     rec = InspectionRecord(boxes=boxes, grid_boxes=boxes / 4, grid_size=(H // 4, W // 4))
     masks = [[torch.rand(2, 4, 4) for _ in range(F)], [torch.rand(2, 7, 4) if f % 2 else None for f in range(F)]]
-    rec.iterations.append(Iteration(0, 981, 0, 1.0, 1.0, False, masks,
-                                    {"layer.a": torch.randn(F, 3, 4, 6), "layer.b": torch.randn(F, 3, 8, 12)}))
+    rec.iterations.append(Iteration(step_index=0, timestep=981, iteration=0, loss=1.0, count=1.0, skipped=False,
+                                    masks=masks, pca={"layer.a": torch.randn(F, 3, 4, 6),
+                                                      "layer.b": torch.randn(F, 3, 8, 12)}))
     frames = (video * 255).round().astype(np.uint8)
     return SimpleNamespace(video=video, frames=frames, record=rec, cache=None)
 

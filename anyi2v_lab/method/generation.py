@@ -22,8 +22,7 @@ import numpy as np
 import torch
 
 from ..conditions import Condition, load_condition
-from ..hooks import ActivationCache, CallInfo, Capture, hooked, merge_edits
-from ..hooks.cache import names_of
+from ..hooks import ActivationCache, Capture, hooked, merge_edits
 from ..layout import per_frame
 from ..resources import check_memory, estimate_generation
 from ..trajectory import Trajectory
@@ -32,13 +31,13 @@ from .calls import EagerCalls
 from .config import AnyI2VConfig, ConfigError, check_num_frames, check_seed
 from .feature_bank import FeatureBank
 from .finite import FiniteTrail, check_finite, check_weights, pipeline_parts
-from .injection import injection_active, injection_edits
+from .injection import injection_edits
 from .inversion import check_bank, invert_cached
-from .optimize import PassInputs, capture_sites, iteration_recorder, optimise_latents
+from .optimize import PassInputs, iteration_recorder, optimise_latents
 from .record import InspectionRecord, x0_recorder
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GenerationResult:
     """``video`` ``(F, H, W, 3)`` float in [0, 1]; ``frames`` the same as uint8."""
 
@@ -103,7 +102,8 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     turns injection off (with no trajectory this is plain AnimateDiff sampling). ``runtime``
     (:class:`~anyi2v_lab.accel.Runtime`, or anything whose ``bind(pipe)`` gives
     :class:`~anyi2v_lab.method.calls.EagerCalls`' methods) chooses how fast and lean to run, never what
-    is computed; ``None`` runs the eager calls. ``record.timings`` holds the runtime timer's seconds per
+    is computed (the optimisation backward is scaled by ``config.loss_scale`` either way); ``None`` runs the
+    eager calls. ``record.timings`` holds the runtime timer's seconds per
     phase and ``total`` (empty without a runtime). ``keep_masks``, ``keep_pca`` and ``keep_latents`` store
     each optimisation iteration's loss masks, PCA maps and updated latent in ``record.iterations``.
     ``keep_x0`` stores the decoded predicted clean video of every inversion, optimisation and sampling
@@ -142,19 +142,29 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
             if bank is None and inject and config.inverts:
                 bank = invert_cached(pipe, condition.pixels, prompt, cond, config, progress=progress,
                                      denoiser=calls.inversion_denoiser, callback=on_step)
-        run = Sampling(config, cond, uncond, alignment, bank, injection_edits(bank, config) if inject and config.injects
-                       else {}, edits, capture, step_noise, record, progress, keep_masks, keep_pca, keep_latents,
+        inject_edits = injection_edits(bank, config) if inject and config.injects else {}
+        run = Sampling(config=config, cond=cond, uncond=uncond, alignment=alignment, bank=bank,
+                       inject_edits=inject_edits, edits=edits, capture=capture, step_noise=step_noise, record=record,
+                       progress=progress, keep_masks=keep_masks, keep_pca=keep_pca, keep_latents=keep_latents,
                        callback=on_step)
         z, session = denoise(pipe, calls, z, run)
-        with calls.phase("decode"):
-            video = calls.decode(z)
-            check_finite(video, "the decoded frames", "the VAE's decode overflowed (in float16, decode in float32)"
-                         " or its weights are damaged")
-            video = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
+        video = decoded_video(pipe, calls, z)
     record.timings.update(calls.timings())
     record.finalise()
-    return GenerationResult(np.asarray(video, dtype=np.float32), z, record, config, seed, prompt, negative_prompt,
-                            condition, trajectory, bank, session.cache if capture is not None else None)
+    return GenerationResult(video=video, latents=z, record=record, config=config,
+                            seed=seed, prompt=prompt, negative_prompt=negative_prompt, condition=condition,
+                            trajectory=trajectory, features=bank, cache=session.cache if capture is not None else None)
+
+
+def decoded_video(pipe, calls, z: torch.Tensor) -> np.ndarray:
+    """The final latent ``(1, 4, F, h, w)`` decoded through the run's decode call: ``(F, H, W, 3)`` float32
+    in [0, 1]. Non-finite frames raise :class:`~anyi2v_lab.method.finite.NonFiniteError`."""
+    with calls.phase("decode"):
+        video = calls.decode(z)
+        check_finite(video, "the decoded frames", "the VAE's decode overflowed (in float16, decode in float32)"
+                     " or its weights are damaged")
+        video = pipe.video_processor.postprocess_video(video=video, output_type="np")[0]
+    return np.asarray(video, dtype=np.float32)
 
 
 def _frames_decoder(pipe, calls) -> Callable[[torch.Tensor], np.ndarray]:
@@ -203,7 +213,7 @@ def initial_noise(pipe, config: AnyI2VConfig, dtype, image_hw: tuple[int, int], 
     return z, torch.randn((len(record.timesteps), *z.shape), generator=generator).to(device)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Sampling:
     """What the sampling loop reads, fixed for a generation: the config, the prompt's embeddings
     ``(1, T, D)``, the alignment (``None``: no trajectory), the inverted features and the injection edits
@@ -236,11 +246,6 @@ class Sampling:
         return (self.config.optimisation and self.alignment is not None and self.alignment.aligned_frames > 0
                 and step_index <= self.config.opt_step)
 
-    def hook_names(self) -> tuple[str, ...]:
-        """Every hook point of the run: injection, the caller's edits and capture, the aligned layers."""
-        sites = capture_sites(self.config) if self.alignment is not None and self.config.optimisation else []
-        return (*merge_edits(self.inject_edits, self.edits), *names_of(self.capture), *sites)
-
 
 def denoise(pipe, calls, z: torch.Tensor, run: Sampling):
     """The sampling loop (docs/method.md §§3-4): before each of the first ``opt_step + 1`` steps the latent
@@ -255,10 +260,9 @@ def denoise(pipe, calls, z: torch.Tensor, run: Sampling):
     config = run.config
     embeds = per_frame(torch.cat([run.uncond, run.cond]) if run.guided else run.cond, config.num_frames)
     branches = ("uncond", "cond") if run.guided else ("cond",)
-    injecting = injection_active(config)
     with hooked(pipe.unet, edits=merge_edits(run.inject_edits, run.edits), capture=run.capture,
                 phase="sampling") as session:
-        eps_of = calls.sampling_denoiser(session, run.hook_names(), replayable=not run.edits and run.capture is None)
+        eps_of = calls.sampling_denoiser(session)
         for i, t in enumerate(tqdm(run.record.timesteps, desc="sampling", disable=not run.progress, leave=False)):
             before = z
             if run.optimises(i):
@@ -266,8 +270,7 @@ def denoise(pipe, calls, z: torch.Tensor, run: Sampling):
                     z = optimise_step(pipe, calls, z, run, i, t)
             with calls.phase("sampling"), torch.no_grad(), session.calling(timestep=t, step_index=i, branches=branches):
                 model_in = pipe.scheduler.scale_model_input(torch.cat([z, z]) if run.guided else z, t)
-                hooks_fire = bool(run.inject_edits) and injecting(CallInfo(step_index=i, phase="sampling"))
-                eps = eps_of(model_in, t, embeds, hooks_fire)
+                eps = eps_of(model_in, t, embeds)
                 if run.guided:
                     eps_u, eps_c = eps.chunk(2)
                     eps = eps_u + config.guidance_scale * (eps_c - eps_u)
@@ -275,7 +278,8 @@ def denoise(pipe, calls, z: torch.Tensor, run: Sampling):
                 out = pipe.scheduler.step(eps, t, z, eta=config.eta, variance_noise=noise)
             if run.callback is not None:
                 run.callback(dict(phase="sampling", step_index=i, timestep=t, latent=z, eps=eps,
-                                  denoised=out.pred_original_sample, latent_before=before if run.optimises(i) else None))
+                                  denoised=out.pred_original_sample,
+                                  latent_before=before if run.optimises(i) else None))
             z = out.prev_sample
             run.trail.add(z, f"the latents after denoising step {i} (timestep {int(t)})")
     run.trail.check()
@@ -285,9 +289,10 @@ def denoise(pipe, calls, z: torch.Tensor, run: Sampling):
 def optimise_step(pipe, calls, z: torch.Tensor, run: Sampling, step_index: int, t: int) -> torch.Tensor:
     """The latent optimisation before denoising step ``step_index`` (docs/method.md §3), with the passes ``calls``
     makes for it."""
-    inputs = PassInputs(pipe.unet, run.inject_edits, run.bank if run.inject_edits else None, run.alignment,
-                        run.config, per_frame(run.cond, run.config.num_frames), t, step_index, run.keep_masks,
-                        run.keep_pca, run.hook_names())
+    inputs = PassInputs(unet=pipe.unet, inject=bool(run.inject_edits),
+                        features=run.bank if run.inject_edits else None, alignment=run.alignment,
+                        config=run.config, embeds=per_frame(run.cond, run.config.num_frames), timestep=t,
+                        step_index=step_index, keep_masks=run.keep_masks, keep_pca=run.keep_pca)
     recorder = iteration_recorder(run.record, inputs, run.keep_latents)
 
     def record(it: int, parts, skipped, previews, z_new: torch.Tensor) -> None:
