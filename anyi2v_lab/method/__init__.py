@@ -15,6 +15,7 @@ from .config import AnyI2VConfig, ConfigError
 _HOMES = {"patch_adain": "adain", "FeatureBank": "feature_bank", "InversionCache": "feature_bank",
           "GenerationResult": "generation", "generate": "generation",
           "encode_image": "inversion", "invert": "inversion", "invert_cached": "inversion",
+          "clear_inversion_cache": "inversion",
           "InspectionRecord": "record", "Iteration": "record"}
 
 __all__ = ["AnyI2VConfig", "ConfigError", *_HOMES]

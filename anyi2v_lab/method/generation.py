@@ -32,7 +32,7 @@ from .config import AnyI2VConfig, ConfigError, check_num_frames, check_seed
 from .feature_bank import FeatureBank
 from .finite import FiniteTrail, check_finite, check_weights, pipeline_parts
 from .injection import injection_edits
-from .inversion import check_bank, invert_cached
+from .inversion import InversionCache, check_bank, invert_cached, shared_inversion_cache
 from .optimize import PassInputs, iteration_recorder, optimise_latents
 from .record import InspectionRecord, x0_recorder
 
@@ -93,7 +93,8 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
              keep_latents: bool = False, keep_x0: bool = False,
              capture: Capture | None = None, edits: dict | None = None,
              features: FeatureBank | None = None, inject: bool = True,
-             runtime=None, memory_check: bool = True) -> GenerationResult:
+             runtime=None, memory_check: bool = True,
+             inversion_cache: InversionCache | None = shared_inversion_cache) -> GenerationResult:
     """Generate a video from a condition image (path, PIL image, array or :class:`Condition`), a
     prompt and optional trajectories.
 
@@ -102,8 +103,8 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     turns injection off (with no trajectory this is plain AnimateDiff sampling). ``runtime``
     (:class:`~anyi2v_lab.accel.Runtime`, or anything whose ``bind(pipe)`` gives
     :class:`~anyi2v_lab.method.calls.EagerCalls`' methods) chooses how fast and lean to run, never what
-    is computed (the optimisation backward is scaled by ``config.loss_scale`` either way); ``None`` runs the
-    eager calls. ``record.timings`` holds the runtime timer's seconds per
+    is computed (the optimisation backward is scaled by ``config.loss_scale`` either way, and a runtime's
+    batched loss equals the plain Eq. 8 to float rounding); ``None`` runs the eager calls. ``record.timings`` holds the runtime timer's seconds per
     phase and ``total`` (empty without a runtime). ``keep_masks``, ``keep_pca`` and ``keep_latents`` store
     each optimisation iteration's loss masks, PCA maps and updated latent in ``record.iterations``.
     ``keep_x0`` stores the decoded predicted clean video of every inversion, optimisation and sampling
@@ -116,16 +117,15 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     naming where it first appeared. A trajectory with nothing to align (one frame, or every box off the
     image after frame 0) warns and runs with injection only. ``memory_check=False`` runs even where
     the estimate of :mod:`anyi2v_lab.resources` exceeds the device's free memory (else a ``MemoryLimitError``).
+    ``inversion_cache`` keeps inverted features between calls (the process's shared cache by default;
+    ``None``: no cache; :func:`~anyi2v_lab.method.inversion.clear_inversion_cache` empties the shared one).
     """
     check_seed(seed)
     calls = EagerCalls(pipe) if runtime is None else runtime.bind(pipe)
     image_hw = model_size(pipe, config)
     latent_hw = check_inputs(pipe, config, image_hw)
     if memory_check:
-        check_memory(estimate_generation(pipe.unet.config, config, image_hw, element_size=pipe.unet.dtype.itemsize,
-                                         trajectory=trajectory is not None, vae_config=pipe.vae.config,
-                                         runtime=runtime),
-                     pipe.unet.device)
+        _check_memory(pipe, config, image_hw, trajectory is not None, runtime)
     condition = _canvas_condition(condition, config, image_hw)
     record = InspectionRecord()
     on_step = x0_recorder(record, _frames_decoder(pipe, calls), pipe.scheduler.alphas_cumprod) if keep_x0 else None
@@ -141,7 +141,7 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
         with calls.phase("inversion"):
             if bank is None and inject and config.inverts:
                 bank = invert_cached(pipe, condition.pixels, prompt, cond, config, progress=progress,
-                                     denoiser=calls.inversion_denoiser, callback=on_step)
+                                     denoiser=calls.inversion_denoiser, callback=on_step, cache=inversion_cache)
         inject_edits = injection_edits(bank, config) if inject and config.injects else {}
         run = Sampling(config=config, cond=cond, uncond=uncond, alignment=alignment, bank=bank,
                        inject_edits=inject_edits, edits=edits, capture=capture, step_noise=step_noise, record=record,
@@ -154,6 +154,13 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     return GenerationResult(video=video, latents=z, record=record, config=config,
                             seed=seed, prompt=prompt, negative_prompt=negative_prompt, condition=condition,
                             trajectory=trajectory, features=bank, cache=session.cache if capture is not None else None)
+
+
+def _check_memory(pipe, config: AnyI2VConfig, image_hw, has_trajectory: bool, runtime) -> None:
+    """Refuse a run whose estimated peak memory (:mod:`anyi2v_lab.resources`) exceeds the device's free memory."""
+    check_memory(estimate_generation(pipe.unet.config, config, image_hw, element_size=pipe.unet.dtype.itemsize,
+                                     trajectory=has_trajectory, vae_config=pipe.vae.config, runtime=runtime),
+                 pipe.unet.device)
 
 
 def decoded_video(pipe, calls, z: torch.Tensor) -> np.ndarray:

@@ -107,10 +107,16 @@ def test_loss_scaling_is_the_methods_and_exact_where_nothing_underflows(tiny_pip
     config = AnyI2VConfig(**SMALL)
     assert config.loss_scale == 65536.0
     eager = generate(tiny_pipe, image, "a red square", traj, config, seed=1, progress=False)
+    eager_unscaled = generate(tiny_pipe, image, "a red square", traj, config.replace(loss_scale=None), seed=1,
+                              progress=False)
     unscaled = generate(tiny_pipe, image, "a red square", traj, config.replace(loss_scale=None), seed=1,
                         progress=False, runtime=Runtime.baseline())
-    assert torch.equal(eager.latents, baseline.latents) and torch.equal(unscaled.latents, baseline.latents)
-    np.testing.assert_array_equal(eager.record.losses(), baseline.record.losses())
+    # scaling changes no bit on either path ...
+    assert torch.equal(eager.latents, eager_unscaled.latents) and torch.equal(unscaled.latents, baseline.latents)
+    # ... and eager (the plain Eq. 8) and the runtime (its batched twin) agree to float rounding, which the
+    # sign steps amplify a little (docs/method.md, "the fast twin")
+    torch.testing.assert_close(eager.latents, baseline.latents, rtol=0, atol=2e-3)
+    np.testing.assert_allclose(eager.record.losses(), baseline.record.losses(), rtol=1e-5)
     assert "loss_scale" not in Runtime().to_dict()  # a runtime never changes what is computed
 
 
@@ -126,7 +132,8 @@ def test_loss_scaling_runs_in_every_optimisation_pass(tiny_pipe, image, traj, mo
                     for runtime in (None, Runtime()))
     generate(tiny_pipe, image, "a red square", traj, config.replace(loss_scale=None), seed=1, progress=False)
     assert scales == [65536.0, 65536.0]  # one optimised step (opt_step=0) per scaled run, none unscaled
-    assert torch.equal(eager.latents, bound.latents)  # eager and runtime compute the same, scaling included
+    # eager and runtime compute the same, scaling included (to float rounding: the plain loss and its twin)
+    torch.testing.assert_close(eager.latents, bound.latents, rtol=0, atol=2e-3)
     with pytest.raises(ConfigError, match=r"loss_scale=3(\.0)? must be a power of two .*or none"):
         config.replace(loss_scale=3)
 
