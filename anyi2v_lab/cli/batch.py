@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import model
 from .arguments import (
     UsageError,
     add_command,
@@ -13,6 +12,7 @@ from .arguments import (
     config_from_arguments,
     runtime_named,
 )
+from .model import add_model_arguments, check_model_paths, model_spec
 
 
 def register(subparsers) -> None:
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="one folder a job, plus failed/ and summary.json")
     add_runtime_argument(p, help="fast: compiled blocks (compiles once per process); low-memory: for 12 GB GPUs")
     add_config_arguments(p)
-    model.add_arguments(p)
+    add_model_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -32,8 +32,9 @@ def run(args) -> int:
         raise UsageError(f"jobs file {args.jobs!r} " + ("is a folder" if jobs.is_dir() else "does not exist"))
     if out.exists() and not out.is_dir():  # an existing folder is resumed
         raise UsageError(f"--out {args.out!r} is a file; give a folder (a rerun resumes it)")
-    spec = model.spec_from(args)
-    model.check_paths(spec)
+    spec = model_spec(args)
+    check_model_paths(spec)
     cfg = config_from_arguments(args)
     from ..batch import main_batch
-    return main_batch(args, model.load, cfg, runtime_named(args.runtime), spec)
+    from .model import load_model
+    return main_batch(args, load_model, cfg, runtime_named(args.runtime), spec)

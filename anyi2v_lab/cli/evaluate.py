@@ -2,8 +2,8 @@
 cases, resumable. The cases run in :mod:`anyi2v_lab.evaluation`."""
 from __future__ import annotations
 
-from . import model
 from .arguments import add_command, add_config_arguments, add_runtime_argument, config_from_arguments, runtime_named
+from .model import add_model_arguments, check_model_paths, model_spec
 
 
 def register(subparsers) -> None:
@@ -17,13 +17,14 @@ def register(subparsers) -> None:
     p.add_argument("--cotracker-checkpoint", help="path of CoTracker weights on this machine (never downloaded)")
     add_runtime_argument(p)
     add_config_arguments(p)
-    model.add_arguments(p)
+    add_model_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    spec = model.spec_from(args)
-    model.check_paths(spec)
+    spec = model_spec(args)
+    check_model_paths(spec)
     cfg = config_from_arguments(args)
     from ..evaluation import main_evaluate
-    return main_evaluate(args, model.load, cfg, runtime_named(args.runtime), spec)
+    from .model import load_model
+    return main_evaluate(args, load_model, cfg, runtime_named(args.runtime), spec)

@@ -7,7 +7,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import model
 from .arguments import (
     OVERWRITE_HELP,
     UsageError,
@@ -18,6 +17,7 @@ from .arguments import (
     config_from_arguments,
     config_with_overrides,
 )
+from .model import add_model_arguments, check_model_paths, model_spec
 from .saved_run import SavedRun, read_saved_run, reproducibility_note
 
 
@@ -50,7 +50,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-memory-check", action="store_true", help="run even where the memory estimate exceeds "
                    "the device's free memory (anyi2v_lab.resources gives the formula)")
     add_config_arguments(p)
-    model.add_arguments(p)
+    add_model_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -85,9 +85,10 @@ def run(args) -> int:
         from ..method import generate
         from ..method.generate import model_size
         from ..outputs import write_run
+        from .model import load_model
         if inputs.saved_run is not None:
             reproducibility_note(inputs.saved_run)
-        pipe = model.load(inputs.model)
+        pipe = load_model(inputs.model)
         h, w = model_size(pipe, inputs.config)
         condition = condition_from_files(list(inputs.conditions), list(inputs.masks), size=(w, h),
                                          policy=inputs.config.resize_policy)
@@ -117,10 +118,10 @@ def run_inputs(args) -> RunInputs:
         if example is None and args.reference_checkout:
             raise UsageError("--reference-checkout is where --example finds its condition image; give --example")
         prompt, negative, seed = _prompt_and_seed(args, example)
-        spec = model.spec_from(args, lora_scale=example.lora_alpha if example else None)
+        spec = model_spec(args, lora_scale=example.lora_alpha if example else None)
         masks, trajectory_file = tuple(args.mask), args.trajectory
     check_seed(seed, f"--from-run {args.from_run!r}: seed" if saved else "--seed")
-    model.check_paths(spec)
+    check_model_paths(spec)
     check_conditions(conditions, masks)
     trajectory = _read_trajectory(trajectory_file, args, conditions, example)
     config = (saved.config if saved else config_from_arguments(args) if example is None

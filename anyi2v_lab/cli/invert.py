@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import model
 from .arguments import (
     UsageError,
     add_command,
@@ -13,6 +12,7 @@ from .arguments import (
     check_conditions,
     config_from_arguments,
 )
+from .model import add_model_arguments, check_model_paths, model_spec
 
 
 def register(subparsers) -> None:
@@ -23,14 +23,14 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace features written earlier by invert (never "
                    "another file)")
     add_config_arguments(p)
-    model.add_arguments(p)
+    add_model_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     out = _check_output_file(args.out, args.overwrite)
-    spec = model.spec_from(args)
-    model.check_paths(spec)
+    spec = model_spec(args)
+    check_model_paths(spec)
     check_conditions(args.condition, args.mask)
     cfg = config_from_arguments(args)
 
@@ -41,7 +41,8 @@ def run(args) -> int:
         from ..conditions import condition_from_files
         from ..method.generate import model_size
         from ..method.inversion import invert_cached
-        pipe = model.load(spec)
+        from .model import load_model
+        pipe = load_model(spec)
         h, w = model_size(pipe, cfg)
         cond = condition_from_files(args.condition, args.mask, size=(w, h), policy=cfg.resize_policy)
         embeds = pipe.encode_prompt(args.prompt, pipe.unet.device, 1, False)[0]

@@ -1,6 +1,6 @@
 """The model a command names: its arguments, its spec (the dict run.json saves), the checks made before
-any weight is read, and loading it. Commands call these through the module (``model.load(spec)``), so a
-test replaces the loading in one place."""
+any weight is read, and loading it. A command imports ``load_model`` where it loads (as it imports the
+libraries), so that a test replaces loading in this one module."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +14,7 @@ _WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 _DTYPES = ("float32", "fp32", "float16", "fp16", "half", "bfloat16", "bf16")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model (default: the embedded toy model, offline)")
     g.add_argument("--model", help="SD1.5-family diffusers folder or hub id; 'tiny' for a tiny random model")
     g.add_argument("--checkpoint", help="single-file personalised checkpoint (.safetensors; .ckpt weights-only)")
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "it runs code stored in them); only this flag allows it, never a file such as run.json")
 
 
-def spec_from(args, lora_scale: float | None = None) -> dict:
+def model_spec(args, lora_scale: float | None = None) -> dict:
     """The model the arguments name, as run.json saves it. ``lora_scale``: the strength of a ``--lora`` given
     without one (None: 1.0)."""
     loras = args.lora if lora_scale is None else [item if has_scale(item) else f"{item}:{lora_scale}"
@@ -59,7 +59,7 @@ def _missing(flag: str, value: str) -> UsageError:
     return UsageError(missing_path_message(f"{flag} {value!r}", value))
 
 
-def check_paths(spec: dict) -> None:
+def check_model_paths(spec: dict) -> None:
     """The model sources of a spec (as saved in run.json) exist and fit together, before any weight is
     read. Hub ids (``owner/name``) are left to the loader, which fails fast offline."""
     def local_or_hub(flag: str, value, hub_ok: bool) -> None:
@@ -102,7 +102,7 @@ def _check_dtype_and_device(dtype, device) -> None:
         raise UsageError(f"--device {device!r} but CUDA is not available here; use --device cpu")
 
 
-def load(spec: dict):
+def load_model(spec: dict):
     """Build the pipeline a model spec (as saved in run.json) names."""
     if spec.get("model") == "tiny":
         from ..models.tiny import tiny_pipeline

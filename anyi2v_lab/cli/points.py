@@ -1,26 +1,27 @@
 """``anyi2v-lab points``: the hook points of a model (default: the SD1.5 shape, no weights), by name."""
 from __future__ import annotations
 
-from . import model
 from .arguments import UsageError, add_command
+from .model import add_model_arguments, check_model_paths, model_spec
 
 
 def register(subparsers) -> None:
     p = add_command(subparsers, "points", "list the hook points of a model (default: SD1.5 shape, no weights)")
     p.add_argument("--pattern", help="glob, e.g. 'up_blocks.1.*.query'")
-    model.add_arguments(p)
+    add_model_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     if args.model not in (None, "sd15"):
-        model.check_paths(model.spec_from(args))
+        check_model_paths(model_spec(args))
     from ..hooks import hook_points, list_hook_points
     if args.model in (None, "sd15"):
         from ..models.tiny import sd15_motion_unet
         unet = sd15_motion_unet()
     else:
-        unet = model.load(model.spec_from(args)).unet
+        from .model import load_model
+        unet = load_model(model_spec(args)).unet
     chosen = set(list_hook_points(unet, pattern=args.pattern))
     if not chosen:
         raise UsageError(_no_point_message(args.pattern, [p.name for p in hook_points(unet)]))

@@ -92,7 +92,7 @@ def no_model(monkeypatch):
     """Loading a model (or running the demo) fails the test: every check must come first."""
     def boom(*a, **k):
         raise AssertionError("a model was loaded before the inputs were checked")
-    monkeypatch.setattr(cli.model, "load", boom)
+    monkeypatch.setattr("anyi2v_lab.cli.model.load_model", boom)
     import anyi2v_lab.demo
     monkeypatch.setattr(anyi2v_lab.demo, "run_demo", boom)
 
@@ -196,7 +196,7 @@ def test_a_size_that_cannot_fit_is_refused_before_loading_unless_told(inputs, tm
 
     def load(spec):
         raise Loaded
-    monkeypatch.setattr(cli.model, "load", load)
+    monkeypatch.setattr("anyi2v_lab.cli.model.load_model", load)
     with pytest.raises(Loaded):  # past every check, to the model
         main([*argv, "--no-memory-check", "--debug"])
 
@@ -248,7 +248,7 @@ def test_demo_checks_its_folder_then_runs(tmp_path, monkeypatch):
 def test_failure_while_running_is_one_line_and_exit_1(inputs, tmp_path, capsys, monkeypatch):
     def fails(spec):
         raise RuntimeError("CUDA out of memory\n(details)")
-    monkeypatch.setattr(cli.model, "load", fails)
+    monkeypatch.setattr("anyi2v_lab.cli.model.load_model", fails)
     argv = ["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x",
             "--out", str(tmp_path / "o")]
     assert main(argv) == 1
@@ -262,7 +262,7 @@ def test_failure_while_running_is_one_line_and_exit_1(inputs, tmp_path, capsys, 
 def test_ctrl_c_is_one_line_exit_130_and_leaves_nothing(inputs, tmp_path, capsys, monkeypatch):
     def interrupted(spec):
         raise KeyboardInterrupt
-    monkeypatch.setattr(cli.model, "load", interrupted)
+    monkeypatch.setattr("anyi2v_lab.cli.model.load_model", interrupted)
     assert main(["invert", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x",
                  "--out", str(tmp_path / "f.safetensors")]) == 130
     assert capsys.readouterr().err.strip() == "interrupted"
@@ -463,7 +463,7 @@ def test_trajectory_timing_resample_and_example_lora_strength(inputs, reference_
     def stop(spec):
         seen["spec"] = spec
         raise RuntimeError("stop before loading")
-    monkeypatch.setattr(cli.model, "load", stop)
+    monkeypatch.setattr("anyi2v_lab.cli.model.load_model", stop)
     import anyi2v_lab.method
     monkeypatch.setattr(anyi2v_lab.method, "generate", lambda *a, **k: seen.setdefault("trajectory", a[3]))
     (tmp_path / "sd15").mkdir()
@@ -474,7 +474,7 @@ def test_trajectory_timing_resample_and_example_lora_strength(inputs, reference_
                    str(tmp_path / "sd15"), "--lora", lora, "--out", str(tmp_path / "o"),
                    "--no-memory-check"])  # SD1.5 at 512 px and 16 frames needs ~31 GiB on CPU
         assert rc == 1 and seen["spec"]["loras"] == [[str(tmp_path / "style.safetensors"), scale]]
-    monkeypatch.setattr(cli.model, "load", lambda spec: None)
+    monkeypatch.setattr("anyi2v_lab.cli.model.load_model", lambda spec: None)
     monkeypatch.setattr(sys.modules["anyi2v_lab.method.generate"], "model_size", lambda pipe, cfg: (64, 64))
     monkeypatch.setattr("anyi2v_lab.conditions.condition_from_files", lambda *a, **k: None)
     main(["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x", "--trajectory",

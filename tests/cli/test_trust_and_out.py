@@ -13,7 +13,6 @@ import pytest
 import torch
 from PIL import Image
 
-from anyi2v_lab import cli
 from anyi2v_lab.cli import main
 
 SET = ["--set", "num_frames=4", "--set", "num_inference_steps=3", "--set", "inversion_timestep=21",
@@ -33,7 +32,7 @@ def sketch(tmp_path_factory) -> Path:
 def no_model(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a model was loaded before the inputs were checked")
-    monkeypatch.setattr(cli.model, "load", boom)
+    monkeypatch.setattr("anyi2v_lab.cli.model.load_model", boom)
 
 
 def _refused(argv, capsys) -> str:
@@ -132,7 +131,7 @@ def test_a_run_json_missing_a_field_or_not_an_object_is_refused(sketch, tmp_path
 def test_from_run_notes_another_thread_count(sketch, tmp_path, capsys, monkeypatch):
     def stop(spec):
         raise KeyboardInterrupt
-    monkeypatch.setattr(cli.model, "load", stop)
+    monkeypatch.setattr("anyi2v_lab.cli.model.load_model", stop)
     run_json = _run_folder(tmp_path / "r", sketch, threads={"torch": torch.get_num_threads() + 7,
                                                              "OMP_NUM_THREADS": "99"})
     assert main(["generate", "--from-run", str(run_json), "--out", str(tmp_path / "o")]) == 130
