@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .arguments import (
     OVERWRITE_HELP,
@@ -19,6 +20,11 @@ from .arguments import (
 )
 from .model import add_model_arguments, check_model_paths, model_spec
 from .saved_run import SavedRun, read_saved_run, reproducibility_note
+
+if TYPE_CHECKING:
+    from ..examples import Example
+    from ..method.config import AnyI2VConfig
+    from ..trajectory import Trajectory
 
 
 def register(subparsers) -> None:
@@ -61,13 +67,13 @@ class RunInputs:
 
     conditions: tuple[str, ...]     # condition image files
     masks: tuple[str, ...]          # their masks (mixed conditions), or none
-    trajectory: object | None       # Trajectory on the condition image's pixels; None: injection only
+    trajectory: Trajectory | None   # on the condition image's pixels; None: injection only
     prompt: str
     negative_prompt: str
     seed: int
-    config: object                  # AnyI2VConfig
+    config: AnyI2VConfig
     model: dict                     # the model spec, as run.json saves it
-    example: object | None = None   # the shipped Example it runs
+    example: Example | None = None  # the shipped example it runs
     saved_run: SavedRun | None = None  # the run.json it redoes
 
 
@@ -144,7 +150,7 @@ def _prompt_and_seed(args, example) -> tuple[str, str, int]:
 
 
 # ------------------------------------------------------------------ a shipped example
-def _example(args) -> tuple[object, tuple[str, ...]]:
+def _example(args) -> tuple[Example, tuple[str, ...]]:
     """The shipped example of ``--example``, checked against the flags given with it, and its condition
     images: the command line's, else the example's in the reference checkout."""
     from ..examples import load_example

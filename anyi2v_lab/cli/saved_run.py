@@ -6,9 +6,13 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..validate import reject
 from .arguments import UsageError, config_with_overrides
+
+if TYPE_CHECKING:
+    from ..method.config import AnyI2VConfig
 
 _NONE = type(None)
 # run.json's fields and model fields: (types, what they must be); the other fields (versions, timings,
@@ -32,7 +36,7 @@ _FIX = "fix the file or make the run again"
 class SavedRun:
     """What ``--from-run`` redoes: a run.json's fields, checked; paths made absolute."""
 
-    config: object          # AnyI2VConfig, with --set on top
+    config: AnyI2VConfig    # with --set on top
     model: dict             # the model spec; allow_pickle from the command line only
     prompt: str
     negative_prompt: str

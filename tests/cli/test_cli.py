@@ -86,6 +86,15 @@ def test_help_lists_subcommands(capsys):
     assert all(c in text for c in ("generate", "invert", "demo", "points"))
 
 
+def test_python_m_answers_bad_input_with_exit_2(tmp_path):
+    """``python -m anyi2v_lab.cli`` (as torchrun starts it) maps bad input to exit 2, as ``anyi2v-lab`` does."""
+    argv = [sys.executable, "-m", "anyi2v_lab.cli", "generate", "--prompt", "x", "--out", str(tmp_path / "o")]
+    out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 2, out.stderr
+    assert out.stderr == "error: --condition is required (an image path; repeat it with --mask for mixed conditions)\n"
+    assert not (tmp_path / "o").exists()
+
+
 # ---------------------------------------------------------------- bad input: exit 2, before any model loads
 @pytest.fixture
 def no_model(monkeypatch):
