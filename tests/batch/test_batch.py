@@ -206,7 +206,7 @@ def test_a_malformed_line_is_recorded_under_its_id_and_the_others_go_on(tmp_path
 def test_cli_batch_without_any_valid_job_exits_2_before_the_model_loads(tmp_path, monkeypatch, capsys):
     from anyi2v_lab import cli
 
-    monkeypatch.setattr(cli, "load_model", lambda spec: pytest.fail("the model must not load"))
+    monkeypatch.setattr("anyi2v_lab.cli.model.load_model", lambda spec: pytest.fail("the model must not load"))
     path = _write_jobs(tmp_path, ['{"condition": "c.png"}'])
     assert cli.main(["batch", str(path), "--out", str(tmp_path / "out"), "--model", "tiny"]) == 2
     assert "line 1: 'prompt' is required" in capsys.readouterr().err

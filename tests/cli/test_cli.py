@@ -86,13 +86,22 @@ def test_help_lists_subcommands(capsys):
     assert all(c in text for c in ("generate", "invert", "demo", "points"))
 
 
+def test_python_m_answers_bad_input_with_exit_2(tmp_path):
+    """``python -m anyi2v_lab.cli`` (as torchrun starts it) maps bad input to exit 2, as ``anyi2v-lab`` does."""
+    argv = [sys.executable, "-m", "anyi2v_lab.cli", "generate", "--prompt", "x", "--out", str(tmp_path / "o")]
+    out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 2, out.stderr
+    assert out.stderr == "error: --condition is required (an image path; repeat it with --mask for mixed conditions)\n"
+    assert not (tmp_path / "o").exists()
+
+
 # ---------------------------------------------------------------- bad input: exit 2, before any model loads
 @pytest.fixture
 def no_model(monkeypatch):
     """Loading a model (or running the demo) fails the test: every check must come first."""
     def boom(*a, **k):
         raise AssertionError("a model was loaded before the inputs were checked")
-    monkeypatch.setattr(cli, "load_model", boom)
+    monkeypatch.setattr("anyi2v_lab.cli.model.load_model", boom)
     import anyi2v_lab.demo
     monkeypatch.setattr(anyi2v_lab.demo, "run_demo", boom)
 
@@ -196,7 +205,7 @@ def test_a_size_that_cannot_fit_is_refused_before_loading_unless_told(inputs, tm
 
     def load(spec):
         raise Loaded
-    monkeypatch.setattr(cli, "load_model", load)
+    monkeypatch.setattr("anyi2v_lab.cli.model.load_model", load)
     with pytest.raises(Loaded):  # past every check, to the model
         main([*argv, "--no-memory-check", "--debug"])
 
@@ -248,7 +257,7 @@ def test_demo_checks_its_folder_then_runs(tmp_path, monkeypatch):
 def test_failure_while_running_is_one_line_and_exit_1(inputs, tmp_path, capsys, monkeypatch):
     def fails(spec):
         raise RuntimeError("CUDA out of memory\n(details)")
-    monkeypatch.setattr(cli, "load_model", fails)
+    monkeypatch.setattr("anyi2v_lab.cli.model.load_model", fails)
     argv = ["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x",
             "--out", str(tmp_path / "o")]
     assert main(argv) == 1
@@ -262,7 +271,7 @@ def test_failure_while_running_is_one_line_and_exit_1(inputs, tmp_path, capsys, 
 def test_ctrl_c_is_one_line_exit_130_and_leaves_nothing(inputs, tmp_path, capsys, monkeypatch):
     def interrupted(spec):
         raise KeyboardInterrupt
-    monkeypatch.setattr(cli, "load_model", interrupted)
+    monkeypatch.setattr("anyi2v_lab.cli.model.load_model", interrupted)
     assert main(["invert", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x",
                  "--out", str(tmp_path / "f.safetensors")]) == 130
     assert capsys.readouterr().err.strip() == "interrupted"
@@ -414,7 +423,8 @@ def test_the_references_example_runs_with_one_flag(reference_checkout, tmp_path)
                  "--model", "tiny", "--out", str(out), *SET]) == 0
     run = json.loads((out / "run.json").read_text())
     assert run["prompt"] == "A majestic horse running across a grassy field, cinematic lighting, high resolution."
-    assert run["negative_prompt"].startswith("cartoon, anime, sketches,worst quality") and run["negative_prompt"] == ex.negative_prompt
+    assert run["negative_prompt"].startswith("cartoon, anime, sketches,worst quality")
+    assert run["negative_prompt"] == ex.negative_prompt
     assert run["seed"] == 4162228652802886667 and run["config"]["guidance_scale"] == 8.0
     assert run["config"]["num_frames"] == 4  # --set on top of the example's 16
     assert (out / "example.yaml").read_text() == ex.file.read_text()
@@ -448,8 +458,10 @@ def test_trajectory_timing_flag(inputs, tmp_path, capsys, no_model):
     base = ["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x",
             "--out", str(tmp_path / "o"), *SET]
     err = _refused([*base, "--trajectory", str(inputs / "t.json")], capsys)
-    assert "path has 2 points but 4 frames need 4 under timing 'first-frames'" in err and "--trajectory-timing resample" in err
-    assert "--trajectory-timing says how to read --trajectory" in _refused([*base, "--trajectory-timing", "resample"], capsys)
+    assert "path has 2 points but 4 frames need 4 under timing 'first-frames'" in err
+    assert "--trajectory-timing resample" in err
+    err = _refused([*base, "--trajectory-timing", "resample"], capsys)
+    assert "--trajectory-timing says how to read --trajectory" in err
     assert "--reference-checkout is where --example finds" in _refused([*base, "--reference-checkout", "x"], capsys)
 
 
@@ -460,17 +472,18 @@ def test_trajectory_timing_resample_and_example_lora_strength(inputs, reference_
     def stop(spec):
         seen["spec"] = spec
         raise RuntimeError("stop before loading")
-    monkeypatch.setattr(cli, "load_model", stop)
+    monkeypatch.setattr("anyi2v_lab.cli.model.load_model", stop)
     import anyi2v_lab.method
     monkeypatch.setattr(anyi2v_lab.method, "generate", lambda *a, **k: seen.setdefault("trajectory", a[3]))
     (tmp_path / "sd15").mkdir()
     (tmp_path / "style.safetensors").write_bytes(b"")
-    for lora, scale in ((str(tmp_path / "style.safetensors"), 0.8), (str(tmp_path / "style.safetensors") + ":0.5", 0.5)):
+    style = str(tmp_path / "style.safetensors")
+    for lora, scale in ((style, 0.8), (style + ":0.5", 0.5)):
         rc = main(["generate", "--example", "horse-canny", "--reference-checkout", str(reference_checkout), "--model",
                    str(tmp_path / "sd15"), "--lora", lora, "--out", str(tmp_path / "o"),
                    "--no-memory-check"])  # SD1.5 at 512 px and 16 frames needs ~31 GiB on CPU
         assert rc == 1 and seen["spec"]["loras"] == [[str(tmp_path / "style.safetensors"), scale]]
-    monkeypatch.setattr(cli, "load_model", lambda spec: None)
+    monkeypatch.setattr("anyi2v_lab.cli.model.load_model", lambda spec: None)
     monkeypatch.setattr(sys.modules["anyi2v_lab.method.generation"], "model_size", lambda pipe, cfg: (64, 64))
     monkeypatch.setattr("anyi2v_lab.conditions.condition_from_files", lambda *a, **k: None)
     main(["generate", "--model", "tiny", "--condition", str(inputs / "sketch.png"), "--prompt", "x", "--trajectory",
@@ -486,8 +499,8 @@ def test_bad_condition_images_are_refused_before_loading(tmp_path, capsys, no_mo
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
-                                        + chunk(b"IEND", b""))
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
     (tmp_path / "conds").mkdir()
     Image.new("L", (64, 64)).save(tmp_path / "conds" / "edge.png")
     base = ["generate", "--model", "tiny", "--prompt", "x", "--out", str(tmp_path / "o")]
@@ -504,8 +517,8 @@ def test_a_trajectory_drawn_on_another_image_size_is_refused_before_loading(tmp_
     from anyi2v_lab.trajectory import Trajectory
     Image.new("RGB", (64, 64)).save(tmp_path / "c.png")
     Trajectory.single((10, 10, 40, 40), [(25, 25), (60, 60)], (100, 100)).save(tmp_path / "t.json")
-    base = ["generate", "--model", "tiny", "--condition", str(tmp_path / "c.png"), "--trajectory", str(tmp_path / "t.json"),
-            "--prompt", "x", "--out", str(tmp_path / "o"), *SET]
+    base = ["generate", "--model", "tiny", "--condition", str(tmp_path / "c.png"), "--trajectory",
+            str(tmp_path / "t.json"), "--prompt", "x", "--out", str(tmp_path / "o"), *SET]
     err = _refused(base, capsys)
     assert f"the trajectory's image_size is 100x100 but the condition image '{tmp_path / 'c.png'}' is 64x64" in err
     assert "rescale it to 64x64" in err and "give --set width=100 --set height=100" in err
@@ -520,10 +533,11 @@ def test_a_reference_file_is_stretched_onto_a_smaller_condition(tmp_path, capsys
     Image.new("RGB", (64, 32)).save(tmp_path / "c.png")
     (tmp_path / "r.json").write_text(json.dumps({"bounding_box": [[128, 256, 384, 512]], "center_traj": [[[256, 384]]],
                                                  "target_box": [None], "query_point": [[]]}))
+    from anyi2v_lab.cli.generate import _check_trajectory, _reference_source, _trajectory
     from anyi2v_lab.method.config import AnyI2VConfig
     args = cli.build_parser().parse_args(["generate", "--trajectory", str(tmp_path / "r.json"), "--out", "o"])
-    traj = cli._check_trajectory(cli._trajectory(args.trajectory), AnyI2VConfig(num_frames=4), [str(tmp_path / "c.png")],
-                                 cli._reference_source(args, None))
+    traj = _check_trajectory(_trajectory(args.trajectory), AnyI2VConfig(num_frames=4), [str(tmp_path / "c.png")],
+                             _reference_source(args.trajectory, args.trajectory_format, None))
     assert traj.image_size == (64, 32) and traj.objects[0].box == (16, 16, 48, 32)
     err = capsys.readouterr().err
     assert "in the reference format's 512x512 pixels" in err and "mapped onto the 64x32 condition image" in err
@@ -552,7 +566,8 @@ def test_malformed_peer_files_are_refused_before_loading(kind, inputs, tmp_path,
 
 def test_points_pattern_without_a_match_is_exit_2_with_the_closest(capsys):
     err = _refused(["points", "--pattern", "up_block.1.*.querry"], capsys)
-    assert "--pattern 'up_block.1.*.querry' matches no hook point; did you mean 'up_blocks.1.*.query' (3 points)?" in err
+    assert ("--pattern 'up_block.1.*.querry' matches no hook point; did you mean 'up_blocks.1.*.query' (3 points)?"
+            in err)
     err = _refused(["points", "--pattern", "zzz"], capsys)
     assert "names start with down_blocks.0," in err and "mid_block" in err and "up_blocks.3" in err
     assert capsys.readouterr().out == ""

@@ -13,7 +13,6 @@ import pytest
 import torch
 from PIL import Image
 
-from anyi2v_lab import cli
 from anyi2v_lab.cli import main
 
 SET = ["--set", "num_frames=4", "--set", "num_inference_steps=3", "--set", "inversion_timestep=21",
@@ -33,7 +32,7 @@ def sketch(tmp_path_factory) -> Path:
 def no_model(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a model was loaded before the inputs were checked")
-    monkeypatch.setattr(cli, "load_model", boom)
+    monkeypatch.setattr("anyi2v_lab.cli.model.load_model", boom)
 
 
 def _refused(argv, capsys) -> str:
@@ -93,20 +92,21 @@ def test_a_run_json_never_grants_unpickling(sketch, tmp_path, capsys):
 
 # ---------------------------------------------------------------- run.json's fields, checked before a model loads
 @pytest.mark.parametrize("field,value,message", [
-    ("seed", "5", "field 'seed' is '5' (str); it must be an integer"),
-    ("seed", True, "field 'seed' is True (bool); it must be an integer"),
-    ("seed", 2**70, "field 'seed' is 1180591620717411303424; it must lie in 0..2**64-1"),
-    ("prompt", 3, "field 'prompt' is 3 (int); it must be a string"),
-    ("config", [1], "field 'config' is [1] (list); it must be an object of config keys"),
-    ("model", "tiny", "field 'model' is 'tiny' (str); it must be an object (the model spec)"),
-    ("condition", 5, "field 'condition' is 5 (int); it must be a file name in the run's folder"),
-    ("condition", "../../sketch.png", "field 'condition' is '../../sketch.png', which leaves the run's folder"),
-    ("trajectory", "/etc/passwd", "field 'trajectory' is '/etc/passwd', which leaves the run's folder"),
-    ("model.loras", "x.safetensors", "field 'model.loras' is 'x.safetensors' (str); it must be a list of [path, "
-                                     "scale] pairs"),
-    ("model.loras", [["x.safetensors"]], "field 'model.loras' holds ['x.safetensors']; each LoRA is [path, scale]"),
-    ("model.allow_pickle", "yes", "field 'model.allow_pickle' is 'yes' (str); it must be true or false"),
-    ("model.trust_remote_code", True, "field 'model' has unknown keys ['trust_remote_code']"),
+    ("seed", "5", "seed = '5' is not an integer; fix the file or make the run again"),
+    ("seed", True, "seed = True is not an integer"),
+    ("seed", 2**70, "seed = 1180591620717411303424 must lie in 0..2**64-1"),
+    ("prompt", 3, "prompt = 3 is not a string"),
+    ("config", [1], "config = [1] is not an object of config keys"),
+    ("model", "tiny", "model = 'tiny' is not an object (the model spec)"),
+    ("condition", 5, "condition = 5 is not a file name in the run's folder"),
+    ("condition", "../../sketch.png", "condition = '../../sketch.png' leaves the run's folder"),
+    ("trajectory", "/etc/passwd", "trajectory = '/etc/passwd' leaves the run's folder"),
+    ("model.loras", "x.safetensors", "model.loras = 'x.safetensors' is not a list of [path, scale] "
+                                     "pairs"),
+    ("model.loras", [["x.safetensors"]], "model.loras[0] = ['x.safetensors'] is not a [path, scale] pair; give each "
+                                         "LoRA as [path, scale]"),
+    ("model.allow_pickle", "yes", "model.allow_pickle = 'yes' is not true or false"),
+    ("model.trust_remote_code", True, "model has unknown keys ['trust_remote_code']; a model spec has"),
 ])
 def test_tampered_run_json_fields_are_refused_before_loading(field, value, message, sketch, tmp_path, capsys,
                                                              no_model):
@@ -131,7 +131,7 @@ def test_a_run_json_missing_a_field_or_not_an_object_is_refused(sketch, tmp_path
 def test_from_run_notes_another_thread_count(sketch, tmp_path, capsys, monkeypatch):
     def stop(spec):
         raise KeyboardInterrupt
-    monkeypatch.setattr(cli, "load_model", stop)
+    monkeypatch.setattr("anyi2v_lab.cli.model.load_model", stop)
     run_json = _run_folder(tmp_path / "r", sketch, threads={"torch": torch.get_num_threads() + 7,
                                                              "OMP_NUM_THREADS": "99"})
     assert main(["generate", "--from-run", str(run_json), "--out", str(tmp_path / "o")]) == 130
