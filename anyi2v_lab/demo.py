@@ -1,7 +1,7 @@
 """``anyi2v-lab demo``: the main job on the embedded toy model, on a CPU.
 
-A held-out toy scene (:data:`COMMAND_SCENE`, 8 frames) gives a condition image of its first frame (a toy-world modality) and its caption;
-the scene's own motion is the trajectory; the full method (inversion, injection, trajectory
+A held-out toy scene (:data:`COMMAND_SCENE`, 8 frames) gives a condition image of its first frame (a toy-world
+modality) and its caption; the scene's own motion is the trajectory; the full method (inversion, injection, trajectory
 optimisation) generates the video, and the same scene is generated without control (the benchmark's
 ``no_control``: the same injection and noise, no trajectory) beside it. A colour tracker measures where
 the object went. Written: the video, the overlay (target boxes and path, loss masks, tracked centres),
@@ -152,7 +152,8 @@ def _demo_into(out, tiny: bool, fast: bool) -> dict:
     seconds["no_control"], tic = time.perf_counter() - tic, time.perf_counter()
     cell = pipe.vae_scale_factor  # px per latent cell
     fps = max(4, config.num_frames // 2)  # a 2 s loop
-    score, plain_score = score_tracking(result, case, cell_px=cell), score_tracking(plain, case, trajectory, cell_px=cell)
+    score, plain_score = (score_tracking(result, case, cell_px=cell),
+                          score_tracking(plain, case, trajectory, cell_px=cell))
     result.extra["achieved"] = score["achieved"]
     summary = {"model": label, "caption": case.caption, "modality": scene.modality, "size": size,
                "benchmark_case": scene.case, "scene_seed": scene.scene_seed, "noise_seed": scene.noise_seed,

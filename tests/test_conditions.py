@@ -219,7 +219,8 @@ def _png_header(path, width: int, height: int) -> None:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b""))
+                     + chunk(b"IEND", b""))
 
 
 @pytest.mark.parametrize("side, message", [
@@ -268,7 +269,8 @@ def test_wide_images_are_decoded_once_and_stretched_in_float32(tmp_path, monkeyp
         exact = Fraction(v) * 255 / 65535
         assert got[depth == v][:1].tolist() in ([], [round(exact)]), v  # round(): half to even
     odd = np.array([[0, 1, 3]], np.uint16)  # 1 * 255 / 2 = 127.5 -> 128, 3 -> 255; (v - lo) * 255 / 3 ties
-    assert _stretch(odd).tolist() == [[0, 85, 255]] and _stretch(np.array([[0, 1, 2]], np.uint16)).tolist() == [[0, 128, 255]]
+    assert (_stretch(odd).tolist() == [[0, 85, 255]]
+            and _stretch(np.array([[0, 1, 2]], np.uint16)).tolist() == [[0, 128, 255]])
     Image.fromarray(depth).save(tmp_path / "d.png")
 
     def no_copy(self):

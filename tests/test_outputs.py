@@ -104,7 +104,8 @@ def test_overwrite_replaces_an_earlier_run_and_touches_no_other_name(tmp_path):
     old.mkdir()
     (old / "keep.txt").write_text("mine")
     _write(out, overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == ["run.json", "video.mp4"] and (out / "video.mp4").read_text() == "new"
+    assert (sorted(p.name for p in out.iterdir()) == ["run.json", "video.mp4"]
+            and (out / "video.mp4").read_text() == "new")
     assert (old / "keep.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".a.old", "a"]
 

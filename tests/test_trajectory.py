@@ -98,7 +98,8 @@ def test_resample_path_is_the_apps_pchip():
 
 def test_resample_special_cases():
     np.testing.assert_array_equal(resample_path([(3, 4)], 5), [[3, 4]] * 5)
-    np.testing.assert_allclose(resample_path([(0, 0), (10, -20)], 5), [[0, 0], [2.5, -5], [5, -10], [7.5, -15], [10, -20]])
+    np.testing.assert_allclose(resample_path([(0, 0), (10, -20)], 5),
+                               [[0, 0], [2.5, -5], [5, -10], [7.5, -15], [10, -20]])
     dup = resample_path([(1, 1), (1, 1), (1, 1), (9, 2), (9, 2)], 16)
     assert np.all(np.isfinite(dup)) and dup[0].tolist() == [1, 1] and dup[-1].tolist() == [9, 2]
     assert resample_path([(1, 2), (3, 4)], 1).tolist() == [[1, 2]]

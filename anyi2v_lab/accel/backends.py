@@ -18,8 +18,8 @@ def _sdpa_order(name: str):
 
 @contextmanager
 def backend_settings(runtime, device="cuda"):
-    """``runtime``'s (a :class:`~anyi2v_lab.accel.Runtime`) preferred SDPA kernel (others stay as fallbacks; CUDA only, a CPU keeps PyTorch's choice)
-    and cuDNN autotuning, restored on exit."""
+    """``runtime``'s (a :class:`~anyi2v_lab.accel.Runtime`) preferred SDPA kernel (others stay as
+    fallbacks; CUDA only, a CPU keeps PyTorch's choice) and cuDNN autotuning, restored on exit."""
     with ExitStack() as stack:
         if runtime.attention != "auto" and torch.device(device).type == "cuda":
             from torch.nn.attention import sdpa_kernel

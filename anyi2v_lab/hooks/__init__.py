@@ -18,6 +18,6 @@ from .session import (CaptureSizeWarning, HookError, HookPointNotFired, HookSess
 __all__ = [
     "ActivationCache", "Capture", "Entry", "CallInfo", "HookContext", "capture_bytes",
     "estimate_capture_bytes", "bypass_motion", "HookPoint", "full_name", "hook_points", "list_hook_points",
-    "short_name", "up_resnets", "up_self_attention", "run_with_cache", "run_with_hooks", "CaptureSizeWarning", "HookError",
-    "HookPointNotFired", "HookSession", "StopForward", "hooked", "merge_edits",
+    "short_name", "up_resnets", "up_self_attention", "run_with_cache", "run_with_hooks", "CaptureSizeWarning",
+    "HookError", "HookPointNotFired", "HookSession", "StopForward", "hooked", "merge_edits",
 ]

@@ -30,7 +30,9 @@ class FeatureBank:
         return sum(t.numel() * t.element_size() for t in [*self.residuals.values(), *self.queries.values()])
 
     def to(self, device=None, dtype=None) -> "FeatureBank":
-        move = lambda d: {k: v.to(device=device, dtype=dtype) for k, v in d.items()}
+        def move(d):
+            return {k: v.to(device=device, dtype=dtype) for k, v in d.items()}
+
         return FeatureBank(move(self.residuals), move(self.queries), self.timestep, dict(self.meta))
 
     def save(self, path, overwrite: bool = True) -> None:
@@ -106,7 +108,8 @@ def _multipliers(device: torch.device, size: int) -> torch.Tensor:
 def _as_words(t: torch.Tensor) -> torch.Tensor:
     """The tensor's elements as 1-D integers of the same width: bit patterns, not values."""
     t = t.detach()
-    return (t.view(torch.uint8) if t.dtype == torch.bool else t.view(_WORD.get(t.element_size(), torch.int64))).reshape(-1)
+    return (t.view(torch.uint8) if t.dtype == torch.bool
+            else t.view(_WORD.get(t.element_size(), torch.int64))).reshape(-1)
 
 
 def device_sums(tensors: list[torch.Tensor], chunk: int = _CHUNK) -> np.ndarray:

@@ -104,9 +104,10 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     (:class:`~anyi2v_lab.accel.Runtime`, or anything whose ``bind(pipe)`` gives
     :class:`~anyi2v_lab.method.calls.EagerCalls`' methods) chooses how fast and lean to run, never what
     is computed (the optimisation backward is scaled by ``config.loss_scale`` either way, and a runtime's
-    batched loss equals the plain Eq. 8 to float rounding); ``None`` runs the eager calls. ``record.timings`` holds the runtime timer's seconds per
-    phase and ``total`` (empty without a runtime). ``keep_masks``, ``keep_pca`` and ``keep_latents`` store
-    each optimisation iteration's loss masks, PCA maps and updated latent in ``record.iterations``.
+    batched loss equals the plain Eq. 8 to float rounding); ``None`` runs the eager calls.
+    ``record.timings`` holds the runtime timer's seconds per phase and ``total`` (empty without a runtime).
+    ``keep_masks``, ``keep_pca`` and ``keep_latents`` store each optimisation iteration's loss masks, PCA
+    maps and updated latent in ``record.iterations``.
     ``keep_x0`` stores the decoded predicted clean video of every inversion, optimisation and sampling
     step in ``record.x0`` (see :class:`~anyi2v_lab.method.record.X0`; no inversion entries with
     ``features``); inversion then bypasses the feature cache, and each kept step costs one VAE decode,

@@ -18,9 +18,9 @@ Conventions (``LoraSpec.convention``):
 
 * ``"scaled"`` (kohya, peft, diffusers): ``factor = scale * alpha / rank`` when the file stores an alpha,
   ``scale`` otherwise.
-* ``"animatediff"`` (the AnimateDiff / AnyI2V reference merge, the reference's merge): ``factor = scale``, ignoring the file's
-  alpha. The reference's ``lora_alpha: 0.8`` is ``scale=0.8`` here. Both agree when alpha is absent or equals
-  the rank; a diffusers ``lora_scale`` is the ``"scaled"`` convention.
+* ``"animatediff"`` (the AnimateDiff / AnyI2V reference merge, the reference's merge): ``factor = scale``,
+  ignoring the file's alpha. The reference's ``lora_alpha: 0.8`` is ``scale=0.8`` here. Both agree when alpha
+  is absent or equals the rank; a diffusers ``lora_scale`` is the ``"scaled"`` convention.
 """
 from __future__ import annotations
 
@@ -147,7 +147,8 @@ def resolve_lora(sd: dict, models: dict, *, source: str = "lora") -> list[LoraPa
         try:
             sd = _maybe_map_sgm_blocks_to_diffusers(dict(sd), models["unet"].config)
         except (ValueError, IndexError) as e:
-            raise ModelLoadError(f"{source}: sgm-named (input_blocks/output_blocks) keys could not be mapped: {e}") from e
+            raise ModelLoadError(
+                f"{source}: sgm-named (input_blocks/output_blocks) keys could not be mapped: {e}") from e
     groups: dict[tuple[str, str], dict] = {}
     odd = []
     for key, value in sd.items():

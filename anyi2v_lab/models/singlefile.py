@@ -82,7 +82,8 @@ def _torch_load(path: Path, allow_pickle: bool, role: str):
             f"{role}={str(path)!r} holds Python objects besides tensors"
             f"{' (' + found.group(1) + ')' if found else ''}, so the safe torch.load(weights_only=True) refuses "
             f"it. Unpickling it fully runs code stored in the file: only if you trust its source, pass "
-            f"allow_pickle=True (--allow-pickle on the command line; unsafe), or convert it once to .safetensors.") from e
+            f"allow_pickle=True (--allow-pickle on the command line; unsafe), or convert it once to "
+            f".safetensors.") from e
     except Exception as e:
         raise ModelLoadError(f"{role}={str(path)!r} is not a readable torch file: {e}") from e
 

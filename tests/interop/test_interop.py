@@ -120,7 +120,8 @@ def test_timing_survives_our_format_and_rescaling(tmp_path):
     from anyi2v_lab.geometry import ResizeMap
     assert first.rescaled(ResizeMap((512, 512), (64, 64), "stretch")).timing == "first-frames"
     ours().save(tmp_path / "o.json")  # ours: resampled, and the file says nothing about timing
-    assert "timing" not in json.loads((tmp_path / "o.json").read_text()) and read_trajectory(tmp_path / "o.json").timing == "resample"
+    assert ("timing" not in json.loads((tmp_path / "o.json").read_text())
+            and read_trajectory(tmp_path / "o.json").timing == "resample")
     with pytest.raises(TrajectoryError, match="option\\(s\\) \\['timing'\\] do not apply to format 'sgi2v'"):
         read_trajectory(SAMPLES["sgi2v"], timing="resample")
     with pytest.raises(TrajectoryError, match="timing argument = 'stretch' is unknown"):

@@ -74,7 +74,8 @@ def test_pca_eigh_matches_svd_and_is_deterministic():
 def test_two_means_is_the_best_1d_split():
     rng = np.random.default_rng(3)
     for _ in range(20):
-        v = np.concatenate([rng.normal(0, 1, rng.integers(3, 40)), rng.normal(rng.uniform(2, 6), 1, rng.integers(3, 40))])
+        v = np.concatenate([rng.normal(0, 1, rng.integers(3, 40)),
+                            rng.normal(rng.uniform(2, 6), 1, rng.integers(3, 40))])
         thr = float(two_means_threshold(torch.tensor(v)))
         s = np.sort(v)
         costs = [((s[:k] - s[:k].mean()) ** 2).sum() + ((s[k:] - s[k:].mean()) ** 2).sum() for k in range(1, len(s))]

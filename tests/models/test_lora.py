@@ -50,7 +50,8 @@ def kohya(weights, sgm=False):
     sd = {}
     for (target, name), (down, up) in weights.items():
         if target == "unet":
-            stem = "lora_unet_" + (unet_key_to_ldm(name + ".weight")[: -len(".weight")] if sgm else name).replace(".", "_")
+            stem = "lora_unet_" + (
+                unet_key_to_ldm(name + ".weight")[: -len(".weight")] if sgm else name).replace(".", "_")
         else:
             stem = "lora_te_text_model_" + name.replace(".", "_")  # kohya names CLIP with its text_model level
         sd |= {f"{stem}.lora_down.weight": down, f"{stem}.lora_up.weight": up, f"{stem}.alpha": torch.tensor(ALPHA)}
@@ -166,7 +167,8 @@ def test_errors_name_the_problem(pipe, tmp_path):
     before = {k: w.clone() for k, w in merged(pipe, weights).items()}
     wrong = kohya(weights) | kohya({SPATIAL[1]: (torch.zeros(RANK, 3, 1, 1), torch.zeros(32, RANK, 1, 1))})
     save_file(wrong, tmp_path / "wrong.safetensors")
-    with pytest.raises(ModelLoadError, match=r"up \(32, 4, 1, 1\) @ down \(4, 3, 1, 1\) .*unet.up_blocks.2.attentions.1.proj_in"):
+    with pytest.raises(ModelLoadError,
+                       match=r"up \(32, 4, 1, 1\) @ down \(4, 3, 1, 1\) .*unet.up_blocks.2.attentions.1.proj_in"):
         merge_lora(pipe, tmp_path / "wrong.safetensors")
     assert all(torch.equal(w, before[k]) for k, w in merged(pipe, weights).items())  # nothing half-merged
     for field, kw in (("kind", dict(kind="temporal")), ("convention", dict(convention="kohya")),

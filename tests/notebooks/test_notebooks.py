@@ -93,7 +93,8 @@ def test_an_executed_notebook_that_reads_anywhere_passes():
 def test_blank_widgets_progress_bars_and_big_files_are_named():
     check = _tool("check_outputs")
     nb = _executed(_display({**VIEW, "text/plain": "<anyi2v_lab.widgets.viewer.FeatureViewer object at 0x7f>"}),
-                   nbformat.v4.new_output("stream", name="stderr", text="sampling:  40%|####      | 10/25 [00:03<00:05, 2.9it/s]"),
+                   nbformat.v4.new_output("stream", name="stderr",
+                                          text="sampling:  40%|####      | 10/25 [00:03<00:05, 2.9it/s]"),
                    _display({"application/vnd.plotly.v1+json": {}, "text/plain": "Figure()"}),
                    widgets={"state": {"ab": {"state": {"layers": "A" * (6 * 2**20)}}}})
     found = check.problems(nb)
