@@ -4,8 +4,16 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from anyi2v_lab.conditions import (Condition, ConditionError, check_condition_files, compose_conditions,
-                                   condition_from_files, load_condition, pil_to_pixels, to_rgb)
+from anyi2v_lab.conditions import (
+    Condition,
+    ConditionError,
+    check_condition_files,
+    compose_conditions,
+    condition_from_files,
+    load_condition,
+    pil_to_pixels,
+    to_rgb,
+)
 from anyi2v_lab.geometry import ResizeMap
 
 

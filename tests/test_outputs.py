@@ -11,8 +11,13 @@ import pytest
 
 from anyi2v_lab import io as aio
 from anyi2v_lab.io import PathBusy, atomic_path, exclusive_claim, rename_noreplace
-from anyi2v_lab.outputs import (OutputFolderRefused, atomic_folder, check_output_folder, claim_output_folder,
-                                foreign_entries)
+from anyi2v_lab.outputs import (
+    OutputFolderRefused,
+    atomic_folder,
+    check_output_folder,
+    claim_output_folder,
+    foreign_entries,
+)
 
 
 def _earlier_run(folder: Path, extra: tuple[str, ...] = ()) -> Path:

@@ -6,8 +6,14 @@ import pytest
 
 from anyi2v_lab import resources
 from anyi2v_lab.method.config import AnyI2VConfig
-from anyi2v_lab.resources import (SD15_UNET, MemoryLimitError, available_memory, check_memory, estimate_generation,
-                                  model_footprint)
+from anyi2v_lab.resources import (
+    SD15_UNET,
+    MemoryLimitError,
+    available_memory,
+    check_memory,
+    estimate_generation,
+    model_footprint,
+)
 
 GIB = 2**30
 

@@ -12,8 +12,7 @@ from .context import CallInfo, HookContext
 from .motion import bypass_motion
 from .points import HookPoint, full_name, hook_points, list_hook_points, short_name, up_resnets, up_self_attention
 from .run import run_with_cache, run_with_hooks
-from .session import (CaptureSizeWarning, HookError, HookPointNotFired, HookSession, StopForward, hooked,
-                      merge_edits)
+from .session import CaptureSizeWarning, HookError, HookPointNotFired, HookSession, StopForward, hooked, merge_edits
 
 __all__ = [
     "ActivationCache", "Capture", "Entry", "CallInfo", "HookContext", "capture_bytes",

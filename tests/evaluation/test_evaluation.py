@@ -7,9 +7,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anyi2v_lab.evaluation import (EvalCase, LucasKanadeTracker, ManifestError, TrackerUnavailable,
-                                   inscribed_circle_centre, load_case, objmc_on_video, read_manifest,
-                                   run_evaluation, target_points)
+from anyi2v_lab.evaluation import (
+    EvalCase,
+    LucasKanadeTracker,
+    ManifestError,
+    TrackerUnavailable,
+    inscribed_circle_centre,
+    load_case,
+    objmc_on_video,
+    read_manifest,
+    run_evaluation,
+    target_points,
+)
 from anyi2v_lab.trajectory import ObjectTrack, Trajectory
 
 try:

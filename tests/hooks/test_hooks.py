@@ -2,9 +2,19 @@
 import pytest
 import torch
 
-from anyi2v_lab.hooks import (Capture, HookError, HookPointNotFired, bypass_motion, estimate_capture_bytes,
-                              hook_points, hooked, list_hook_points, run_with_cache, up_resnets,
-                              up_self_attention)
+from anyi2v_lab.hooks import (
+    Capture,
+    HookError,
+    HookPointNotFired,
+    bypass_motion,
+    estimate_capture_bytes,
+    hook_points,
+    hooked,
+    list_hook_points,
+    run_with_cache,
+    up_resnets,
+    up_self_attention,
+)
 
 Q = "up_blocks.1.attentions.0.transformer_blocks.0.attn1"
 BLOCK = "up_blocks.1.attentions.0.transformer_blocks.0"
@@ -171,7 +181,8 @@ def test_a_large_capture_without_max_bytes_warns_once_and_one_that_cannot_fit_is
     """Every attention map of SD1.5 at 512 px, 16 frames and CFG is tens of GiB: past WARN_BYTES a capture
     without max_bytes warns, and a call whose share exceeds the free memory is refused before it runs. The
     tiny UNet stands in with the threshold and the free memory lowered."""
-    from anyi2v_lab.hooks import CaptureSizeWarning, session as sessions
+    from anyi2v_lab.hooks import CaptureSizeWarning
+    from anyi2v_lab.hooks import session as sessions
     from anyi2v_lab.hooks.session import WARN_BYTES
 
     every_map = [p.name for p in hook_points(sd15_unet) if p.name.endswith("attn1.probs")]
