@@ -8,6 +8,7 @@ from typing import Iterable, Iterator, Mapping
 import torch
 
 from .context import CallInfo
+from .points import full_name
 
 
 def _frozen(values) -> frozenset | None:
@@ -133,9 +134,11 @@ class ActivationCache(Mapping):
         return len(self._entries)
 
     def __contains__(self, name) -> bool:
-        return name in self._entries
+        return isinstance(name, str) and full_name(name) in self._entries
 
     def entries(self, name: str) -> list[Entry]:
+        """Every entry of ``name`` (a full hook point name or its short form, e.g. ``up1.a0.t0.q``)."""
+        name = full_name(name)
         if name not in self._entries:
             raise KeyError(f"{name!r} was not captured; the cache holds {sorted(self._entries)}")
         return self._entries[name]

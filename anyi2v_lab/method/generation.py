@@ -98,35 +98,27 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
     """Generate a video from a condition image (path, PIL image, array or :class:`Condition`), a
     prompt and optional trajectories.
 
-    ``capture``/``edits`` add the caller's own hook points to the sampling forwards (see
-    :mod:`anyi2v_lab.hooks`); ``features`` skips inversion with a precomputed bank; ``inject=False``
-    turns injection off (with no trajectory this is plain AnimateDiff sampling). ``runtime``
-    (:class:`~anyi2v_lab.accel.Runtime`, or anything whose ``bind(pipe)`` gives
-    :class:`~anyi2v_lab.method.calls.EagerCalls`' methods) chooses how fast and lean to run, never what
-    is computed (the optimisation backward is scaled by ``config.loss_scale`` either way, and a runtime's
-    batched loss equals the plain Eq. 8 to float rounding); ``None`` runs the eager calls.
-    ``record.timings`` holds the runtime timer's seconds per phase and ``total`` (empty without a runtime).
-    ``keep_masks``, ``keep_pca`` and ``keep_latents`` store each optimisation iteration's loss masks, PCA
-    maps and updated latent in ``record.iterations``.
-    ``keep_x0`` stores the decoded predicted clean video of every inversion, optimisation and sampling
-    step in ``record.x0`` (see :class:`~anyi2v_lab.method.record.X0`; no inversion entries with
-    ``features``); inversion then bypasses the feature cache, and each kept step costs one VAE decode,
-    timed in ``total`` (and ``inversion``), not in ``sampling``.
+    ``capture``/``edits`` add the caller's own hook points to the sampling forwards (:mod:`anyi2v_lab.hooks`);
+    ``features`` skips inversion with a precomputed bank; ``inject=False`` turns injection off (with no
+    trajectory this is plain AnimateDiff sampling). ``runtime`` (:class:`~anyi2v_lab.accel.Runtime`, or
+    anything whose ``bind(pipe)`` gives :class:`~anyi2v_lab.method.calls.EagerCalls`' methods) chooses how
+    fast and lean to run, never what is computed (``config.loss_scale`` scales the optimisation backward
+    either way; a runtime's batched loss equals the plain Eq. 8 to float rounding); ``None`` runs the eager
+    calls and records no timings. ``keep_masks``, ``keep_pca`` and ``keep_latents`` store each optimisation
+    iteration's loss masks, PCA maps and updated latent in ``record.iterations``; ``keep_x0`` the decoded
+    predicted clean video of every inversion, optimisation and sampling step in ``record.x0``
+    (:class:`~anyi2v_lab.method.record.X0`), bypassing the feature cache, one VAE decode a kept step.
+    ``inversion_cache``: the process's shared cache by default, ``None`` for none
+    (:func:`~anyi2v_lab.method.inversion.clear_inversion_cache` empties the shared one).
 
-    A NaN or an infinity in the weights, the inverted features, an optimisation loss, the latents or the
-    decoded frames raises :class:`~anyi2v_lab.method.finite.NonFiniteError` at the end of that phase,
-    naming where it first appeared. A trajectory with nothing to align (one frame, or every box off the
-    image after frame 0) warns and runs with injection only. ``memory_check=False`` runs even where
-    the estimate of :mod:`anyi2v_lab.resources` exceeds the device's free memory (else a ``MemoryLimitError``).
-    ``inversion_cache`` keeps inverted features between calls (the process's shared cache by default;
-    ``None``: no cache; :func:`~anyi2v_lab.method.inversion.clear_inversion_cache` empties the shared one).
+    A NaN or an infinity in the weights, the inverted features, a loss, the latents or the frames raises
+    :class:`~anyi2v_lab.method.finite.NonFiniteError` at the end of that phase, naming where it first
+    appeared. A trajectory with nothing to align (one frame, or every box off the image after frame 0)
+    warns and runs with injection only. ``memory_check=False`` runs where the estimate of
+    :mod:`anyi2v_lab.resources` exceeds the device's free memory (else a ``MemoryLimitError``).
     """
-    check_seed(seed)
+    image_hw, latent_hw = _checked_sizes(pipe, config, seed, trajectory is not None, runtime, memory_check)
     calls = EagerCalls(pipe) if runtime is None else runtime.bind(pipe)
-    image_hw = model_size(pipe, config)
-    latent_hw = check_inputs(pipe, config, image_hw)
-    if memory_check:
-        _check_memory(pipe, config, image_hw, trajectory is not None, runtime)
     condition = _canvas_condition(condition, config, image_hw)
     record = InspectionRecord()
     on_step = x0_recorder(record, _frames_decoder(pipe, calls), pipe.scheduler.alphas_cumprod) if keep_x0 else None
@@ -136,9 +128,7 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
         check_weights(pipeline_parts(pipe))
         cond, uncond = pipe.encode_prompt(prompt, pipe.unet.device, 1, config.guidance_scale > 1, negative_prompt)
         z, step_noise = initial_noise(pipe, config, cond.dtype, image_hw, seed, record)
-        bank = features
-        if bank is not None:
-            check_bank(bank)
+        bank = features if features is None else check_bank(features)
         with calls.phase("inversion"):
             if bank is None and inject and config.inverts:
                 bank = invert_cached(pipe, condition.pixels, prompt, cond, config, progress=progress,
@@ -157,11 +147,19 @@ def generate(pipe, condition, prompt: str, trajectory: Trajectory | None = None,
                             trajectory=trajectory, features=bank, cache=session.cache if capture is not None else None)
 
 
-def _check_memory(pipe, config: AnyI2VConfig, image_hw, has_trajectory: bool, runtime) -> None:
-    """Refuse a run whose estimated peak memory (:mod:`anyi2v_lab.resources`) exceeds the device's free memory."""
-    check_memory(estimate_generation(pipe.unet.config, config, image_hw, element_size=pipe.unet.dtype.itemsize,
-                                     trajectory=has_trajectory, vae_config=pipe.vae.config, runtime=runtime),
-                 pipe.unet.device)
+def _checked_sizes(pipe, config: AnyI2VConfig, seed: int, has_trajectory: bool, runtime,
+                   memory_check: bool) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The image and latent ``(h, w)`` of a run, after the checks that need no work: the seed, the sizes
+    against the model and, with ``memory_check``, the estimated peak memory (:mod:`anyi2v_lab.resources`)
+    against the device's free memory."""
+    check_seed(seed)
+    image_hw = model_size(pipe, config)
+    latent_hw = check_inputs(pipe, config, image_hw)
+    if memory_check:
+        check_memory(estimate_generation(pipe.unet.config, config, image_hw, element_size=pipe.unet.dtype.itemsize,
+                                         trajectory=has_trajectory, vae_config=pipe.vae.config, runtime=runtime),
+                     pipe.unet.device)
+    return image_hw, latent_hw
 
 
 def decoded_video(pipe, calls, z: torch.Tensor) -> np.ndarray:

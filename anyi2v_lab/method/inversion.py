@@ -165,9 +165,9 @@ def invert_cached(pipe, pixels: torch.Tensor, prompt: str, embeds: torch.Tensor,
     return bank
 
 
-def check_bank(bank: FeatureBank, latent: torch.Tensor | None = None) -> None:
-    """Raise :class:`~anyi2v_lab.method.finite.NonFiniteError` naming the encoded condition ``latent`` or
-    the first feature of ``bank`` that holds a NaN or an infinity (one host read)."""
+def check_bank(bank: FeatureBank, latent: torch.Tensor | None = None) -> FeatureBank:
+    """``bank``, after raising :class:`~anyi2v_lab.method.finite.NonFiniteError` naming the encoded condition
+    ``latent`` or the first feature of ``bank`` that holds a NaN or an infinity (one host read)."""
     trail = FiniteTrail()
     if latent is not None:
         trail.add(latent, "the condition image's VAE latent")
@@ -175,3 +175,4 @@ def check_bank(bank: FeatureBank, latent: torch.Tensor | None = None) -> None:
         for layer, x in features.items():
             trail.add(x, f"the inverted {kind} features of {layer}")
     trail.check()
+    return bank

@@ -276,22 +276,11 @@ def _weight_loading_bars(progress: bool):
             transformers_logging.enable_progress_bar()
 
 
-def load_pipeline(base: str | os.PathLike | None = None, *, checkpoint: str | os.PathLike | None = None,
-                  motion_adapter=None, loras: Sequence[LoraSpec | tuple | str | os.PathLike] = (),
-                  dtype: torch.dtype | str | None = None, device: str | torch.device | None = None,
-                  allow_pickle: bool = False, allow_half_on_cpu: bool = False, progress: bool = True):
-    """An ``AnimateDiffPipeline`` (``UNetMotionModel``, DDIM of the reference) from the sources in the module
-    docstring. ``dtype`` defaults to float16 on CUDA and float32 on CPU; ``device`` to CUDA when available.
-    ``allow_pickle=True`` lets ``.ckpt/.pt/.pth/.bin`` files be fully unpickled, which runs code stored in them:
-    unsafe, only for trusted files. ``progress=False`` turns the pipeline's progress bars off. Weights holding a
-    NaN or an infinity raise :class:`~anyi2v_lab.method.finite.NonFiniteError` naming the first."""
-    from accelerate import init_empty_weights
-    from diffusers import AnimateDiffPipeline, MotionAdapter, UNetMotionModel
-    from transformers import CLIPTokenizer
+def _sources(base, checkpoint, motion_adapter, specs):
+    """Where each part comes from, every path checked before any file is read: ``(base folder, checkpoint
+    file or None, the adapter as given, the adapter's path or MotionAdapter)``."""
+    from diffusers import MotionAdapter
 
-    start = time.perf_counter()
-    dev, dtype = _device_dtype(device, dtype, allow_half_on_cpu)
-    specs = [as_lora_spec(x) for x in ([loras] if isinstance(loras, (str, os.PathLike, LoraSpec)) else loras)]
     if base is None:
         base_path = default_model_dir()
         if not base_path.is_dir():
@@ -313,6 +302,41 @@ def load_pipeline(base: str | os.PathLike | None = None, *, checkpoint: str | os
         motion_adapter = base_path / "motion_adapter"
     adapter_src = motion_adapter if isinstance(motion_adapter, MotionAdapter) else \
         _resolve(motion_adapter, "motion_adapter", _ADAPTER_FILES)
+    return base_path, ckpt_path, motion_adapter, adapter_src
+
+
+def _assemble(parts: dict, adapter, adapter_src, base_path: Path, dtype):
+    """The pipeline of loaded parts: the UNet and the adapter's motion modules made one ``UNetMotionModel``
+    (a caller's adapter is cloned, so merging a motion LoRA leaves it unchanged), the reference's DDIM."""
+    from accelerate import init_empty_weights
+    from diffusers import AnimateDiffPipeline, UNetMotionModel
+    from transformers import CLIPTokenizer
+
+    with init_empty_weights():
+        unet = UNetMotionModel.from_unet2d(parts["unet"], adapter, load_weights=False)
+    # clone a caller's adapter: merging a motion LoRA must not change it
+    motion = {k: v.clone() if adapter is adapter_src else v for k, v in adapter.state_dict().items()}
+    unet = assign_weights(unet, {**parts["unet"].state_dict(), **motion}, dtype=dtype, what="UNet + motion adapter")
+    return AnimateDiffPipeline(vae=parts["vae"], text_encoder=parts["text_encoder"],
+                               tokenizer=CLIPTokenizer.from_pretrained(base_path / "tokenizer"), unet=unet,
+                               motion_adapter=None, scheduler=ddim_scheduler())
+
+
+def load_pipeline(base: str | os.PathLike | None = None, *, checkpoint: str | os.PathLike | None = None,
+                  motion_adapter=None, loras: Sequence[LoraSpec | tuple | str | os.PathLike] = (),
+                  dtype: torch.dtype | str | None = None, device: str | torch.device | None = None,
+                  allow_pickle: bool = False, allow_half_on_cpu: bool = False, progress: bool = True):
+    """An ``AnimateDiffPipeline`` (``UNetMotionModel``, DDIM of the reference) from the sources in the module
+    docstring. ``dtype`` defaults to float16 on CUDA and float32 on CPU; ``device`` to CUDA when available.
+    ``allow_pickle=True`` lets ``.ckpt/.pt/.pth/.bin`` files be fully unpickled, which runs code stored in them:
+    unsafe, only for trusted files. ``progress=False`` turns the pipeline's progress bars off. Weights holding a
+    NaN or an infinity raise :class:`~anyi2v_lab.method.finite.NonFiniteError` naming the first."""
+    from diffusers import MotionAdapter
+
+    start = time.perf_counter()
+    dev, dtype = _device_dtype(device, dtype, allow_half_on_cpu)
+    specs = [as_lora_spec(x) for x in ([loras] if isinstance(loras, (str, os.PathLike, LoraSpec)) else loras)]
+    base_path, ckpt_path, motion_adapter, adapter_src = _sources(base, checkpoint, motion_adapter, specs)
 
     unet_cfg = _check_base(base_path)  # cheap checks first, then the files are read
     if isinstance(adapter_src, MotionAdapter):
@@ -337,14 +361,7 @@ def load_pipeline(base: str | os.PathLike | None = None, *, checkpoint: str | os
     else:
         adapter = load_motion_adapter(adapter_src, norm_num_groups=unet_cfg.get("norm_num_groups", 32), dtype=dtype,
                                       allow_pickle=allow_pickle, sd=adapter_sd)
-    with init_empty_weights():
-        unet = UNetMotionModel.from_unet2d(parts["unet"], adapter, load_weights=False)
-    # clone a caller's adapter: merging a motion LoRA must not change it
-    motion = {k: v.clone() if adapter is adapter_src else v for k, v in adapter.state_dict().items()}
-    unet = assign_weights(unet, {**parts["unet"].state_dict(), **motion}, dtype=dtype, what="UNet + motion adapter")
-    pipe = AnimateDiffPipeline(vae=parts["vae"], text_encoder=parts["text_encoder"],
-                               tokenizer=CLIPTokenizer.from_pretrained(base_path / "tokenizer"), unet=unet,
-                               motion_adapter=None, scheduler=ddim_scheduler())
+    pipe = _assemble(parts, adapter, adapter_src, base_path, dtype)
     pipe.to(dev)
     sources = f"base={str(base_path)!r}" + (f", checkpoint={str(ckpt_path)!r}" if ckpt_path else "")
     check_weights(pipeline_parts(pipe), f"(loaded from {sources}, motion_adapter={str(motion_adapter)!r})")

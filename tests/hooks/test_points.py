@@ -44,6 +44,10 @@ def test_capture_by_short_name_equals_capture_by_full_name(tiny_unet, unet_input
     assert sorted(by_short) == sorted(by_full) == sorted(full_names)  # the cache is keyed by full names
     for name in by_full:
         assert torch.equal(by_short[name], by_full[name])
+    # and the cache is read by either name
+    assert "up1.a0.t0.q" in by_full and "up9.a0.t0.q" not in by_full
+    assert torch.equal(by_full["up1.a0.t0.q"], by_full[Q]) and by_full.timesteps("mid.r0.o") == by_full.timesteps(
+        "mid_block.resnets.0.output")
 
 
 def test_edits_and_stops_accept_short_names(tiny_unet, unet_inputs):

@@ -12,9 +12,9 @@ from safetensors.torch import save_file
 from anyi2v_lab.models import loading
 from anyi2v_lab.models.errors import ModelLoadError
 from anyi2v_lab.models.loading import default_model_dir, load_motion_adapter, load_pipeline
+from anyi2v_lab.models.original_formats import adapter_to_original, pipeline_to_ldm
 from anyi2v_lab.models.scheduler import DDIM_CONFIG
 from anyi2v_lab.models.tiny import TinySpec, tiny_motion_adapter, tiny_pipeline
-from helpers.original_formats import adapter_to_original, pipeline_to_ldm
 from helpers.tiny_files import frames, save_tiny
 
 HEADS8 = TinySpec(heads=8)  # AnimateDiff's 8 motion heads: what an original-layout file implies

@@ -8,8 +8,8 @@ from safetensors.torch import save_file
 from anyi2v_lab.models.errors import ModelLoadError
 from anyi2v_lab.models.loading import load_pipeline
 from anyi2v_lab.models.lora import LoraSpec, lora_delta, merge_lora
+from anyi2v_lab.models.original_formats import pipeline_to_ldm, unet_key_to_ldm
 from anyi2v_lab.models.tiny import tiny_pipeline
-from helpers.original_formats import pipeline_to_ldm, unet_key_to_ldm
 from helpers.tiny_files import frames, save_tiny
 
 # (target, module): a Linear, a 1x1 conv (proj_in without linear projection), a 3x3 conv (LoCon), CLIP's q_proj
