@@ -148,6 +148,7 @@ def test_from_run_notes_another_thread_count(sketch, tmp_path, capsys, monkeypat
 
 
 # ---------------------------------------------------------------- --out: one process, what --overwrite replaces
+@pytest.mark.slow  # real command-line processes: seconds each on 2 cores
 def test_processes_started_on_one_out_give_one_result(sketch, tmp_path):
     out = tmp_path / "runs" / "a"
     argv = [sys.executable, "-m", "anyi2v_lab.cli", "generate", "--model", "tiny", "--condition", str(sketch),

@@ -75,6 +75,7 @@ def test_the_readme_layout_names_every_top_level_folder():
     assert not missing, f"README's Layout table does not name {missing}"
 
 
+@pytest.mark.slow  # two pytest collections in subprocesses
 def test_plain_pytest_deselects_the_slow_tests_and_full_runs_them_with_the_notebooks():
     targets = ["tests/end_to_end/test_packaging.py", "notebooks/01_quickstart.ipynb"]
 
