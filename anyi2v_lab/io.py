@@ -192,6 +192,16 @@ def write_json(path: str | os.PathLike, obj, indent: int = 1) -> None:
         Path(tmp).write_text(json.dumps(obj, indent=indent) + "\n")
 
 
+def check_writable_place(path: Path, named: str, not_folder_error: type[Exception]) -> None:
+    """Refuse, before any work, a ``path`` whose nearest existing ancestor is a file (``not_folder_error``)
+    or a folder this process cannot write into (PermissionError); ``named`` says which argument it is."""
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise not_folder_error(f"{named}: {str(parent)!r} is a file, not a folder")
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"{named}: {str(parent)!r} is not writable; choose another --out")
+
+
 def listed_path(value: str, folder: str | os.PathLike) -> Path:
     """A path listed in a file that lives in ``folder`` (a batch jobs file, an evaluation manifest,
     DragAnything's ``mask_name``): relative to that folder unless absolute. It may lead out of the folder

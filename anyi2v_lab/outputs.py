@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import _umask, exchange, exclusive_claim, followed, parents_made, rename_noreplace
+from .io import _umask, check_writable_place, exchange, exclusive_claim, followed, parents_made, rename_noreplace
 from .overlay import draw_overlay, masks_from_record
 from .video import upscale, write_gif, write_mp4
 
@@ -103,11 +103,7 @@ def check_output_folder(path: str | os.PathLike, overwrite: bool = False) -> Pat
         if not overwrite:
             raise OutputFolderRefused(f"output folder {shown!r} exists and is not empty (an earlier run); choose "
                                       f"another --out or pass --overwrite to replace that run")
-    parent = next((p for p in path.absolute().parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise OutputFolderRefused(f"output folder {shown!r}: {str(parent)!r} is a file, not a folder")
-    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"output folder {shown!r}: {str(parent)!r} is not writable; choose another --out")
+    check_writable_place(path, f"output folder {shown!r}", OutputFolderRefused)
     return path
 
 

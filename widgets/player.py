@@ -10,7 +10,6 @@ import hashlib
 import anywidget
 import numpy as np
 import traitlets as t
-from PIL import ImageDraw
 
 from anyi2v_lab.overlay import masks_from_record
 from anyi2v_lab.palette import object_colour
@@ -18,7 +17,7 @@ from anyi2v_lab.palette import object_colour
 from .bundle import css, esm
 from .images import mask_tints, png_bytes, video_frames
 from .mapping import view_size
-from .static import StaticPicture, box, decode, enlarged, panels, plural, polyline
+from .static import StaticPicture, decode, framed, panels, plural, polyline
 
 
 def _per_frame(a, name: str, num_frames: int, last: int) -> list:
@@ -87,14 +86,8 @@ class VideoPlayer(StaticPicture, anywidget.AnyWidget):
         scale = (size[0] / W, size[1] / H)
         items = []
         for j in spread(range(len(self.frames)), max_frames):
-            frame = decode(self.frames[j])
-            if j < len(self.masks):
-                tint = decode(self.masks[j], "RGBA")
-                frame.paste(tint, mask=tint)
-            frame = enlarged(frame, size)
-            draw = ImageDraw.Draw(frame)
-            for o, boxes in enumerate(self.boxes):
-                box(draw, boxes[j], object_colour(o), scale)
+            frame, draw = framed(decode(self.frames[j]), self.masks[j] if j < len(self.masks) else None, size,
+                                 [boxes[j] for boxes in self.boxes], scale)
             for o, path in enumerate(self.paths):
                 polyline(draw, path[: j + 1], object_colour(o), scale)
             items.append((f"frame {j + 1} / {len(self.frames)}", frame))

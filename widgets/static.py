@@ -102,6 +102,21 @@ def polyline(draw: ImageDraw.ImageDraw, points, fill, scale=(1.0, 1.0), width: i
         draw.ellipse([x - dots, y - dots, x + dots, y + dots], fill=fill, outline=(0, 0, 0))
 
 
+def framed(frame: Image.Image, tint_png: bytes | None, size, boxes, scale) -> tuple[Image.Image, ImageDraw.ImageDraw]:
+    """``frame`` with its mask tint pasted on (in place), enlarged to ``size``, each object's box (one per
+    object, at this frame) drawn in its colour; the picture and a pen on it, for what the caller adds."""
+    from anyi2v_lab.palette import object_colour
+
+    if tint_png is not None:
+        tint = decode(tint_png, "RGBA")
+        frame.paste(tint, mask=tint)
+    shown = enlarged(frame, size)
+    draw = ImageDraw.Draw(shown)
+    for o, xyxy in enumerate(boxes):
+        box(draw, xyxy, object_colour(o), scale)
+    return shown, draw
+
+
 def cross(draw: ImageDraw.ImageDraw, point, fill, scale=(1.0, 1.0), radius: int = 6) -> None:
     x, y = float(point[0]) * scale[0], float(point[1]) * scale[1]
     for w, c in ((4, (0, 0, 0)), (2, fill)):

@@ -20,13 +20,13 @@ import traitlets as t
 from PIL import ImageDraw
 
 from anyi2v_lab.overlay import masks_from_record
-from anyi2v_lab.palette import QUERY_COLOUR, object_colour
+from anyi2v_lab.palette import QUERY_COLOUR
 
 from .bundle import css, esm
 from .features import attention_map, components_to_rgb, feature_maps, heat_rgba, pca_rgb, query_index, token_grid
 from .images import mask_tints, png_bytes, video_frames
 from .mapping import view_size
-from .static import StaticPicture, box, cross, decode, enlarged, panels, placeholder, plural
+from .static import StaticPicture, cross, decode, enlarged, framed, panels, placeholder, plural
 
 
 def _entry_frames(cache, name: str, step=None, timestep=None) -> torch.Tensor:
@@ -161,13 +161,8 @@ class FeatureViewer(StaticPicture, anywidget.AnyWidget):
         frame = decode(self.frames[f]) if self.frames else None
         shown = placeholder(size, "no frames given")
         if frame is not None:
-            if f < len(self.masks):
-                tint = decode(self.masks[f], "RGBA")
-                frame.paste(tint, mask=tint)
-            shown = enlarged(frame, size)
-            draw = ImageDraw.Draw(shown)
-            for o, boxes in enumerate(self.boxes):
-                box(draw, boxes[f], object_colour(o), scale)
+            shown, _ = framed(frame, self.masks[f] if f < len(self.masks) else None, size,
+                              [boxes[f] for boxes in self.boxes], scale)
         items = [(f"frame {f + 1} / {self.num_frames}" + (", masks" if self.masks else ""), shown)]
         pcs = self.pca.get(self.pca_point)
         items.append((self.pca_point or "PCA-RGB", enlarged(decode(pcs[f]), size) if pcs else

@@ -1,7 +1,6 @@
 """``anyi2v-lab invert``: the inverted features of a condition image, saved as safetensors."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .arguments import (
@@ -65,7 +64,7 @@ def _is_feature_file(path: Path) -> bool:
 def _check_output_file(out: str, overwrite: bool) -> Path:
     """Where ``invert --out`` writes (a symbolic link followed): refused, before any work, if it is a folder,
     a file ``invert`` did not write, an earlier result without ``--overwrite``, or in an unwritable place."""
-    from ..io import followed
+    from ..io import check_writable_place, followed
     path = followed(out)
     if path.is_dir():
         raise UsageError(f"--out {out!r} is a folder; give a file name, e.g. "
@@ -76,9 +75,5 @@ def _check_output_file(out: str, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
         raise UsageError(f"--out {out!r} exists (features written earlier); choose another --out or pass "
                          f"--overwrite to replace it")
-    parent = next((p for p in path.absolute().parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise UsageError(f"--out {out!r}: {str(parent)!r} is a file, not a folder")
-    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"--out {out!r}: {str(parent)!r} is not writable; choose another --out")
+    check_writable_place(path, f"--out {out!r}", UsageError)
     return path
