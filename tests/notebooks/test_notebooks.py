@@ -24,8 +24,9 @@ def _clear_tool():
 
 def test_the_notebooks_exist():
     names = {p.name for p in NOTEBOOKS}
-    assert {"02_looking_inside.ipynb", "03_why_queries.ipynb", "04_feature_injection.ipynb",
-            "05_trajectory_optimisation.ipynb", "06_real_weights.ipynb"} <= names
+    assert names == {"01_quickstart.ipynb", "02_feature_injection.ipynb", "03_trajectory_optimisation.ipynb",
+                     "04_why_queries.ipynb", "05_denoising_microscope.ipynb", "06_looking_inside.ipynb",
+                     "07_real_weights.ipynb"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -130,3 +131,68 @@ def test_nbmake_runs_fail_on_what_does_not_read_anywhere(tmp_path):
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert "1 failed, 1 passed" in out.stdout, out.stdout[-3000:]
     assert "bad.ipynb does not read without a kernel:\ncell 0 prints a progress bar" in out.stdout
+
+
+def _lesson_notebook(solution: str):
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    return nbformat.v4.new_notebook(cells=[
+        code("x = 6"),
+        md("### Exercise 1.1: double x"),
+        code("answer = ...", metadata={"tags": ["exercise"]}),
+        code('check("1.1", answer, lambda a: a == 2 * x, hint="twice")', metadata={"tags": ["check"]}),
+        md(f"<details><summary>Solution</summary>\n\n```python\n{solution}\n```\n\n</details>",
+           metadata={"tags": ["solution"]}),
+        code("assert x == 6"),
+    ])
+
+
+def _run_cells(nb) -> dict:
+    namespace = {}
+    exec("from anyi2v_lab.exercises import check", namespace)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            exec(cell.source, namespace)
+    return namespace
+
+
+def test_with_solutions_runs_each_solution_through_its_check_strictly(capsys):
+    from anyi2v_lab.exercises import ExerciseNotSolved
+
+    solutions = _tool("solutions")
+    nb = _lesson_notebook("answer = 2 * x")
+    (ex,) = solutions.exercises(nb)
+    assert (ex.heading, ex.exercise_cell, ex.solution) == ("### Exercise 1.1: double x", 2, "answer = 2 * x")
+    done = solutions.with_solutions(nb)
+    assert len(done.cells) == len(nb.cells) + 1 and "solution-run" in done.cells[5].metadata["tags"]
+    assert _run_cells(done)["answer"] == 12
+    out = capsys.readouterr().out
+    assert "Exercise 1.1: open" in out and "✓ Exercise 1.1: right" in out  # as committed, then solved
+    with pytest.raises(ExerciseNotSolved):
+        _run_cells(solutions.with_solutions(_lesson_notebook("answer = x")))
+
+
+def test_a_broken_exercise_pattern_is_named():
+    nb = _lesson_notebook("answer = 2 * x")
+    del nb.cells[4]
+    with pytest.raises(ValueError, match="cell 2 .*tagged 'check'"):
+        _tool("solutions").exercises(nb)
+
+
+LESSONS = [p for p in NOTEBOOKS if "real_weights" not in p.name]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_each_lesson_has_two_exercises_with_checks_and_hidden_solutions(path):
+    nb = nbformat.read(path, as_version=4)
+    found = _tool("solutions").exercises(nb)
+    assert len(found) >= 2, f"{path.name} has {len(found)} exercises; a lesson has at least two"
+    for ex in found:
+        compile(ex.solution, f"{path.name} {ex.heading}", "exec")
+        assert "check(" in nb.cells[ex.check_cell].source, f"{path.name} {ex.heading}: the check cell calls check()"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_each_lesson_ends_by_checking_its_claim_with_asserts(path):
+    nb = nbformat.read(path, as_version=4)
+    last_code = [c for c in nb.cells if c.cell_type == "code"][-1]
+    assert "assert " in last_code.source, f"{path.name}: the last code cell checks the headline claim with assert"
