@@ -304,7 +304,7 @@ def generate_videos(args, variants: list[str]):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cases", type=int, default=50)
+    p.add_argument("--cases", type=int, default=None, help="how many held-out cases (default 50; 5 with --ci)")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, default=1)
@@ -324,13 +324,15 @@ def main(argv=None) -> int:
                         "without a trajectory); repeatable")
     p.add_argument("--runtime", default="{}", metavar="JSON", help='Runtime changes, e.g. {"share_graph_pool": false}')
     p.add_argument("--out", default="benchmarks/results/toy_trajectory.json")
-    p.add_argument("--ci", action="store_true", help="5 cases, full and no_control, fast inversion (CPU)")
+    p.add_argument("--ci", action="store_true", help="5 cases (unless --cases), full and no_control, fast inversion "
+                   "(CPU)")
     p.add_argument("--save-frames", type=int, default=0, help="also save the videos of the first N cases (.npz)")
     p.add_argument("--deadline", type=float, default=0, help="stop collecting after this many seconds and "
                    "evaluate the cases every variant finished (0: no deadline)")
     args = p.parse_args(argv)
     if args.ci:
-        args.cases, args.variants, args.inversion = 5, "full,no_control", "fast"
+        args.cases, args.variants, args.inversion = args.cases or 5, "full,no_control", "fast"
+    args.cases = args.cases or 50
     defined = variant_table(args.set)
     variants = variant_names(args.variants, defined, " or define them with --set")
     from anyi2v_lab.method import ConfigError

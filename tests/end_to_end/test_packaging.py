@@ -80,8 +80,8 @@ def test_plain_pytest_deselects_the_slow_tests_and_full_runs_them_with_the_noteb
     targets = ["tests/end_to_end/test_packaging.py", "notebooks/01_quickstart.ipynb"]
 
     def collected(*options: str) -> list[str]:
-        out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                              *options, *targets], cwd=ROOT, capture_output=True, text=True)
+        out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-n", "0",
+                              "-p", "no:cacheprovider", *options, *targets], cwd=ROOT, capture_output=True, text=True)
         return [line for line in out.stdout.splitlines() if "::" in line or line.endswith(".ipynb")]
 
     fast, full = collected(), collected("--full")

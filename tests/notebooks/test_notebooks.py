@@ -127,7 +127,8 @@ def test_nbmake_runs_fail_on_what_does_not_read_anywhere(tmp_path):
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(nb, tmp_path / f"{name}.ipynb")
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbmake", str(tmp_path)],
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "--nbmake",
+                          str(tmp_path)],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert "1 failed, 1 passed" in out.stdout, out.stdout[-3000:]
     assert "bad.ipynb does not read without a kernel:\ncell 0 prints a progress bar" in out.stdout
