@@ -159,3 +159,36 @@ def sd15_motion_unet(device: str | torch.device = "meta") -> UNetMotionModel:
             use_motion_mid_block=False,
         )
         return UNetMotionModel.from_unet2d(unet2d, adapter, load_weights=device != "meta")
+
+
+# AnimateDiff's original-layout motion files do not store their head count; loaders assume its 8 heads.
+ORIGINAL_LAYOUT_SPEC = TinySpec(heads=8)
+
+
+def write_tiny_weights(folder, seed: int = 0, spec: TinySpec = ORIGINAL_LAYOUT_SPEC) -> dict:
+    """The seeded tiny model written to ``folder`` as real weights come: an SD1.5-style diffusers base
+    folder (``base/``), a single-file checkpoint in the original LDM layout holding UNet, VAE and text
+    encoder (``checkpoint.safetensors``, as RealisticVision's), and the motion module in AnimateDiff's
+    original layout (``motion_module.safetensors``, as ``v3_sd15_mm.ckpt``). Returns the three paths as
+    ``base``, ``checkpoint`` and ``motion_adapter``, the arguments of ``load_pipeline``, so code written
+    for real weights can run offline on this model. Nothing is downloaded."""
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+    from transformers.utils import logging as transformers_logging
+
+    from .original_formats import adapter_to_original, pipeline_to_ldm, save_base
+
+    folder = Path(folder)
+    parts = tiny_components(seed, spec)
+    bars = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()  # save_pretrained would print a bar per part
+    try:
+        base = save_base(parts, folder / "base")
+    finally:
+        if bars:
+            transformers_logging.enable_progress_bar()
+    checkpoint, adapter = folder / "checkpoint.safetensors", folder / "motion_module.safetensors"
+    save_file(pipeline_to_ldm(parts["unet"], parts["vae"], parts["text_encoder"]), checkpoint)
+    save_file(adapter_to_original(parts["motion_adapter"].state_dict()), adapter)
+    return {"base": base, "checkpoint": checkpoint, "motion_adapter": adapter}
