@@ -29,6 +29,8 @@ from ..hooks import full_name, short_name
 
 DPI = 100
 FRAME_CELL = (2.4, 2.4)  # inches a panel: ~200 px at DPI once titles and gaps are taken, 3x a 64 px frame
+HEAT_CMAP = "hot"  # red to yellow: stands out on the toy's grey and blue frames
+SMALL_IMAGE = 160  # px: frames and maps up to this size are enlarged, drawn nearest-neighbour
 OVERLAY_ALPHA = 0.7  # opacity of a map at the top of its scale; zero is transparent
 BORDER_NOTE = ("the outer ring of cells is real, not a display artefact: the UNet's 3x3 convolutions pad\n"
                "with zeros, so cells at the image border see zeros and compute different features")
@@ -52,8 +54,11 @@ def new_figure(rows: int, cols: int, cell: tuple[float, float] = FRAME_CELL, **k
 
 
 def show_image(ax, image, title: str | None = None, **kw):
-    """``imshow`` without ticks, nearest-neighbour (one flat square per pixel or cell); returns the AxesImage."""
-    im = ax.imshow(image, interpolation="nearest", **kw)
+    """``imshow`` without ticks, nearest-neighbour (one flat square per pixel or cell) for images small
+    enough to be enlarged; returns the AxesImage."""
+    # a large image (an upscaled overlay) is shrunk into the panel, where nearest would drop thin lines
+    big = max(np.shape(image)[:2]) > SMALL_IMAGE
+    im = ax.imshow(image, interpolation="antialiased" if big else "nearest", **kw)
     ax.set_xticks([])
     ax.set_yticks([])
     if title is not None:
@@ -89,7 +94,7 @@ def shared_scale(maps, vmin: float | None = None, vmax: float | None = None) -> 
     return lo, hi if hi > lo else lo + 1.0
 
 
-def heat_panel(ax, heat, frame=None, *, vmin: float, vmax: float, cmap: str = "magma", title: str | None = None):
+def heat_panel(ax, heat, frame=None, *, vmin: float, vmax: float, cmap: str = HEAT_CMAP, title: str | None = None):
     """A map ``(h, w)`` on ``ax``: alone (opaque, nearest), or over ``frame`` ``(H, W, 3)`` as an overlay
     whose opacity grows from 0 at ``vmin`` to :data:`OVERLAY_ALPHA` at ``vmax``, each map cell covering
     its ``(H/h, W/w)`` block of pixels. Returns the map's AxesImage (its array is ``heat``)."""

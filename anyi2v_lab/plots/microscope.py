@@ -14,6 +14,7 @@ from ..hooks import short_name
 from ._figure import (
     BORDER_NOTE,
     FRAME_CELL,
+    HEAT_CMAP,
     add_notes,
     colorbar,
     heat_panel,
@@ -99,8 +100,11 @@ def plot_feature_steps(data, point: str | None = None, steps=None, frames=None, 
                        notes=(name_key([point]), BORDER_NOTE))
 
 
-def _backdrop(data, step) -> tuple[np.ndarray | None, str]:
-    """The frames a map of ``step`` is drawn over: that step's x0 when kept, else the generated video."""
+def _backdrop(data, step, overlay: bool = True) -> tuple[np.ndarray | None, str]:
+    """The frames a map of ``step`` is drawn over: that step's x0 when kept, else the generated video
+    (none with ``overlay=False``)."""
+    if not overlay:
+        return None, ""
     if step is not None and step in set(data.x0_steps) and data.x0(step).shape[0] == data.num_frames:
         return data.x0(step), f"over x0 at {step.label}"
     if data.frames is not None:
@@ -109,7 +113,7 @@ def _backdrop(data, step) -> tuple[np.ndarray | None, str]:
 
 
 def plot_point_attention(data, point: str | None = None, step=None, frame: int = 0, xy=None, frames=None,
-                         heads: bool = False, cmap: str = "magma"):
+                         heads: bool = False, cmap: str = HEAT_CMAP, overlay: bool = True):
     """Self-attention of the query at pixel ``xy`` of ``frame`` against the keys of every frame, at
     ``step`` (default the point's last), averaged over heads (and one row per head with ``heads``),
     drawn over the x0 frames of that step when kept (else over the generated video), above the x0
@@ -124,7 +128,7 @@ def plot_point_attention(data, point: str | None = None, step=None, frame: int =
     rows = [("mean of heads", data.self_attention(point, step, frame, cell))]
     if heads:
         rows += [(f"head {j}", data.self_attention(point, step, frame, cell, head=j)) for j in range(data.heads(point))]
-    under, where = _backdrop(data, step)
+    under, where = _backdrop(data, step, overlay)
     vmin, vmax = shared_scale(np.stack([m[frames] for _, m in rows]), 0.0)
     images = [(label, [(m[f], None if under is None else under[f]) for f in frames]) for label, m in rows]
     if step in set(data.x0_steps):
@@ -137,7 +141,8 @@ def plot_point_attention(data, point: str | None = None, step=None, frame: int =
                        heat=heat, notes=(name_key([point]),))
 
 
-def plot_word_attention(data, words=None, frames=None, step=None, head: int | None = None, cmap: str = "magma"):
+def plot_word_attention(data, words=None, frames=None, step=None, head: int | None = None, cmap: str = HEAT_CMAP,
+                        overlay: bool = True):
     """Cross-attention to each of ``words`` (default every prompt token), averaged over the layers, the
     heads (or one ``head``) and every step (or one ``step``), as DAAM does, drawn over the generated
     video when kept. Every word and frame shares one colour scale (0 to the largest weight shown), so
@@ -146,7 +151,7 @@ def plot_word_attention(data, words=None, frames=None, step=None, head: int | No
     words = list(range(len(data.words))) if words is None else list(words)
     maps = [(data.words[w] if isinstance(w, int) else str(w), data.cross_attention(w, step, head)) for w in words]
     vmin, vmax = shared_scale(np.stack([m[frames] for _, m in maps]), 0.0)
-    under = data.frames
+    under = data.frames if overlay else None
     rows = [(label, [(m[f], None if under is None else under[f]) for f in frames]) for label, m in maps]
     where = "every step" if step is None else step.label
     heat = dict(vmin=vmin, vmax=vmax, cmap=cmap, label=scale_label("attention to the word", vmin, vmax))
@@ -156,14 +161,14 @@ def plot_word_attention(data, words=None, frames=None, step=None, head: int | No
                        f"{where}){over}", heat=heat)
 
 
-def plot_loss_masks(data, step=None, frames=None, cmap: str = "magma"):
+def plot_loss_masks(data, step=None, frames=None, cmap: str = HEAT_CMAP, overlay: bool = True):
     """The method's loss weights of each object at an optimisation ``step`` (default the last kept),
     the mean over the aligned layers (0.5: one of two layers' masks covers the cell), drawn over the
     x0 of that step when kept (else the generated video), on one scale 0 to 1 with a colour bar."""
     frames = _frames(data, frames)
     step = step or data.mask_steps[-1]
     masks = data.loss_masks(step)
-    under, where = _backdrop(data, step)
+    under, where = _backdrop(data, step, overlay)
     rows = [(f"object {o}", [(masks[o, f], None if under is None else under[f]) for f in frames])
             for o in range(masks.shape[0])]
     heat = dict(vmin=0.0, vmax=1.0, cmap=cmap, label="loss weight\n(0 to 1, every panel)")

@@ -5,7 +5,17 @@ import numpy as np
 
 from ..hooks import short_name
 from ..method.record import InspectionRecord
-from ._figure import add_notes, cell_rectangle, colorbar, heat_panel, image_row, name_key, new_figure, pick_frames
+from ._figure import (
+    HEAT_CMAP,
+    add_notes,
+    cell_rectangle,
+    colorbar,
+    heat_panel,
+    image_row,
+    name_key,
+    new_figure,
+    pick_frames,
+)
 from .data import box_centres, mask_grid
 
 COLOURS = ["tab:orange", "tab:blue", "tab:green", "tab:red", "tab:purple"]
@@ -47,15 +57,15 @@ def plot_losses(record: InspectionRecord, *, title: str | None = None):
 
 
 def plot_masks(record: InspectionRecord, *, iteration: int = -1, obj: int = 0, frames=None, images=None,
-               title: str | None = None, cmap: str = "magma"):
+               title: str | None = None, cmap: str = HEAT_CMAP, overlay: bool = True):
     """One iteration's semantic masks of object ``obj`` on the alignment grid, frames side by side,
     one row per aligned layer, with the frame's grid box outlined in cyan.
 
     Frame 0 shows the object's frame-0 mask; frame j >= 1 the loss weight (frame-0 mask moved with the
     box, times frame j's own mask). Needs ``generate(..., keep_masks=True)``. ``images`` ``(F, H, W,
-    3)`` adds the frames as a top row and draws each mask over its frame (a weight's colour over the
-    pixels its cell covers, transparent where the weight is 0). Weights lie in [0, 1]: one scale, with
-    a colour bar.
+    3)`` adds the frames as a top row and (unless ``overlay=False``) draws each mask over its frame (a
+    weight's colour over the pixels its cell covers, transparent where the weight is 0). Weights lie in
+    [0, 1]: one scale, with a colour bar.
     """
     grid = mask_grid(record, iteration, obj)  # (F, L, Hg, Wg)
     it = record.iterations[iteration]
@@ -67,11 +77,12 @@ def plot_masks(record: InspectionRecord, *, iteration: int = -1, obj: int = 0, f
     if extra:
         images = np.asarray(images)
         image_row(axes[0], images, frames)
+    over = extra and overlay
     for li in range(grid.shape[1]):
         row = axes[li + extra]
         for ax, j in zip(row, frames):
-            heat_panel(ax, grid[j, li], images[j] if extra else None, vmin=0, vmax=1, cmap=cmap)
-            ax.add_patch(cell_rectangle(record.grid_boxes[obj, j], grid.shape[2:], images.shape[1:3] if extra
+            heat_panel(ax, grid[j, li], images[j] if over else None, vmin=0, vmax=1, cmap=cmap)
+            ax.add_patch(cell_rectangle(record.grid_boxes[obj, j], grid.shape[2:], images.shape[1:3] if over
                                         else None, edgecolor="cyan", linewidth=1))
         row[0].set_ylabel(short_name(layer_names[li]), fontsize=7)
     for ax, j in zip(axes[0], frames):

@@ -43,3 +43,4 @@ def test_attention_and_masks_share_one_scale_over_the_frames(micro_data):
     assert len({im.get_clim() for im in heat}) == 1 and len(_colorbars(fig)) == 1
     fig = plots.plot_loss_masks(d)
     assert {ax.images[-1].get_clim() for ax in _panels(fig)} == {(0.0, 1.0)} and len(_colorbars(fig)) == 1
+    assert all(len(ax.images) == 1 for ax in _panels(plots.plot_loss_masks(d, overlay=False)))

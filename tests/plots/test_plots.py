@@ -231,6 +231,8 @@ def test_mask_grid_places_each_mask_in_its_box(run):
     x0, y0, x1, _ = rec.grid_boxes[1, 2]
     assert len(boxes) == 2 * F and boxes[F + 2].get_xy() == (x0 * scale - 0.5, y0 * scale - 0.5)
     assert boxes[F + 2].get_width() == (x1 - x0) * scale
+    plain = plots.plot_masks(rec, iteration=1, obj=1, images=run.frames, overlay=False)
+    assert all(len(ax.images) == 1 for ax in panels(plain)[F:])
     alone = plots.plot_masks(rec, iteration=1, obj=1)  # without frames: the grid's own cells
     box = [p for p in panels(alone)[2].patches if isinstance(p, Rectangle)][0]
     assert box.get_xy() == (rec.grid_boxes[1, 2, 0] - 0.5, rec.grid_boxes[1, 2, 1] - 0.5)
@@ -359,6 +361,13 @@ def test_attention_shares_one_scale_with_a_colour_bar_and_overlays_the_frames(ru
     assert all(np.array_equal(ax.images[0].get_array(), run.frames[0]) for ax in panels(over0)[F:])
     fixed = plots.plot_attention(run.cache, f"{LAYER}.probs", pixel=(1, 1), vmax=0.5)
     assert {ax.images[0].get_clim() for ax in panels(fixed)} == {(0.0, 0.5)}
+    plain = plots.plot_attention(run.cache, f"{LAYER}.probs", pixel=(100, 20), image_size=(128, 128),
+                                 images=run.frames, overlay=False)  # the maps alone under the frames' row
+    assert all(len(ax.images) == 1 for ax in panels(plain)[F:])
+    np.testing.assert_allclose(panels(plain)[F + 1].images[0].get_array(), maps[1])
+    assert panels(plain)[0].lines[0].get_xydata().tolist() == [[100.0, 20.0]]  # the query pixel, marked
+    in_cells = plots.plot_attention(run.cache, f"{LAYER}.probs", pixel=(6, 1), images=run.frames)
+    assert in_cells.axes[0].lines[0].get_xydata().tolist() == [[103.5, 23.5]]  # cell (1, 6)'s centre, in pixels
 
 
 def test_maps_in_an_image_grid_share_one_scale(run):
