@@ -7,7 +7,7 @@ import torch
 from ..hooks import short_name
 from ..method.pca import pca_fit, pca_project
 from ..method.record import InspectionRecord
-from ._figure import image_row, new_figure, pick_frames, show_image
+from ._figure import BORDER_NOTE, add_notes, image_row, name_key, new_figure, pick_frames, show_image
 from .data import as_rows, frame_maps, normalise_rgb, pca_rgb, token_index, tokens_of, variance_curve
 
 
@@ -22,13 +22,20 @@ def _record_rows(record: InspectionRecord, names, iteration: int, quantile: floa
 
 
 def plot_pca_frames(source, names=None, *, iteration: int = -1, frames=None, images=None,
-                    quantile: float = 0.01, title: str | None = None, **select):
+                    quantile: float = 0.01, title: str | None = None, notes: bool = True, **select):
     """PCA-RGB of features, frames side by side, one row per layer (the paper's Fig. 5 view).
 
     ``source``: an :class:`InspectionRecord` (its ``iterations[iteration].pca``, the aligned layers'
     first three components as the loss saw them; needs ``keep_pca=True``), an ``ActivationCache``
     (``names`` to show, default all; PCA fitted on all frames of each), a mapping label -> ``(F, C, h,
     w)`` or one such tensor. ``images`` ``(F, H, W, 3)`` adds the frames as a top row.
+
+    Each component is scaled over all frames together (its ``quantile`` and ``1 - quantile`` values), so
+    one colour is one feature direction in every frame; cells are drawn as flat squares. The one-cell
+    ring that often stands out at the image border is in the features, not in the drawing: the UNet's
+    3x3 convolutions pad with zeros, so border cells see zeros where inner cells see neighbours, and
+    their features differ (a constant input gives features that vary only there). ``notes`` adds a
+    footnote saying so and giving the rows' full hook names.
     """
     if isinstance(source, InspectionRecord):
         rows = _record_rows(source, names, iteration, quantile)
@@ -47,6 +54,8 @@ def plot_pca_frames(source, names=None, *, iteration: int = -1, frames=None, ima
     for ax, j in zip(axes[0], frames):
         ax.set_title(f"frame {j}", fontsize=8)
     fig.suptitle(title or "PCA-RGB (first 3 components, fitted on all frames)", fontsize=10)
+    if notes:
+        add_notes(fig, name_key(rows), BORDER_NOTE)
     return fig
 
 
@@ -78,6 +87,7 @@ def plot_explained_variance(source, names=None, *, marks=(64,), max_components: 
     cum.set_ylim(0, 1.02)
     cum.legend(fontsize=7)
     fig.suptitle(title or "PCA spectrum of the features (all frames)", fontsize=10)
+    add_notes(fig, name_key(rows))
     return fig
 
 

@@ -11,7 +11,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..hooks import short_name
-from ._figure import new_figure, show_image
+from ._figure import (
+    BORDER_NOTE,
+    FRAME_CELL,
+    HEAT_CMAP,
+    add_notes,
+    colorbar,
+    heat_panel,
+    name_key,
+    new_figure,
+    scale_label,
+    shared_scale,
+    show_image,
+)
 
 
 def spread(items: list, n: int) -> list:
@@ -31,20 +43,33 @@ def _frames(data, frames) -> list[int]:
     return frames
 
 
-def grid_figure(rows: list[tuple[str, list]], col_titles: list[str], title: str, marks=(), cell: float = 1.6):
-    """Rows ``(label, images)`` of a grid; ``marks`` ``[(row, col, x, y)]`` put a cross on a panel."""
+def grid_figure(rows: list[tuple[str, list]], col_titles: list[str], title: str, marks=(),
+                cell: float = FRAME_CELL[0], *, heat: dict | None = None, notes=()):
+    """Rows ``(label, panels)`` of a grid; ``marks`` ``[(row, col, x, y)]`` put a cross on a panel.
+
+    A panel is an image; with ``heat`` = ``dict(vmin=, vmax=, cmap=, label=)`` a panel may also be a pair
+    ``(map, frame or None)``, drawn by :func:`~._figure.heat_panel` on that one scale, with one colour bar
+    for all such panels. ``notes``: footnote lines."""
     cols = max(len(images) for _, images in rows)
     fig, axes = new_figure(len(rows), cols, (cell, cell))
+    heated = []
     for r, (label, images) in enumerate(rows):
         for c in range(cols):
-            if c < len(images):
-                show_image(axes[r, c], images[c], col_titles[c] if r == 0 and c < len(col_titles) else None)
+            ax, name = axes[r, c], col_titles[c] if r == 0 and c < len(col_titles) else None
+            if c >= len(images):
+                ax.set_axis_off()
+            elif isinstance(images[c], tuple):
+                heat_panel(ax, *images[c], vmin=heat["vmin"], vmax=heat["vmax"], cmap=heat["cmap"], title=name)
+                heated.append(ax)
             else:
-                axes[r, c].set_axis_off()
+                show_image(ax, images[c], name)
         axes[r, 0].set_ylabel(label, fontsize=8)
     for r, c, x, y in marks:
         axes[r, c].plot([x], [y], marker="+", color="cyan", markersize=10, mew=2)
+    if heated:
+        colorbar(fig, axes, vmin=heat["vmin"], vmax=heat["vmax"], cmap=heat["cmap"], label=heat["label"])
     fig.suptitle(title, fontsize=9)
+    add_notes(fig, *notes)
     return fig
 
 
@@ -59,7 +84,10 @@ def plot_x0_steps(data, steps=None, frames=None, phase: str = "sampling"):
 
 def plot_feature_steps(data, point: str | None = None, steps=None, frames=None, view: str = "pca"):
     """PCA-RGB (``view="pca"``: one basis for every step and frame) or cluster labels (``"clusters"``:
-    one set of centroids) of ``point`` at ``steps`` (default five of its steps) in ``frames``."""
+    one set of centroids) of ``point`` at ``steps`` (default five of its steps) in ``frames``.
+
+    A one-cell ring at the border is in the features (the UNet's convolutions pad with zeros), not in
+    the drawing; the footnote says so and gives the point's full name."""
     point = point or data.points[0]
     frames = _frames(data, frames)
     steps = spread(data.feature_steps(point), 5) if steps is None else list(steps)
@@ -68,14 +96,29 @@ def plot_feature_steps(data, point: str | None = None, steps=None, frames=None, 
         raise ValueError(f"view={view!r}: use 'pca' or 'clusters'")
     rows = [(s.label, [get(point, s)[f] for f in frames]) for s in steps]
     what = "PCA-RGB, one basis for every step and frame" if view == "pca" else "clusters, one set of centroids"
-    return grid_figure(rows, [f"frame {f}" for f in frames], f"{short_name(point)}: {what}")
+    return grid_figure(rows, [f"frame {f}" for f in frames], f"{short_name(point)}: {what}",
+                       notes=(name_key([point]), BORDER_NOTE))
+
+
+def _backdrop(data, step, overlay: bool = True) -> tuple[np.ndarray | None, str]:
+    """The frames a map of ``step`` is drawn over: that step's x0 when kept, else the generated video
+    (none with ``overlay=False``)."""
+    if not overlay:
+        return None, ""
+    if step is not None and step in set(data.x0_steps) and data.x0(step).shape[0] == data.num_frames:
+        return data.x0(step), f"over x0 at {step.label}"
+    if data.frames is not None:
+        return data.frames, "over the generated video"
+    return None, ""
 
 
 def plot_point_attention(data, point: str | None = None, step=None, frame: int = 0, xy=None, frames=None,
-                         heads: bool = False):
+                         heads: bool = False, cmap: str = HEAT_CMAP, overlay: bool = True):
     """Self-attention of the query at pixel ``xy`` of ``frame`` against the keys of every frame, at
     ``step`` (default the point's last), averaged over heads (and one row per head with ``heads``),
-    above the x0 frames of that step when kept."""
+    drawn over the x0 frames of that step when kept (else over the generated video), above the x0
+    frames themselves. The weights of all frames sum to 1; every panel shares one colour scale (0 to
+    the largest weight shown), with a colour bar."""
     point = point or data.attention_points[0]
     frames = _frames(data, frames)
     step = step or data.feature_steps(point)[-1]
@@ -85,31 +128,49 @@ def plot_point_attention(data, point: str | None = None, step=None, frame: int =
     rows = [("mean of heads", data.self_attention(point, step, frame, cell))]
     if heads:
         rows += [(f"head {j}", data.self_attention(point, step, frame, cell, head=j)) for j in range(data.heads(point))]
-    images = [(label, [data.heat_rgb(m)[f] for f in frames]) for label, m in rows]
+    under, where = _backdrop(data, step, overlay)
+    vmin, vmax = shared_scale(np.stack([m[frames] for _, m in rows]), 0.0)
+    images = [(label, [(m[f], None if under is None else under[f]) for f in frames]) for label, m in rows]
     if step in set(data.x0_steps):
         images.append(("x0", [data.x0(step)[f] for f in frames]))
-    marks = [(0, frames.index(frame), cell[1], cell[0])] if frame in frames else []
+    mark = (xy[0], xy[1]) if under is not None else (cell[1], cell[0])
+    marks = [(0, frames.index(frame), *mark)] if frame in frames else []
+    heat = dict(vmin=vmin, vmax=vmax, cmap=cmap, label=scale_label("attention weight", vmin, vmax))
     return grid_figure(images, [f"frame {f}" for f in frames],
-                       f"{short_name(point)} at {step.label}: where cell {cell} of frame {frame} looks", marks)
+                       f"{short_name(point)} at {step.label}: where cell {cell} of frame {frame} looks {where}", marks,
+                       heat=heat, notes=(name_key([point]),))
 
 
-def plot_word_attention(data, words=None, frames=None, step=None, head: int | None = None):
+def plot_word_attention(data, words=None, frames=None, step=None, head: int | None = None, cmap: str = HEAT_CMAP,
+                        overlay: bool = True):
     """Cross-attention to each of ``words`` (default every prompt token), averaged over the layers, the
-    heads (or one ``head``) and every step (or one ``step``), as DAAM does."""
+    heads (or one ``head``) and every step (or one ``step``), as DAAM does, drawn over the generated
+    video when kept. Every word and frame shares one colour scale (0 to the largest weight shown), so
+    a word that draws little attention everywhere stays dim; the colour bar says the scale."""
     frames = _frames(data, frames)
     words = list(range(len(data.words))) if words is None else list(words)
-    rows = [(data.words[w] if isinstance(w, int) else str(w), data.heat_rgb(data.cross_attention(w, step, head)))
-            for w in words]
+    maps = [(data.words[w] if isinstance(w, int) else str(w), data.cross_attention(w, step, head)) for w in words]
+    vmin, vmax = shared_scale(np.stack([m[frames] for _, m in maps]), 0.0)
+    under = data.frames if overlay else None
+    rows = [(label, [(m[f], None if under is None else under[f]) for f in frames]) for label, m in maps]
     where = "every step" if step is None else step.label
-    return grid_figure([(label, [m[f] for f in frames]) for label, m in rows], [f"frame {f}" for f in frames],
+    heat = dict(vmin=vmin, vmax=vmax, cmap=cmap, label=scale_label("attention to the word", vmin, vmax))
+    over = "" if under is None else ", over the generated video"
+    return grid_figure(rows, [f"frame {f}" for f in frames],
                        f"cross-attention per word (mean over layers, {'heads' if head is None else f'head {head}'}, "
-                       f"{where})")
+                       f"{where}){over}", heat=heat)
 
 
-def plot_loss_masks(data, step=None, frames=None):
-    """The method's loss weights of each object at an optimisation ``step`` (default the last kept)."""
+def plot_loss_masks(data, step=None, frames=None, cmap: str = HEAT_CMAP, overlay: bool = True):
+    """The method's loss weights of each object at an optimisation ``step`` (default the last kept),
+    the mean over the aligned layers (0.5: one of two layers' masks covers the cell), drawn over the
+    x0 of that step when kept (else the generated video), on one scale 0 to 1 with a colour bar."""
     frames = _frames(data, frames)
     step = step or data.mask_steps[-1]
     masks = data.loss_masks(step)
-    rows = [(f"object {o}", [masks[o, f] for f in frames]) for o in range(masks.shape[0])]
-    return grid_figure(rows, [f"frame {f}" for f in frames], f"loss masks at {step.label} (mean over aligned layers)")
+    under, where = _backdrop(data, step, overlay)
+    rows = [(f"object {o}", [(masks[o, f], None if under is None else under[f]) for f in frames])
+            for o in range(masks.shape[0])]
+    heat = dict(vmin=0.0, vmax=1.0, cmap=cmap, label="loss weight\n(0 to 1, every panel)")
+    return grid_figure(rows, [f"frame {f}" for f in frames],
+                       f"loss masks at {step.label} (mean over aligned layers) {where}", heat=heat)

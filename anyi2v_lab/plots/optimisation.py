@@ -2,11 +2,20 @@
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.patches import Rectangle
 
 from ..hooks import short_name
 from ..method.record import InspectionRecord
-from ._figure import image_row, new_figure, pick_frames, show_image
+from ._figure import (
+    HEAT_CMAP,
+    add_notes,
+    cell_rectangle,
+    colorbar,
+    heat_panel,
+    image_row,
+    name_key,
+    new_figure,
+    pick_frames,
+)
 from .data import box_centres, mask_grid
 
 COLOURS = ["tab:orange", "tab:blue", "tab:green", "tab:red", "tab:purple"]
@@ -48,13 +57,15 @@ def plot_losses(record: InspectionRecord, *, title: str | None = None):
 
 
 def plot_masks(record: InspectionRecord, *, iteration: int = -1, obj: int = 0, frames=None, images=None,
-               title: str | None = None):
+               title: str | None = None, cmap: str = HEAT_CMAP, overlay: bool = True):
     """One iteration's semantic masks of object ``obj`` on the alignment grid, frames side by side,
-    one row per aligned layer, with the frame's box outlined.
+    one row per aligned layer, with the frame's grid box outlined in cyan.
 
     Frame 0 shows the object's frame-0 mask; frame j >= 1 the loss weight (frame-0 mask moved with the
     box, times frame j's own mask). Needs ``generate(..., keep_masks=True)``. ``images`` ``(F, H, W,
-    3)`` adds the frames as a top row.
+    3)`` adds the frames as a top row and (unless ``overlay=False``) draws each mask over its frame (a
+    weight's colour over the pixels its cell covers, transparent where the weight is 0). Weights lie in
+    [0, 1]: one scale, with a colour bar.
     """
     grid = mask_grid(record, iteration, obj)  # (F, L, Hg, Wg)
     it = record.iterations[iteration]
@@ -64,19 +75,22 @@ def plot_masks(record: InspectionRecord, *, iteration: int = -1, obj: int = 0, f
     extra = images is not None
     fig, axes = new_figure(grid.shape[1] + extra, len(frames))
     if extra:
+        images = np.asarray(images)
         image_row(axes[0], images, frames)
+    over = extra and overlay
     for li in range(grid.shape[1]):
         row = axes[li + extra]
         for ax, j in zip(row, frames):
-            show_image(ax, grid[j, li], cmap="magma", vmin=0, vmax=1)
-            x0, y0, x1, y1 = record.grid_boxes[obj, j]
-            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="cyan",
-                                   linewidth=1))
+            heat_panel(ax, grid[j, li], images[j] if over else None, vmin=0, vmax=1, cmap=cmap)
+            ax.add_patch(cell_rectangle(record.grid_boxes[obj, j], grid.shape[2:], images.shape[1:3] if over
+                                        else None, edgecolor="cyan", linewidth=1))
         row[0].set_ylabel(short_name(layer_names[li]), fontsize=7)
     for ax, j in zip(axes[0], frames):
         ax.set_title(f"frame {j}", fontsize=8)
+    colorbar(fig, axes, vmin=0, vmax=1, cmap=cmap, label="mask weight (0 to 1, every panel)")
     step = f"step {it.step_index}, iteration {it.iteration}"
     fig.suptitle(title or f"Semantic masks of object {obj} ({step}; loss {float(it.loss):.4g})", fontsize=10)
+    add_notes(fig, name_key(layer_names))
     return fig
 
 

@@ -6,13 +6,13 @@ from typing import Mapping
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from ._figure import new_figure, pick_frames, show_image
+from ._figure import FRAME_CELL, new_figure, pick_frames, show_image
 
 BOX_COLOURS = ["gold", "deepskyblue", "magenta", "lime", "darkorange"]
 
 
 def plot_videos(videos: Mapping[str, np.ndarray], *, boxes=None, tracked=None, frames=None, title: str | None = None,
-                cell: float = 1.5):
+                cell: float = FRAME_CELL[0]):
     """Rows of frames, one row per labelled video (``label -> (F, H, W, 3)``), so variants of one scene
     (e.g. with and without a trajectory) compare column by column.
 

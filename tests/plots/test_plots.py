@@ -34,9 +34,19 @@ def run(tiny_pipe):
                     keep_pca=True, capture=Capture(NAMES, steps=0))
 
 
+def panels(fig):
+    """The axes that draw images (colour bars excluded)."""
+    return [ax for ax in fig.axes if ax.images]
+
+
 def images_of(fig, row, cols):
-    axes = fig.axes[row * cols:(row + 1) * cols]
-    return [ax.images[0].get_array() for ax in axes]
+    """The data of a row's panels: the map where a map is drawn over a frame (the last image), else the image."""
+    axes = panels(fig)[row * cols:(row + 1) * cols]
+    return [ax.images[-1].get_array() for ax in axes]
+
+
+def colorbars(fig):
+    return [ax._colorbar for ax in fig.axes if getattr(ax, "_colorbar", None) is not None]
 
 
 def test_importing_plots_needs_neither_plotly_nor_umap():
@@ -210,14 +220,22 @@ def test_mask_grid_places_each_mask_in_its_box(run):
             outside[:, y0:y1, x0:x1] = 0
             assert not outside.any()
     fig = plots.plot_masks(rec, iteration=1, obj=1, images=run.frames)
-    assert len(fig.axes) == 3 * F
+    assert len(panels(fig)) == 3 * F and len(colorbars(fig)) == 1
     grid = plots.mask_grid(rec, iteration=1, obj=1)
     for li in range(2):
         for j, shown in enumerate(images_of(fig, 1 + li, F)):
             np.testing.assert_array_equal(shown, grid[j, li])
-    boxes = [p for ax in fig.axes[F:] for p in ax.patches if isinstance(p, Rectangle)]
-    assert len(boxes) == 2 * F and boxes[F + 2].get_xy() == (rec.grid_boxes[1, 2, 0] - 0.5,
-                                                             rec.grid_boxes[1, 2, 1] - 0.5)
+    # over the frames, boxes are in frame pixels: grid cells times the frame's size over the grid's
+    scale = run.frames.shape[1] / rec.grid_size[0]
+    boxes = [p for ax in panels(fig)[F:] for p in ax.patches if isinstance(p, Rectangle)]
+    x0, y0, x1, _ = rec.grid_boxes[1, 2]
+    assert len(boxes) == 2 * F and boxes[F + 2].get_xy() == (x0 * scale - 0.5, y0 * scale - 0.5)
+    assert boxes[F + 2].get_width() == (x1 - x0) * scale
+    plain = plots.plot_masks(rec, iteration=1, obj=1, images=run.frames, overlay=False)
+    assert all(len(ax.images) == 1 for ax in panels(plain)[F:])
+    alone = plots.plot_masks(rec, iteration=1, obj=1)  # without frames: the grid's own cells
+    box = [p for p in panels(alone)[2].patches if isinstance(p, Rectangle)][0]
+    assert box.get_xy() == (rec.grid_boxes[1, 2, 0] - 0.5, rec.grid_boxes[1, 2, 1] - 0.5)
     with pytest.raises(ValueError, match="obj=5"):
         plots.mask_grid(rec, obj=5)
 
@@ -257,7 +275,7 @@ def test_attention_of_a_pixel(run):
     np.testing.assert_allclose(one_head, probs[0, :, 1, 14].reshape(F, 8, 8).numpy())
     fig = plots.plot_attention(run.cache, f"{LAYER}.probs", pixel=(100, 20), image_size=(128, 128),
                                images=run.frames, frames=[0, 2])
-    assert len(fig.axes) == 4
+    assert len(panels(fig)) == 4 and len(colorbars(fig)) == 1
     np.testing.assert_allclose(images_of(fig, 1, 2)[1], expected[2])
     with pytest.raises(ValueError, match="outside"):
         plots.attention_of_pixel(run.cache, f"{LAYER}.probs", pixel=(130, 5), image_size=(128, 128))
@@ -308,3 +326,91 @@ def test_nothing_is_shown_or_registered_with_pyplot(run):
     assert plt.get_fignums() == before
     assert all(isinstance(f, Figure) and f.canvas.manager is None for f in figs)
     assert figs[-1]._repr_png_().startswith(b"\x89PNG")  # shows itself as a cell's value, no backend needed
+
+
+def test_frames_and_cells_are_drawn_at_least_3x_and_nearest(run):
+    """A 64 px frame must cover >= 192 screen pixels; cells are flat squares (no smoothing)."""
+    frames64 = np.stack([np.zeros((64, 64, 3), np.uint8)] * F)
+    figs = [plots.plot_videos({"a": frames64, "b": frames64}), plots.plot_images(list(frames64)),
+            plots.plot_pca_frames(run.record, images=run.frames), plots.plot_masks(run.record, images=run.frames),
+            plots.plot_attention(run.cache, f"{LAYER}.probs", pixel=(1, 1), images=run.frames)]
+    for fig in figs:
+        fig.draw_without_rendering()  # lays the panels out
+        for ax in panels(fig):
+            box = ax.get_window_extent()
+            assert min(box.width, box.height) >= 192, (fig.get_suptitle(), box.width, box.height)
+            assert all(im.get_interpolation() == "nearest" for im in ax.images)
+
+
+def test_attention_shares_one_scale_with_a_colour_bar_and_overlays_the_frames(run):
+    maps, _ = plots.attention_of_pixel(run.cache, f"{LAYER}.probs", pixel=(100, 20), image_size=(128, 128))
+    fig = plots.plot_attention(run.cache, f"{LAYER}.probs", pixel=(100, 20), image_size=(128, 128),
+                               images=run.frames)
+    heat = [ax.images[-1] for ax in panels(fig)[F:]]
+    assert {im.get_clim() for im in heat} == {heat[0].get_clim()}  # one scale: 0 to the largest weight shown
+    assert heat[0].get_clim() == pytest.approx((0.0, float(maps.max())))
+    (bar,) = colorbars(fig)
+    assert bar.vmax == pytest.approx(float(maps.max())) and "one scale for every panel" in bar.ax.get_ylabel()
+    for ax, j in zip(panels(fig)[F:], range(F)):
+        frame, overlay = ax.images
+        np.testing.assert_array_equal(frame.get_array(), run.frames[j])  # the map lies over its own frame
+        assert overlay.get_extent() == [-0.5, 127.5, 127.5, -0.5]  # 8x8 cells stretched over 128 px
+        np.testing.assert_allclose(overlay.get_alpha(), plots._figure.OVERLAY_ALPHA * maps[j] / maps.max(), rtol=1e-5)
+    over0 = plots.plot_attention(run.cache, f"{LAYER}.probs", pixel=(100, 20), image_size=(128, 128),
+                                 images=run.frames, key_frame=0)  # K/V consistency: every map on frame 0's keys
+    assert all(np.array_equal(ax.images[0].get_array(), run.frames[0]) for ax in panels(over0)[F:])
+    fixed = plots.plot_attention(run.cache, f"{LAYER}.probs", pixel=(1, 1), vmax=0.5)
+    assert {ax.images[0].get_clim() for ax in panels(fixed)} == {(0.0, 0.5)}
+    plain = plots.plot_attention(run.cache, f"{LAYER}.probs", pixel=(100, 20), image_size=(128, 128),
+                                 images=run.frames, overlay=False)  # the maps alone under the frames' row
+    assert all(len(ax.images) == 1 for ax in panels(plain)[F:])
+    np.testing.assert_allclose(panels(plain)[F + 1].images[0].get_array(), maps[1])
+    assert panels(plain)[0].lines[0].get_xydata().tolist() == [[100.0, 20.0]]  # the query pixel, marked
+    in_cells = plots.plot_attention(run.cache, f"{LAYER}.probs", pixel=(6, 1), images=run.frames)
+    assert in_cells.axes[0].lines[0].get_xydata().tolist() == [[103.5, 23.5]]  # cell (1, 6)'s centre, in pixels
+
+
+def test_maps_in_an_image_grid_share_one_scale(run):
+    small, large = np.full((8, 8), 0.1), np.linspace(0, 2, 64).reshape(8, 8)
+    fig = plots.plot_images({"small": small, "large": large, "frame": run.frames[0]}, label="|dz|")
+    a, b, frame = panels(fig)
+    assert a.images[0].get_clim() == b.images[0].get_clim() == (0.0, 2.0)  # a flat 0.1 map stays dark
+    (bar,) = colorbars(fig)
+    assert bar.ax.get_ylabel().startswith("|dz|") and "0 to 2" in bar.ax.get_ylabel()
+    assert not colorbars(plots.plot_images([run.frames[0]]))  # colour images need no colour bar
+
+
+def test_layer_names_are_short_in_titles_and_full_in_the_footnote(run):
+    fig = plots.plot_pca_frames(run.cache, [RES, f"{LAYER}.query"])
+    assert [ax.get_ylabel() for ax in panels(fig)[::F]] == ["up2.r0.res", "up2.a0.t0.q"]
+    note = fig._supxlabel.get_text()
+    assert f"up2.a0.t0.q = {LAYER}.query" in note and "zeros" in note  # and why the border ring stands out
+    assert plots.plot_pca_frames(run.cache, [RES], notes=False)._supxlabel is None
+
+
+def test_the_border_ring_is_in_the_features_zero_padding_not_the_drawing(tiny_pipe):
+    """What the figures' border note claims: a constant latent has no place in it, yet the features of its
+    border cells differ from the inner ones, and only because the convolutions pad with zeros."""
+    from anyi2v_lab.hooks import run_with_cache
+
+    unet, name = tiny_pipe.unet, f"{LAYER}.query"
+    sample = torch.full((1, 4, 1, 16, 16), 0.3)
+    ehs = torch.zeros(1, 77, unet.config.cross_attention_dim)
+    convs = [m for m in unet.modules() if isinstance(m, torch.nn.Conv2d) and m.padding != (0, 0)]
+
+    def by_ring(mode):
+        """Distance of each ring's features (0: the outer ring) from the centre cells', on a constant input."""
+        for m in convs:
+            m.padding_mode = mode
+        try:
+            _, cache = run_with_cache(unet, sample, 501, encoder_hidden_states=ehs, names=[name])
+        finally:
+            for m in convs:
+                m.padding_mode = "zeros"
+        maps = plots.frame_maps(cache, name, branch=None)[0]  # (C, 8, 8)
+        dist = (maps - maps[:, 3:5, 3:5].mean((1, 2), keepdim=True)).norm(dim=0)
+        return np.array([dist[k, k:8 - k].mean().item() for k in range(4)])
+
+    zeros = by_ring("zeros")
+    assert zeros.argmax() == 0 and zeros[0] > 3 * zeros[-1]  # the outer ring stands out most
+    assert by_ring("replicate").max() < 1e-4  # padding with the edge's own values: no ring, no variation at all
