@@ -32,6 +32,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 CYAN = (0, 200, 255)  # overlay.COLOURS[1]: the second object's colour
+READ_BACK = "canvas.trajectory.to_json"  # the quickstart's cell that prints what the canvas holds
 
 
 def _free_port() -> int:
@@ -150,11 +151,6 @@ def _code_cell(page, text: str):
     return cells.first
 
 
-def _run_last_cell(page, timeout_ms: int) -> str:
-    """Run the notebook's last cell again and return its new text output."""
-    return _run_cell(page, page.locator(".jp-Notebook .jp-CodeCell").last, timeout_ms)
-
-
 @contextmanager
 def lab_notebook(lab, name: str, errors: list, failure_png: Path):
     """Chromium on notebook ``name`` in the ``lab`` JupyterLab, its code cells shown; page errors and console
@@ -232,7 +228,8 @@ def _distinct_colours(png: bytes) -> int:
 
 def _new_path(default, size):
     """A path for the default object that ends far from the default path's end, within what the toy model
-    can follow (18 px in a straight line, 1.2 px per frame over 16 frames) and with its box in the frame."""
+    can follow (18 px in a straight line: 2.6 px per frame over the quickstart's 8 frames) and with its box in the
+    frame."""
     obj = default.objects[0]
     x0, y0, x1, y1 = obj.box
     start = np.array(obj.path[0], dtype=float)
@@ -262,8 +259,8 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
         timings["open"] = time.monotonic() - t0
         attempts = _run_all(page, timeout_s=900)
         timings["run all"] = time.monotonic() - t0
-        last = page.locator(".jp-Notebook .jp-CodeCell").last.locator(".jp-OutputArea-output").last
-        default = Trajectory.from_json(last.inner_text().strip())  # what the notebook set from Python
+        readback = _code_cell(page, READ_BACK)
+        default = Trajectory.from_json(readback.locator(".jp-OutputArea-output").last.inner_text().strip())
         player = page.locator(".anyi2v-player")
         first_run = player.locator(".anyi2v-run").inner_text()
         assert first_run.startswith("run ")
@@ -302,7 +299,7 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
         path_px = [to_client(x * W, y * H) for x, y in ((0.22, 0.2), (0.3, 0.3), (0.35, 0.45), (0.45, 0.5), (0.5, 0.6))]
         _drag(page, path_px)
 
-        traj = Trajectory.from_json(_run_last_cell(page, 60_000).strip())
+        traj = Trajectory.from_json(_run_cell(page, _code_cell(page, READ_BACK), 60_000).strip())
         timings["draw + read back"] = time.monotonic() - t0
         assert len(traj.objects) == 2 and traj.image_size == (W, H) and traj.num_frames == default.num_frames
         assert traj.objects[0] == default.objects[0]  # untouched, to the last bit
@@ -324,7 +321,7 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
         measure()
         new_px = [to_client(*q) for q in _new_path(default, (W, H))]
         _drag(page, new_px)
-        traj = Trajectory.from_json(_run_last_cell(page, 60_000).strip())
+        traj = Trajectory.from_json(_run_cell(page, _code_cell(page, READ_BACK), 60_000).strip())
         new_path = [to_image(*q) for q in new_px]
         assert len(traj.objects) == 1 and traj.objects[0].box == default.objects[0].box
         np.testing.assert_allclose(traj.objects[0].path, new_path, rtol=0, atol=1e-9)
