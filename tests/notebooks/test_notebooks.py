@@ -114,24 +114,30 @@ def test_the_checker_runs_from_the_command_line(tmp_path):
     assert out.returncode == 1 and "bad.ipynb: cell 0 shows application/vnd.jupyter.widget-view+json" in out.stderr
 
 
-@pytest.mark.slow  # starts two kernels
-def test_nbmake_runs_fail_on_what_does_not_read_anywhere(tmp_path):
-    """notebooks/conftest.py checks each notebook nbmake executes, in the same run: a notebook that
-    prints a progress bar fails with the checker's message; a clean one passes."""
+@pytest.mark.slow  # starts three kernels
+def test_nbmake_runs_fail_on_what_does_not_read_anywhere_and_on_a_wrong_solution(tmp_path):
+    """notebooks/conftest.py runs each solution through its check and checks each notebook nbmake
+    executes, in the same run: a notebook that prints a progress bar fails with the checker's message,
+    one whose solution does not pass its check fails naming the exercise; a clean one passes."""
     import shutil
 
-    for name in ("conftest.py", "check_outputs.py"):
+    for name in ("conftest.py", "check_outputs.py", "solutions.py"):
         shutil.copy(NOTEBOOKS_DIR / name, tmp_path / name)
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    for name, code in {"bad": "print('sampling:  40%|####      | 10/25')", "good": "print('done')"}.items():
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    notebooks = {"bad": nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+                     "print('sampling:  40%|####      | 10/25')")]),
+                 "good": _lesson_notebook("answer = 2 * x"), "wrong": _lesson_notebook("answer = x")}
+    for name, nb in notebooks.items():
+        if name != "bad":
+            nb.cells.insert(0, nbformat.v4.new_code_cell("from anyi2v_lab.exercises import check"))
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(nb, tmp_path / f"{name}.ipynb")
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "--nbmake",
                           str(tmp_path)],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert "1 failed, 1 passed" in out.stdout, out.stdout[-3000:]
+    assert "2 failed, 1 passed" in out.stdout, out.stdout[-3000:]
     assert "bad.ipynb does not read without a kernel:\ncell 0 prints a progress bar" in out.stdout
+    assert "ExerciseNotSolved" in out.stdout and "Exercise 1.1: not yet. Hint: twice" in out.stdout
 
 
 def _lesson_notebook(solution: str):
