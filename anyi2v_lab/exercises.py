@@ -41,25 +41,26 @@ def is_open(answer: Any) -> bool:
     return False
 
 
-def check(exercise: str, answer: Any, is_right: Callable[[Any], bool], *, hint: str, right: str = "") -> bool:
-    """Print whether ``answer`` to exercise ``exercise`` is right; return it.
+def check(exercise: str, answer: Any, is_right: Callable[[Any], bool], *, hint: str, right: str = "") -> None:
+    """Print whether ``answer`` to exercise ``exercise`` is right (nothing is returned, so a check cell
+    shows only its verdict).
 
     ``is_right(answer)`` decides; an exception inside it counts as a wrong answer and is named. ``hint``
     is shown for a wrong answer, ``right`` (what the answer shows) for a right one.
     """
     if is_open(answer):
-        return _report(exercise, False, "open: replace the `...` in the cell above, run it, then run this cell.")
+        _report(exercise, False, "open: replace the `...` in the cell above, run it, then run this cell.")
+        return
     try:
         ok = bool(is_right(answer))
         why = right if ok else f"not yet. Hint: {hint}"
     except Exception as error:  # a learner's answer of the wrong kind must explain itself, not crash the check
         ok, why = False, f"not yet ({type(error).__name__}: {error}). Hint: {hint}"
-    return _report(exercise, ok, f"right. {why}".rstrip() if ok else why)
+    _report(exercise, ok, f"right. {why}".rstrip() if ok else why)
 
 
-def _report(exercise: str, ok: bool, message: str) -> bool:
+def _report(exercise: str, ok: bool, message: str) -> None:
     line = f"{'✓' if ok else '·'} Exercise {exercise}: {message}"
     print(line)
     if not ok and _STRICT[-1]:
         raise ExerciseNotSolved(line)
-    return ok
