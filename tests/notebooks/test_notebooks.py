@@ -203,3 +203,8 @@ def test_each_lesson_ends_by_checking_its_claim_with_asserts(path):
     nb = nbformat.read(path, as_version=4)
     last_code = [c for c in nb.cells if c.cell_type == "code"][-1]
     assert "assert " in last_code.source, f"{path.name}: the last code cell checks the headline claim with assert"
+
+
+def test_the_learning_path_lists_every_notebook_in_order():
+    table = [line for line in (NOTEBOOKS_DIR / "README.md").read_text().splitlines() if line.startswith("| 0")]
+    assert [line.split("`")[1] for line in table] == [p.stem for p in NOTEBOOKS]
