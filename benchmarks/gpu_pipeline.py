@@ -67,10 +67,22 @@ def child_main(args) -> int:
             log(f"memory: {json.dumps({k: out[k] for k in ('memory_by_phase', 'decode_chunks')})}")
             pools = out["other_pools"]
             log(f"other pools: held {pools['graph_pools_gb']} identical={pools['identical_video']}")
+    out["compile_cache"] = cache_report(rt)
     out["process_s"] = time.time() - T0
     np.save(args.child_out + ".npy", video)
     Path(args.child_out).write_text(json.dumps(out, indent=2))
     return 0
+
+
+def cache_report(rt) -> dict:
+    """The saved compiled code a child's runtime used (folder, files, size) and the process's cache counters."""
+    from torch._dynamo.utils import counters
+
+    folder = rt.compile_cache_folder()
+    files = sorted(folder.glob("*.bin")) if folder is not None and folder.is_dir() else []
+    return {"folder": str(folder), "files": len(files), "mb": sum(f.stat().st_size for f in files) / 1e6,
+            "counters": {k: dict(counters[k]) for k in ("inductor", "aot_autograd") if k in counters},
+            "inductor_dir": os.environ.get("TORCHINDUCTOR_CACHE_DIR", "default")}
 
 
 def run_child(args, kind: str, timeout: float, log, runtime_extra: dict | None = None, memory: bool = False,
@@ -106,7 +118,8 @@ def main() -> int:
     p.add_argument("--weights", help="SD1.5 diffusers folder (default: random fp16 weights at full size)")
     p.add_argument("--tiny", action="store_true", help="the tiny random model (a CPU check of the script)")
     p.add_argument("--quick", action="store_true", help="4 frames, 3 steps, inversion to 21, 2 x 2 optimisation")
-    p.add_argument("--stages", default="baseline,variants,overlap,fast,nograph,profile,lowmem,fresh,compiled,cached")
+    p.add_argument("--stages",
+                   default="baseline,variants,overlap,fast,nograph,profile,lowmem,fresh,compiled,artifacts,cached")
     p.add_argument("--budget", type=float, default=1e9, help="seconds for the whole run; stages past it are skipped")
     p.add_argument("--compile-backend", default="inductor", help="'eager' checks the compiled path's plumbing fast")
     p.add_argument("--compile", default="regional", choices=("sampling", "regional"),
@@ -263,6 +276,10 @@ def main() -> int:
                 stages.append(label)
             stage(label, child("fresh", 0, label, changes, env), 60)
     stage("compiled", child("compiled", 85), 200)
+    # a fresh machine with the saved artefacts alone: Inductor's and Triton's own caches start empty
+    empty = tempfile.mkdtemp(prefix="anyi2v_empty_caches_")
+    stage("artifacts", child("cached", 0, "artifacts", env={"TORCHINDUCTOR_CACHE_DIR": f"{empty}/inductor",
+                                                            "TRITON_CACHE_DIR": f"{empty}/triton"}), 60)
     stage("cached", child("cached", 0), 60)
     # the Inductor cache also holds the sampling-only compile's graphs: the preset without compiled passes
     stage("cached_sampling", child("cached", 0, "cached_sampling", {"compile": "sampling"}), 60)
@@ -281,7 +298,7 @@ def print_table(result: dict, log) -> None:
     st, base = result["stages"], result["stages"].get("baseline", {}).get("wall_s")
     log(f"{'case':<12} {'video s':>8} {'x base':>7} {'warm-up s':>9} {'peak GB':>8}  phases")
     fresh = [k for k in st if k.startswith("fresh")]
-    for name in ("baseline", "fast_eager", "fast_nograph", "low_memory", *fresh, "compiled", "cached",
+    for name in ("baseline", "fast_eager", "fast_nograph", "low_memory", *fresh, "compiled", "artifacts", "cached",
                  "cached_sampling"):
         r = st.get(name, {})
         if "wall_s" not in r:

@@ -37,6 +37,7 @@ from ..method.optimize import (
 )
 from .backends import backend_settings, prepare_layout
 from .checkpointing import checkpointed_blocks
+from .compile_cache import load_artifacts, save_artifacts
 from .fast_loss import fast_loss
 from .graphs import unet_graph
 from .optimisation_graphs import graphed_loss, graphed_pass
@@ -67,10 +68,13 @@ class BoundRuntime(EagerCalls):
     def running(self, config: AnyI2VConfig, optimises: bool):
         self.config, self.optimises = config, optimises
         prepare_layout(self.pipe, self.runtime)
+        folder = self.runtime.compile_cache_folder()
+        load_artifacts(folder)  # compiled code saved by an earlier process, before anything compiles
         with backend_settings(self.runtime, self.device):
             if optimises:  # cuSOLVER loads (a host sync) now, not behind the inversion's queued kernels
                 pca_streams(self.runtime, config, self.device)
             yield
+        save_artifacts(folder)  # what this generation compiled, for later processes
 
     def phase(self, name: str):
         return self.timer.phase(name)

@@ -69,6 +69,11 @@ class Runtime:
     * ``decode_chunk``: frames per VAE decode call; ``None``: 4, or 1 with ``low_memory``. The decode is
       the job's largest eager peak, about proportional to the frames decoded at once. ``baseline()``
       keeps diffusers' 16.
+    * ``compile_cache``: where a compiling runtime (Inductor backend) keeps its compiled code across
+      processes: ``True``, the user's cache folder (``~/.cache/anyi2v-lab/compile``, or
+      ``$ANYI2V_COMPILE_CACHE``); a path; ``False``: none beyond Inductor's own. The first process
+      on a machine compiles and saves; a later one loads the saved artefacts before its first
+      generation (:mod:`~anyi2v_lab.accel.compile_cache`).
 
     Measured speeds and memory of each setting: ``benchmarks/README.md``.
     """
@@ -89,6 +94,7 @@ class Runtime:
     overlap_pca: bool = True
     low_memory: bool = False
     decode_chunk: int | None = None
+    compile_cache: bool | str = True
 
     def __post_init__(self):
         if self.compile is True:
@@ -107,6 +113,9 @@ class Runtime:
                                      f"or None")
         if self.decode_chunk is not None and (not isinstance(self.decode_chunk, int) or self.decode_chunk < 1):
             raise RuntimeOptionError(f"Runtime.decode_chunk={self.decode_chunk!r} must be a positive integer or None")
+        if not isinstance(self.compile_cache, (bool, str)) or self.compile_cache == "":
+            raise RuntimeOptionError(f"Runtime.compile_cache={self.compile_cache!r}: use True (the user's cache "
+                                     f"folder), False or a folder path")
         if self.low_memory and self.compile == "regional":
             raise RuntimeOptionError("Runtime(low_memory=True, compile='regional'): checkpointed optimisation passes "
                                 "run eager; use compile='sampling' or False with low_memory")
@@ -172,6 +181,14 @@ class Runtime:
         if phase == "inversion":
             return self.compile_inversion
         return self.compile == "regional" or (self.compile == "sampling" and phase == "sampling")
+
+    def compile_cache_folder(self):
+        """The folder of saved compiled code this runtime loads and adds to, or ``None`` (it compiles
+        nothing with Inductor, or ``compile_cache=False``)."""
+        from .compile_cache import cache_folder
+
+        compiles = self.compile is not False or self.compile_inversion
+        return cache_folder(self.compile_cache) if compiles and self.compile_backend == "inductor" else None
 
     def decode_chunk_size(self, num_frames: int) -> int:
         if self.decode_chunk is not None:
