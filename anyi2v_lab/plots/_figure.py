@@ -32,6 +32,7 @@ FRAME_CELL = (2.4, 2.4)  # inches a panel: ~200 px at DPI once titles and gaps a
 HEAT_CMAP = "hot"  # red to yellow: stands out on the toy's grey and blue frames
 SMALL_IMAGE = 160  # px: frames and maps up to this size are enlarged, drawn nearest-neighbour
 OVERLAY_ALPHA = 0.7  # opacity of a map at the top of its scale; zero is transparent
+FRAME_UNDER_HEAT = 0.6  # a frame under a map is dimmed to this (over black): the map's white top stays visible
 BORDER_NOTE = ("the outer ring of cells is real, not a display artefact: the UNet's 3x3 convolutions pad\n"
                "with zeros, so cells at the image border see zeros and compute different features")
 
@@ -97,12 +98,14 @@ def shared_scale(maps, vmin: float | None = None, vmax: float | None = None) -> 
 def heat_panel(ax, heat, frame=None, *, vmin: float, vmax: float, cmap: str = HEAT_CMAP, title: str | None = None):
     """A map ``(h, w)`` on ``ax``: alone (opaque, nearest), or over ``frame`` ``(H, W, 3)`` as an overlay
     whose opacity grows from 0 at ``vmin`` to :data:`OVERLAY_ALPHA` at ``vmax``, each map cell covering
-    its ``(H/h, W/w)`` block of pixels. Returns the map's AxesImage (its array is ``heat``)."""
+    its ``(H/h, W/w)`` block of pixels. The frame is dimmed (:data:`FRAME_UNDER_HEAT`), so the top of the
+    scale stands out on a bright object too. Returns the map's AxesImage (its array is ``heat``)."""
     heat = np.asarray(heat, dtype=np.float32)
     if frame is None:
         return show_image(ax, heat, title, cmap=cmap, vmin=vmin, vmax=vmax)
     frame = np.asarray(frame)
-    show_image(ax, frame, title)
+    ax.set_facecolor("black")
+    show_image(ax, frame, title).set_alpha(FRAME_UNDER_HEAT)
     alpha = OVERLAY_ALPHA * np.clip((heat - vmin) / (vmax - vmin), 0, 1)
     H, W = frame.shape[:2]
     return ax.imshow(heat, cmap=cmap, vmin=vmin, vmax=vmax, alpha=alpha, interpolation="nearest",

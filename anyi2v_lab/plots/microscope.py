@@ -106,7 +106,7 @@ def _backdrop(data, step, overlay: bool = True) -> tuple[np.ndarray | None, str]
     if not overlay:
         return None, ""
     if step is not None and step in set(data.x0_steps) and data.x0(step).shape[0] == data.num_frames:
-        return data.x0(step), f"over x0 at {step.label}"
+        return data.x0(step), "over that step's x0"
     if data.frames is not None:
         return data.frames, "over the generated video"
     return None, ""
