@@ -1,6 +1,6 @@
 """``anyi2v-lab demo``: the main job on the embedded toy model, on a CPU.
 
-A held-out toy scene (:data:`COMMAND_SCENE`, 8 frames) gives a condition image of its first frame (a toy-world
+A held-out toy scene (:data:`DEMO_SCENE`, 8 frames) gives a condition image of its first frame (a toy-world
 modality) and its caption; the scene's own motion is the trajectory; the full method (inversion, injection, trajectory
 optimisation) generates the video, and the same scene is generated without control (the benchmark's
 ``no_control``: the same injection and noise, no trajectory) beside it. A colour tracker measures where
@@ -50,22 +50,23 @@ class DemoScene:
         return case, case_trajectory(case), case.caption
 
 
-# The notebooks' scene, at the paper's 16 frames. How it was chosen: the median of the 50 per-case
-# ObjMCs of the full method (benchmarks/results/toy_trajectory.json) is 4.36 px. The case at the median
-# (case 42, rank 25 of 50, 4.24 px) lags its 14 px path and ends 9.4 px short of its target (the toy
-# model moves objects too slowly: benchmarks/results/toy_path_limits.json), so the notebooks take the
-# nearest one-object case on a moving path that ends on its target: case 2, rank 22 of 50, 3.97 px (a
-# small blue square along a 19 px path, depth condition; no control 25.6 px; 3.83 px with the fast
-# inversion).
-QUICKSTART_SCENE = DemoScene(case=2, scene_seed=3_026_000_041, modality="depth")
-# ``anyi2v-lab demo`` runs 8 frames: at 16 it takes 78 s on 2 idle cores, at 8 about half, and the method
-# holds there. On the first 19 benchmark cases at 8 frames (fast inversion, CPU) the full method's median
-# ObjMC is 4.40 px (the same cases at 16 frames: 3.97 px) and no control's 20.6 px. The case at that
-# median (case 9) has two objects and ends 8.7 px off; of the one-object cases near it, 12 and 16 stand
-# still (their path is 0 px long), so the demo takes the nearest moving one that ends on its target:
-# case 18, rank 11 of 19, 5.12 px (a large yellow star along a 28.5 px path, sketch condition; final
-# error 3.5 px; no control 21.9 px). Case 2 at 8 frames is rank 2 (2.03 px): too lucky.
-COMMAND_SCENE = DemoScene(case=18, scene_seed=3_026_000_221, modality="sketch", num_frames=8)
+# The scene of the optimisation, microscope and real-weights notebooks (03, 05, 07), at the paper's 16
+# frames. How it was chosen: the median of the 50 per-case ObjMCs of the full method
+# (benchmarks/results/toy_trajectory.json) is 4.36 px. The case at the median (case 42, rank 25 of 50,
+# 4.24 px) lags its 14 px path and ends 9.4 px short of its target (the toy model moves objects too
+# slowly: benchmarks/results/toy_path_limits.json), so the lessons take the nearest one-object case on a
+# moving path that ends on its target: case 2, rank 22 of 50, 3.97 px (a small blue square along a 19 px
+# path, depth condition; no control 25.6 px; 3.83 px with the fast inversion).
+LESSON_SCENE = DemoScene(case=2, scene_seed=3_026_000_041, modality="depth")
+# The scene of ``anyi2v-lab demo``, the README and the quickstart notebook, at 8 frames: at 16 it takes
+# 78 s on 2 idle cores, at 8 about half, and the method holds there. On the first 19 benchmark cases at
+# 8 frames (fast inversion, CPU) the full method's median ObjMC is 4.40 px (the same cases at 16 frames:
+# 3.97 px) and no control's 20.6 px. The case at that median (case 9) has two objects and ends 8.7 px
+# off; of the one-object cases near it, 12 and 16 stand still (their path is 0 px long), so the demo
+# takes the nearest moving one that ends on its target: case 18, rank 11 of 19, 5.12 px (a large yellow
+# star along a 28.5 px path, sketch condition; final error 3.5 px; no control 21.9 px). Case 2 at 8
+# frames is rank 2 (2.03 px): too lucky.
+DEMO_SCENE = DemoScene(case=18, scene_seed=3_026_000_221, modality="sketch", num_frames=8)
 
 
 def case_trajectory(case):
@@ -134,7 +135,7 @@ def _demo_into(out, tiny: bool, fast: bool) -> dict:
     tic = start = time.perf_counter()
     pipe, label = _demo_pipeline(tiny)
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    scene = COMMAND_SCENE
+    scene = DEMO_SCENE
     case, trajectory, prompt = scene.inputs(size)
     config = AnyI2VConfig(**scene.overrides)
     if fast:

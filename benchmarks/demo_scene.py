@@ -5,7 +5,7 @@ trajectory, a colour tracker against the trajectory's per-frame boxes).
 
     python benchmarks/demo_scene.py --frames 8 --cases 19     # benchmarks/results/demo_scene_8_frames.json
 
-The demo (``anyi2v_lab/demo.py``, ``COMMAND_SCENE``) takes the moving one-object case nearest the median
+The demo (``anyi2v_lab/demo.py``, ``DEMO_SCENE``) takes the moving one-object case nearest the median
 that ends on its target; ``path_px`` says which cases move.
 """
 from __future__ import annotations

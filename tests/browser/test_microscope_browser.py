@@ -22,7 +22,7 @@ CELLS = [
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from anyi2v_lab.startup import prepare_process
 prepare_process()
-from anyi2v_lab.demo import QUICKSTART_SCENE as SCENE
+from anyi2v_lab.demo import LESSON_SCENE as SCENE
 from anyi2v_lab.method import AnyI2VConfig, generate
 from anyi2v_lab.method.generation import model_size
 from anyi2v_lab.microscope import MicroscopeData, microscope_capture

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from anyi2v_lab.cli import main
-from anyi2v_lab.demo import CELL_PX, COMMAND_SCENE, QUICKSTART_SCENE, compare_frames, score_tracking
+from anyi2v_lab.demo import CELL_PX, DEMO_SCENE, LESSON_SCENE, compare_frames, score_tracking
 from helpers import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,13 +34,13 @@ def test_demo_follows_the_path_and_no_control_does_not(tmp_path, capsys):
     assert set(summary["seconds"]) == {"load", "anyi2v", "no_control", "total"}
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["inversion_schedule"] == "fast" and run["config"]["num_inference_steps"] == 25
-    assert run["config"]["num_frames"] == summary["num_frames"] == COMMAND_SCENE.num_frames == 8
+    assert run["config"]["num_frames"] == summary["num_frames"] == DEMO_SCENE.num_frames == 8
     # saved, so the run can be redone
-    assert not run["config"]["inject_uncond"] and run["seed"] == COMMAND_SCENE.noise_seed
+    assert not run["config"]["inject_uncond"] and run["seed"] == DEMO_SCENE.noise_seed
     assert "ObjMC" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("scene", [QUICKSTART_SCENE, COMMAND_SCENE], ids=["quickstart", "command"])
+@pytest.mark.parametrize("scene", [LESSON_SCENE, DEMO_SCENE], ids=["lesson", "demo"])
 def test_demo_scene_is_the_benchmark_case_with_its_seed_modality_and_trajectory(scene):
     """Each demo scene runs a held-out benchmark case as the benchmark does (its noise seed, its modality,
     its own motion as the trajectory, the paper's settings with the fast inversion), and that motion is
@@ -64,7 +64,7 @@ def test_demo_scene_is_the_benchmark_case_with_its_seed_modality_and_trajectory(
 def test_score_tracking_measures_the_distance_to_the_target():
     """The real video scores (near) zero against its own motion; the same video shifted by 8 px scores
     8 px in every frame, with and without an explicit trajectory; a lost object scores NaN."""
-    case, trajectory, _ = QUICKSTART_SCENE.inputs()
+    case, trajectory, _ = LESSON_SCENE.inputs()
     real = score_tracking(case.frames, case)
     assert real["objmc_px"] < 1.0 and real["final_error_px"] < 1.0 and real["missed"] == 0
     shifted = np.roll(case.frames, 8, axis=2)            # 8 px to the right (the object stays inside)
@@ -79,7 +79,7 @@ def test_score_tracking_measures_the_distance_to_the_target():
 
 
 def test_compare_frames_puts_condition_and_columns_side_by_side():
-    case, _, _ = QUICKSTART_SCENE.inputs()
+    case, _, _ = LESSON_SCENE.inputs()
     frames = case.frames
     target = case.centres.astype(float)
     out = compare_frames(case.conditions["depth"], {"a": (frames, target), "b": (frames[::-1], target)}, target)
