@@ -164,18 +164,18 @@ class FeatureViewer(StaticPicture, anywidget.AnyWidget):
             shown, _ = framed(frame, self.masks[f] if f < len(self.masks) else None, size,
                               [boxes[f] for boxes in self.boxes], scale)
         items = [(f"frame {f + 1} / {self.num_frames}" + (", masks" if self.masks else ""), shown)]
-        pcs = self.pca.get(self.pca_point)
-        items.append((self.pca_point or "PCA-RGB", enlarged(decode(pcs[f]), size) if pcs else
-                      placeholder(size, "no features given")))
-        if self.attention:
-            from anyi2v_lab.plots import short_name
+        from anyi2v_lab.plots import short_name
 
+        pcs = self.pca.get(self.pca_point)
+        items.append((f"PCA-RGB, {short_name(self.pca_point)}" if self.pca_point else "PCA-RGB",
+                      enlarged(decode(pcs[f]), size) if pcs else placeholder(size, "no features given")))
+        if self.attention:
             heat = enlarged(decode(self.attention, "RGBA"), size)
             under = enlarged(frame, size) if frame is not None else placeholder(size, "")
             under.paste(heat, mask=heat)
             cross(ImageDraw.Draw(under), self.query, QUERY_COLOUR, scale)
             items.append((f"attention from ({self.query[0]:.0f}, {self.query[1]:.0f}), "
-                          f"{short_name(self.attention_point)}", under))
+                          f"{short_name(self.attention_point)} (0 to this map's largest weight)", under))
         elif self.attention_points:
             items.append(("attention", placeholder(size, "no query point")))
         return panels(items, self.describe())
