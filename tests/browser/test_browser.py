@@ -151,6 +151,11 @@ def _code_cell(page, text: str):
     return cells.first
 
 
+def _run_last_cell(page, timeout_ms: int) -> str:
+    """Run the notebook's last cell again and return its new text output."""
+    return _run_cell(page, page.locator(".jp-Notebook .jp-CodeCell").last, timeout_ms)
+
+
 @contextmanager
 def lab_notebook(lab, name: str, errors: list, failure_png: Path):
     """Chromium on notebook ``name`` in the ``lab`` JupyterLab, its code cells shown; page errors and console
