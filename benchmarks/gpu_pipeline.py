@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.gpu_parts import compare, env_info, make_inputs, microbench, paper_config, profile_run, warm_config  # noqa: E402
-from benchmarks.gpu_timing import T0, Log, build, fmt_phases, run_case, sync, timed  # noqa: E402
+from benchmarks.gpu_timing import T0, Log, add_job_arguments, build, fmt_phases, run_case, sync, timed  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------- children
@@ -114,10 +114,7 @@ def run_child(args, kind: str, timeout: float, log, runtime_extra: dict | None =
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="benchmarks/results/gpu_pipeline.json")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--weights", help="SD1.5 diffusers folder (default: random fp16 weights at full size)")
-    p.add_argument("--tiny", action="store_true", help="the tiny random model (a CPU check of the script)")
-    p.add_argument("--quick", action="store_true", help="4 frames, 3 steps, inversion to 21, 2 x 2 optimisation")
+    add_job_arguments(p)
     p.add_argument("--stages",
                    default="baseline,variants,overlap,fast,nograph,profile,lowmem,fresh,compiled,artifacts,cached")
     p.add_argument("--budget", type=float, default=1e9, help="seconds for the whole run; stages past it are skipped")

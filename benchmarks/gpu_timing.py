@@ -24,6 +24,14 @@ class Log:
             self.file.write(line + "\n")
 
 
+def add_job_arguments(p) -> None:
+    """The arguments :func:`build` and ``paper_config`` read: the device, the model and the job's size."""
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--weights", help="SD1.5 diffusers folder (default: random fp16 weights at full size)")
+    p.add_argument("--tiny", action="store_true", help="the tiny random model (a CPU check of the script)")
+    p.add_argument("--quick", action="store_true", help="4 frames, 3 steps, inversion to 21, 2 x 2 optimisation")
+
+
 def build(args):
     from anyi2v_lab.models.tiny import tiny_pipeline
 

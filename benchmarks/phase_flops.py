@@ -25,10 +25,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-
 from benchmarks.gpu_parts import env_info, make_inputs, paper_config  # noqa: E402
-from benchmarks.gpu_timing import Log, build, sync, timed  # noqa: E402
+from benchmarks.gpu_timing import Log, add_job_arguments, build, sync, timed  # noqa: E402
 
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0}  # dense fp16/bf16 tensor-core peak, SXM, no sparsity
 PHASES = ("inversion", "optimisation", "sampling", "decode", "total")
@@ -88,10 +86,7 @@ def main() -> int:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="benchmarks/results/phase_flops.json")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--weights", help="SD1.5 diffusers folder (default: random fp16 weights at full size)")
-    p.add_argument("--tiny", action="store_true", help="the tiny random model (a CPU check of the script)")
-    p.add_argument("--quick", action="store_true", help="4 frames, 3 steps, inversion to 21, 2 x 2 optimisation")
+    add_job_arguments(p)
     p.add_argument("--fast-from", help="a gpu_pipeline.py result holding the compiled fast()'s phases")
     p.add_argument("--log")
     args = p.parse_args()
