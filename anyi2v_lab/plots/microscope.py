@@ -112,6 +112,11 @@ def _backdrop(data, step, overlay: bool = True) -> tuple[np.ndarray | None, str]
     return None, ""
 
 
+def _over(maps, under, frames) -> list[tuple]:
+    """The ``(map, frame)`` panels of ``frames``: each frame's map over its frame of ``under`` (or alone)."""
+    return [(maps[f], None if under is None else under[f]) for f in frames]
+
+
 def plot_point_attention(data, point: str | None = None, step=None, frame: int = 0, xy=None, frames=None,
                          heads: bool = False, cmap: str = HEAT_CMAP, overlay: bool = True):
     """Self-attention of the query at pixel ``xy`` of ``frame`` against the keys of every frame, at
@@ -130,7 +135,7 @@ def plot_point_attention(data, point: str | None = None, step=None, frame: int =
         rows += [(f"head {j}", data.self_attention(point, step, frame, cell, head=j)) for j in range(data.heads(point))]
     under, where = _backdrop(data, step, overlay)
     vmin, vmax = shared_scale(np.stack([m[frames] for _, m in rows]), 0.0)
-    images = [(label, [(m[f], None if under is None else under[f]) for f in frames]) for label, m in rows]
+    images = [(label, _over(m, under, frames)) for label, m in rows]
     if step in set(data.x0_steps):
         images.append(("x0", [data.x0(step)[f] for f in frames]))
     mark = (xy[0], xy[1]) if under is not None else (cell[1], cell[0])
@@ -151,14 +156,13 @@ def plot_word_attention(data, words=None, frames=None, step=None, head: int | No
     words = list(range(len(data.words))) if words is None else list(words)
     maps = [(data.words[w] if isinstance(w, int) else str(w), data.cross_attention(w, step, head)) for w in words]
     vmin, vmax = shared_scale(np.stack([m[frames] for _, m in maps]), 0.0)
-    under = data.frames if overlay else None
-    rows = [(label, [(m[f], None if under is None else under[f]) for f in frames]) for label, m in maps]
+    under, drawn = _backdrop(data, None, overlay)  # the generated video: a word's map spans the steps
+    rows = [(label, _over(m, under, frames)) for label, m in maps]
     where = "every step" if step is None else step.label
     heat = dict(vmin=vmin, vmax=vmax, cmap=cmap, label=scale_label("attention to the word", vmin, vmax))
-    over = "" if under is None else ", over the generated video"
     return grid_figure(rows, [f"frame {f}" for f in frames],
                        f"cross-attention per word (mean over layers, {'heads' if head is None else f'head {head}'}, "
-                       f"{where}){over}", heat=heat)
+                       f"{where}){', ' + drawn if drawn else ''}", heat=heat)
 
 
 def plot_loss_masks(data, step=None, frames=None, cmap: str = HEAT_CMAP, overlay: bool = True):
@@ -169,8 +173,7 @@ def plot_loss_masks(data, step=None, frames=None, cmap: str = HEAT_CMAP, overlay
     step = step or data.mask_steps[-1]
     masks = data.loss_masks(step)
     under, where = _backdrop(data, step, overlay)
-    rows = [(f"object {o}", [(masks[o, f], None if under is None else under[f]) for f in frames])
-            for o in range(masks.shape[0])]
+    rows = [(f"object {o}", _over(masks[o], under, frames)) for o in range(masks.shape[0])]
     heat = dict(vmin=0.0, vmax=1.0, cmap=cmap, label="loss weight\n(0 to 1, every panel)")
     return grid_figure(rows, [f"frame {f}" for f in frames],
                        f"loss masks at {step.label} (mean over aligned layers) {where}", heat=heat)
