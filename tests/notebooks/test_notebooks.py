@@ -15,13 +15,6 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 
 
-def _clear_tool():
-    spec = importlib.util.spec_from_file_location("clear_outputs", NOTEBOOKS_DIR / "clear_outputs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_notebooks_exist():
     names = {p.name for p in NOTEBOOKS}
     assert names == {"01_quickstart.ipynb", "02_feature_injection.ipynb", "03_trajectory_optimisation.ipynb",
@@ -43,7 +36,7 @@ def test_committed_notebook_is_valid_and_has_no_outputs(path):
 
 
 def test_clear_tool_finds_and_clears_outputs(tmp_path):
-    tool = _clear_tool()
+    tool = _tool("clear_outputs")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t"), nbformat.v4.new_code_cell("1 + 1")])
     nb.cells[1].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)]
     nb.cells[1].execution_count = 1
