@@ -110,6 +110,21 @@ def run_child(args, kind: str, timeout: float, log, runtime_extra: dict | None =
     return out, np.load(tmp + ".npy")
 
 
+def fresh_plan(args) -> list[tuple[str, dict, dict | None]]:
+    """The fresh processes to run, as (label, Runtime changes, environment), in interleaved rounds so a
+    drifting host touches every variant alike; "" is the default ``Runtime()``."""
+    variants = {"": ({}, None)}
+    variants.update({name: ({}, dict(kv.split("=", 1) for kv in spec.split(",")))
+                     for name, spec in (item.split("=", 1) for item in args.fresh_env)})
+    variants.update({name: (json.loads(changes), None)
+                     for name, changes in (item.split("=", 1) for item in args.fresh_variant)})
+    # first-use costs differ per SDPA kernel
+    variants.update({kernel: ({"attention": kernel}, None) for kernel in filter(None, args.fresh_attention.split(","))})
+    tags = [f"_r{r}" if args.fresh_repeats > 1 else "" for r in range(args.fresh_repeats)]
+    return [(f"fresh{'_' + name if name else ''}{tag}", changes, env)
+            for tag in tags for name, (changes, env) in variants.items()]
+
+
 # ---------------------------------------------------------------------------------------- main
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -257,21 +272,10 @@ def main() -> int:
     stage("lowmem", lowmem, 60)
     # the graph's capture (two warm-up passes, then the capture) against its 30 replays, in a fresh process
     stage("fresh_nograph", child("fresh", 0, "fresh_nograph", {"graph_optimisation": False}), 60)
-    # fresh-process variants: (Runtime changes, environment); "" is the default Runtime()
-    variants = {"": ({}, None)}
-    variants.update({name: ({}, dict(kv.split("=", 1) for kv in spec.split(",")))
-                     for name, spec in (item.split("=", 1) for item in args.fresh_env)})
-    variants.update({name: (json.loads(changes), None)
-                     for name, changes in (item.split("=", 1) for item in args.fresh_variant)})
-    # first-use costs differ per SDPA kernel
-    variants.update({kernel: ({"attention": kernel}, None) for kernel in filter(None, args.fresh_attention.split(","))})
-    for r in range(args.fresh_repeats):  # interleaved rounds, so a drifting host touches every variant alike
-        tag = f"_r{r}" if args.fresh_repeats > 1 else ""
-        for name, (changes, env) in variants.items():
-            label = f"fresh{'_' + name if name else ''}{tag}"
-            if "fresh" in stages:
-                stages.append(label)
-            stage(label, child("fresh", 0, label, changes, env), 60)
+    for label, changes, env in fresh_plan(args):
+        if "fresh" in stages:
+            stages.append(label)
+        stage(label, child("fresh", 0, label, changes, env), 60)
     stage("compiled", child("compiled", 85), 200)
     # a fresh machine with the saved artefacts alone: Inductor's and Triton's own caches start empty
     empty = tempfile.mkdtemp(prefix="anyi2v_empty_caches_")

@@ -33,21 +33,40 @@ def test_pipeline_benchmark_stages_and_equivalence(tmp_path):
 
 
 @pytest.mark.slow
-def test_fresh_process_rounds_interleave_variants(tmp_path):
-    # fresh processes in rounds (default, an environment variant, a Runtime variant), each video
-    # compared with the first fresh one: on a CPU all are the same computation
+def test_fresh_process_variants_run_each_in_its_own_process(tmp_path):
+    # one fresh process per variant (default, an environment variant, a Runtime variant), each video
+    # compared with the default one: on a CPU all are the same computation
     out = tmp_path / "fresh.json"
     _run([str(ROOT / "benchmarks" / "gpu_pipeline.py"), "--tiny", "--quick", "--device", "cpu", "--stages", "fresh",
           "--fresh-env", "v7=TORCH_CUDNN_V8_API_DISABLED=1", "--fresh-variant", 'nograph={"graph_optimisation": false}',
-          "--fresh-repeats", "2", "--out", str(out)], tmp_path)
+          "--out", str(out)], tmp_path)
     report = json.loads(out.read_text())
     stages, comparison = report["stages"], report["comparison"]
-    labels = [f"fresh{v}_r{r}" for r in range(2) for v in ("", "_v7", "_nograph")]
+    labels = ["fresh", "fresh_v7", "fresh_nograph"]
     assert list(stages) == labels and all(stages[k]["wall_s"] > 0 for k in labels)
-    assert stages["fresh_v7_r1"]["env"] == {"TORCH_CUDNN_V8_API_DISABLED": "1"}
-    assert stages["fresh_nograph_r0"]["runtime"]["graph_optimisation"] is False
-    assert stages["fresh_r0"]["runtime"]["graph_optimisation"] is True
-    assert {k: v["max_abs"] for k, v in comparison.items()} == {f"{k}_vs_fresh_r0": 0.0 for k in labels[1:]}
+    assert stages["fresh_v7"]["env"] == {"TORCH_CUDNN_V8_API_DISABLED": "1"}
+    assert stages["fresh_nograph"]["runtime"]["graph_optimisation"] is False
+    assert stages["fresh"]["runtime"]["graph_optimisation"] is True
+    assert {k: v["max_abs"] for k, v in comparison.items()} == {f"{k}_vs_fresh": 0.0 for k in labels[1:]}
+
+
+def test_fresh_rounds_interleave_the_variants():
+    from argparse import Namespace
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gpu_pipeline import fresh_plan
+
+    args = Namespace(fresh_env=["v7=A=1,B=2"], fresh_variant=['nograph={"graph_optimisation": false}'],
+                     fresh_attention="flash", fresh_repeats=2)
+    plan = fresh_plan(args)
+    assert [label for label, _, _ in plan] == [f"fresh{v}_r{r}" for r in range(2)
+                                               for v in ("", "_v7", "_nograph", "_flash")]
+    changes = {label: (c, env) for label, c, env in plan}
+    assert changes["fresh_v7_r1"] == ({}, {"A": "1", "B": "2"})
+    assert changes["fresh_nograph_r0"] == ({"graph_optimisation": False}, None)
+    assert changes["fresh_flash_r1"] == ({"attention": "flash"}, None) and changes["fresh_r0"] == ({}, None)
+    one = fresh_plan(Namespace(fresh_env=[], fresh_variant=[], fresh_attention="", fresh_repeats=1))
+    assert one == [("fresh", {}, None)]
 
 
 @pytest.mark.slow

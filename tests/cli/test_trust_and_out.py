@@ -155,11 +155,11 @@ def test_processes_started_on_one_out_give_one_result(sketch, tmp_path):
             "--prompt", "a white square", "--out", str(out), *SET]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(3)]
+             for _ in range(2)]
     done = [(p.wait(300), *p.communicate()) for p in procs]
     winners = [d for d in done if d[0] == 0]
     losers = [d for d in done if d[0] != 0]
-    assert len(winners) == 1 and len(losers) == 2, done
+    assert len(winners) == 1 and len(losers) == 1, done
     for rc, _, err in losers:  # refused while the winner works, or after it finished
         assert rc == 2 and ("is being written by another process" in err or "(an earlier run)" in err), err
     assert "wrote" in winners[0][1]
