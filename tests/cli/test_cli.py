@@ -571,3 +571,17 @@ def test_points_pattern_without_a_match_is_exit_2_with_the_closest(capsys):
     err = _refused(["points", "--pattern", "zzz"], capsys)
     assert "names start with down_blocks.0," in err and "mid_block" in err and "up_blocks.3" in err
     assert capsys.readouterr().out == ""
+
+
+def test_points_of_wan_1_3b_without_weights(capsys):
+    assert main(["points", "--model", "wan", "--pattern", "b29.*"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[:3] for line in lines[:2]] == [["blocks.29.attn1.input", "b29.sa.in", "self_attention"],
+                                                         ["blocks.29.attn1.query", "b29.sa.q", "self_attention"]]
+    assert len(lines) == 10 and lines[-1].split()[:2] == ["blocks.29.output", "b29.o"]
+    assert "C=1536" in lines[1] and "heads=12" in lines[1]
+
+
+def test_points_of_wan_pattern_without_a_match_suggests_the_closest(capsys):
+    err = _refused(["points", "--model", "wan", "--pattern", "blocks.3.attn3.*"], capsys)
+    assert "did you mean 'blocks.3.attn2.*' (2 points)?" in err and "blocks.0 .. blocks.29" in err
