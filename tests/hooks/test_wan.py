@@ -6,6 +6,7 @@ from anyi2v_lab.hooks import (
     CallInfo,
     HookContext,
     HookPointNotFired,
+    estimate_capture_bytes,
     full_name,
     hook_points,
     hooked,
@@ -36,7 +37,8 @@ def through(x, ctx):
 def test_points_of_the_1_3b_model_without_weights():
     from anyi2v_lab.models.tiny_wan import wan_1_3b_transformer
 
-    points = hook_points(wan_1_3b_transformer())
+    model = wan_1_3b_transformer()
+    points = hook_points(model)
     assert [p.name for p in points] == [f"blocks.{i}.{s}" for i in range(30) for s in PER_BLOCK] + ["output"]
     assert [p.short for p in points[:10]] == [f"b0.{s}" for s in SHORT]
     byname = {p.name: p for p in points}
@@ -47,6 +49,9 @@ def test_points_of_the_1_3b_model_without_weights():
     assert xp.shape(1, 5, (60, 104), text_len=512) == (1, 12, 5 * 30 * 52, 512)
     assert byname["blocks.0.attn1.probs"].shape(1, 5, (60, 104))[-2:] == (7800, 7800)
     assert byname["output"].shape(1, 5, (60, 104)) == (1, 16, 5, 60, 104)
+    # one self-attention's probabilities at 17 frames of 512 px under CFG, fp16: 5 x 32 x 32 tokens
+    est = estimate_capture_bytes(model, ["b3.sa.p", "b3.x.p"], num_frames=17)["per_name"]
+    assert est == {"blocks.3.attn1.probs": 2 * 12 * 5120 ** 2 * 2, "blocks.3.attn2.probs": 2 * 12 * 5120 * 512 * 2}
 
 
 def test_short_names_round_trip_and_select(tiny_wan):
