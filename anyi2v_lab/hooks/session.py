@@ -329,9 +329,11 @@ def _diffusers_version() -> str:
 
 
 def _timestep(t, whole: bool) -> int | float:
-    """The call's timestep as a number: a UNet's is whole, a flow-matching transformer's need not be."""
-    value = t.flatten()[0].item() if torch.is_tensor(t) else t
-    return int(value) if whole else float(value)
+    """The call's timestep as a number: a UNet's is whole, a flow-matching transformer's need not be (and
+    Wan 2.2 TI2V's per-token timesteps are 0 on the condition frame's tokens: the call's is their largest)."""
+    if whole:
+        return int(t.flatten()[0]) if torch.is_tensor(t) else int(t)
+    return float(t.max()) if torch.is_tensor(t) else float(t)
 
 
 def _fmt(values) -> str:

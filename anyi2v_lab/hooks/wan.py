@@ -26,6 +26,7 @@ as in the model. Probabilities are computed explicitly (not fused) only when a `
 """
 from __future__ import annotations
 
+import weakref
 from contextlib import contextmanager
 from typing import Callable
 
@@ -85,27 +86,39 @@ def token_grid(model: nn.Module, sample: torch.Tensor) -> tuple[int, int, int]:
     return sample.shape[2] // p_t, sample.shape[3] // p_h, sample.shape[4] // p_w
 
 
-@contextmanager
-def call_labels(model: nn.Module, on_label: Callable[[str, dict], None]):
-    """Report the label diffusers' Wan pipelines give each transformer call (``cache_context("cond")`` or
-    ``"uncond"``, with the step index): the pipeline runs CFG's two branches as two calls of batch 1, so
-    the batch alone cannot tell them apart. An instance attribute wraps the method for the block and is
-    deleted after; the class is not touched."""
-    if "cache_context" in model.__dict__:
-        raise RuntimeError("the model's cache_context is already wrapped; is another session open on it?")
-    bound = model.cache_context
+_LISTENERS: "weakref.WeakKeyDictionary[nn.Module, list]" = weakref.WeakKeyDictionary()
 
+
+@contextmanager
+def call_labels(model: nn.Module, on_label: Callable[[str | None, dict], None]):
+    """Report the label diffusers' Wan pipelines give each transformer call (``cache_context("cond")`` or
+    ``"uncond"``, with the step index; ``None`` after the call): the pipeline runs CFG's two branches as two
+    calls of batch 1, so the batch alone cannot tell them apart. While any session listens, an instance
+    attribute wraps the method; the last listener to leave deletes it. The class is not touched."""
+    listeners = _LISTENERS.setdefault(model, [])
+    if not listeners:
+        if "cache_context" in model.__dict__:
+            raise RuntimeError("the model's cache_context is already replaced on the instance; remove it first")
+        model.__dict__["cache_context"] = _labelled(model.cache_context, listeners)
+    listeners.append(on_label)
+    try:
+        yield model
+    finally:
+        listeners.remove(on_label)
+        if not listeners:
+            del model.__dict__["cache_context"]
+            del _LISTENERS[model]
+
+
+def _labelled(bound, listeners: list):
     @contextmanager
-    def labelled(name: str, **kwargs):
-        on_label(name, kwargs)
+    def cache_context(name: str, **kwargs):
+        for fn in list(listeners):
+            fn(name, kwargs)
         try:
             with bound(name, **kwargs):
                 yield
         finally:
-            on_label(None, {})
-
-    model.__dict__["cache_context"] = labelled
-    try:
-        yield model
-    finally:
-        del model.__dict__["cache_context"]
+            for fn in list(listeners):
+                fn(None, {})
+    return cache_context

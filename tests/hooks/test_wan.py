@@ -144,3 +144,15 @@ def test_stop_early_ends_the_forward_after_the_last_capture(tiny_wan, wan_inputs
         handle.remove()
     assert out is None and ran == [] and cache["b0.x.o"].shape == (1, 3, 2, 2, 24)
     assert cache.entries("b0.x.o")[0].timestep == 500.0
+
+
+def test_two_sessions_at_once_both_see_the_branches(tiny_wan_pipe):
+    model = tiny_wan_pipe.transformer
+    args = {**PIPE_ARGS, "num_inference_steps": 1, "output_type": "latent"}
+    with hooked(model, capture=["b0.o"]) as first:
+        with hooked(model, capture=["b1.o"]) as second:
+            tiny_wan_pipe(**args, generator=torch.Generator().manual_seed(0))
+        tiny_wan_pipe(**args, generator=torch.Generator().manual_seed(0))  # the first session still listens
+    assert [e.branches for e in second.cache.entries("b1.o")] == [("cond",), ("uncond",)]
+    assert [e.branches for e in first.cache.entries("b0.o")] == [("cond",), ("uncond",)] * 2
+    assert "cache_context" not in model.__dict__
