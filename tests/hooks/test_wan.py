@@ -4,6 +4,7 @@ import torch
 
 from anyi2v_lab.hooks import (
     CallInfo,
+    Capture,
     HookContext,
     HookPointNotFired,
     estimate_capture_bytes,
@@ -156,3 +157,32 @@ def test_two_sessions_at_once_both_see_the_branches(tiny_wan_pipe):
     assert [e.branches for e in second.cache.entries("b1.o")] == [("cond",), ("uncond",)]
     assert [e.branches for e in first.cache.entries("b0.o")] == [("cond",), ("uncond",)] * 2
     assert "cache_context" not in model.__dict__
+
+
+def test_gradients_through_an_undetached_capture_match_with_checkpointing(tiny_wan, wan_inputs):
+    sample, t, ehs = wan_inputs
+
+    runs = []
+    counter = tiny_wan.blocks[0].register_forward_pre_hook(lambda m, a: runs.append(1))
+
+    def grad(checkpointing: bool):
+        z = sample.clone().requires_grad_(True)
+        runs.clear()
+        if checkpointing:  # blocks re-run in backward: the edit applies again, nothing is captured twice
+            tiny_wan.enable_gradient_checkpointing()
+        try:
+            with hooked(tiny_wan, edits={"b0.sa.q": lambda x, ctx: 2 * x},
+                        capture=Capture(("b1.o",), detach=False)) as session:
+                tiny_wan(hidden_states=z, timestep=t, encoder_hidden_states=ehs)
+                session.cache["b1.o"][:, 2].pow(2).mean().backward()  # latent frame 2's tokens
+        finally:
+            tiny_wan.disable_gradient_checkpointing()
+        assert len(session.cache.entries("b1.o")) == 1 and len(runs) == 1 + checkpointing
+        return z.grad
+
+    try:
+        plain, checkpointed = grad(False), grad(True)
+    finally:
+        counter.remove()
+    assert plain.abs().sum() > 0 and torch.isfinite(plain).all()
+    torch.testing.assert_close(checkpointed, plain)
