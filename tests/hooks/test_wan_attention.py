@@ -58,3 +58,28 @@ def test_a_probs_edit_steers_attention(tiny_wan, wan_inputs):
     got = s.cache["b0.x.o"].flatten(1, 3)
     torch.testing.assert_close(got, first_value.expand_as(got), rtol=1e-5, atol=1e-6)
     assert block.attn2.processor.__class__.__name__ == "WanAttnProcessor"
+
+
+def test_image_to_video_layers_and_fused_projections_stay_bit_identical():
+    from diffusers import WanTransformer3DModel
+
+    from anyi2v_lab.hooks import list_hook_points
+
+    torch.manual_seed(0)  # Wan 2.1 I2V's shape: image tokens before the 512 text tokens, extra k/v projections
+    model = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36,
+                                  out_channels=16, text_dim=32, freq_dim=32, ffn_dim=32, num_layers=1, image_dim=4,
+                                  added_kv_proj_dim=24, rope_max_seq_len=32).eval()
+    g = torch.Generator().manual_seed(0)
+    args = dict(hidden_states=torch.randn(1, 36, 2, 4, 4, generator=g), timestep=torch.tensor([500.0]),
+                encoder_hidden_states=torch.randn(1, 512, 32, generator=g),
+                encoder_hidden_states_image=torch.randn(1, 257, 4, generator=g), return_dict=False)
+    every = {n: (lambda x, ctx: ctx.merge(ctx.frames(x))) for n in list_hook_points(model) if not n.endswith("probs")}
+    for fused in (False, True):
+        if fused:
+            model.blocks[0].attn1.fuse_projections()
+            model.blocks[0].attn2.fuse_projections()
+        with torch.no_grad():
+            ref = model(**args)[0]
+            with hooked(model, edits=every, capture=["b0.x.o"]) as session:
+                assert torch.equal(model(**args)[0], ref)
+        assert session.cache["b0.x.o"].shape == (1, 2, 2, 2, 24)
