@@ -55,6 +55,9 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--no-memory-check", action="store_true", help="run even where the memory estimate exceeds "
                    "the device's free memory (anyi2v_lab.resources gives the formula)")
+    p.add_argument("--backbone", choices=("unet", "wan"), default="unet",
+                   help="unet: AnimateDiff (default); wan: a Wan 2.1 video transformer (experimental; --model tiny "
+                   "or a diffusers Wan folder, --set takes WanAnyI2VConfig's keys)")
     add_config_arguments(p)
     add_model_arguments(p)
     p.set_defaults(func=run)
@@ -79,6 +82,9 @@ class RunInputs:
 
 def run(args) -> int:
     from ..outputs import check_output_folder, claim_output_folder
+    if args.backbone == "wan":
+        from .generate_wan import run_wan
+        return run_wan(args)
 
     check_output_folder(args.out, args.overwrite)  # at once; claimed below, before the model loads
     inputs = run_inputs(args)

@@ -98,3 +98,50 @@ class WanAnyI2VConfig:
 def _check(ok: bool, name: str, value, fix: str) -> None:
     if not ok:
         raise ConfigError(f"{name}={value!r}: {fix}")
+
+
+# The tiny random Wan (2 blocks, see anyi2v_lab.models.tiny_wan) at a size it runs in seconds on a CPU
+TINY_WAN_SETTINGS = dict(num_frames=9, height=64, width=64, num_inference_steps=4, guidance_scale=2.0,
+                         max_sequence_length=16, inversion_steps=2, inject_blocks=(0, 1), align_blocks=(1,),
+                         inject_steps=1, opt_steps=1, opt_iters=1)
+
+
+def wan_config(overrides: list[str] = (), base: dict | None = None) -> WanAnyI2VConfig:
+    """``WanAnyI2VConfig(**base)`` with ``key=value`` strings on top (``--set``), each value converted to its
+    field's type: ``inject_blocks=10,12`` or ``[10, 12]``, ``adain_patch=none``, ``inject_kv=no``."""
+    from dataclasses import fields
+
+    from ..config import parse_overrides
+
+    known = {f.name: f for f in fields(WanAnyI2VConfig)}
+    values = dict(base or {})
+    for key, value in parse_overrides(list(overrides)).items():
+        if key not in known:
+            raise ConfigError(f"unknown Wan config key {key!r}; the keys: {', '.join(known)}")
+        values[key] = _converted(key, value, known[key].default)
+    return WanAnyI2VConfig(**values)
+
+
+def _converted(key: str, value, default):
+    """``value`` (as YAML parsed it) as the type of ``default``; ``None`` where the field allows it."""
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        if key in ("adain_patch", "pca_dim", "loss_scale"):
+            return None
+        raise ConfigError(f"{key}=none: {key} takes no none (default {default!r})")
+    try:
+        if isinstance(default, tuple):
+            parts = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
+            return tuple(int(p) for p in parts if str(p).strip() != "")
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if isinstance(default, int) or key in ("adain_patch", "pca_dim"):
+            if isinstance(value, bool) or float(value) != int(value):
+                raise ValueError
+            return int(value)
+        if isinstance(default, float) or key == "loss_scale":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}={value!r} is not a value of {key}'s type (default {default!r})") from None
