@@ -44,7 +44,7 @@ def run_wan(args) -> int:
     from ..method.config import check_seed
     from ..method.wan.config import TINY_WAN_SETTINGS, wan_config
     from ..outputs import check_output_folder, claim_output_folder
-    from .generate import _check_trajectory, _read_trajectory, _reference_source
+    from .trajectory_input import check_trajectory, read_trajectory_argument, reference_source
 
     check_output_folder(args.out, args.overwrite)
     check_wan_arguments(args)
@@ -53,8 +53,8 @@ def run_wan(args) -> int:
         raise UsageError("--backbone wan needs --model: 'tiny' or a diffusers Wan 2.1 folder or hub id")
     config = wan_config(args.set, TINY_WAN_SETTINGS if args.model == "tiny" else None)
     conditions = tuple(args.condition)
-    trajectory = _check_trajectory(_read_trajectory(args.trajectory, args, conditions, None), config, conditions,
-                                   _reference_source(args.trajectory, args.trajectory_format, None))
+    trajectory = check_trajectory(read_trajectory_argument(args.trajectory, args, conditions, None), config,
+                                  conditions, reference_source(args.trajectory, args.trajectory_format, None))
     condition = load_condition(args.condition[0], size=(config.width, config.height))
     with claim_output_folder(args.out, args.overwrite) as out:
         from ..method.wan import generate_wan

@@ -533,11 +533,11 @@ def test_a_reference_file_is_stretched_onto_a_smaller_condition(tmp_path, capsys
     Image.new("RGB", (64, 32)).save(tmp_path / "c.png")
     (tmp_path / "r.json").write_text(json.dumps({"bounding_box": [[128, 256, 384, 512]], "center_traj": [[[256, 384]]],
                                                  "target_box": [None], "query_point": [[]]}))
-    from anyi2v_lab.cli.generate import _check_trajectory, _reference_source, _trajectory
+    from anyi2v_lab.cli.trajectory_input import check_trajectory, reference_source, trajectory_file
     from anyi2v_lab.method.config import AnyI2VConfig
     args = cli.build_parser().parse_args(["generate", "--trajectory", str(tmp_path / "r.json"), "--out", "o"])
-    traj = _check_trajectory(_trajectory(args.trajectory), AnyI2VConfig(num_frames=4), [str(tmp_path / "c.png")],
-                             _reference_source(args.trajectory, args.trajectory_format, None))
+    traj = check_trajectory(trajectory_file(args.trajectory), AnyI2VConfig(num_frames=4), [str(tmp_path / "c.png")],
+                            reference_source(args.trajectory, args.trajectory_format, None))
     assert traj.image_size == (64, 32) and traj.objects[0].box == (16, 16, 48, 32)
     err = capsys.readouterr().err
     assert "in the reference format's 512x512 pixels" in err and "mapped onto the 64x32 condition image" in err
