@@ -25,6 +25,7 @@ from ...hooks import hooked
 from ...trajectory import Trajectory
 from ..alignment import Alignment, to_model_space
 from ..config import ConfigError, check_seed
+from ..finite import check_finite
 from ..optimize import optimise_latents
 from .alignment import WanPassInputs, wan_alignment, wan_passes
 from .config import WanAnyI2VConfig
@@ -121,6 +122,7 @@ def generate_wan(pipe, condition, prompt: str, trajectory: Trajectory | None = N
     z = initial_latents(pipe, config, seed, record)
     run = _Run(config=config, cond=cond, uncond=uncond, edits=edits, alignment=alignment, record=record)
     z = sample(pipe, z, run)
+    check_finite(z, "the final latents", "a step overflowed: run the transformer in float32 or bfloat16, or lower lr")
     return WanGenerationResult(video=decode(pipe, z), latents=z, record=record, config=config, seed=seed,
                                features=features)
 
@@ -187,4 +189,5 @@ def decode(pipe, z: torch.Tensor) -> np.ndarray:
     z = z.to(vae.device, vae.dtype)
     mean, std = latent_stats(vae, z)
     video = vae.decode(z / (1.0 / std) + mean, return_dict=False)[0]
+    check_finite(video, "the decoded frames", "the VAE's decode overflowed: decode in float32")
     return np.asarray(pipe.video_processor.postprocess_video(video, output_type="np")[0], dtype=np.float32)
