@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ...trajectory import Trajectory, clip_frame_boxes, frame_boxes, query_points_at
+from ...trajectory import Trajectory, TrajectoryWarning, clip_frame_boxes, frame_boxes, query_points_at
 from ..alignment import Alignment, grid_boxes, query_cells
 from ..config import ConfigError
 from ..grid import aligned_features, layer_fits
@@ -59,6 +59,11 @@ def wan_alignment(trajectory: Trajectory, config: WanAnyI2VConfig, token_hw: tup
                for o, obj in enumerate(trajectory.objects)]
     align = Alignment(boxes=grid_boxes(torch.from_numpy(binned), f), queries=queries, grid=(H // f, W // f),
                       shapes=[token_hw] * len(config.align_blocks))
+    if not align.aligned_frames:
+        why = ("num_frames=1: one latent frame has no later frame to move its objects to" if config.latent_frames == 1
+               else "every object's box lies outside the image after frame 0")
+        warnings.warn(f"{why}, so the trajectory has nothing to align: the latent optimisation is skipped",
+                      TrajectoryWarning, stacklevel=3)
     return align, binned
 
 

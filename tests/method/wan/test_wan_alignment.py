@@ -7,7 +7,7 @@ from anyi2v_lab.method.config import ConfigError
 from anyi2v_lab.method.optimize import optimise_latents
 from anyi2v_lab.method.wan import alignment as wa
 from anyi2v_lab.method.wan.config import WanAnyI2VConfig
-from anyi2v_lab.trajectory import Trajectory
+from anyi2v_lab.trajectory import Trajectory, TrajectoryWarning
 
 
 def config(**kw) -> WanAnyI2VConfig:
@@ -37,6 +37,9 @@ def test_alignment_grid_and_boxes():
     assert (align.boxes[0, 2, :2] > align.boxes[0, 1, :2]).all()  # moving down-right
     with pytest.raises(ConfigError, match="compress_factor=5"):
         wa.wan_alignment(traj, config(compress_factor=5), (4, 4), "cpu")
+    with pytest.warns(TrajectoryWarning, match="num_frames=1: one latent frame"):
+        one, _ = wa.wan_alignment(traj, config(num_frames=1), (4, 4), "cpu")
+    assert one.aligned_frames == 0
 
 
 def test_one_optimisation_step_lowers_the_alignment_loss(tiny_wan):
