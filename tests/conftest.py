@@ -41,6 +41,26 @@ def unet_inputs():
 
 
 @pytest.fixture(scope="session")
+def tiny_wan_pipe():
+    from anyi2v_lab.models.tiny_wan import tiny_wan_pipeline
+
+    return tiny_wan_pipeline(seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_wan(tiny_wan_pipe):
+    return tiny_wan_pipe.transformer
+
+
+@pytest.fixture
+def wan_inputs():
+    """A seeded WanTransformer3DModel input: 1 video of 3 latent frames at 4x4 latents (2x2 tokens a
+    frame), 16 text tokens."""
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(1, 16, 3, 4, 4, generator=g), torch.tensor([500.0]), torch.randn(1, 16, 32, generator=g)
+
+
+@pytest.fixture(scope="session")
 def image():
     """A 128 x 128 condition image: a red square on a blue ramp."""
     img = np.zeros((128, 128, 3), np.uint8)

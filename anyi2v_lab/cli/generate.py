@@ -20,6 +20,7 @@ from .arguments import (
 )
 from .model import add_model_arguments, check_model_paths, model_spec
 from .saved_run import SavedRun, read_saved_run, reproducibility_note
+from .trajectory_input import check_trajectory, read_trajectory_argument, reference_source
 
 if TYPE_CHECKING:
     from ..examples import Example
@@ -55,6 +56,9 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--no-memory-check", action="store_true", help="run even where the memory estimate exceeds "
                    "the device's free memory (anyi2v_lab.resources gives the formula)")
+    p.add_argument("--backbone", choices=("unet", "wan"), default="unet",
+                   help="unet: AnimateDiff (default); wan: a Wan 2.1 video transformer (experimental; --model tiny "
+                   "or a diffusers Wan folder, --set takes WanAnyI2VConfig's keys)")
     add_config_arguments(p)
     add_model_arguments(p)
     p.set_defaults(func=run)
@@ -79,6 +83,9 @@ class RunInputs:
 
 def run(args) -> int:
     from ..outputs import check_output_folder, claim_output_folder
+    if args.backbone == "wan":
+        from .generate_wan import run_wan
+        return run_wan(args)
 
     check_output_folder(args.out, args.overwrite)  # at once; claimed below, before the model loads
     inputs = run_inputs(args)
@@ -129,11 +136,11 @@ def run_inputs(args) -> RunInputs:
     check_seed(seed, f"--from-run {args.from_run!r}: seed" if saved else "--seed")
     check_model_paths(spec)
     check_conditions(conditions, masks)
-    trajectory = _read_trajectory(trajectory_file, args, conditions, example)
+    trajectory = read_trajectory_argument(trajectory_file, args, conditions, example)
     config = (saved.config if saved else config_from_arguments(args) if example is None
               else config_with_overrides(example.config, args.set, "--set"))
-    trajectory = _check_trajectory(trajectory, config, conditions,
-                                   _reference_source(trajectory_file, args.trajectory_format, example))
+    trajectory = check_trajectory(trajectory, config, conditions,
+                                  reference_source(trajectory_file, args.trajectory_format, example))
     return RunInputs(conditions=conditions, masks=masks, trajectory=trajectory, prompt=prompt,
                      negative_prompt=negative, seed=seed, config=config, model=spec, example=example,
                      saved_run=saved)
@@ -175,60 +182,3 @@ def _example(args) -> tuple[Example, tuple[str, ...]]:
 
 
 # ------------------------------------------------------------------ the trajectory
-def _read_trajectory(path, args, conditions, example):
-    """The trajectory of ``path`` (our file, the reference's or a peer method's), else the example's, at
-    ``--trajectory-timing``; None: injection only."""
-    timing = args.trajectory_timing
-    if path or example is None:
-        if timing and not path:
-            raise UsageError("--trajectory-timing says how to read --trajectory; give --trajectory (or --example)")
-        return _trajectory(path, args.trajectory_format, conditions, timing)
-    return example.trajectory if timing is None else example.trajectory.with_timing(timing)
-
-
-def _trajectory(path, fmt=None, conditions=(), timing=None):
-    """Our trajectory file, the reference's or a peer method's (``fmt``, else detected); a peer's pixel
-    coordinates are read against the first condition image's size unless the file brings its own.
-    ``timing`` (None: the format's own) says which path point is which frame."""
-    if not path:
-        return None
-    from ..conditions import image_file_size
-    from ..interop import read_trajectory
-    size = image_file_size(conditions[0]) if conditions else None
-    traj = read_trajectory(path, format=fmt, default_image_size=size)
-    return traj if timing is None else traj.with_timing(timing)
-
-
-def _reference_source(path, fmt, example) -> str | None:
-    """What gave a trajectory in the reference format's 512x512 pixels (said in a note), or None."""
-    if path:
-        from ..interop import detect_format
-        return f"--trajectory {path}" if (fmt or detect_format(path)) == "reference" else None
-    return f"--example {example.name}'s trajectory" if example is not None else None
-
-
-def _check_trajectory(trajectory, cfg, conditions, reference: str | None):
-    """The trajectory, checked before any model is loaded: it gives every frame a point and is drawn on
-    the condition image (or on the canvas --set width/height name). One in the reference format
-    (``reference`` says what gave it) is stretched onto the condition image, with a note: the reference
-    stretches any input image to 512x512 before it reads the trajectory."""
-    if trajectory is None:
-        return None
-    from ..conditions import image_file_size
-    from ..geometry import ResizeMap
-    from ..trajectory import frame_paths
-    frame_paths(trajectory, cfg.num_frames)
-    size = image_file_size(conditions[0])
-    (w, h), (cw, ch) = trajectory.image_size, size
-    if reference and trajectory.image_size != size:
-        print(f"note: {reference} is in the reference format's {w}x{h} pixels (the reference stretches its input "
-              f"to that size); mapped onto the {cw}x{ch} condition image", file=sys.stderr)
-        return trajectory.rescaled(ResizeMap(trajectory.image_size, size, "stretch"))
-    canvas = (cfg.width, cfg.height) if cfg.width and cfg.height else None
-    if trajectory.image_size in (size, canvas):
-        return trajectory
-    raise UsageError(f"the trajectory's image_size is {w}x{h} but the condition image {conditions[0]!r} is {cw}x{ch}"
-                     + (f" and the canvas (--set width/height) {canvas[0]}x{canvas[1]}" if canvas else "")
-                     + f"; draw the trajectory on the condition image, rescale it to {cw}x{ch} (in Python: "
-                     f"Trajectory.rescaled(ResizeMap(({w}, {h}), ({cw}, {ch}), 'stretch'))), or, if it is drawn on "
-                     f"the model canvas, give --set width={w} --set height={h}")

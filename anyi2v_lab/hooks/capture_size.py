@@ -13,6 +13,10 @@ import torch.nn as nn
 
 from .cache import Capture
 from .points import HookPoint, hook_points, resolve
+from .wan import is_wan
+
+WAN_TEMPORAL = 4  # Wan's VAE: frame 0 alone, then 4 frames a latent frame
+WAN_TEXT_TOKENS = 512
 
 
 def capture_bytes(points: Iterable[HookPoint], capture: Capture, *, batch: int, num_frames: int,
@@ -36,14 +40,18 @@ def estimate_capture_bytes(unet: nn.Module, capture: Capture | Iterable[str], *,
                            vae_scale: int = 8, dtype: torch.dtype = torch.float16) -> dict:
     """Estimate a capture's size for a generation of ``height x width`` pixels.
 
-    ``batch`` is 2 under CFG, ``calls`` the number of UNet calls the capture matches. Returns
-    ``{"total": bytes, "per_name": {name: bytes}}``. Works on the ``meta``-device SD1.5 shape.
+    ``batch`` is 2 under CFG, ``calls`` the number of UNet calls the capture matches (a Wan pipeline runs
+    CFG's branches as two calls of batch 1: the same total). For a Wan transformer ``num_frames`` are video
+    frames, ``1 + 4k`` of them making ``1 + k`` latent frames, and the text has 512 tokens. Returns
+    ``{"total": bytes, "per_name": {name: bytes}}``. Works on the ``meta``-device SD1.5 and Wan 1.3B shapes.
     """
     if not isinstance(capture, Capture):
         capture = Capture(tuple(capture))
     registry = {p.name: p for p in hook_points(unet)}
     latent = (height // vae_scale, width // vae_scale)
-    per_name = {p.name: calls * capture_bytes([p], capture, batch=batch, num_frames=num_frames,
-                                              latent_hw=latent, default_dtype=dtype)
+    wan = is_wan(unet)
+    frames = (num_frames - 1) // WAN_TEMPORAL + 1 if wan else num_frames
+    per_name = {p.name: calls * capture_bytes([p], capture, batch=batch, num_frames=frames, latent_hw=latent,
+                                              default_dtype=dtype, text_len=WAN_TEXT_TOKENS if wan else 77)
                 for p in resolve(registry, capture.names)}
     return {"total": sum(per_name.values()), "per_name": per_name}

@@ -1,25 +1,12 @@
-"""The registry of hook points: a stable, printable name for every capturable tensor of a UNet.
+"""The registry of hook points: a stable, printable name for every capturable tensor of a UNet
+(a Wan transformer's are in :mod:`.wan`; :func:`hook_points` takes either).
 
 Names are the diffusers module path plus a site, for example
 ``up_blocks.1.attentions.0.transformer_blocks.0.attn1.query`` or ``up_blocks.2.resnets.0.residual``.
 They are listed by :func:`hook_points`, never assembled from strings elsewhere. Every name (and every
-hook module path) has a short form, accepted wherever a name is: :func:`short_name` and
-:func:`full_name` convert between them, one path segment at a time:
-
-==========================================  =====================================================
-full                                        short
-==========================================  =====================================================
-``down_blocks.i``, ``mid_block``,           ``down<i>``, ``mid``, ``up<i>``
-``up_blocks.i``
-``attentions.j``, ``resnets.j``,            ``a<j>``, ``r<j>``, ``m<j>``
-``motion_modules.j``
-``transformer_blocks.k.attn1``,             ``t<k>`` (self-attention), ``t<k>.x`` (cross-attention)
-``transformer_blocks.k.attn2``
-sites input, query, key, value, probs,      ``in``, ``q``, ``k``, ``v``, ``p``, ``o``, ``res``
-output, residual
-==========================================  =====================================================
-
-so ``up_blocks.1.attentions.0.transformer_blocks.0.attn1.query`` is ``up1.a0.t0.q`` and
+hook module path) has a short form, accepted wherever a name is (:func:`short_name` and
+:func:`full_name`, table in :mod:`.naming`):
+``up_blocks.1.attentions.0.transformer_blocks.0.attn1.query`` is ``up1.a0.t0.q`` and
 ``mid_block.resnets.1.residual`` is ``mid.r1.res``; the UNet's ``output`` has no shorter form.
 
 =================  ===========================================  ==============================
@@ -41,109 +28,15 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass
 from typing import Iterable
 
 import torch.nn as nn
 
-SITES = {
-    "self_attention": ("input", "query", "key", "value", "probs", "output"),
-    "cross_attention": ("probs", "output"),
-    "resnet": ("residual", "output"),
-    "motion": ("input", "output"),
-    "unet": ("output",),
-}
-_SITE_SHORT = {"input": "in", "query": "q", "key": "k", "value": "v", "probs": "p", "output": "o",
-               "residual": "res"}
-_INDEXED_SHORT = {"down_blocks": "down", "up_blocks": "up", "attentions": "a", "resnets": "r",
-                  "motion_modules": "m", "transformer_blocks": "t"}
-_NAMED_SHORT = {"mid_block": "mid", "attn2": "x"}
-_SITE_FULL = {v: k for k, v in _SITE_SHORT.items()}
-_INDEXED_FULL = {v: k for k, v in _INDEXED_SHORT.items()}
-_NAMED_FULL = {v: k for k, v in _NAMED_SHORT.items()}
-_SHORT_INDEXED = re.compile(r"^([a-z]+)(\d+)$")
+from .naming import SITES, HookPoint, full_name, short_name
+from .wan import is_wan, wan_hook_points
 
-
-@dataclass(frozen=True)
-class HookPoint:
-    """One capturable tensor.
-
-    ``module`` is the dotted path of the module that produces it (``""`` for the UNet itself),
-    ``downscale`` its spatial size relative to the latent (``h = latent_h // downscale``), ``channels``
-    its last (tokens) or second (maps) dimension, ``heads`` the attention heads where relevant, and
-    ``order`` its position in the forward pass.
-    """
-
-    name: str
-    module: str
-    kind: str
-    site: str
-    layout: str
-    channels: int
-    downscale: int
-    heads: int = 0
-    order: tuple = ()
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def short(self) -> str:
-        """The short form of :attr:`name` (see :func:`short_name`)."""
-        return short_name(self.name)
-
-    def shape(self, batch: int, frames: int, latent_hw: tuple[int, int], text_len: int = 77) -> tuple:
-        """The tensor's shape in the UNet call (before any cache restriction)."""
-        h, w = latent_hw[0] // self.downscale, latent_hw[1] // self.downscale
-        if self.layout == "video":
-            return (batch, self.channels, frames, h, w)
-        if self.layout == "maps":
-            return (batch * frames, self.channels, h, w)
-        if self.layout == "tokens":
-            return (batch * frames, h * w, self.channels)
-        keys = text_len if self.kind == "cross_attention" else h * w
-        return (batch * frames, self.heads, h * w, keys)
-
-
-def short_name(name: str) -> str:
-    """The short form of a hook point name or hook module path (``up1.a0.t0.q`` for
-    ``up_blocks.1.attentions.0.transformer_blocks.0.attn1.query``); a name outside the scheme comes
-    back unchanged. Inverse of :func:`full_name`."""
-    parts = name.split(".")
-    site = _SITE_SHORT.get(parts[-1]) if len(parts) > 1 else None
-    module, out, i = parts[:-1] if site else parts, [], 0
-    while i < len(module):
-        seg, index = module[i], module[i + 1] if i + 1 < len(module) else ""
-        if seg in _INDEXED_SHORT and index.isdigit():
-            out.append(_INDEXED_SHORT[seg] + index)
-            i += 2
-            continue
-        # attn1 is a transformer block's default attention: full_name puts it back after a t<k>
-        implied = seg == "attn1" and i >= 2 and module[i - 2] == "transformer_blocks"
-        if not implied and seg not in _NAMED_SHORT:
-            return name
-        out += [] if implied else [_NAMED_SHORT[seg]]
-        i += 1
-    return ".".join([*out, site] if site else out)
-
-
-def full_name(name: str) -> str:
-    """The full hook point name (or module path) of a short one; a full name, or any name outside the
-    scheme, comes back unchanged. Inverse of :func:`short_name`."""
-    parts = name.split(".")
-    site = _SITE_FULL.get(parts[-1]) if len(parts) > 1 else None
-    out: list[str] = []
-    for seg in parts[:-1] if site else parts:
-        indexed = _SHORT_INDEXED.match(seg)
-        if indexed and indexed[1] in _INDEXED_FULL:
-            out += [_INDEXED_FULL[indexed[1]], indexed[2]]
-        elif seg in _NAMED_FULL:
-            out.append(_NAMED_FULL[seg])
-        else:
-            return name
-    if out[-2:-1] == ["transformer_blocks"]:
-        out.append("attn1")
-    return ".".join([*out, site] if site else out)
+__all__ = ["SITES", "HookPoint", "full_name", "short_name", "hook_points", "list_hook_points", "resolve",
+           "up_self_attention", "up_resnets"]
 
 
 def _block_order(path: str) -> tuple:
@@ -183,8 +76,10 @@ _MOTION = re.compile(r"^(down_blocks\.\d+|mid_block|up_blocks\.\d+)\.motion_modu
 
 
 def hook_points(unet: nn.Module) -> list[HookPoint]:
-    """Every hook point of a diffusers UNet (``UNet2DConditionModel`` or ``UNetMotionModel``), in
-    forward order. Works on the ``meta`` device."""
+    """Every hook point of a diffusers UNet (``UNet2DConditionModel`` or ``UNetMotionModel``) or Wan
+    transformer (``WanTransformer3DModel``), in forward order. Works on the ``meta`` device."""
+    if is_wan(unet):
+        return wan_hook_points(unet)
     n_down, n_up = len(unet.down_blocks), len(unet.up_blocks)
     points: list[HookPoint] = []
     for path, module in unet.named_modules():

@@ -8,14 +8,18 @@ import torch.nn as nn
 
 from .cache import ActivationCache, Capture
 from .session import EditFn, hooked
+from .wan import is_wan
 
 
 def _unet_of(model) -> tuple[nn.Module, bool]:
-    if hasattr(model, "down_blocks") and hasattr(model, "up_blocks"):
+    """The denoiser to hook, and whether ``model`` is it (rather than a pipeline holding it)."""
+    if (hasattr(model, "down_blocks") and hasattr(model, "up_blocks")) or is_wan(model):
         return model, True
     if hasattr(model, "unet"):
         return model.unet, False
-    raise TypeError(f"expected a diffusers UNet or a pipeline with .unet, got {type(model).__name__}")
+    if is_wan(getattr(model, "transformer", None)):
+        return model.transformer, False  # a Wan 2.2 pipeline's transformer_2 (low noise) is not hooked
+    raise TypeError(f"expected a diffusers UNet or Wan transformer, or a pipeline with one, got {type(model).__name__}")
 
 
 def _check_embeddings(unet: nn.Module, args: tuple, kwargs: dict) -> None:
@@ -51,8 +55,8 @@ def run_with_cache(model, *args, names: Iterable[str], timesteps=None, steps=Non
                    detach: bool = True, max_bytes: int | None = None,
                    edits: Mapping[str, EditFn] | None = None, stop_early: bool = False,
                    **kwargs) -> tuple[Any, ActivationCache]:
-    """Run a UNet forward (``model`` is a UNet) or a whole generation (``model`` is a pipeline) and
-    return ``(output, cache)``, the cache keyed by hook point name.
+    """Run a UNet or Wan transformer forward (``model`` is one) or a whole generation (``model`` is a
+    pipeline) and return ``(output, cache)``, the cache keyed by hook point name.
 
     ``stop_early`` ends a UNet forward after the last captured point (the output is then ``None``).
     The restriction arguments are those of :class:`~anyi2v_lab.hooks.Capture`.
@@ -63,7 +67,7 @@ def run_with_cache(model, *args, names: Iterable[str], timesteps=None, steps=Non
                       device=device, dtype=dtype, detach=detach, max_bytes=max_bytes) if names else None
     if stop_early and not is_unet:
         raise ValueError("stop_early applies to a single UNet forward, not to a whole generation")
-    if is_unet:
+    if is_unet and not is_wan(unet):
         _check_embeddings(unet, args, kwargs)
     with hooked(unet, edits, capture, stop_after=names if stop_early else None,
                 step_of=None if is_unet else _step_of(model)) as session:

@@ -26,6 +26,8 @@ from .attention import HookedAttnProcessor
 from .cache import ActivationCache, Capture, Entry
 from .context import CallInfo, HookContext
 from .points import HookPoint, hook_points, resolve
+from .wan import call_labels, is_wan, token_grid
+from .wan_attention import HookedWanAttnProcessor
 
 EditFn = Callable[[torch.Tensor, HookContext], "torch.Tensor | None"]
 _OWNER = "_anyi2v_hook_owner"
@@ -79,6 +81,8 @@ class HookSession:
                  capture: Capture | None = None, stop_after: Iterable[str] | None = None,
                  step_of: Callable[[int], int | None] | None = None, phase: str = "forward"):
         self.unet = unet
+        self._wan = is_wan(unet)
+        self._label: tuple[str | None, dict] = (None, {})  # a Wan pipeline's cache_context of this call
         self._registry = {p.name: p for p in hook_points(unet)}
         self.edits: dict[str, list[EditFn]] = {}
         for name, fns in merge_edits(edits).items():
@@ -104,7 +108,7 @@ class HookSession:
     # ------------------------------------------------------------------ set-up
     def _validate(self) -> None:
         for p in self.points:
-            if p.site == "probs":
+            if p.site == "probs" and not self._wan:  # the Wan processor applies the norms itself
                 attn = self.unet.get_submodule(p.module)
                 if attn.norm_q is not None or attn.norm_k is not None:
                     raise HookError(f"{p.name}: probabilities of a layer with q/k norms are not supported")
@@ -156,6 +160,8 @@ class HookSession:
             by_module.setdefault(p.module, {})[p.site] = p
         stack.enter_context(_removing(self.unet.register_forward_pre_hook(self._pre_unet, with_kwargs=True)))
         stack.enter_context(_removing(self.unet.register_forward_hook(self._post_unet)))
+        if self._wan:
+            stack.enter_context(call_labels(self.unet, self._set_label))
         for path, sites in by_module.items():
             if path == "":
                 continue  # the UNet output is handled by _post_unet
@@ -164,8 +170,11 @@ class HookSession:
             kind = next(iter(sites.values())).kind
             if kind in ("self_attention", "cross_attention"):
                 original = module.processor
-                module.set_processor(HookedAttnProcessor(sites, self._fire, original))
+                processor = HookedWanAttnProcessor if self._wan else HookedAttnProcessor
+                module.set_processor(processor(sites, self._fire, original))
                 stack.callback(module.set_processor, original)
+            elif kind in ("feed_forward", "block"):
+                stack.enter_context(_removing(module.register_forward_hook(self._out_hook(sites["output"]))))
             elif kind == "resnet":
                 if "residual" in sites:
                     hook = module.conv2.register_forward_hook(self._out_hook(sites["residual"]))
@@ -203,34 +212,47 @@ class HookSession:
         finally:
             self._override = previous
 
+    def _set_label(self, name: str | None, info: dict) -> None:
+        self._label = (name, info)
+
     def _pre_unet(self, module, args, kwargs):
         if _inside_backward():
             return None
-        sample = args[0] if args else kwargs["sample"]
-        num_frames = sample.shape[2] if sample.ndim == 5 else 1
-        info = dict(self._override)
+        sample = args[0] if args else kwargs["hidden_states" if self._wan else "sample"]
+        grid = token_grid(self.unet, sample) if self._wan else None
+        num_frames = grid[0] if grid else sample.shape[2] if sample.ndim == 5 else 1
+        info = {**self._labelled(sample.shape[0]), **self._override}
         if "timestep" not in info:
             t = args[1] if len(args) > 1 else kwargs.get("timestep")
-            info["timestep"] = None if t is None else int(t.flatten()[0]) if torch.is_tensor(t) else int(t)
+            info["timestep"] = None if t is None else _timestep(t, whole=not self._wan)
         if "step_index" not in info and self.step_of is not None and info["timestep"] is not None:
             info["step_index"] = self.step_of(info["timestep"])
         info.setdefault("branches", infer_branches(sample.shape[0]))
         info.setdefault("phase", self.default_phase)
         if len(info["branches"]) != sample.shape[0]:
             raise HookError(f"branches={info['branches']} label {len(info['branches'])} batch elements, "
-                            f"but the UNet got a batch of {sample.shape[0]}")
-        self._call = CallInfo(num_frames=num_frames, **info)
+                            f"but the model got a batch of {sample.shape[0]}")
+        self._call = CallInfo(num_frames=num_frames, grid=grid, **info)
         self._fired = set()
         if self.capture is not None:
-            self._check_budget(sample)
+            ehs = args[2] if len(args) > 2 else kwargs.get("encoder_hidden_states")
+            self._check_budget(sample, text_len=77 if ehs is None else ehs.shape[-2])
         return None
 
-    def _check_budget(self, sample: torch.Tensor) -> None:
+    def _labelled(self, batch: int) -> dict:
+        """What a Wan pipeline's cache_context says of this call: its branch (batch 1) and step."""
+        name, info = self._label
+        out = {"branches": (name,)} if batch == 1 and name in ("cond", "uncond") else {}
+        if info.get("step_index") is not None:
+            out["step_index"] = info["step_index"]
+        return out
+
+    def _check_budget(self, sample: torch.Tensor, text_len: int = 77) -> None:
         from .capture_size import capture_bytes
 
         est = capture_bytes([self._registry[n] for n in self.captured], self.capture,
                             batch=sample.shape[0], num_frames=self._call.num_frames,
-                            latent_hw=tuple(sample.shape[-2:]), default_dtype=sample.dtype)
+                            latent_hw=tuple(sample.shape[-2:]), default_dtype=sample.dtype, text_len=text_len)
         stores = self.capture.wants(self._call)
         self._size_warned |= check_capture_budget(
             self.capture, est, self.cache.nbytes if stores else 0, self.capture.device or sample.device,
@@ -248,7 +270,7 @@ class HookSession:
             missing = [p.name for p in self.points if p.name not in self._fired]
             if missing:
                 raise HookPointNotFired(
-                    f"{len(missing)} hooked point(s) did not run in a complete UNet forward: {missing[:4]}"
+                    f"{len(missing)} hooked point(s) did not run in a complete model forward: {missing[:4]}"
                     f"{' ...' if len(missing) > 4 else ''}. The model's forward no longer passes where "
                     f"these hooks sit: install the diffusers version in constraints.txt (this one is "
                     f"{_diffusers_version()}).")
@@ -280,12 +302,12 @@ class HookSession:
     def _check_captures(self) -> None:
         empty = [n for n in sorted(self.captured) if n not in self._stored]
         if empty and self.calls + self.stopped == 0:
-            raise HookPointNotFired(f"no UNet forward ran inside the session; nothing captured for {empty[:4]}")
+            raise HookPointNotFired(f"no model forward ran inside the session; nothing captured for {empty[:4]}")
         if empty:
             raise HookPointNotFired(
                 f"capture stored nothing for {empty[:4]}: its filter (timesteps={_fmt(self.capture.timesteps)}, "
                 f"steps={_fmt(self.capture.steps)}, phases={_fmt(self.capture.phases)}, "
-                f"branch={self.capture.branch}) matched none of the {self.calls + self.stopped} UNet calls")
+                f"branch={self.capture.branch}) matched none of the {self.calls + self.stopped} model calls")
 
     def forward(self, *args, **kwargs):
         """Call the UNet; returns ``None`` when the forward stopped early after the last needed point."""
@@ -304,6 +326,14 @@ def _diffusers_version() -> str:
     from importlib.metadata import version
 
     return version("diffusers")
+
+
+def _timestep(t, whole: bool) -> int | float:
+    """The call's timestep as a number: a UNet's is whole, a flow-matching transformer's need not be (and
+    Wan 2.2 TI2V's per-token timesteps are 0 on the condition frame's tokens: the call's is their largest)."""
+    if whole:
+        return int(t.flatten()[0]) if torch.is_tensor(t) else int(t)
+    return float(t.max()) if torch.is_tensor(t) else float(t)
 
 
 def _fmt(values) -> str:

@@ -533,11 +533,11 @@ def test_a_reference_file_is_stretched_onto_a_smaller_condition(tmp_path, capsys
     Image.new("RGB", (64, 32)).save(tmp_path / "c.png")
     (tmp_path / "r.json").write_text(json.dumps({"bounding_box": [[128, 256, 384, 512]], "center_traj": [[[256, 384]]],
                                                  "target_box": [None], "query_point": [[]]}))
-    from anyi2v_lab.cli.generate import _check_trajectory, _reference_source, _trajectory
+    from anyi2v_lab.cli.trajectory_input import check_trajectory, reference_source, trajectory_file
     from anyi2v_lab.method.config import AnyI2VConfig
     args = cli.build_parser().parse_args(["generate", "--trajectory", str(tmp_path / "r.json"), "--out", "o"])
-    traj = _check_trajectory(_trajectory(args.trajectory), AnyI2VConfig(num_frames=4), [str(tmp_path / "c.png")],
-                             _reference_source(args.trajectory, args.trajectory_format, None))
+    traj = check_trajectory(trajectory_file(args.trajectory), AnyI2VConfig(num_frames=4), [str(tmp_path / "c.png")],
+                            reference_source(args.trajectory, args.trajectory_format, None))
     assert traj.image_size == (64, 32) and traj.objects[0].box == (16, 16, 48, 32)
     err = capsys.readouterr().err
     assert "in the reference format's 512x512 pixels" in err and "mapped onto the 64x32 condition image" in err
@@ -571,3 +571,17 @@ def test_points_pattern_without_a_match_is_exit_2_with_the_closest(capsys):
     err = _refused(["points", "--pattern", "zzz"], capsys)
     assert "names start with down_blocks.0," in err and "mid_block" in err and "up_blocks.3" in err
     assert capsys.readouterr().out == ""
+
+
+def test_points_of_wan_1_3b_without_weights(capsys):
+    assert main(["points", "--model", "wan", "--pattern", "b29.*"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[:3] for line in lines[:2]] == [["blocks.29.attn1.input", "b29.sa.in", "self_attention"],
+                                                         ["blocks.29.attn1.query", "b29.sa.q", "self_attention"]]
+    assert len(lines) == 10 and lines[-1].split()[:2] == ["blocks.29.output", "b29.o"]
+    assert "C=1536" in lines[1] and "heads=12" in lines[1]
+
+
+def test_points_of_wan_pattern_without_a_match_suggests_the_closest(capsys):
+    err = _refused(["points", "--model", "wan", "--pattern", "blocks.3.attn3.*"], capsys)
+    assert "did you mean 'blocks.3.attn2.*' (2 points)?" in err and "blocks.0 .. blocks.29" in err
