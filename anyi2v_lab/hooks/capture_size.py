@@ -11,11 +11,11 @@ from typing import Iterable
 import torch
 import torch.nn as nn
 
+from ..causal_frames import latent_frame_count
 from .cache import Capture
 from .points import HookPoint, hook_points, resolve
 from .wan import is_wan
 
-WAN_TEMPORAL = 4  # Wan's VAE: frame 0 alone, then 4 frames a latent frame
 WAN_TEXT_TOKENS = 512
 
 
@@ -50,7 +50,7 @@ def estimate_capture_bytes(unet: nn.Module, capture: Capture | Iterable[str], *,
     registry = {p.name: p for p in hook_points(unet)}
     latent = (height // vae_scale, width // vae_scale)
     wan = is_wan(unet)
-    frames = (num_frames - 1) // WAN_TEMPORAL + 1 if wan else num_frames
+    frames = latent_frame_count(num_frames) if wan else num_frames
     per_name = {p.name: calls * capture_bytes([p], capture, batch=batch, num_frames=frames, latent_hw=latent,
                                               default_dtype=dtype, text_len=WAN_TEXT_TOKENS if wan else 77)
                 for p in resolve(registry, capture.names)}

@@ -17,24 +17,9 @@ from __future__ import annotations
 
 import torch
 
+from ..causal_frames import latent_frame_of, video_frames_of  # noqa: F401 (re-exported)
 from .data import _series
 from .steps import Step
-
-WAN_TEMPORAL = 4
-
-
-def video_frames_of(latent_frame: int, temporal: int = WAN_TEMPORAL) -> range:
-    """The video frames a latent frame of Wan's causal VAE encodes: frame 0 alone, then ``temporal`` each."""
-    if latent_frame < 0:
-        raise ValueError(f"latent_frame={latent_frame} must be >= 0")
-    return range(0, 1) if latent_frame == 0 else range(temporal * (latent_frame - 1) + 1, temporal * latent_frame + 1)
-
-
-def latent_frame_of(video_frame: int, temporal: int = WAN_TEMPORAL) -> int:
-    """The latent frame that encodes ``video_frame`` (inverse of :func:`video_frames_of`)."""
-    if video_frame < 0:
-        raise ValueError(f"video_frame={video_frame} must be >= 0")
-    return 0 if video_frame == 0 else (video_frame - 1) // temporal + 1
 
 
 def _as_tokens(series: dict[Step, torch.Tensor], name: str) -> tuple[dict[Step, torch.Tensor], tuple[int, int]]:

@@ -16,19 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ...causal_frames import WAN_TEMPORAL, video_frames_of
 from ...trajectory import Trajectory, TrajectoryWarning, clip_frame_boxes, frame_boxes, query_points_at
 from ..alignment import Alignment, grid_boxes, query_cells
 from ..config import ConfigError
 from ..grid import aligned_features, layer_fits
 from ..loss import LossParts, alignment_loss
 from ..optimize import Passes, frozen, pass_session
-from .config import WAN_TEMPORAL, WanAnyI2VConfig
-
-
-def video_frames_of(latent_frame: int, temporal: int = WAN_TEMPORAL) -> range:
-    """The video frames a latent frame encodes: frame 0 alone, then ``temporal`` each (as
-    :func:`anyi2v_lab.microscope.sequence.video_frames_of`)."""
-    return range(0, 1) if latent_frame == 0 else range(temporal * (latent_frame - 1) + 1, temporal * latent_frame + 1)
+from .config import WanAnyI2VConfig
 
 
 def latent_frame_boxes(boxes: np.ndarray, latent_frames: int) -> np.ndarray:

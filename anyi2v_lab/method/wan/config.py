@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...causal_frames import WAN_TEMPORAL, latent_frame_count
 from ..config import ConfigError, MaskKind, Optimizer, PcaMethod
-
-WAN_TEMPORAL = 4  # Wan's causal VAE: video frame 0 alone, then 4 video frames a latent frame
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ class WanAnyI2VConfig:
 
     @property
     def latent_frames(self) -> int:
-        return (self.num_frames - 1) // WAN_TEMPORAL + 1
+        return latent_frame_count(self.num_frames)
 
     @property
     def injects(self) -> bool:

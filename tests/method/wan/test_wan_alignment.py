@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from anyi2v_lab.causal_frames import video_frames_of
 from anyi2v_lab.method.config import ConfigError
 from anyi2v_lab.method.optimize import optimise_latents
 from anyi2v_lab.method.wan import alignment as wa
@@ -23,7 +24,7 @@ def test_boxes_bin_to_latent_frames_as_the_causal_vae_encodes():
     np.testing.assert_array_equal(binned[0, 0], boxes[0, 0])          # frame 0 alone
     np.testing.assert_array_equal(binned[0, 1], boxes[0, 1:5].mean(0))  # video frames 1..4
     np.testing.assert_array_equal(binned[0, 2], boxes[0, 5:9].mean(0))  # video frames 5..8
-    assert [list(wa.video_frames_of(j)) for j in range(3)] == [[0], [1, 2, 3, 4], [5, 6, 7, 8]]
+    assert [list(video_frames_of(j)) for j in range(3)] == [[0], [1, 2, 3, 4], [5, 6, 7, 8]]
     with pytest.raises(ValueError, match="4k \\+ 1"):
         wa.latent_frame_boxes(boxes[:, :8], 3)
 
