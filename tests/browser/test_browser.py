@@ -13,6 +13,7 @@ import re
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -142,6 +143,63 @@ def _run_cell(page, cell, timeout_ms: int) -> str:
     assert not errors, f"a notebook cell failed: {errors}"
     outputs = cell.locator(".jp-OutputArea-output")
     return outputs.last.inner_text() if outputs.count() else ""
+
+
+def _start_cell(page, cell) -> None:
+    """Start one code cell (Ctrl+Enter in its editor) and return once it is queued or running."""
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Control+Enter")
+    prompt = cell.locator(".jp-InputArea-prompt").element_handle()
+    page.wait_for_function("(p) => p.textContent.includes('*')", arg=prompt, timeout=10_000)
+
+
+def _finish_cell(page, cell, timeout_ms: int) -> str:
+    """Wait until a started cell has run; its last text output."""
+    prompt = cell.locator(".jp-InputArea-prompt").element_handle()
+    page.wait_for_function("(p) => !p.textContent.includes('*')", arg=prompt, timeout=timeout_ms)
+    errors = page.evaluate(_NOTEBOOK_STATE)["errors"]
+    assert not errors, f"a notebook cell failed: {errors}"
+    outputs = cell.locator(".jp-OutputArea-output")
+    return outputs.last.inner_text() if outputs.count() else ""
+
+
+# clicks the viewer's PCA panel at a fraction (x, y) of its size and times the handler and the next painted
+# frame in the browser (as the microscope's test does); busy: the waiting sign is up after it
+_VIEWER_CLICK = """async ([fx, fy]) => {
+    const root = document.querySelector('.anyi2v-viewer');
+    const c = root.querySelector('canvas.anyi2v-pca');
+    const r = c.getBoundingClientRect();
+    const ev = new MouseEvent('click', {bubbles: true, clientX: r.left + fx * r.width, clientY: r.top + fy * r.height});
+    const t0 = performance.now();
+    c.dispatchEvent(ev);
+    await Promise.resolve();
+    const t1 = performance.now();
+    await new Promise(requestAnimationFrame);
+    const sign = root.querySelector('.anyi2v-busy-sign');
+    return {handler_ms: t1 - t0, frame_ms: performance.now() - t0, busy: root.classList.contains('anyi2v-busy')
+            && getComputedStyle(sign).display !== 'none'};
+}"""
+
+
+# moves the player's slider to each frame in turn, timed as _VIEWER_CLICK times a click
+_PLAYER_MOVES = """async ([values]) => {
+    const slider = document.querySelector('.anyi2v-player input.anyi2v-slider');
+    const out = [];
+    for (const v of values) {
+        const t0 = performance.now();
+        slider.value = String(v);
+        slider.dispatchEvent(new Event('input', {bubbles: true}));
+        await Promise.resolve();
+        const t1 = performance.now();
+        await new Promise(requestAnimationFrame);
+        out.push({handler_ms: t1 - t0, frame_ms: performance.now() - t0});
+    }
+    return out;
+}"""
+
+
+def _summary(ms: list[float]) -> dict:
+    return {"n": len(ms), "median": round(statistics.median(ms), 3), "max": round(max(ms), 3)}
 
 
 def _code_cell(page, text: str):
@@ -330,10 +388,21 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
         new_path = [to_image(*q) for q in new_px]
         assert len(traj.objects) == 1 and traj.objects[0].box == default.objects[0].box
         np.testing.assert_allclose(traj.objects[0].path, new_path, rtol=0, atol=1e-9)
-        advice = _run_cell(page, _code_cell(page, "trajectory = canvas.trajectory or default"), 60_000)
-        assert "within the motions the toy model learnt" in advice, advice
-        _run_cell(page, _code_cell(page, "result = generate("), 600_000)
-        _run_cell(page, _code_cell(page, "player = VideoPlayer.from_result(result)"), 60_000)
+        _run_cell(page, _code_cell(page, "canvas = TrajectoryCanvas("), 60_000)  # the canvas cell again: kept
+        assert Trajectory.from_json(_run_cell(page, _code_cell(page, READ_BACK), 60_000).strip()) == traj
+
+        # --- only the generate cell; a click in the viewer meanwhile shows that it waits -----------------
+        generate_cell = _code_cell(page, "result = generate(")
+        _start_cell(page, generate_cell)
+        viewer.scroll_into_view_if_needed()
+        clicks = [page.evaluate(_VIEWER_CLICK, [0.3, 0.35])]
+        assert clicks[0]["busy"], clicks  # the sign is up at once, not after the cell
+        viewer.screenshot(path=str(shots / "feature_viewer_waiting.png"))
+        busy_seen = page.evaluate(_NOTEBOOK_STATE)["busy"]
+        advice = _finish_cell(page, generate_cell, 600_000)
+        assert busy_seen and "within the motions the toy model learnt" in advice, (busy_seen, advice)
+        page.wait_for_selector(".anyi2v-viewer:not(.anyi2v-busy)", timeout=30_000)  # answered: the sign is gone
+        assert not page.locator(".anyi2v-viewer .anyi2v-busy-sign").is_visible()
         timings["generate the new path"] = time.monotonic() - t0
 
         # --- the player shows the new run -----------------------------------------------------------------
@@ -363,14 +432,23 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
         page.keyboard.press("ArrowRight")  # one slider moves all three views to frame 2
         page.wait_for_function("() => document.querySelector('.anyi2v-viewer .anyi2v-readout').textContent"
                                ".startsWith('2 /')", timeout=10_000)
+        for k in range(6):  # clicks while the kernel is idle: timed, each answered (the sign goes)
+            clicks.append(page.evaluate(_VIEWER_CLICK, [0.2 + 0.1 * k, 0.7 - 0.08 * k]))
+            page.wait_for_selector(".anyi2v-viewer:not(.anyi2v-busy)", timeout=10_000)
         page.locator(".anyi2v-viewer canvas.anyi2v-pca").click(position={"x": 60, "y": 60})
-        page.wait_for_timeout(500)  # the attention map comes back from the kernel
+        page.wait_for_selector(".anyi2v-viewer:not(.anyi2v-busy)", timeout=10_000)
+        bar = viewer.locator(".anyi2v-colourbar-box")
+        assert bar.is_visible() and float(bar.locator("span").last.inner_text()) > 0  # the scale's top weight
         viewer_png = viewer.screenshot(path=str(shots / "feature_viewer.png"))
+        moves = page.evaluate(_PLAYER_MOVES, [list(range(default.num_frames)) * 3])
         timings["total"] = time.monotonic() - t0
 
     publish_screenshots(shots)
     print("browser test timings (s):", {k: round(v, 1) for k, v in timings.items()}, f"run-all attempts: {attempts};",
           "screenshots:", SCREENSHOTS)
+    print("response times (ms):", json.dumps({
+        "viewer click": {k: _summary([c[k] for c in clicks]) for k in ("handler_ms", "frame_ms")},
+        "player slider": {k: _summary([m[k] for m in moves]) for k in ("handler_ms", "frame_ms")}}))
     assert not errors, f"page errors: {errors}"
     # the pictures are really there: the drawn object's colour (its box, path and preview) on the canvas, the
     # first object's overlay colour on the player, and non-blank viewers

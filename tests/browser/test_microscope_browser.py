@@ -38,7 +38,8 @@ data = MicroscopeData.from_result(res, pipe)""",
     "m = Microscope(data)\nm",
     """point = m.point
 kept = m.layers[point]["pca_steps"]
-print(json.dumps({"steps": len(m.steps), "a": kept[0], "b": kept[-1], "x0_steps": m.x0_steps, "query": m.query,
+print(json.dumps({"steps": len(m.steps), "a": kept[0], "b": kept[-1], "kept": kept, "x0_steps": m.x0_steps,
+                  "query": m.query,
                   "query_frame": m.query_frame, "payload_bytes": m.payload_bytes, "frame_size": m.frame_size}))""",
 ]
 
@@ -123,6 +124,17 @@ def test_microscope_sliders_and_click_in_the_browser(lab, tmp_path):
         assert min(x0_b["distinct"], pca_b["distinct"]) > 8  # pictures, not a flat fill
         readout = root.locator(".anyi2v-step-readout").inner_text()
         assert readout.startswith(f"{info['b'] + 1} / {info['steps']} · sampling"), readout
+        # the timeline marks the captured steps, and the slider snaps to them
+        kept = info["kept"]
+        assert root.locator("canvas.anyi2v-timeline").get_attribute("data-marks") == ",".join(map(str, kept))
+        gap = max(range(len(kept) - 1), key=lambda i: kept[i + 1] - kept[i])  # the widest run of uncaptured steps
+        lo, hi = kept[gap], kept[gap + 1]
+        assert hi - lo >= 3, kept
+        for target, landing in ((lo + 1, lo), (hi - 1, hi)):  # each a jump: to the nearest captured step
+            page.evaluate(_MOVE, ["anyi2v-step", [target]])
+            shown = root.locator(".anyi2v-step-readout").inner_text()
+            assert shown.startswith(f"{landing + 1} / "), (target, landing, shown)
+            assert root.locator("input.anyi2v-step").input_value() == str(landing)
         steps = list(range(info["steps"])) * 3
         moves = page.evaluate(_MOVE, ["anyi2v-step", steps])
         frames = page.evaluate(_MOVE, ["anyi2v-frame-slider", [f % 8 for f in range(1, 25)]])
@@ -147,6 +159,12 @@ def test_microscope_sliders_and_click_in_the_browser(lab, tmp_path):
         page.evaluate(_CLICK, ["canvas.anyi2v-mic-pca", w * 0.5, h * 0.6])
         page.wait_for_timeout(300)
         root.screenshot(path=str(shots / "microscope.png"))
+        # a colour bar under each heat panel (self- and cross-attention), and the five panels in one row
+        for panel in ("self", "cross"):
+            bar = root.locator(f"figure:has(canvas.anyi2v-mic-{panel}) .anyi2v-colourbar-box")
+            assert bar.is_visible() and float(bar.locator("span").last.inner_text()) > 0, panel
+        tops = root.locator(".anyi2v-panels figure").evaluate_all("fs => fs.map((f) => f.getBoundingClientRect().top)")
+        assert len(tops) == 5 and max(tops) - min(tops) < 1, tops
         kernel = json.loads(_run_last_cell(page, 60_000).strip())
         W, H = info["frame_size"]
         assert kernel["query"] == pytest.approx([0.5 * W, 0.6 * H], abs=W / w + 1e-9)

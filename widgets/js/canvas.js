@@ -71,12 +71,12 @@ function drawObject(v, o, i, selected, F) {
     const frames = L.frameBoxes(o, F);
     if (o.path.length > 1 || o.target_box) D.strokeBox(ctx, boxC(frames[F - 1]), c, { width: 1.5, dash: [6, 4] });
   }
-  if (o.target_box) D.strokeBox(ctx, boxC(o.target_box), c, { width: 1, dash: [2, 3] });
   if (o.path.length) {
     const samples = L.resamplePath(o.path, F).map(toC);
-    D.polyline(ctx, samples, c, { width: selected ? 3 : 2 });
-    D.dots(ctx, samples, c, { radius: 2.5 });
-    D.dots(ctx, o.path.map(toC), c, { radius: 5, hollow: true });
+    D.polyline(ctx, samples, c, { width: selected ? 2.5 : 1.5 });
+    D.dots(ctx, o.path.map(toC), "rgba(255,255,255,0.8)", { radius: 1.2 }); // the drawn points, small
+    D.dots(ctx, samples, c, { radius: 3.5 }); // one dot a frame, on top
+    D.arrowHead(ctx, samples, c); // which way it goes
   }
   for (const q of o.query_points) D.cross(ctx, toC(q), c);
 }
@@ -100,9 +100,9 @@ function drawGesture(v, points, mode, F) {
 function redraw(v) {
   const { model, ui } = v;
   const [w, h] = model.get("display_size");
-  if (ui.canvas.width !== w || ui.canvas.height !== h) [ui.canvas.width, ui.canvas.height] = [w, h];
+  D.fitCanvas(ui.canvas, ui.ctx, w, h); // device pixels: crisp lines and text at any density
   ui.ctx.clearRect(0, 0, w, h);
-  D.drawImage(ui.ctx, v.bitmap, w, h, { smooth: true });
+  D.drawImage(ui.ctx, v.bitmap, w, h); // pixel-exact: one square per condition pixel
   const F = Math.max(1, model.get("num_frames"));
   const sel = model.get("selected");
   model.get("objects").forEach((o, i) => drawObject(v, o, i, i === sel, F));
@@ -124,13 +124,15 @@ function refreshControls(v) {
       return chip;
     }),
   );
-  ui.status.textContent = model.get("status") || HINTS[mode] || "";
+  const warning = v.notice || model.get("status");
+  ui.status.textContent = warning || HINTS[mode] || "";
+  ui.status.classList.toggle("anyi2v-warning", !!warning);
 }
 
 /** Pointer gestures on the canvas: points collected while the pointer is down, one event sent on release. */
 function listenToPointer(v) {
   const canvas = v.ui.canvas;
-  const toCanvas = (e) => L.clientToCanvas(e.clientX, e.clientY, canvas.getBoundingClientRect(), [canvas.width, canvas.height]);
+  const toCanvas = (e) => L.clientToCanvas(e.clientX, e.clientY, canvas.getBoundingClientRect(), v.model.get("display_size"));
   canvas.addEventListener("pointerdown", (e) => {
     if (e.button !== 0) return;
     canvas.setPointerCapture(e.pointerId);
@@ -150,8 +152,11 @@ function listenToPointer(v) {
     const mode = v.model.get("mode");
     const event = L.gestureEvent(mode, v.gesture, imageView(v.model), v.model.get("objects"), v.model.get("selected"));
     v.pending = event ? { points: v.gesture, mode } : null; // drawn until Python's answer arrives
+    v.notice = event ? "" : L.ignoredReason(mode, v.gesture, imageView(v.model), v.model.get("objects"),
+      v.model.get("selected"));
     v.gesture = null;
     if (event) send(v.model, event);
+    refreshControls(v);
     redraw(v);
   });
   canvas.addEventListener("pointercancel", () => {
@@ -177,12 +182,14 @@ function onKey(model, e) {
 
 function render({ model, el }) {
   // gesture: canvas points of the pointer being dragged; pending: a sent gesture awaiting Python's answer
-  const v = { model, ui: build(model, el), bitmap: null, gesture: null, pending: null };
+  // notice: why the last gesture was ignored, until the next edit or mode
+  const v = { model, ui: build(model, el), bitmap: null, gesture: null, pending: null, notice: "" };
   listenToPointer(v);
   v.ui.canvas.addEventListener("keydown", (e) => onKey(model, e));
   const draw = () => redraw(v);
   const onState = () => {
     v.pending = null;
+    v.notice = "";
     refreshControls(v);
     draw();
   };

@@ -214,3 +214,42 @@ export function gestureEvent(mode, points, view, objects, selected) {
   if (mode === "points" && hasObject) return { type: "query_point", index: selected, point: last };
   return null;
 }
+
+/** Why a gesture that made no event (gestureEvent gave null) did nothing, for the status line; "" when
+ * nothing was meant (a click on empty canvas in select mode, a click on the selected object). */
+export function ignoredReason(mode, points, view, objects, selected) {
+  if (!points.length || mode === "select" || (!isDrag(points) && (mode === "box" || mode === "target"))) return "";
+  const hasObject = selected >= 0 && selected < objects.length;
+  if ((mode === "path" || mode === "points") && !hasObject) {
+    return objects.length ? `ignored: no object is selected; click a box or a name above to select one, then draw its ${mode}`
+      : `ignored: there is no object yet; drag a box first (Box), then its ${mode}`;
+  }
+  if (mode === "target" && !(hasObject && objects[selected].box)) {
+    return "ignored: a target box belongs to an object with a box; select one first";
+  }
+  return "ignored: the box has no area; drag from one corner to the opposite one";
+}
+
+// --- views that wait for the kernel ---------------------------------------------------------------
+/** True while the kernel has not answered the view's current frame, query and point: `answered`
+ * ({frame, query, point}) is what the shown map was computed for (FeatureViewer.answered). */
+export function isStale(answered, frame, query, point) {
+  if (!point) return false; // nothing computed in the kernel to wait for
+  if (!answered || answered.frame !== frame || answered.point !== point) return true;
+  const a = answered.query || [];
+  const q = query || [];
+  return a.length !== q.length || a.some((x, i) => x !== q[i]);
+}
+
+/** A weight for a colour bar's end: 3 significant digits, no exponent for ordinary sizes. */
+export function formatWeight(x) {
+  if (x === 0) return "0";
+  if (Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4) return String(Number(x.toPrecision(3)));
+  return x.toExponential(2);
+}
+
+/** Synced bytes (DataView, ArrayBuffer or typed array) as a Uint8Array over the same memory. */
+export function lutBytes(b) {
+  if (b instanceof ArrayBuffer) return new Uint8Array(b);
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}

@@ -23,18 +23,24 @@ function set(model, name, value) {
   model.save_changes();
 }
 
-function slider(model, name, cls) {
-  const s = D.h("input", { type: "range", min: "0", step: "1", class: `anyi2v-slider ${cls}`, ...D.OWN_KEYS });
-  s.addEventListener("input", () => set(model, name, Number(s.value)));
+/** A slider of trait `name`; `snap(value, current)` picks where it lands (the step slider: a captured step). */
+function slider(model, name, cls, snap = (x) => x) {
+  const s = D.h("input", { type: "range", min: "0", step: "1", class: `anyi2v-slider ${cls}`, "aria-label": name,
+    ...D.OWN_KEYS });
+  s.addEventListener("input", () => {
+    const to = snap(Number(s.value), model.get(name));
+    s.value = String(to);
+    set(model, name, to);
+  });
   return s;
 }
 
 /** The view's elements: three toolbars (step, frame and pickers, keys and words), the panels, a status line. */
-function build(model, el) {
-  const ui = { stepSlider: slider(model, "step", "anyi2v-step"), frameSlider: slider(model, "frame", "anyi2v-frame-slider"),
+function build(model, el, snap) {
+  const ui = { stepSlider: slider(model, "step", "anyi2v-step", snap), frameSlider: slider(model, "frame", "anyi2v-frame-slider"),
     stepReadout: D.h("span", { class: "anyi2v-readout anyi2v-step-readout" }),
     frameReadout: D.h("span", { class: "anyi2v-readout anyi2v-frame-readout" }),
-    timeline: D.h("canvas", { class: "anyi2v-timeline", height: "14" }),
+    timeline: D.h("canvas", { class: "anyi2v-timeline", height: "18" }),
     pointPick: D.h("span"), headPick: D.h("span"), wordPick: D.h("span", { class: "anyi2v-words" }),
     keysPick: V.select([["frame", "keys of its own frame"], ["video", "keys of all frames"]], model.get("attend"),
       (v) => set(model, "attend", v), { class: "anyi2v-keys" }),
@@ -50,17 +56,17 @@ function build(model, el) {
     D.h("div", { class: "anyi2v-toolbar" }, D.h("b", {}, "frame"), ui.frameSlider, ui.frameReadout,
       D.h("b", {}, "hook point"), ui.pointPick, D.h("b", {}, "head"), ui.headPick),
     D.h("div", { class: "anyi2v-toolbar" }, D.h("b", {}, "point attends to"), ui.keysPick, D.h("b", {}, "word"),
-      ui.wordPick, ui.crossPick),
+      ui.wordPick, D.h("b", {}, "word maps of"), ui.crossPick),
     ui.panels.row, ui.status);
   el.append(ui.root);
+  ui.bars = [V.colourBar(ui.panels.canvases[3]), V.colourBar(ui.panels.canvases[4])];
   V.clickSetsQuery(model, ui.panels.canvases, () => model.set("query_frame", model.get("frame")));
   return ui;
 }
 
-/** Why a view is empty at this step: "kept at sampling steps only". */
+/** Why a view is empty at this step, in the readout's words ("captured at 5 of 41 steps ..., not at this one"). */
 function keptAt(model, slots) {
-  const all = model.get("steps");
-  return `kept at ${M.phasesOf(slots.map((i) => all[i]))} steps only`;
+  return M.notCaptured(slots, model.get("steps"));
 }
 
 /** The uint8 image of `kind` ("pca" or "masks") of `layer` at step `step`, frame `frame` ({data, grid}),
@@ -186,6 +192,7 @@ function drawSelf(v, ctx, at) {
   const N = att.grid[0] * att.grid[1];
   const video = v.model.get("attend") === "video";
   const top = video ? M.maxOf(att.probs) : M.maxOf(att.probs, at.f * N, N);
+  v.ui.bars[0].draw(at.lut, 0, top, video ? "attention weight, one scale over all frames" : "attention weight, this frame's own scale");
   V.backdrop(ctx, at.bitmap, at.W, at.H);
   V.blit(ctx, v.ui.scratch, F.heatRgba(M.scaleToBytes(att.probs, at.f * N, N, top), at.lut), att.grid[1], att.grid[0],
     at.W, at.H);
@@ -204,6 +211,7 @@ function drawCross(v, ctx, at) {
   }
   V.backdrop(ctx, at.bitmap, at.W, at.H);
   V.blit(ctx, v.ui.scratch, F.heatRgba(cross.data, at.lut), cross.grid[1], cross.grid[0], at.W, at.H);
+  v.ui.bars[1].draw(at.lut, 0, 1, "share of the word's largest weight, one scale over all frames");
   const word = v.model.get("words")[v.model.get("word")];
   return `cross-attention of “${word}”, all layers, ${at.headText}, ${cross.all ? "mean of all steps" : "this step"}`;
 }
@@ -219,7 +227,7 @@ function updateControls(v, s, f) {
   ui.frameReadout.textContent = `${f + 1} / ${n}`;
   ui.keysPick.value = model.get("attend");
   ui.crossPick.value = model.get("cross_steps");
-  drawTimeline(ui, steps, s);
+  drawTimeline(ui, steps, s, M.capturedSteps(v.payload.layers[model.get("point")]));
 }
 
 function redraw(v) {
@@ -234,6 +242,7 @@ function redraw(v) {
   const head = model.get("head");
   const at = { s, f, W, H, name, layer: v.payload.layers[name], bitmap: null, lut: M.bytesAt(model.get("lut"), 0, 768),
     headText: head < 0 ? "mean over heads" : `head ${head}` };
+  for (const bar of ui.bars) bar.draw(null); // each heat panel with a map draws its own
   const painters = [drawX0, drawMasks, drawPca, drawSelf, drawCross];
   painters.forEach((paint, i) => { ui.panels.captions[i].textContent = paint(v, ui.panels.ctxs[i], at); });
   V.drawQuery(ui.panels.ctxs, model.get("query"), V.frameView(model));
@@ -241,7 +250,8 @@ function redraw(v) {
   ui.root.dataset.drawMs = (performance.now() - t0).toFixed(3);
 }
 
-function drawTimeline(ui, steps, s) {
+/** The phases on one bar, a tick under each step the hook point was captured at, the step's frame. */
+function drawTimeline(ui, steps, s, captured) {
   const timeline = ui.timeline;
   timeline.width = Math.round(ui.stepSlider.getBoundingClientRect().width || 320);
   const ctx = timeline.getContext("2d");
@@ -251,6 +261,9 @@ function drawTimeline(ui, steps, s) {
     ctx.fillStyle = P.PHASE_COLOURS[run.phase] ? P.css(P.PHASE_COLOURS[run.phase]) : "#888";
     ctx.fillRect(run.start * cell, 3, (run.end - run.start) * cell - 1, 8);
   }
+  ctx.fillStyle = "#111";
+  for (const c of captured) ctx.fillRect(c * cell + cell / 2 - 1.5, 13, 3, 5);
+  ui.timeline.dataset.marks = captured.join(",");
   ctx.strokeStyle = "#111";
   ctx.lineWidth = 2;
   ctx.strokeRect(s * cell + 1, 1, Math.max(cell - 3, 2), 12);
@@ -260,8 +273,9 @@ function refreshPickers(v) {
   const { model, ui, payload } = v;
   const layers = payload.layers;
   const name = model.get("point");
-  ui.pointPick.replaceChildren(V.select(Object.keys(layers).map((k) => [k, M.shortPoint(k)]), name,
-    (p) => set(model, "point", p), { class: "anyi2v-point" }));
+  const labels = model.get("labels") || {};
+  ui.pointPick.replaceChildren(V.select(Object.keys(layers).map((k) => [k, labels[k] || M.shortPoint(k), k]), name,
+    (p) => set(model, "point", p), { class: "anyi2v-point", title: name }));
   const heads = Math.max(layers[name] ? layers[name].heads : 0, payload.cross.heads || 0);
   const opts = [[-1, "mean"], ...Array.from({ length: heads }, (_, i) => [i, String(i)])];
   ui.headPick.replaceChildren(V.select(opts, model.get("head"), (h) => set(model, "head", Number(h)), { class: "anyi2v-head" }));
@@ -307,14 +321,15 @@ function batched(v, fn) {
 
 function render({ model, el }) {
   // the arrays, until the kernel sends them: empty (the panels say so); x0: [slot][frame] ImageBitmap
-  const v = { model, ui: build(model, el), payload: { x0: [], layers: {}, cross: {}, loss_masks: {} }, x0: [],
+  const v = { model, ui: null, payload: { x0: [], layers: {}, cross: {}, loss_masks: {} }, x0: [],
     received: false, loads: 0, qkCache: new Map(), lastAttention: { key: "", probs: null } };
+  v.ui = build(model, el, (to, from) => M.snapStep(M.capturedSteps(v.payload.layers[model.get("point")]), to, from));
   const requestRedraw = batched(v, redraw);
   const handlers = [
     [["step", "frame", "query", "query_frame", "attend", "cross_steps", "status", "panel_size", "num_frames", "steps",
       "lut", "num_clusters"], requestRedraw],
     [["x0_steps"], () => loadX0(v)],
-    [["point", "head", "words", "word"], () => { refreshPickers(v); requestRedraw(); }],
+    [["point", "head", "words", "word", "labels"], () => { refreshPickers(v); requestRedraw(); }],
   ];
   const receive = (msg, buffers) => onMessage(v, msg, buffers);
   for (const [names, fn] of handlers) for (const name of names) model.on(`change:${name}`, fn);

@@ -108,3 +108,19 @@ test("withBuffers puts each buffer back at its path, leaving the message untouch
   assert.deepEqual(out.layers.p.grid, [2, 1]);
   assert.equal(state.layers.p.pca, null);
 });
+
+test("the step slider snaps to the captured steps", () => {
+  const layer = { pca_steps: [2, 6, 10], masks_steps: [2, 6, 10], qk_steps: [6] };
+  const kept = M.capturedSteps(layer);
+  assert.deepEqual(kept, [2, 6, 10]);
+  assert.deepEqual(M.capturedSteps(undefined), []);
+  assert.equal(M.snapStep(kept, 7, 2), 6); // a jump: the nearest
+  assert.equal(M.snapStep(kept, 8, 2), 6); // a tie: the earlier
+  assert.equal(M.snapStep(kept, 9, 2), 10);
+  assert.equal(M.snapStep(kept, 7, 6), 10); // one position on: the next captured step that way
+  assert.equal(M.snapStep(kept, 5, 6), 2);
+  assert.equal(M.snapStep(kept, 11, 10), 10); // past the last: stays
+  assert.equal(M.snapStep([], 7, 6), 7);
+  const steps = Array.from({ length: 12 }, (_, i) => ({ phase: i < 4 ? "inversion" : "sampling", index: i }));
+  assert.equal(M.notCaptured(kept, steps), "captured at 3 of 12 steps (inversion and sampling; marked under the timeline), not at this one");
+});

@@ -140,3 +140,32 @@ export function withBuffers(state, paths, buffers) {
   });
   return out;
 }
+
+/** The steps (positions, sorted) where hook point `layer` has features: its PCA, masks or queries and
+ * keys; [] for none (then the slider does not snap). */
+export function capturedSteps(layer) {
+  if (!layer) return [];
+  const all = new Set([...(layer.pca_steps || []), ...(layer.masks_steps || []), ...(layer.qk_steps || [])]);
+  return [...all].sort((a, b) => a - b);
+}
+
+/** Where the step slider lands when moved to `value` from `current`: a captured step. One position
+ * (an arrow key, a slow drag) goes on to the next captured step that way; a jump to the nearest one
+ * (the earlier on a tie). No captured steps: `value` itself. */
+export function snapStep(captured, value, current = value) {
+  if (!captured.length) return value;
+  if (Math.abs(value - current) === 1) {
+    const ahead = value > current ? captured.filter((s) => s >= value) : captured.filter((s) => s <= value).reverse();
+    return ahead.length ? ahead[0] : current;
+  }
+  let best = captured[0];
+  for (const s of captured) if (Math.abs(s - value) < Math.abs(best - value)) best = s;
+  return best;
+}
+
+/** Why a panel is empty at a step the point was not captured at, in the readout's words. */
+export function notCaptured(captured, steps) {
+  if (!captured.length) return "not captured at this hook point";
+  return `captured at ${captured.length} of ${steps.length} steps (${phasesOf(captured.map((i) => steps[i]))}; ` +
+    "marked under the timeline), not at this one";
+}

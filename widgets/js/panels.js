@@ -5,10 +5,12 @@ import * as L from "./logic.js";
 import * as D from "./draw.js";
 import * as P from "./palette.js";
 
-/** A <select> of `options` ([value, text] pairs) showing `value`; `onchange(value)` after a pick. */
+/** A <select> of `options` ([value, text] pairs, or [value, text, hover title]) showing `value`;
+ * `onchange(value)` after a pick. */
 export function select(options, value, onchange, attrs = {}) {
   const s = D.h("select", { onchange: () => onchange(s.value), ...D.OWN_KEYS, ...attrs });
-  s.replaceChildren(...options.map(([v, text]) => D.h("option", { value: String(v) }, text)));
+  s.replaceChildren(...options.map(([v, text, title]) =>
+    D.h("option", { value: String(v), ...(title ? { title } : {}) }, text)));
   s.value = String(value);
   return s;
 }
@@ -84,4 +86,32 @@ export function blit(ctx, scratch, rgba, w, h, W, H) {
   ctx.imageSmoothingEnabled = false;
   ctx.drawImage(scratch, 0, 0, W, H);
   ctx.restore();
+}
+
+/** A colour bar under the panel of `canvas`: the heat colours from 0 to a map's top weight, its ends
+ * written, and `note` (what the scale spans). Returns {el, draw(lut, lo, hi, note)}. */
+export function colourBar(canvas) {
+  const bar = D.h("canvas", { class: "anyi2v-colourbar", height: "8" });
+  const ends = [D.h("span"), D.h("span", { class: "anyi2v-colourbar-note" }), D.h("span")];
+  const el = D.h("div", { class: "anyi2v-colourbar-box" }, bar, D.h("div", { class: "anyi2v-colourbar-ends" }, ...ends));
+  canvas.parentElement.insertBefore(el, canvas.nextSibling);
+  let painted = null; // the colours drawn: repainted only when they change, not on every slider move
+  const draw = (lut, lo, hi, note) => {
+    el.hidden = !lut || lut.byteLength < 768;
+    if (el.hidden) return;
+    const bytes = L.lutBytes(lut);
+    if (!painted || painted.some((b, i) => b !== bytes[i])) {
+      painted = bytes.slice(0, 768);
+      bar.width = 256;
+      const ctx = bar.getContext("2d");
+      for (let i = 0; i < 256; i++) {
+        ctx.fillStyle = `rgb(${bytes[3 * i]}, ${bytes[3 * i + 1]}, ${bytes[3 * i + 2]})`;
+        ctx.fillRect(i, 0, 1, 8);
+      }
+    }
+    ends[0].textContent = L.formatWeight(lo);
+    ends[1].textContent = note;
+    ends[2].textContent = L.formatWeight(hi);
+  };
+  return { el, draw };
 }
