@@ -15,6 +15,7 @@ import traitlets as t
 from PIL import ImageDraw
 
 from anyi2v_lab.palette import object_colour
+from anyi2v_lab.toy.limits import MotionLimits
 from anyi2v_lab.trajectory import Trajectory, TrajectoryError, frame_boxes
 from anyi2v_lab.validate import check_count
 
@@ -37,6 +38,8 @@ class TrajectoryCanvas(StaticPicture, anywidget.AnyWidget):
     of the path preview (and of the trajectory read back). ``display_width``: canvas width in screen pixels;
     every synced number stays in image pixels. ``key``: a canvas made again with the same key on an image
     of the same size (its cell run again, Run All) starts from the last drawing, not from ``trajectory``.
+    ``limits``: a :class:`~anyi2v_lab.toy.limits.MotionLimits`; the canvas then warns, while you draw, where a
+    path is faster, longer or bends more than the model learnt, or leaves the frame.
     """
 
     _esm = esm("canvas.js")
@@ -50,13 +53,17 @@ class TrajectoryCanvas(StaticPicture, anywidget.AnyWidget):
     selected = t.Int(-1).tag(sync=True)
     mode = t.Enum(MODES, "box").tag(sync=True)
     status = t.Unicode("").tag(sync=True)
+    limits = t.Dict().tag(sync=True)  # MotionLimits as a dict ({}: no warnings): the browser checks each drawing live
 
     def __init__(self, image, trajectory: Trajectory | None = None, num_frames: int = 16,
-                 display_width: int = 512, key: str | None = None, **kwargs):
+                 display_width: int = 512, key: str | None = None, limits: MotionLimits | None = None, **kwargs):
         rgb = as_rgb(image)
         size = (rgb.shape[1], rgb.shape[0])
         check_count(num_frames, "num_frames")
-        super().__init__(image=png_bytes(rgb), image_size=list(size),
+        if limits is not None and not isinstance(limits, MotionLimits):
+            raise TypeError(f"limits must be a MotionLimits (from anyi2v_lab.toy.limits) or None, "
+                            f"got {type(limits).__name__}")
+        super().__init__(image=png_bytes(rgb), image_size=list(size), limits={} if limits is None else limits.to_dict(),
                          display_size=list(view_size(size, display_width)), num_frames=num_frames, **kwargs)
         self._history = History()
         self.on_msg(self._on_custom_msg)

@@ -118,8 +118,9 @@ class FeatureViewer(StaticPicture, anywidget.AnyWidget):
 
     def show(self, result, cache=None, *, iteration: int = -1) -> None:
         """Show another :class:`~anyi2v_lab.method.generation.GenerationResult` in this viewer, in place
-        (what :func:`~anyi2v_lab.widgets.show_run` calls), opening on it as :meth:`from_result` does; the
-        chosen feature and attention points stay where the new run has them."""
+        (what :func:`~anyi2v_lab.widgets.show_run` calls), opening on it as :meth:`from_result` does, except
+        that a clicked point stays at its frame; the chosen feature and attention points stay where the new
+        run has them."""
         args, opening = _result_args(result, cache, iteration)
         traits, probs = _viewer_traits(panel_width=self._panel_width, **args)
         with self.hold_sync():
@@ -130,7 +131,8 @@ class FeatureViewer(StaticPicture, anywidget.AnyWidget):
                     old = getattr(self, name)
                     value = old if old in (traits["pca"] if name == "pca_point" else probs) else value
                 setattr(self, name, value)
-            self.frame, self.follow = opening["frame"], opening.get("follow", -1)
+            if self.follow >= 0 or len(self.query) != 2:  # a clicked point stays, at its frame
+                self.frame, self.follow = opening["frame"], opening.get("follow", -1)
             self._follow_object()
             self._update_attention()
 

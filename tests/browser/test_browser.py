@@ -376,6 +376,17 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
         page.locator(".anyi2v-canvas button[data-action='delete']").click()  # the selected: object 2
         page.locator(".anyi2v-canvas .anyi2v-chip").nth(1).wait_for(state="detached", timeout=10_000)
 
+        # --- a drag with no object selected is not dropped silently ---------------------------------------
+        page.locator(".anyi2v-canvas button[data-mode='path']").click()
+        draw.press("Escape")  # select nothing
+        page.wait_for_function("() => !document.querySelector('.anyi2v-canvas .anyi2v-chip.anyi2v-active')",
+                               timeout=10_000)
+        measure()
+        _drag(page, [to_client(0.2 * W, 0.7 * H), to_client(0.4 * W, 0.75 * H), to_client(0.6 * W, 0.8 * H)])
+        warning = page.locator(".anyi2v-canvas .anyi2v-status.anyi2v-warning")
+        assert warning.inner_text().startswith("ignored: no object is selected"), warning.inner_text()
+        page.locator(".anyi2v-canvas").screenshot(path=str(shots / "trajectory_canvas_ignored_drag.png"))
+
         # --- a NEW path for the scene's object, then generate again ---------------------------------------
         page.locator(".anyi2v-canvas .anyi2v-chip").nth(0).click()
         page.locator(".anyi2v-canvas .anyi2v-chip.anyi2v-active").wait_for(timeout=10_000)

@@ -19,6 +19,7 @@ from PIL import Image
 from anyi2v_lab.geometry import ResizeMap
 from anyi2v_lab.method.record import InspectionRecord, Iteration
 from anyi2v_lab.overlay import COLOURS, masks_from_record
+from anyi2v_lab.toy.limits import RULES, MotionLimits, motion_checks
 from anyi2v_lab.trajectory import ObjectTrack, Trajectory, TrajectoryError, frame_boxes, resample_path
 from anyi2v_lab.widgets import FeatureViewer, TrajectoryCanvas, VideoPlayer, show_run
 from anyi2v_lab.widgets.bundle import JS_DIR, esm
@@ -65,7 +66,27 @@ def make_fixtures() -> dict:
         mapping.append({"image_size": list(size), "display_width": width, "display_size": list(disp),
                         "canvas": canvas, "image": image,
                         "back": [list(image_to_canvas(p, size, disp)) for p in image]})
-    return {"resample": resample, "frame_boxes": fboxes, "mapping": mapping}
+    return {"resample": resample, "frame_boxes": fboxes, "mapping": mapping, "motion": _motion_fixtures(rng)}
+
+
+def _motion_fixtures(rng) -> list[dict]:
+    """Random drawings on two image sizes, with what :func:`motion_checks` finds (every rule at least once)."""
+    cases = []
+    for k in range(40):
+        size = (64, 64) if k % 2 else (128, 96)
+        x0, y0 = rng.uniform(0, size[0] - 20), rng.uniform(0, size[1] - 20)
+        box = (x0, y0, x0 + rng.uniform(6, 20), y0 + rng.uniform(6, 20))
+        path = rng.uniform(0, size[0] * 0.9, (int(rng.integers(1, 5)), 2)) * [1, size[1] / size[0]]
+        obj = ObjectTrack(box, [tuple(p) for p in path], name=f"o{k}",
+                          target_box=(0.0, 0.0, 12.0, 12.0) if k % 5 == 0 else None)
+        frames = (8, 16)[k % 3 == 0]
+        checks = motion_checks(Trajectory((obj,), size), frames)
+        cases.append({"image_size": list(size), "num_frames": frames,
+                      "object": {"box": list(obj.box), "target_box": None if obj.target_box is None else
+                                 list(obj.target_box), "path": [list(p) for p in obj.path], "name": obj.name},
+                      "limits": MotionLimits().to_dict(), "expected": [vars(c) for c in checks]})
+    assert {c["rule"] for case in cases for c in case["expected"]} == set(RULES)
+    return cases
 
 
 def test_js_fixtures_are_what_python_computes():
@@ -232,6 +253,11 @@ def test_canvas_setter_checks_and_status():
     assert canvas.objects == [] and canvas.undo() and canvas.selected == 0  # the setter is undoable
     with pytest.raises(ValueError, match="num_frames"):
         TrajectoryCanvas(IMAGE, num_frames=0)
+    assert canvas.limits == {}  # no limits: the browser warns about nothing
+    assert TrajectoryCanvas(IMAGE, limits=MotionLimits(frame_size=32)).limits == {**MotionLimits().to_dict(),
+                                                                                "frame_size": 32}
+    with pytest.raises(TypeError, match="limits must be a MotionLimits"):
+        TrajectoryCanvas(IMAGE, limits={"max_step": 3})
 
 
 # --- player ---------------------------------------------------------------------------------------
@@ -411,6 +437,9 @@ def test_show_run_puts_a_new_run_into_the_views_of_its_key_in_place():
     assert _synced(player) == {**_synced(VideoPlayer.from_result(second)), "frame": 3}
     assert _synced(viewer) == _synced(FeatureViewer.from_result(second))
     assert _synced(other) == _synced(VideoPlayer.from_result(first))
+    viewer.follow, viewer.query, viewer.frame = -1, [5.0, 6.0], 2  # a click: the point stays for the next run
+    show_run(first, key="t1")
+    assert (viewer.query, viewer.frame, viewer.follow) == ([5.0, 6.0], 2, -1)
     again = VideoPlayer.from_result(first, key="t1")  # the cell run again: the new view takes the old one's place
     show_run(second, key="t1")
     assert _synced(again)["caption"] == player.caption

@@ -49,11 +49,11 @@ function build(model, el) {
   ].map(([action, text, fn]) => D.h("button", { "data-action": action, onclick: fn }, text));
   const ui = { modeButtons, chips: D.h("div", { class: "anyi2v-chips" }),
     canvas: D.h("canvas", { class: "anyi2v-draw", tabindex: "0", ...D.OWN_KEYS }),
-    status: D.h("div", { class: "anyi2v-status" }) };
+    status: D.h("div", { class: "anyi2v-status" }), warnings: D.h("div", { class: "anyi2v-warnings" }) };
   el.append(
     D.h("div", { class: "anyi2v anyi2v-canvas" },
       D.h("div", { class: "anyi2v-toolbar" }, ...modeButtons, D.h("span", { class: "anyi2v-sep" }), ...actions),
-      ui.chips, ui.canvas, ui.status),
+      ui.chips, ui.canvas, ui.status, ui.warnings),
   );
   ui.ctx = ui.canvas.getContext("2d");
   return ui;
@@ -97,6 +97,27 @@ function drawGesture(v, points, mode, F) {
   }
 }
 
+/** The objects as they would be if the path being dragged were let go: what the live warnings check. */
+function liveObjects(v) {
+  const { model } = v;
+  const objects = model.get("objects");
+  const sel = model.get("selected");
+  const points = v.gesture || (v.pending && v.pending.points);
+  const mode = v.gesture ? model.get("mode") : v.pending && v.pending.mode;
+  if (mode !== "path" || !points || !L.isDrag(points) || !(sel >= 0 && sel < objects.length)) return objects;
+  const view = imageView(model);
+  const path = L.thinPath(points, L.PATH_STEP_PX).map((p) => L.clampPoint(L.canvasToImage(p, view), view.imageSize));
+  return objects.map((o, i) => (i === sel ? { ...o, path } : o));
+}
+
+/** The toy model's limits that the drawing (with the path being dragged) breaks, under the canvas. */
+function showWarnings(v) {
+  const { model, ui } = v;
+  const F = Math.max(1, model.get("num_frames"));
+  const checks = L.motionChecks(liveObjects(v), F, model.get("image_size"), model.get("limits"));
+  ui.warnings.replaceChildren(...checks.map((c) => D.h("div", { class: "anyi2v-warning-line" }, `⚠ ${L.motionWarning(c, F)}`)));
+}
+
 function redraw(v) {
   const { model, ui } = v;
   const [w, h] = model.get("display_size");
@@ -108,6 +129,7 @@ function redraw(v) {
   model.get("objects").forEach((o, i) => drawObject(v, o, i, i === sel, F));
   if (v.gesture) drawGesture(v, v.gesture, model.get("mode"), F);
   else if (v.pending) drawGesture(v, v.pending.points, v.pending.mode, F);
+  showWarnings(v);
 }
 
 function refreshControls(v) {
@@ -201,7 +223,7 @@ function render({ model, el }) {
     if (msg && msg.kind === "ack") onState();
   };
   const handlers = [["objects", onState], ["selected", onState], ["status", onState], ["mode", onState],
-    ["num_frames", draw], ["display_size", draw], ["image", onImage]];
+    ["num_frames", draw], ["display_size", draw], ["limits", draw], ["image", onImage]];
   model.on("msg:custom", onMsg);
   for (const [name, fn] of handlers) model.on(`change:${name}`, fn);
   refreshControls(v);

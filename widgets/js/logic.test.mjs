@@ -133,3 +133,20 @@ test("ignoredReason says why a gesture did nothing", () => {
   assert.equal(L.ignoredReason("select", drag, view, objects, -1), "");
   assert.equal(L.ignoredReason("box", [[5, 5]], view, objects, 0), ""); // a click: selects, or nothing meant
 });
+
+test("motionChecks finds what Python's motion_checks finds (fixtures), and says it", () => {
+  assert.ok(fixtures.motion.length >= 20);
+  fixtures.motion.forEach(({ image_size, num_frames, object, limits, expected }, k) => {
+    const got = L.motionChecks([object], num_frames, image_size, limits);
+    assert.deepEqual(got.map((c) => c.rule), expected.map((c) => c.rule), `case ${k}`);
+    got.forEach((c, j) => {
+      assert.ok(Math.abs(c.value - expected[j].value) <= 1e-9 * Math.max(1, Math.abs(c.value)), `case ${k} ${c.rule}`);
+      assert.ok(Math.abs(c.limit - expected[j].limit) <= 1e-12, `case ${k} ${c.rule} limit`);
+      assert.equal(c.name, expected[j].name);
+    });
+  });
+  assert.deepEqual(L.motionChecks([{ box: [0, 0, 9, 9], path: [[0, 0], [60, 0]] }], 8, [64, 64], {}), []); // no limits
+  const fast = { object: 0, name: "star", rule: "too fast", value: 7.25, limit: 5.571 };
+  assert.equal(L.motionWarning(fast, 8),
+    "star: too fast, 7.3 px a frame (the toy model learnt at most 5.6 at 8 frames): the object may fall behind");
+});

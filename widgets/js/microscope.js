@@ -11,6 +11,7 @@
 // arrays), cross (DAAM maps), loss_masks.
 // The view's state `v` ({model, ui, payload, x0, ...}, made in `render`) is passed to each function.
 import * as M from "./microscope_logic.js";
+import * as L from "./logic.js";
 import * as F from "./features.js";
 import * as D from "./draw.js";
 import * as P from "./palette.js";
@@ -203,6 +204,23 @@ function drawSelf(v, ctx, at) {
   return `self-attention, ${at.headText}: ${text}`;
 }
 
+/** The self-attention weight under the pointer on the self-attention panel, in the status line. */
+function hoverReadout(v, canvas, e) {
+  const att = v.lastAttention.probs;
+  const layer = v.payload.layers[v.model.get("point")];
+  const shown = layer && v.model.get("query").length === 2 && M.slotOf(layer.qk_steps || [], v.model.get("step")) >= 0;
+  if (!att || !shown) return; // the panel shows a message, not a map
+  const view = V.frameView(v.model);
+  const p = L.clientToCanvas(e.clientX, e.clientY, canvas.getBoundingClientRect(), [canvas.width, canvas.height]);
+  const q = L.canvasToImage(p, view);
+  const [h, w] = layer.grid;
+  const cell = F.cellOf(q, v.model.get("frame_size"), layer.grid);
+  const f = Math.min(Math.max(v.model.get("frame"), 0), v.model.get("num_frames") - 1);
+  const value = att[f * h * w + cell];
+  v.ui.status.textContent = `attention weight under the pointer: ${L.formatWeight(value)} (cell ${Math.floor(cell / w) + 1}, ` +
+    `${(cell % w) + 1} of ${h} x ${w}, frame ${f + 1})`;
+}
+
 function drawCross(v, ctx, at) {
   const cross = crossAttention(v, at.s, at.f);
   if (!cross.data) {
@@ -324,6 +342,8 @@ function render({ model, el }) {
   const v = { model, ui: null, payload: { x0: [], layers: {}, cross: {}, loss_masks: {} }, x0: [],
     received: false, loads: 0, qkCache: new Map(), lastAttention: { key: "", probs: null } };
   v.ui = build(model, el, (to, from) => M.snapStep(M.capturedSteps(v.payload.layers[model.get("point")]), to, from));
+  const selfPanel = v.ui.panels.canvases[3];
+  selfPanel.addEventListener("mousemove", (e) => hoverReadout(v, selfPanel, e));
   const requestRedraw = batched(v, redraw);
   const handlers = [
     [["step", "frame", "query", "query_frame", "attend", "cross_steps", "status", "panel_size", "num_frames", "steps",

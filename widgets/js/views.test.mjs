@@ -95,7 +95,8 @@ test("the TrajectoryCanvas view draws and turns a drag into a box event", async 
   const { default: view } = await import("./canvas.js");
   const m = model({ image: new Uint8Array(0), image_size: [64, 64], display_size: [64, 64], num_frames: 4,
     objects: [{ name: "", box: [1, 1, 9, 9], target_box: null, path: [[5, 5], [30, 30]], query_points: [[5, 5]] }],
-    selected: 0, mode: "box", status: "" });
+    selected: 0, mode: "box", status: "", limits: { max_step: 2.6, max_length: 32, max_turn: 100, trained_frames: 16,
+      frame_size: 64, speed_slack: 1.25, length_slack: 1.1 } });
   const el = new Element("div");
   view.render({ model: m, el });
   const [c] = canvases(el);
