@@ -28,9 +28,10 @@ export function rgbToRgba(rgb) {
 }
 
 /** A heat map of uint8 values (already scaled so 255 is the map's maximum) through a colour table
- * `lut` (256 * 3 bytes) -> RGBA, opacity from `floor` (value 0) to `floor + span` (value 255), so
- * the frame shows through where little attention goes. */
-export function heatRgba(values, lut, floor = 70, span = 185) {
+ * `lut` (256 * 3 bytes) -> RGBA, opacity from `floor` (value 0: transparent) to `floor + span` (value
+ * 255: 0.7, as the FeatureViewer and the static figures draw maps), so the frame shows through where
+ * little attention goes. */
+export function heatRgba(values, lut, floor = 0, span = 179) {
   const out = new Uint8ClampedArray(values.length * 4);
   for (let i = 0; i < values.length; i++) {
     const v = values[i];

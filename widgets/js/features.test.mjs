@@ -19,7 +19,7 @@ test("colouring: RGB to opaque RGBA, heat through the table, cluster labels, obj
   const heat = F.heatRgba([0, 255], lut);
   assert.deepEqual([...heat.slice(0, 3)], [lut[0], lut[1], lut[2]]);
   assert.deepEqual([...heat.slice(4, 7)], [lut[765], lut[766], lut[767]]);
-  assert.ok(heat[3] < heat[7]); // more attention, more opaque
+  assert.deepEqual([heat[3], heat[7]], [0, 179]); // zero transparent, the top at 0.7 opacity
   const tint = F.labelRgba([0, 1, 255, 2], [[10, 20, 30], [40, 50, 60]], 100);
   assert.deepEqual([...tint], [10, 20, 30, 100, 40, 50, 60, 100, 0, 0, 0, 0, 10, 20, 30, 100]);
   // two objects over three cells: cell 0 object 0, cell 1 object 1, cell 2 neither

@@ -57,7 +57,7 @@ function build(model, el, snap) {
     D.h("div", { class: "anyi2v-toolbar" }, D.h("b", {}, "frame"), ui.frameSlider, ui.frameReadout,
       D.h("b", {}, "hook point"), ui.pointPick, D.h("b", {}, "head"), ui.headPick),
     D.h("div", { class: "anyi2v-toolbar" }, D.h("b", {}, "point attends to"), ui.keysPick, D.h("b", {}, "word"),
-      ui.wordPick, D.h("b", {}, "word maps of"), ui.crossPick),
+      ui.wordPick, D.h("label", { class: "anyi2v-nowrap" }, D.h("b", {}, "word maps of"), ui.crossPick)),
     ui.panels.row, ui.status);
   el.append(ui.root);
   ui.bars = [V.colourBar(ui.panels.canvases[3]), V.colourBar(ui.panels.canvases[4])];
@@ -162,7 +162,7 @@ function drawMasks(v, ctx, at) {
   if (masks.data) {
     V.backdrop(ctx, at.bitmap, at.W, at.H);
     V.blit(ctx, v.ui.scratch, F.labelRgba(masks.data), masks.grid[1], masks.grid[0], at.W, at.H);
-    return `${v.model.get("num_clusters")} clusters of ${M.shortPoint(at.name)}, one set of centroids for all steps`;
+    return `${v.model.get("num_clusters")} clusters of ${at.label}, one set of centroids for all steps`;
   }
   if (weights.data) {
     V.backdrop(ctx, at.bitmap, at.W, at.H);
@@ -180,7 +180,7 @@ function drawPca(v, ctx, at) {
     return "PCA-RGB of the features";
   }
   V.blit(ctx, v.ui.scratch, F.rgbToRgba(pca.data), pca.grid[1], pca.grid[0], at.W, at.H);
-  return `PCA-RGB of ${M.shortPoint(at.name)}, one basis for all steps and frames`;
+  return `PCA-RGB of ${at.label}, one basis for all steps and frames`;
 }
 
 /** Self-attention of the query point in this frame, scaled by this frame's (or the video's) maximum. */
@@ -259,7 +259,7 @@ function redraw(v) {
   const name = model.get("point");
   const head = model.get("head");
   const at = { s, f, W, H, name, layer: v.payload.layers[name], bitmap: null, lut: M.bytesAt(model.get("lut"), 0, 768),
-    headText: head < 0 ? "mean over heads" : `head ${head}` };
+    headText: head < 0 ? "mean over heads" : `head ${head}`, label: (model.get("labels") || {})[name] || M.shortPoint(name) };
   for (const bar of ui.bars) bar.draw(null); // each heat panel with a map draws its own
   const painters = [drawX0, drawMasks, drawPca, drawSelf, drawCross];
   painters.forEach((paint, i) => { ui.panels.captions[i].textContent = paint(v, ui.panels.ctxs[i], at); });
