@@ -359,8 +359,13 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
         a, b = to_client(0.1 * W, 0.1 * H), to_client(0.35 * W, 0.3 * H)
         _drag(page, [a, ((a[0] + b[0]) // 2, (a[1] + b[1]) // 2), b])
         page.locator(".anyi2v-canvas button[data-mode='path']").click()
-        path_px = [to_client(x * W, y * H) for x, y in ((0.22, 0.2), (0.3, 0.3), (0.35, 0.45), (0.45, 0.5), (0.5, 0.6))]
+        # about 50 px at 64 px: longer than any training path, so the canvas warns as soon as it is drawn
+        path_px = [to_client(x * W, y * H)
+                   for x, y in ((0.22, 0.2), (0.3, 0.3), (0.35, 0.45), (0.45, 0.5), (0.75, 0.8))]
         _drag(page, path_px)
+        warnings = page.locator(".anyi2v-canvas .anyi2v-warnings")
+        page.wait_for_function("() => document.querySelector('.anyi2v-canvas .anyi2v-warnings').textContent"
+                               ".includes('object 2: too long')", timeout=10_000)
 
         traj = Trajectory.from_json(_run_cell(page, _code_cell(page, READ_BACK), 60_000).strip())
         timings["draw + read back"] = time.monotonic() - t0
@@ -375,6 +380,7 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
         canvas_png = page.locator(".anyi2v-canvas").screenshot(path=str(shots / "trajectory_canvas.png"))
         page.locator(".anyi2v-canvas button[data-action='delete']").click()  # the selected: object 2
         page.locator(".anyi2v-canvas .anyi2v-chip").nth(1).wait_for(state="detached", timeout=10_000)
+        assert warnings.inner_text() == ""  # the scene's own path is within the limits
 
         # --- a drag with no object selected is not dropped silently ---------------------------------------
         page.locator(".anyi2v-canvas button[data-mode='path']").click()
