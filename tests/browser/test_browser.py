@@ -1,7 +1,10 @@
 """The quickstart notebook in a real JupyterLab and chromium: run every cell, draw a box and a path with
-real mouse events, check that the kernel holds exactly that trajectory, draw a new path for the scene's
-object, generate again and check that the player shows the new run; screenshots of the widgets go to
-``outputs/screenshots/``.
+real mouse events (the canvas warns that the path is too long), check that the kernel holds exactly that
+trajectory, see a drag with no object selected answered by a message, draw a new path for the scene's
+object, run the canvas cell again (the drawing stays), run only the generate cell while clicking the
+feature viewer (it shows that it waits, until the kernel answers), and check that the player shows the
+new run and the viewer a colour bar; the viewer's clicks and the player's slider moves are timed in the
+browser. Screenshots of the widgets go to ``outputs/screenshots/``.
 
 Needs chromium (Debian: ``apt-get install chromium``) and the ``playwright`` Python package; no Playwright
 browser download. JupyterLab runs from a temporary folder with its own config, settings, runtime and
