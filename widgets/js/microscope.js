@@ -48,12 +48,16 @@ function build(model, el, snap) {
     crossPick: V.select([["step", "this step"], ["all", "mean of all steps (DAAM)"]], model.get("cross_steps"),
       (v) => set(model, "cross_steps", v), { class: "anyi2v-cross-steps" }),
     panels: V.panelRow(PANELS, "anyi2v-mic-"), status: D.h("div", { class: "anyi2v-status" }),
-    scratch: document.createElement("canvas") };
+    scratch: document.createElement("canvas"),
+    snap: D.h("input", { type: "checkbox", class: "anyi2v-snap", "aria-label": "snap to the marked steps" }) };
+  ui.snap.checked = true;
   const legend = D.h("div", { class: "anyi2v-legend" }, ...Object.entries(P.PHASE_COLOURS).map(([p, c]) =>
     D.h("span", {}, D.h("i", { style: `background:${P.css(c)}` }), p)));
   ui.root = D.h("div", { class: "anyi2v anyi2v-microscope" },
     D.h("div", { class: "anyi2v-toolbar" }, D.h("b", {}, "step"),
-      D.h("div", { class: "anyi2v-stepbox" }, ui.stepSlider, ui.timeline), ui.stepReadout, legend),
+      D.h("div", { class: "anyi2v-stepbox" }, ui.stepSlider, ui.timeline), ui.stepReadout, legend,
+      D.h("label", { class: "anyi2v-nowrap", title: "off: every step, for x0 at the steps without features" },
+        ui.snap, "snap to the marked steps")),
     D.h("div", { class: "anyi2v-toolbar" }, D.h("b", {}, "frame"), ui.frameSlider, ui.frameReadout,
       D.h("b", {}, "hook point"), ui.pointPick, D.h("b", {}, "head"), ui.headPick),
     D.h("div", { class: "anyi2v-toolbar" }, D.h("b", {}, "point attends to"), ui.keysPick, D.h("b", {}, "word"),
@@ -341,7 +345,8 @@ function render({ model, el }) {
   // the arrays, until the kernel sends them: empty (the panels say so); x0: [slot][frame] ImageBitmap
   const v = { model, ui: null, payload: { x0: [], layers: {}, cross: {}, loss_masks: {} }, x0: [],
     received: false, loads: 0, qkCache: new Map(), lastAttention: { key: "", probs: null } };
-  v.ui = build(model, el, (to, from) => M.snapStep(M.capturedSteps(v.payload.layers[model.get("point")]), to, from));
+  v.ui = build(model, el, (to, from) => (v.ui.snap.checked
+    ? M.snapStep(M.capturedSteps(v.payload.layers[model.get("point")]), to, from) : to));
   const selfPanel = v.ui.panels.canvases[3];
   selfPanel.addEventListener("mousemove", (e) => hoverReadout(v, selfPanel, e));
   const requestRedraw = batched(v, redraw);
