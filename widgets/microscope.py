@@ -135,7 +135,8 @@ class Microscope(StaticPicture, anywidget.AnyWidget):
     heads), ``word``, ``query`` ((x, y) frame pixels, set by a click), ``query_frame`` (the frame clicked
     in), ``attend`` ("frame": the layer's own attention within a frame; "video": keys of every frame, so
     the point's matches in other frames show as the frame slider moves), ``cross_steps`` ("step" or
-    "all": DAAM's mean over steps).
+    "all": DAAM's mean over steps), ``scale`` (the attention panels' colour scale in the browser: "shared"
+    over frames or each "map" its own maximum; the colour bars follow it).
 
     ``x0``, ``layers``, ``cross`` and ``loss_masks`` hold the arrays the browser draws from (see
     :func:`_layer_payload`); a view receives them in one message when it opens (:meth:`payload_message`).
@@ -159,6 +160,8 @@ class Microscope(StaticPicture, anywidget.AnyWidget):
     query = t.List(t.Float()).tag(sync=True)
     query_frame = t.Int(0).tag(sync=True)
     attend = t.Unicode("frame").tag(sync=True)
+    # the attention panels' colour scale: "shared" over frames (frames compare), or each "map" its own maximum
+    scale = t.Enum(("shared", "map"), "shared").tag(sync=True)
     lut = t.Bytes(b"").tag(sync=True)  # the heat colour table (palette.heat_lut)
     labels = t.Dict().tag(sync=True)  # point -> its plain label ("up_blocks.1 attention 0, 16x16: queries")
     num_clusters = t.Int(0).tag(sync=True)

@@ -164,6 +164,19 @@ def test_microscope_sliders_and_click_in_the_browser(lab, tmp_path):
         for panel in ("self", "cross"):
             bar = root.locator(f"figure:has(canvas.anyi2v-mic-{panel}) .anyi2v-colourbar-box")
             assert bar.is_visible() and float(bar.locator("span").last.inner_text()) > 0, panel
+        # the colour scale: each map its own tops the bars at this frame's largest weight, at most the shared one
+        heat = ("self", "cross")
+
+        def bar_tops():
+            ends = [root.locator(f"figure:has(canvas.anyi2v-mic-{p}) .anyi2v-colourbar-ends span") for p in heat]
+            return [float(e.last.inner_text()) for e in ends]
+        shared = bar_tops()
+        root.locator("select.anyi2v-scale").select_option("map")
+        own = bar_tops()
+        notes = root.locator(".anyi2v-colourbar-note").all_inner_texts()
+        root.locator("select.anyi2v-scale").select_option("shared")
+        assert 0 < own[0] <= shared[0] and 0 < own[1] <= shared[1] == 1, (shared, own)
+        assert all("own scale" in n for n in notes), notes
         tops = root.locator(".anyi2v-panels figure").evaluate_all("fs => fs.map((f) => f.getBoundingClientRect().top)")
         assert len(tops) == 5 and max(tops) - min(tops) < 1, tops
         kernel = json.loads(_run_last_cell(page, 60_000).strip())

@@ -5,7 +5,8 @@
 // move or a click is a lookup in those arrays (microscope_logic.js), never a kernel round trip.
 // Synced: steps ([{phase, index, timestep}]), step, frame, num_frames, frame_size, panel_size,
 // x0_steps, point, head (-1: mean), words, word, cross_steps, query ([x, y] frame pixels), query_frame,
-// attend, lut (256 x 3 heat colours), num_clusters, status.
+// attend, scale (the attention panels' colour scale: "shared" over frames or each "map" its own),
+// lut (256 x 3 heat colours), num_clusters, status.
 // The arrays come in one custom message this view asks for when it opens ({kind: "payload?"}), not as
 // synced state, so a saved notebook does not carry them: x0 ([slot][frame] PNG), layers (point ->
 // arrays), cross (DAAM maps), loss_masks.
@@ -45,6 +46,8 @@ function build(model, el, snap) {
     pointPick: D.h("span"), headPick: D.h("span"), wordPick: D.h("span", { class: "anyi2v-words" }),
     keysPick: V.select([["frame", "keys of its own frame"], ["video", "keys of all frames"]], model.get("attend"),
       (v) => set(model, "attend", v), { class: "anyi2v-keys" }),
+    scalePick: V.select([["shared", "shared over frames"], ["map", "each map its own"]], model.get("scale"),
+      (v) => set(model, "scale", v), { class: "anyi2v-scale" }),
     crossPick: V.select([["step", "this step"], ["all", "mean of all steps (DAAM)"]], model.get("cross_steps"),
       (v) => set(model, "cross_steps", v), { class: "anyi2v-cross-steps" }),
     panels: V.panelRow(PANELS, "anyi2v-mic-"), status: D.h("div", { class: "anyi2v-status" }),
@@ -61,7 +64,9 @@ function build(model, el, snap) {
     D.h("div", { class: "anyi2v-toolbar" }, D.h("b", {}, "frame"), ui.frameSlider, ui.frameReadout,
       D.h("b", {}, "hook point"), ui.pointPick, D.h("b", {}, "head"), ui.headPick),
     D.h("div", { class: "anyi2v-toolbar" }, D.h("b", {}, "point attends to"), ui.keysPick, D.h("b", {}, "word"),
-      ui.wordPick, D.h("label", { class: "anyi2v-nowrap" }, D.h("b", {}, "word maps of"), ui.crossPick)),
+      ui.wordPick, D.h("label", { class: "anyi2v-nowrap" }, D.h("b", {}, "word maps of"), ui.crossPick),
+      D.h("label", { class: "anyi2v-nowrap", title: "the attention panels' colour scale" }, D.h("b", {}, "colour scale"),
+        ui.scalePick)),
     ui.panels.row, ui.status);
   el.append(ui.root);
   ui.bars = [V.colourBar(ui.panels.canvases[3]), V.colourBar(ui.panels.canvases[4])];
@@ -114,11 +119,26 @@ function selfAttention(v, name, layer, step) {
   const head = model.get("head") < heads ? model.get("head") : -1;
   // with keys of all frames, a frame move reuses the last result
   const which = `${name}|${slot}|${qFrame}|${cell}|${head}|${scope}`;
+  const shape = [model.get("num_frames"), heads, N, d];
   if (v.lastAttention.key !== which) {
-    const shape = [model.get("num_frames"), heads, N, d];
     v.lastAttention = { key: which, probs: M.selfAttention(queriesKeys(v, name, layer, slot), shape, qFrame, cell, head, scope) };
   }
-  return { probs: v.lastAttention.probs, grid: layer.grid, cell, qFrame };
+  const maxima = () => frameMaxima(v, `${name}|${slot}|${cell}|${head}|${scope}`, queriesKeys(v, name, layer, slot), shape,
+    cell, head);
+  return { probs: v.lastAttention.probs, grid: layer.grid, cell, qFrame, maxima };
+}
+
+/** Each frame's largest self-attention weight, for the shared scale: of the one map over all frames
+ * (keys of all frames), or of the same point's map in every frame (keys of its own frame), cached. */
+function frameMaxima(v, key, qk, shape, cell, head) {
+  if (v.maxima.key !== key) {
+    const [F, , N] = shape;
+    const video = key.endsWith("|video");
+    const values = video ? M.frameMaxima(v.lastAttention.probs, F, N)
+      : Array.from({ length: F }, (_, f) => M.maxOf(M.selfAttention(qk, shape, f, cell, head, "frame"), f * N, N));
+    v.maxima = { key, values };
+  }
+  return v.maxima.values;
 }
 
 function lossMasks(v, step, frame) {
@@ -187,7 +207,8 @@ function drawPca(v, ctx, at) {
   return `PCA-RGB of ${at.label}, one basis for all steps and frames`;
 }
 
-/** Self-attention of the query point in this frame, scaled by this frame's (or the video's) maximum. */
+/** Self-attention of the query point in this frame, scaled by the largest weight of any frame's map
+ * (shared) or of this one. */
 function drawSelf(v, ctx, at) {
   const att = selfAttention(v, at.name, at.layer, at.s);
   if (!att.probs) {
@@ -196,8 +217,10 @@ function drawSelf(v, ctx, at) {
   }
   const N = att.grid[0] * att.grid[1];
   const video = v.model.get("attend") === "video";
-  const top = video ? M.maxOf(att.probs) : M.maxOf(att.probs, at.f * N, N);
-  v.ui.bars[0].draw(at.lut, 0, top, video ? "attention weight, one scale over all frames" : "attention weight, this frame's own scale");
+  const maxima = at.scale === "map" ? M.frameMaxima(att.probs, v.model.get("num_frames"), N) : att.maxima();
+  const top = M.scaleTop(at.scale, maxima, at.f);
+  v.ui.bars[0].draw(at.lut, 0, top, at.scale === "map" ? "attention weight, this map's own scale"
+    : "attention weight, one scale over all frames");
   V.backdrop(ctx, at.bitmap, at.W, at.H);
   V.blit(ctx, v.ui.scratch, F.heatRgba(M.scaleToBytes(att.probs, at.f * N, N, top), at.lut), att.grid[1], att.grid[0],
     at.W, at.H);
@@ -232,8 +255,11 @@ function drawCross(v, ctx, at) {
     return "cross-attention of a word";
   }
   V.backdrop(ctx, at.bitmap, at.W, at.H);
-  V.blit(ctx, v.ui.scratch, F.heatRgba(cross.data, at.lut), cross.grid[1], cross.grid[0], at.W, at.H);
-  v.ui.bars[1].draw(at.lut, 0, 1, "share of the word's largest weight, one scale over all frames");
+  // the maps come scaled over all frames (255: the word's largest weight); "each map its own" stretches this one
+  const own = at.scale === "map" ? M.ownScale(cross.data) : { bytes: cross.data, top: 1 };
+  V.blit(ctx, v.ui.scratch, F.heatRgba(own.bytes, at.lut), cross.grid[1], cross.grid[0], at.W, at.H);
+  v.ui.bars[1].draw(at.lut, 0, own.top, at.scale === "map" ? "share of the word's largest weight, this map's own scale"
+    : "share of the word's largest weight, one scale over all frames");
   const word = v.model.get("words")[v.model.get("word")];
   return `cross-attention of “${word}”, all layers, ${at.headText}, ${cross.all ? "mean of all steps" : "this step"}`;
 }
@@ -249,6 +275,7 @@ function updateControls(v, s, f) {
   ui.frameReadout.textContent = `${f + 1} / ${n}`;
   ui.keysPick.value = model.get("attend");
   ui.crossPick.value = model.get("cross_steps");
+  ui.scalePick.value = model.get("scale");
   drawTimeline(ui, steps, s, M.capturedSteps(v.payload.layers[model.get("point")]));
 }
 
@@ -263,7 +290,8 @@ function redraw(v) {
   const name = model.get("point");
   const head = model.get("head");
   const at = { s, f, W, H, name, layer: v.payload.layers[name], bitmap: null, lut: M.bytesAt(model.get("lut"), 0, 768),
-    headText: head < 0 ? "mean over heads" : `head ${head}`, label: (model.get("labels") || {})[name] || M.shortPoint(name) };
+    scale: model.get("scale"), headText: head < 0 ? "mean over heads" : `head ${head}`,
+    label: (model.get("labels") || {})[name] || M.shortPoint(name) };
   for (const bar of ui.bars) bar.draw(null); // each heat panel with a map draws its own
   const painters = [drawX0, drawMasks, drawPca, drawSelf, drawCross];
   painters.forEach((paint, i) => { ui.panels.captions[i].textContent = paint(v, ui.panels.ctxs[i], at); });
@@ -323,6 +351,7 @@ function onMessage(v, msg, buffers) {
   v.received = true;
   v.qkCache.clear();
   v.lastAttention = { key: "", probs: null };
+  v.maxima = { key: "", values: [] };
   refreshPickers(v);
   loadX0(v);
 }
@@ -344,14 +373,15 @@ function batched(v, fn) {
 function render({ model, el }) {
   // the arrays, until the kernel sends them: empty (the panels say so); x0: [slot][frame] ImageBitmap
   const v = { model, ui: null, payload: { x0: [], layers: {}, cross: {}, loss_masks: {} }, x0: [],
-    received: false, loads: 0, qkCache: new Map(), lastAttention: { key: "", probs: null } };
+    received: false, loads: 0, qkCache: new Map(), lastAttention: { key: "", probs: null },
+    maxima: { key: "", values: [] } };
   v.ui = build(model, el, (to, from) => (v.ui.snap.checked
     ? M.snapStep(M.capturedSteps(v.payload.layers[model.get("point")]), to, from) : to));
   const selfPanel = v.ui.panels.canvases[3];
   selfPanel.addEventListener("mousemove", (e) => hoverReadout(v, selfPanel, e));
   const requestRedraw = batched(v, redraw);
   const handlers = [
-    [["step", "frame", "query", "query_frame", "attend", "cross_steps", "status", "panel_size", "num_frames", "steps",
+    [["step", "frame", "query", "query_frame", "attend", "cross_steps", "scale", "status", "panel_size", "num_frames", "steps",
       "lut", "num_clusters"], requestRedraw],
     [["x0_steps"], () => loadX0(v)],
     [["point", "head", "words", "word", "labels"], () => { refreshPickers(v); requestRedraw(); }],

@@ -169,3 +169,26 @@ export function notCaptured(captured, steps) {
   return `captured at ${captured.length} of ${steps.length} steps (${phasesOf(captured.map((i) => steps[i]))}; ` +
     "marked under the timeline), not at this one";
 }
+
+/** The largest value of each of the `F` maps of `n` values laid out one after another in `x`. */
+export function frameMaxima(x, F, n) {
+  return Array.from({ length: F }, (_, f) => maxOf(x, f * n, n));
+}
+
+/** The weight at the top of frame `f`'s colour scale: with `scale` "shared", the largest of every frame's
+ * maximum (`maxima`), so frames compare (the FeatureViewer's default); with "map", frame `f`'s own, so a
+ * diffuse map shows its shape. */
+export function scaleTop(scale, maxima, f) {
+  if (scale === "map") return maxima[f] || 0;
+  return maxima.reduce((a, b) => Math.max(a, b), 0);
+}
+
+/** Bytes already scaled to a shared maximum (255), stretched so their own maximum is 255; with `top`,
+ * that maximum as a share of the shared one (the colour bar's upper end). All zero: unchanged, top 0. */
+export function ownScale(bytes) {
+  const top = maxOf(bytes);
+  if (!top) return { bytes, top: 0 };
+  const out = new Uint8Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) out[i] = Math.round((bytes[i] * 255) / top);
+  return { bytes: out, top: top / 255 };
+}
