@@ -201,6 +201,15 @@ _PLAYER_MOVES = """async ([values]) => {
 }"""
 
 
+# a hash of a canvas's pixels (its backing store), to tell two drawings apart
+_CANVAS_HASH = """c => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let h = 0;
+    for (let i = 0; i < d.length; i++) h = (Math.imul(h, 31) + d[i]) | 0;
+    return h;
+}"""
+
+
 def _summary(ms: list[float]) -> dict:
     return {"n": len(ms), "median": round(statistics.median(ms), 3), "max": round(max(ms), 3)}
 
@@ -445,6 +454,16 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
         near_new = _colour_near(frame_png, (end[0] * fw / W, end[1] * fh / H), (255, 215, 0))
         near_old = _colour_near(frame_png, (old_end[0] * fw / W, old_end[1] * fh / H), (255, 215, 0))
         assert near_new > 0.6 > near_old, (near_new, near_old)  # the end dot sits on the new path's end
+        # the overlays' legend names the object's colour; the mask tint switches off and on again
+        legend = player.locator(".anyi2v-overlay-legend > span")
+        assert legend.all_inner_texts() == ["object 1: box, path, mask"], legend.all_inner_texts()
+        assert legend.locator("i").evaluate("i => getComputedStyle(i).backgroundColor") == "rgb(255, 215, 0)"
+        frame = player.locator("canvas.anyi2v-frame")
+        masks_on = frame.evaluate(_CANVAS_HASH)
+        player.locator("input[data-overlay='masks']").uncheck()
+        masks_off = frame.evaluate(_CANVAS_HASH)
+        player.locator("input[data-overlay='masks']").check()
+        assert masks_on != masks_off and frame.evaluate(_CANVAS_HASH) == masks_on, (masks_on, masks_off)
 
         viewer.scroll_into_view_if_needed()
         viewer.locator("input.anyi2v-slider").focus()
