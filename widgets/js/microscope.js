@@ -238,7 +238,7 @@ function hoverReadout(v, canvas, e) {
   const shown = layer && v.model.get("query").length === 2 && M.slotOf(layer.qk_steps || [], v.model.get("step")) >= 0;
   if (!att || !shown) return; // the panel shows a message, not a map
   const view = V.frameView(v.model);
-  const p = L.clientToCanvas(e.clientX, e.clientY, canvas.getBoundingClientRect(), [canvas.width, canvas.height]);
+  const p = L.clientToCanvas(e.clientX, e.clientY, canvas.getBoundingClientRect(), view.displaySize);
   const q = L.canvasToImage(p, view);
   const [h, w] = layer.grid;
   const cell = F.cellOf(q, v.model.get("frame_size"), layer.grid);

@@ -33,18 +33,20 @@ export function frameView(model) {
 export function clickSetsQuery(model, canvases, before) {
   for (const c of canvases) {
     c.addEventListener("click", (e) => {
-      const p = L.clientToCanvas(e.clientX, e.clientY, c.getBoundingClientRect(), [c.width, c.height]);
+      const view = frameView(model); // panel_size in CSS pixels; the backing store may hold more
+      const p = L.clientToCanvas(e.clientX, e.clientY, c.getBoundingClientRect(), view.displaySize);
       before();
-      model.set("query", L.clampPoint(L.canvasToImage(p, frameView(model)), model.get("frame_size")));
+      model.set("query", L.clampPoint(L.canvasToImage(p, view), model.get("frame_size")));
       model.save_changes();
     });
   }
 }
 
-/** Every panel at `size` [W, H] and cleared; its figure as wide as the panel, so long captions wrap. */
+/** Every panel at `size` [W, H] CSS pixels (backed by device pixels, so text and lines stay crisp at any
+ * density) and cleared; its figure as wide as the panel, so long captions wrap. */
 export function resetPanels({ canvases, ctxs }, [W, H]) {
   canvases.forEach((c, i) => {
-    if (c.width !== W || c.height !== H) [c.width, c.height] = [W, H];
+    D.fitCanvas(c, ctxs[i], W, H);
     c.parentElement.style.width = `${W}px`;
     ctxs[i].clearRect(0, 0, W, H);
   });
@@ -74,8 +76,20 @@ export function message(ctx, text, W, H) {
   ctx.fillStyle = "#bbb";
   ctx.font = "12px system-ui, sans-serif";
   ctx.textAlign = "center";
-  ctx.fillText(text, W / 2, H / 2);
+  const lines = wrapText(ctx, text, W - 12);
+  lines.forEach((line, i) => ctx.fillText(line, W / 2, H / 2 + (i - (lines.length - 1) / 2) * 15));
   ctx.restore();
+}
+
+/** `text` broken at spaces into lines no wider than `width` in `ctx`'s font (a long word stays whole). */
+function wrapText(ctx, text, width) {
+  const lines = [];
+  for (const word of text.split(" ")) {
+    const last = lines.length ? `${lines[lines.length - 1]} ${word}` : word;
+    if (lines.length && ctx.measureText(last).width <= width) lines[lines.length - 1] = last;
+    else lines.push(word);
+  }
+  return lines;
 }
 
 /** Draw `rgba` (w x h pixels) scaled over the whole canvas through a scratch canvas, cells kept sharp. */

@@ -84,7 +84,7 @@ function render({ model, el }) {
   function redraw() {
     const n = model.get("frames").length;
     const f = Math.min(Math.max(model.get("frame"), 0), n - 1);
-    [canvas.width, canvas.height] = model.get("display_size");
+    D.fitCanvas(canvas, ctx, ...model.get("display_size")); // device pixels: crisp lines at any density
     slider.max = String(n - 1);
     slider.value = String(f);
     readout.textContent = `frame ${f + 1} / ${n}`;
