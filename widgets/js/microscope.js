@@ -66,7 +66,8 @@ function build(model, el, snap) {
     D.h("div", { class: "anyi2v-toolbar" }, D.h("b", {}, "point attends to"), ui.keysPick, D.h("b", {}, "word"),
       ui.wordPick, D.h("label", { class: "anyi2v-nowrap" }, D.h("b", {}, "word maps of"), ui.crossPick),
       D.h("label", { class: "anyi2v-nowrap", title: "the attention panels' colour scale" }, D.h("b", {}, "colour scale"),
-        ui.scalePick)),
+        ui.scalePick), V.exportButton(ui.panels, () => [[3, ui.bars[0]], [4, ui.bars[1]]],
+        () => `microscope-step-${model.get("step") + 1}-frame-${model.get("frame") + 1}.png`)),
     ui.panels.row, ui.status);
   el.append(ui.root);
   ui.bars = [V.colourBar(ui.panels.canvases[3]), V.colourBar(ui.panels.canvases[4])];

@@ -127,5 +127,61 @@ export function colourBar(canvas) {
     ends[1].textContent = note;
     ends[2].textContent = L.formatWeight(hi);
   };
-  return { el, draw };
+  return { el, draw, bar, ends };
+}
+
+const GAP = 8; // CSS pixels between panels in an exported row, as on the page
+const LINE = 15; // CSS pixels per caption line
+
+/** The panel row as one picture on white, at the panels' device pixels: each panel, the colour bar under
+ * it (`bars`: [[panel index, colourBar]]) with its ends written, and its caption (after the bar's note). */
+export function rowCanvas({ canvases, captions }, bars) {
+  const k = canvases[0].width / (parseFloat(canvases[0].style.width) || canvases[0].width); // device px a CSS px
+  const out = document.createElement("canvas");
+  const ctx = out.getContext("2d");
+  ctx.font = "12px system-ui, sans-serif";
+  const barAt = new Map(bars.filter(([, b]) => !b.el.hidden));
+  const widths = canvases.map((c) => c.width / k);
+  const lines = captions.map((c, i) => wrapText(ctx, [barAt.has(i) ? `${barAt.get(i).ends[1].textContent}.` : "",
+    c.textContent].join(" ").trim(), widths[i]));
+  const tall = Math.max(...canvases.map((c) => c.height / k)) + (barAt.size ? 26 : 0);
+  out.width = Math.round(k * (widths.reduce((a, b) => a + b, 0) + GAP * (canvases.length + 1)));
+  out.height = Math.round(k * (GAP + tall + LINE * Math.max(...lines.map((l) => l.length)) + GAP));
+  ctx.scale(k, k);
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, out.width, out.height);
+  let x = GAP;
+  canvases.forEach((c, i) => {
+    ctx.drawImage(c, x, GAP, widths[i], c.height / k);
+    if (barAt.has(i)) exportBar(ctx, barAt.get(i), x, GAP + c.height / k + 4, widths[i]);
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.fillStyle = "#333";
+    lines[i].forEach((line, j) => ctx.fillText(line, x, GAP + tall + 12 + j * LINE));
+    x += widths[i] + GAP;
+  });
+  return out;
+}
+
+/** A colour bar drawn at (x, y), `w` wide, the weights at its ends under it. */
+function exportBar(ctx, { bar, ends }, x, y, w) {
+  ctx.save();
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(bar, x, y, w, 8);
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.fillStyle = "#333";
+  ctx.fillText(ends[0].textContent, x, y + 20);
+  ctx.textAlign = "right";
+  ctx.fillText(ends[2].textContent, x + w, y + 20);
+  ctx.restore();
+}
+
+/** A button that downloads the panel row (`rowCanvas`, with the colour bars `bars()`) as a PNG named
+ * `name()`, all in the browser (no kernel round trip). */
+export function exportButton(panels, bars, name) {
+  return D.h("button", { class: "anyi2v-export", title: "download these panels, captions and colour bars as a PNG",
+    onclick: () => rowCanvas(panels, bars()).toBlob((blob) => {
+      const a = D.h("a", { href: URL.createObjectURL(blob), download: name() });
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 0);
+    }, "image/png") }, "save PNG");
 }

@@ -24,7 +24,8 @@ function build(model, el) {
   const labelled = (text, ...c) => D.h("label", {}, text, ...c);
   ui.root = D.h("div", { class: "anyi2v anyi2v-viewer" },
     D.h("div", { class: "anyi2v-toolbar" }, labelled("frame", slider, ui.readout), labelled("features", ui.pcaSelect),
-      labelled("attention", ui.attnSelect), labelled("colour scale", ui.scaleSelect), ui.busy),
+      labelled("attention", ui.attnSelect), labelled("colour scale", ui.scaleSelect),
+      V.exportButton(ui.panels, () => [[2, ui.bar]], () => `feature-viewer-frame-${model.get("frame") + 1}.png`), ui.busy),
     ui.panels.row, ui.status);
   el.append(ui.root);
   ui.bar = V.colourBar(ui.panels.canvases[2]);
