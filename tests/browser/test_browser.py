@@ -292,6 +292,21 @@ def _colour_near(png: bytes, centre, rgb, radius: float = 3, tol: int = 40) -> f
     return float((np.abs(a[disk] - np.array(rgb)).max(-1) <= tol).mean())
 
 
+def save_png_download(page, root, path: Path) -> tuple[str, tuple[int, int]]:
+    """Click ``root``'s "save PNG" button, keep the download at ``path``; its suggested name and size. The
+    row is made in the browser: as wide as the panels and the gaps between them (8 CSS pixels)."""
+    from PIL import Image
+
+    with page.expect_download(timeout=10_000) as download:
+        root.locator("button.anyi2v-export").click()
+    download.value.save_as(str(path))
+    size = Image.open(path).size
+    widths = root.locator(".anyi2v-panels canvas.anyi2v-panel").evaluate_all("cs => cs.map((c) => c.width)")
+    assert size[0] == sum(widths) + 8 * (len(widths) + 1), (size, widths)  # device pixel ratio 1 here
+    assert _distinct_colours(path.read_bytes()) > 200, path  # panels, not a blank picture
+    return download.value.suggested_filename, size
+
+
 def _distinct_colours(png: bytes) -> int:
     from io import BytesIO
 
@@ -479,6 +494,8 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
         bar = viewer.locator(".anyi2v-colourbar-box")
         assert bar.is_visible() and float(bar.locator("span").last.inner_text()) > 0  # the scale's top weight
         viewer_png = viewer.screenshot(path=str(shots / "feature_viewer.png"))
+        name, _ = save_png_download(page, viewer, shots / "feature_viewer_export.png")
+        assert name == "feature-viewer-frame-2.png", name
         moves = page.evaluate(_PLAYER_MOVES, [list(range(default.num_frames)) * 3])
         timings["total"] = time.monotonic() - t0
 

@@ -14,7 +14,14 @@ import time
 import nbformat
 import pytest
 
-from browser.test_browser import SCREENSHOTS, _run_all, _run_last_cell, lab_notebook, publish_screenshots
+from browser.test_browser import (
+    SCREENSHOTS,
+    _run_all,
+    _run_last_cell,
+    lab_notebook,
+    publish_screenshots,
+    save_png_download,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -177,6 +184,8 @@ def test_microscope_sliders_and_click_in_the_browser(lab, tmp_path):
         root.locator("select.anyi2v-scale").select_option("shared")
         assert 0 < own[0] <= shared[0] and 0 < own[1] <= shared[1] == 1, (shared, own)
         assert all("own scale" in n for n in notes), notes
+        name, _ = save_png_download(page, root, shots / "microscope_export.png")
+        assert name.startswith("microscope-step-") and name.endswith("-frame-1.png"), name
         tops = root.locator(".anyi2v-panels figure").evaluate_all("fs => fs.map((f) => f.getBoundingClientRect().top)")
         assert len(tops) == 5 and max(tops) - min(tops) < 1, tops
         kernel = json.loads(_run_last_cell(page, 60_000).strip())
