@@ -96,6 +96,10 @@ class FeatureViewer(StaticPicture, anywidget.AnyWidget):
     # "shared": one scale over every frame of the point (frames compare); "map": each map its own maximum
     scale = t.Enum(("shared", "map"), "shared").tag(sync=True)
     attention_range = t.List(t.Float(), [0.0, 0.0]).tag(sync=True)  # the weights at the colour bar's ends
+    # the shown map's weights, float32 row-major over attention_grid [h, w]: the browser reads the value
+    # under the pointer (16 x 16 tokens: 1 KiB a map)
+    attention_values = t.Bytes(b"").tag(sync=True)
+    attention_grid = t.List(t.Int(), [0, 0]).tag(sync=True)
     # what the shown attention was computed for ({frame, query, point}): the browser says it waits while
     # its own frame, query or point differ (a click while a cell runs is answered after the cell)
     answered = t.Dict().tag(sync=True)
@@ -169,6 +173,8 @@ class FeatureViewer(StaticPicture, anywidget.AnyWidget):
         top = self.attention_top()
         with self.hold_sync():
             self.attention = b"" if a is None else png_bytes(heat_rgba(a, top=top))
+            self.attention_values = b"" if a is None else np.ascontiguousarray(a, "<f4").tobytes()
+            self.attention_grid = [0, 0] if a is None else [int(v) for v in a.shape]
             self.attention_range = [0.0, top]
             self.answered = {"frame": self.frame, "query": list(self.query), "point": self.attention_point}
 

@@ -493,6 +493,11 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
         page.wait_for_selector(".anyi2v-viewer:not(.anyi2v-busy)", timeout=10_000)
         bar = viewer.locator(".anyi2v-colourbar-box")
         assert bar.is_visible() and float(bar.locator("span").last.inner_text()) > 0  # the scale's top weight
+        # the weight under the pointer on the attention panel: within the colour bar's range
+        viewer.locator("canvas.anyi2v-attention").hover(position={"x": 60, "y": 60})
+        hover = viewer.locator(".anyi2v-hover").inner_text()
+        found = re.fullmatch(r"weight under the pointer: (\S+) \(cell \d+, \d+ of (\d+) x (\d+)\)", hover)
+        assert found and 0 < float(found[1]) <= float(bar.locator("span").last.inner_text()) * 1.01, hover
         viewer_png = viewer.screenshot(path=str(shots / "feature_viewer.png"))
         name, _ = save_png_download(page, viewer, shots / "feature_viewer_export.png")
         assert name == "feature-viewer-frame-2.png", name

@@ -410,6 +410,10 @@ def test_feature_viewer_scale_answer_and_plain_labels():
     alpha = _png_pixels(v.attention)[..., 3].astype(float)
     np.testing.assert_allclose(alpha, np.round(255 * 0.7 * maps[1] / top).reshape(4, 4), atol=0.5)
     assert v.answered == {"frame": 1, "query": [9.0, 25.0], "point": name}
+    # the weights the browser reads under the pointer: the shown map, float32, on its grid
+    assert v.attention_grid == [4, 4]
+    np.testing.assert_allclose(np.frombuffer(v.attention_values, "<f4").reshape(4, 4), maps[1].reshape(4, 4),
+                               rtol=1e-6)
     v.scale = "map"
     assert v.attention_range == pytest.approx([0.0, maps[1].max()])
     v.query = [1.0, 1.0]  # the kernel has answered a new point once the map is computed

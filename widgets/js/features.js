@@ -14,6 +14,23 @@ export function cellOf(point, size, grid) {
   return row * w + col;
 }
 
+/** The value of a map `values` (row-major over `grid` = [h, w]) under `point` [x, y] of an image of
+ * `size` [W, H]: {value, row, col} (1-based row and column), or null for a map of another size. */
+export function valueUnder(values, grid, point, size) {
+  const [h, w] = grid;
+  if (!values || h * w === 0 || values.length !== h * w) return null;
+  const cell = cellOf(point, size, grid);
+  return { value: values[cell], row: Math.floor(cell / w) + 1, col: (cell % w) + 1 };
+}
+
+/** Synced little-endian float32 bytes (DataView, ArrayBuffer or typed array) -> Float32Array (a copy, so
+ * any byte offset will do). */
+export function float32s(bytes) {
+  if (!bytes || !bytes.byteLength) return new Float32Array(0);
+  const u8 = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return new Float32Array(u8.slice().buffer);
+}
+
 /** RGB bytes (n * 3) -> RGBA pixels (n * 4), opaque. */
 export function rgbToRgba(rgb) {
   const n = rgb.length / 3;

@@ -3,10 +3,12 @@
 // Python computes every image (widgets/features.py); this view only draws them and reports clicks.
 // Synced: frames, masks, boxes, frame_size, panel_size, frame, pca (name -> PNG per frame),
 // pca_point, attention_points, attention_point, query ([x, y] frame pixels or []), follow (the object
-// whose box centre the query follows, -1 after a click), attention (PNG).
+// whose box centre the query follows, -1 after a click), attention (PNG), attention_values (its weights,
+// float32 over attention_grid [h, w], read under the pointer).
 import * as L from "./logic.js";
 import * as D from "./draw.js";
 import * as P from "./palette.js";
+import * as F from "./features.js";
 import * as V from "./panels.js";
 
 /** The view's elements: a toolbar (frame slider, labelled pickers, the busy sign), panels with the
@@ -20,17 +22,28 @@ function build(model, el) {
     scaleSelect: V.select([["shared", "shared over frames"], ["map", "each map its own"]], model.get("scale"),
       (v) => set(model, "scale", v), { class: "anyi2v-scale" }),
     busy: D.h("span", { class: "anyi2v-busy-sign", role: "status" }, "waiting for the kernel (a cell is running)…"),
-    panels: V.panelRow(["frame", "pca", "attention"], "anyi2v-") };
+    panels: V.panelRow(["frame", "pca", "attention"], "anyi2v-"), hover: D.h("div", { class: "anyi2v-status anyi2v-hover" }) };
   const labelled = (text, ...c) => D.h("label", {}, text, ...c);
   ui.root = D.h("div", { class: "anyi2v anyi2v-viewer" },
     D.h("div", { class: "anyi2v-toolbar" }, labelled("frame", slider, ui.readout), labelled("features", ui.pcaSelect),
       labelled("attention", ui.attnSelect), labelled("colour scale", ui.scaleSelect),
       V.exportButton(ui.panels, () => [[2, ui.bar]], () => `feature-viewer-frame-${model.get("frame") + 1}.png`), ui.busy),
-    ui.panels.row, ui.status);
+    ui.panels.row, ui.hover, ui.status);
   el.append(ui.root);
   ui.bar = V.colourBar(ui.panels.canvases[2]);
   V.clickSetsQuery(model, ui.panels.canvases, () => model.set("follow", -1)); // a chosen point stays put
   return ui;
+}
+
+/** The attention weight under the pointer on the attention panel (the kernel's map, not one it still computes). */
+function hoverReadout(model, ui, values, e) {
+  const canvas = ui.panels.canvases[2];
+  const view = V.frameView(model);
+  const p = L.clientToCanvas(e.clientX, e.clientY, canvas.getBoundingClientRect(), view.displaySize);
+  const at = F.valueUnder(values, model.get("attention_grid"), L.canvasToImage(p, view), model.get("frame_size"));
+  const [h, w] = model.get("attention_grid");
+  ui.hover.textContent = ui.root.classList.contains("anyi2v-busy") ? "weight under the pointer: waiting for the kernel"
+    : at ? `weight under the pointer: ${L.formatWeight(at.value)} (cell ${at.row}, ${at.col} of ${h} x ${w})` : "";
 }
 
 function set(model, name, value) {
@@ -131,6 +144,11 @@ function render({ model, el }) {
   const ui = build(model, el);
   const images = { frames: [], masks: [], pca: {}, attention: null };
   const draw = () => redraw(model, ui, images);
+  let values = F.float32s(model.get("attention_values"));
+  const attentionPanel = ui.panels.canvases[2];
+  attentionPanel.addEventListener("mousemove", (e) => hoverReadout(model, ui, values, e));
+  attentionPanel.addEventListener("mouseleave", () => { ui.hover.textContent = ""; });
+  const readValues = () => { values = F.float32s(model.get("attention_values")); };
   const load = loaders(model, images, (pickers = false) => {
     if (pickers) refreshSelects(model, ui);
     draw();
@@ -140,6 +158,7 @@ function render({ model, el }) {
     [["frames", "masks"], load.frames],
     [["pca"], load.pca],
     [["attention"], load.attention],
+    [["attention_values"], readValues],
     [["pca_point", "attention_point", "attention_points", "labels", "scale"], () => { refreshSelects(model, ui); draw(); }],
   ];
   for (const [names, fn] of handlers) for (const name of names) model.on(`change:${name}`, fn);
