@@ -338,7 +338,8 @@ def _new_path(default, size):
 def test_quickstart_draw_generate_inspect(lab, tmp_path):
     """Run the quickstart, draw a second object (read back exactly, then deleted), draw a NEW path for the
     scene's object, generate again, and check that the player shows the new run: a new run id, and the
-    target path's end dot where the new path ends, not where the default one did."""
+    target path's end dot where the new path ends, not where the default one did; the player's overlay
+    legend and mask toggle, the viewer's hover readout and its "save PNG" download."""
     from anyi2v_lab.trajectory import Trajectory
 
     t0 = time.monotonic()

@@ -3,9 +3,10 @@
 test moves the step slider (the x0 frame and the PCA image change; it snaps to the captured steps, which
 the timeline marks), clicks a point (the self-attention view changes, and the kernel receives the point),
 and measures in the browser how long each slider move and each click takes to redraw; the two attention
-panels have colour bars and the five panels sit in one row. The timings go to ``microscope_timings.json``
-in the test's tmp dir; screenshots to ``outputs/screenshots/``. Same harness as ``test_browser.py`` (its
-``lab`` fixture).
+panels have colour bars whose top follows the colour-scale choice (each map its own: at most the shared
+top), "save PNG" downloads the panel row, and the five panels sit in one row. The timings go to
+``microscope_timings.json`` in the test's tmp dir; screenshots to ``outputs/screenshots/``. Same harness as
+``test_browser.py`` (its ``lab`` fixture).
 """
 import json
 import statistics
