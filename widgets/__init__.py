@@ -4,6 +4,8 @@
 * :class:`VideoPlayer`: frames with box, path and mask overlays; ``VideoPlayer.from_result(result)``.
 * :class:`FeatureViewer`: PCA-RGB features, attention of a clicked pixel and semantic masks over one
   frame slider; ``FeatureViewer.from_result(result)`` / ``.from_cache(cache)``.
+* :func:`show_run`: ``show_run(result, key)`` shows a new run in place in the player and the viewer made
+  with ``key=`` (a ``TrajectoryCanvas(..., key=...)`` keeps its drawing when its cell runs again).
 * :class:`Microscope`: one linked view over step x hook point x head x frame of a generation: x0, cluster
   masks, PCA-RGB, self-attention from a clicked point, cross-attention per word;
   ``Microscope.from_result(result)`` / ``.from_cache(cache)`` / ``Microscope(MicroscopeData)``.
@@ -18,9 +20,10 @@ their Python helpers in ``features.py``; the logic that changes a drawing lives 
 """
 from .canvas import TrajectoryCanvas
 from .editing import Draft, EditorState, EventError, apply_event
+from .live import show_run
 from .microscope import Microscope
 from .player import VideoPlayer
 from .viewer import FeatureViewer
 
 __all__ = ["TrajectoryCanvas", "VideoPlayer", "FeatureViewer", "Microscope", "Draft", "EditorState", "EventError",
-           "apply_event"]
+           "apply_event", "show_run"]

@@ -15,6 +15,7 @@ import traitlets as t
 from PIL import ImageDraw
 
 from anyi2v_lab.palette import object_colour
+from anyi2v_lab.toy.limits import MotionLimits
 from anyi2v_lab.trajectory import Trajectory, TrajectoryError, frame_boxes
 from anyi2v_lab.validate import check_count
 
@@ -25,6 +26,9 @@ from .mapping import view_size
 from .static import StaticPicture, box, cross, decode, enlarged, panels, plural, polyline
 
 MODES = ("select", "box", "path", "points", "target")
+# key -> (image size, frame count, objects, selected) of the last canvas made with that key: a canvas
+# made again (its cell run again, Run All) starts from the drawing, not from its initial trajectory
+_KEPT: dict[str, tuple] = {}
 
 
 class TrajectoryCanvas(StaticPicture, anywidget.AnyWidget):
@@ -32,7 +36,10 @@ class TrajectoryCanvas(StaticPicture, anywidget.AnyWidget):
 
     ``trajectory``: an initial :class:`Trajectory` in pixels of this image. ``num_frames``: the frame count
     of the path preview (and of the trajectory read back). ``display_width``: canvas width in screen pixels;
-    every synced number stays in image pixels.
+    every synced number stays in image pixels. ``key``: a canvas made again with the same key on an image
+    of the same size (its cell run again, Run All) starts from the last drawing, not from ``trajectory``.
+    ``limits``: a :class:`~anyi2v_lab.toy.limits.MotionLimits`; the canvas then warns, while you draw, where a
+    path is faster, longer or bends more than the model learnt, or leaves the frame.
     """
 
     _esm = esm("canvas.js")
@@ -46,19 +53,42 @@ class TrajectoryCanvas(StaticPicture, anywidget.AnyWidget):
     selected = t.Int(-1).tag(sync=True)
     mode = t.Enum(MODES, "box").tag(sync=True)
     status = t.Unicode("").tag(sync=True)
+    limits = t.Dict().tag(sync=True)  # MotionLimits as a dict ({}: no warnings): the browser checks each drawing live
 
     def __init__(self, image, trajectory: Trajectory | None = None, num_frames: int = 16,
-                 display_width: int = 512, **kwargs):
+                 display_width: int = 512, key: str | None = None, limits: MotionLimits | None = None, **kwargs):
         rgb = as_rgb(image)
         size = (rgb.shape[1], rgb.shape[0])
         check_count(num_frames, "num_frames")
-        super().__init__(image=png_bytes(rgb), image_size=list(size),
+        if limits is not None and not isinstance(limits, MotionLimits):
+            raise TypeError(f"limits must be a MotionLimits (from anyi2v_lab.toy.limits) or None, "
+                            f"got {type(limits).__name__}")
+        super().__init__(image=png_bytes(rgb), image_size=list(size), limits={} if limits is None else limits.to_dict(),
                          display_size=list(view_size(size, display_width)), num_frames=num_frames, **kwargs)
         self._history = History()
         self.on_msg(self._on_custom_msg)
         if trajectory is not None:
             self.trajectory = trajectory
             self._history = History()  # the initial trajectory is not an edit to undo
+        self._key = key
+        self._restore()
+
+    def _restore(self) -> None:
+        """Take up the drawing of the last canvas of this key on the same image size, then keep ours there."""
+        if self._key is None:
+            return
+        if not isinstance(self._key, str) or not self._key:
+            raise ValueError(f"key = {self._key!r}: give a non-empty string, e.g. key='quickstart', so that the "
+                             "canvas made again by its cell keeps the drawing")
+        kept = _KEPT.get(self._key)
+        if kept is not None and kept[0] == tuple(self.image_size):
+            with self.hold_sync():
+                self.num_frames, self.objects, self.selected = kept[1:]
+        self.observe(self._keep, ["objects", "selected", "num_frames"])
+        self._keep()
+
+    def _keep(self, _change=None) -> None:
+        _KEPT[self._key] = (tuple(self.image_size), self.num_frames, list(self.objects), self.selected)
 
     # --- state ------------------------------------------------------------------------------------
     @t.validate("objects")

@@ -8,6 +8,7 @@ Shapes per frame: feature maps ``(F, C, h, w)``; attention probabilities ``(F, h
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import torch
@@ -86,15 +87,37 @@ def attention_map(probs: torch.Tensor, query: int, grid) -> np.ndarray:
     return probs[:, query].double().mean(0).reshape(h, w).cpu().numpy()
 
 
-def heat_rgba(values: np.ndarray, cmap: str = HEAT_CMAP, alpha: float = 0.7) -> np.ndarray:
-    """A map ``(h, w)`` -> RGBA ``(h, w, 4)`` uint8, scaled by its maximum (an all-zero map takes the
-    colour of 0) at one opacity ``alpha``."""
+def heat_rgba(values: np.ndarray, cmap: str = HEAT_CMAP, alpha: float = 0.7, top: float | None = None) -> np.ndarray:
+    """A map ``(h, w)`` -> RGBA ``(h, w, 4)`` uint8, scaled so that ``top`` (default: the map's maximum) is
+    the top colour; opacity grows with the value up to ``alpha``, zero is transparent, so the frame stays
+    visible where little goes (as the static figures draw maps on frames)."""
     v = np.asarray(values, dtype=np.float64)
-    top = v.max() if v.size and v.max() > 0 else 1.0
-    rgb = heat_colours(v / top, cmap)
-    return np.concatenate([rgb, np.full((*rgb.shape[:-1], 1), round(alpha * 255), np.uint8)], axis=-1)
+    top = (v.max() if v.size else 0.0) if top is None else top
+    unit = np.clip(v / (top if top > 0 else 1.0), 0.0, 1.0)
+    opacity = np.round(255 * alpha * unit).astype(np.uint8)[..., None]
+    return np.concatenate([heat_colours(unit, cmap), opacity], axis=-1)
 
 
 def heat_lut_bytes(cmap: str = HEAT_CMAP) -> bytes:
     """The heat colour table as the browser views receive it: 256 RGB colours, 768 bytes."""
     return heat_lut(cmap).tobytes()
+
+
+_BLOCK = re.compile(r"(down_blocks\.\d+|up_blocks\.\d+|mid_block)\.attentions\.(\d+)")
+_KINDS = {"attn1.probs": "self-attention", "attn1.query": "queries", "attn1.key": "keys", "attn1.value": "values",
+          "attn2.probs": "cross-attention", "attn1": "self-attention output"}
+
+
+def plain_layer(name: str, grid=None) -> str:
+    """A hook point's name as a toolbar says it: ``up_blocks.1.attentions.0.transformer_blocks.0.attn1.probs``
+    with grid (16, 16) -> ``up_blocks.1 attention 0, 16x16: self-attention``; the method's aligned layers
+    (``aligned up_blocks.1.attentions.0.query, PCA (step 5, iteration 4)``) keep what and when."""
+    m = _BLOCK.search(name)
+    if m is None:
+        return name + (f", {grid[0]}x{grid[1]}" if grid else "")
+    where = f"{m.group(1)} attention {m.group(2)}" + (f", {grid[0]}x{grid[1]}" if grid else "")
+    if name.startswith("aligned "):
+        when = re.search(r"\(([^)]*)\)\s*$", name)
+        return f"{where}: aligned queries" + (f" ({when.group(1)})" if when else "")
+    tail = name[m.end():].split(".transformer_blocks.0.")[-1].lstrip(".")
+    return f"{where}: {_KINDS.get(tail, tail)}" if tail else where

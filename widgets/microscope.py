@@ -27,7 +27,7 @@ from anyi2v_lab.palette import QUERY_COLOUR
 
 from .buffers import split_buffers
 from .bundle import css, esm
-from .features import heat_lut_bytes, query_index, to_uint8
+from .features import heat_lut_bytes, plain_layer, query_index, to_uint8
 from .images import png_bytes
 from .mapping import view_size
 from .static import StaticPicture, cross, enlarged, panels, placeholder, rgb
@@ -135,7 +135,8 @@ class Microscope(StaticPicture, anywidget.AnyWidget):
     heads), ``word``, ``query`` ((x, y) frame pixels, set by a click), ``query_frame`` (the frame clicked
     in), ``attend`` ("frame": the layer's own attention within a frame; "video": keys of every frame, so
     the point's matches in other frames show as the frame slider moves), ``cross_steps`` ("step" or
-    "all": DAAM's mean over steps).
+    "all": DAAM's mean over steps), ``scale`` (the attention panels' colour scale in the browser: "shared"
+    over frames or each "map" its own maximum; the colour bars follow it).
 
     ``x0``, ``layers``, ``cross`` and ``loss_masks`` hold the arrays the browser draws from (see
     :func:`_layer_payload`); a view receives them in one message when it opens (:meth:`payload_message`).
@@ -159,7 +160,10 @@ class Microscope(StaticPicture, anywidget.AnyWidget):
     query = t.List(t.Float()).tag(sync=True)
     query_frame = t.Int(0).tag(sync=True)
     attend = t.Unicode("frame").tag(sync=True)
+    # the attention panels' colour scale: "shared" over frames (frames compare), or each "map" its own maximum
+    scale = t.Enum(("shared", "map"), "shared").tag(sync=True)
     lut = t.Bytes(b"").tag(sync=True)  # the heat colour table (palette.heat_lut)
+    labels = t.Dict().tag(sync=True)  # point -> its plain label ("up_blocks.1 attention 0, 16x16: queries")
     num_clusters = t.Int(0).tag(sync=True)
     status = t.Unicode("").tag(sync=True)
 
@@ -187,12 +191,16 @@ class Microscope(StaticPicture, anywidget.AnyWidget):
                              "fewer steps or frames, or raise max_bytes")
         self.payload_bytes = size
         W, H = (int(v) for v in data.frame_size)
-        kwargs.setdefault("step", max((position[s] for s in data.x0_steps), default=len(steps) - 1))
+        # the finest layer first (the 16 x 16 one the lessons discuss), on its last captured step
+        point = max(layers, key=lambda p: layers[p]["grid"][0] * layers[p]["grid"][1], default="")
+        kept = layers[point]["pca_steps"] if point else []
+        kwargs.setdefault("step", max(kept or [position[s] for s in data.x0_steps], default=len(steps) - 1))
         kwargs.setdefault("word", _most_localised(cross))
         self.x0, self.layers, self.cross, self.loss_masks = x0, layers, cross, weights
         super().__init__(steps=[_step_entry(s) for s in steps], num_frames=int(data.num_frames),
                          frame_size=[W, H], panel_size=list(view_size((W, H), panel_width)),
-                         x0_steps=[position[s] for s in x0_steps], point=next(iter(layers), ""),
+                         x0_steps=[position[s] for s in x0_steps], point=point,
+                         labels={p: plain_layer(p, layer["grid"]) for p, layer in layers.items()},
                          words=words, lut=heat_lut_bytes(),
                          num_clusters=int(getattr(data, "num_clusters", 0)), **kwargs)
         self.on_msg(self._answer)

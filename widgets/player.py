@@ -16,6 +16,7 @@ from anyi2v_lab.palette import object_colour
 
 from .bundle import css, esm
 from .images import mask_tints, png_bytes, video_frames
+from .live import follow
 from .mapping import view_size
 from .static import StaticPicture, decode, framed, panels, plural, polyline
 
@@ -50,26 +51,22 @@ class VideoPlayer(StaticPicture, anywidget.AnyWidget):
     caption = t.Unicode("").tag(sync=True)  # shown under the frame, e.g. which run this is
 
     def __init__(self, frames, boxes=None, paths=None, masks=None, fps: float = 8, display_width: int | None = None,
-                 **kwargs):
-        video = video_frames(frames)
-        F, H, W = video.shape[:3]
+                 key: str | None = None, **kwargs):
         if not fps > 0:
             raise ValueError(f"fps = {fps!r} must be > 0")
-        box_list = [] if boxes is None else _per_frame(boxes, "boxes", F, 4)
-        if paths is None and boxes is not None:
-            b = np.asarray(boxes, dtype=np.float64)
-            paths = (b[..., :2] + b[..., 2:]) / 2
-        path_list = [] if paths is None else _per_frame(paths, "paths", F, 2)
-        mask_list = []
-        if masks is not None:
-            m = np.asarray(masks)
-            if m.ndim != 4 or m.shape[1:] != (F, H, W):
-                raise ValueError(f"masks has shape {m.shape}; give (objects, {F}, {H}, {W}) in [0, 1]")
-            mask_list = [png_bytes(tint) for tint in mask_tints(m)]
-        width = display_width or max(256, min(512, 4 * W))  # small model frames: enlarge (pixelated)
-        super().__init__(frames=[png_bytes(f) for f in video], masks=mask_list, frame_size=[W, H],
-                         display_size=list(view_size((W, H), width)), boxes=box_list, paths=path_list,
-                         fps=float(fps), **kwargs)
+        super().__init__(**_video_traits(frames, boxes, paths, masks, display_width), fps=float(fps), **kwargs)
+        self._display_width = display_width
+        follow(key, self)
+
+    def show(self, result, masks: bool = True) -> None:
+        """Show another :class:`~anyi2v_lab.method.generation.GenerationResult` in this player, in place
+        (what :func:`~anyi2v_lab.widgets.show_run` calls): its frames, boxes, masks and caption."""
+        frames, boxes, m = _result_parts(result, masks)
+        traits = _video_traits(frames, boxes, None, m, self._display_width)
+        with self.hold_sync():
+            self.frame = min(self.frame, len(traits["frames"]) - 1)
+            for name, value in {**traits, "caption": run_caption(result)}.items():
+                setattr(self, name, value)
 
     @t.validate("frame")
     def _clamp_frame(self, proposal):
@@ -105,13 +102,38 @@ class VideoPlayer(StaticPicture, anywidget.AnyWidget):
         """A player for a :class:`~anyi2v_lab.method.generation.GenerationResult`: its frames, the target boxes
         of its record (model pixels = frame pixels) and, when the run kept them (``keep_masks=True``), the
         semantic masks of the last optimisation iteration."""
-        frames = result.frames
-        boxes = result.record.boxes
-        m = None
-        if masks and boxes is not None:
-            m = masks_from_record(result.record, boxes.shape[0], frames.shape[0], frames.shape[1:3])
+        frames, boxes, m = _result_parts(result, masks)
         kwargs.setdefault("caption", run_caption(result))
         return cls(frames, boxes=boxes, masks=m, **kwargs)
+
+
+def _result_parts(result, masks: bool):
+    """A result's frames, the target boxes of its record (model pixels = frame pixels) and its masks."""
+    frames, boxes = result.frames, result.record.boxes
+    m = None
+    if masks and boxes is not None:
+        m = masks_from_record(result.record, boxes.shape[0], frames.shape[0], frames.shape[1:3])
+    return frames, boxes, m
+
+
+def _video_traits(frames, boxes, paths, masks, display_width) -> dict:
+    """The synced traits of a video with its overlays (checked: shapes name the field and the fix)."""
+    video = video_frames(frames)
+    F, H, W = video.shape[:3]
+    box_list = [] if boxes is None else _per_frame(boxes, "boxes", F, 4)
+    if paths is None and boxes is not None:
+        b = np.asarray(boxes, dtype=np.float64)
+        paths = (b[..., :2] + b[..., 2:]) / 2
+    path_list = [] if paths is None else _per_frame(paths, "paths", F, 2)
+    mask_list = []
+    if masks is not None:
+        m = np.asarray(masks)
+        if m.ndim != 4 or m.shape[1:] != (F, H, W):
+            raise ValueError(f"masks has shape {m.shape}; give (objects, {F}, {H}, {W}) in [0, 1]")
+        mask_list = [png_bytes(tint) for tint in mask_tints(m)]
+    width = display_width or max(256, min(512, 4 * W))  # small model frames: enlarge (pixelated)
+    return {"frames": [png_bytes(f) for f in video], "masks": mask_list, "frame_size": [W, H],
+            "display_size": list(view_size((W, H), width)), "boxes": box_list, "paths": path_list}
 
 
 def run_caption(result) -> str:

@@ -1,7 +1,10 @@
 """The quickstart notebook in a real JupyterLab and chromium: run every cell, draw a box and a path with
-real mouse events, check that the kernel holds exactly that trajectory, draw a new path for the scene's
-object, generate again and check that the player shows the new run; screenshots of the widgets go to
-``outputs/screenshots/``.
+real mouse events (the canvas warns that the path is too long), check that the kernel holds exactly that
+trajectory, see a drag with no object selected answered by a message, draw a new path for the scene's
+object, run the canvas cell again (the drawing stays), run only the generate cell while clicking the
+feature viewer (it shows that it waits, until the kernel answers), and check that the player shows the
+new run and the viewer a colour bar; the viewer's clicks and the player's slider moves are timed in the
+browser. Screenshots of the widgets go to ``outputs/screenshots/``.
 
 Needs chromium (Debian: ``apt-get install chromium``) and the ``playwright`` Python package; no Playwright
 browser download. JupyterLab runs from a temporary folder with its own config, settings, runtime and
@@ -13,6 +16,7 @@ import re
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -144,6 +148,72 @@ def _run_cell(page, cell, timeout_ms: int) -> str:
     return outputs.last.inner_text() if outputs.count() else ""
 
 
+def _start_cell(page, cell) -> None:
+    """Start one code cell (Ctrl+Enter in its editor) and return once it is queued or running."""
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Control+Enter")
+    prompt = cell.locator(".jp-InputArea-prompt").element_handle()
+    page.wait_for_function("(p) => p.textContent.includes('*')", arg=prompt, timeout=10_000)
+
+
+def _finish_cell(page, cell, timeout_ms: int) -> str:
+    """Wait until a started cell has run; its last text output."""
+    prompt = cell.locator(".jp-InputArea-prompt").element_handle()
+    page.wait_for_function("(p) => !p.textContent.includes('*')", arg=prompt, timeout=timeout_ms)
+    errors = page.evaluate(_NOTEBOOK_STATE)["errors"]
+    assert not errors, f"a notebook cell failed: {errors}"
+    outputs = cell.locator(".jp-OutputArea-output")
+    return outputs.last.inner_text() if outputs.count() else ""
+
+
+# clicks the viewer's PCA panel at a fraction (x, y) of its size and times the handler and the next painted
+# frame in the browser (as the microscope's test does); busy: the waiting sign is up after it
+_VIEWER_CLICK = """async ([fx, fy]) => {
+    const root = document.querySelector('.anyi2v-viewer');
+    const c = root.querySelector('canvas.anyi2v-pca');
+    const r = c.getBoundingClientRect();
+    const ev = new MouseEvent('click', {bubbles: true, clientX: r.left + fx * r.width, clientY: r.top + fy * r.height});
+    const t0 = performance.now();
+    c.dispatchEvent(ev);
+    await Promise.resolve();
+    const t1 = performance.now();
+    await new Promise(requestAnimationFrame);
+    const sign = root.querySelector('.anyi2v-busy-sign');
+    return {handler_ms: t1 - t0, frame_ms: performance.now() - t0, busy: root.classList.contains('anyi2v-busy')
+            && getComputedStyle(sign).display !== 'none'};
+}"""
+
+
+# moves the player's slider to each frame in turn, timed as _VIEWER_CLICK times a click
+_PLAYER_MOVES = """async ([values]) => {
+    const slider = document.querySelector('.anyi2v-player input.anyi2v-slider');
+    const out = [];
+    for (const v of values) {
+        const t0 = performance.now();
+        slider.value = String(v);
+        slider.dispatchEvent(new Event('input', {bubbles: true}));
+        await Promise.resolve();
+        const t1 = performance.now();
+        await new Promise(requestAnimationFrame);
+        out.push({handler_ms: t1 - t0, frame_ms: performance.now() - t0});
+    }
+    return out;
+}"""
+
+
+# a hash of a canvas's pixels (its backing store), to tell two drawings apart
+_CANVAS_HASH = """c => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let h = 0;
+    for (let i = 0; i < d.length; i++) h = (Math.imul(h, 31) + d[i]) | 0;
+    return h;
+}"""
+
+
+def _summary(ms: list[float]) -> dict:
+    return {"n": len(ms), "median": round(statistics.median(ms), 3), "max": round(max(ms), 3)}
+
+
 def _code_cell(page, text: str):
     """The one code cell whose source contains ``text``."""
     cells = page.locator(".jp-Notebook .jp-CodeCell").filter(has=page.locator(".jp-InputArea-editor", has_text=text))
@@ -222,6 +292,21 @@ def _colour_near(png: bytes, centre, rgb, radius: float = 3, tol: int = 40) -> f
     return float((np.abs(a[disk] - np.array(rgb)).max(-1) <= tol).mean())
 
 
+def save_png_download(page, root, path: Path) -> tuple[str, tuple[int, int]]:
+    """Click ``root``'s "save PNG" button, keep the download at ``path``; its suggested name and size. The
+    row is made in the browser: as wide as the panels and the gaps between them (8 CSS pixels)."""
+    from PIL import Image
+
+    with page.expect_download(timeout=10_000) as download:
+        root.locator("button.anyi2v-export").click()
+    download.value.save_as(str(path))
+    size = Image.open(path).size
+    widths = root.locator(".anyi2v-panels canvas.anyi2v-panel").evaluate_all("cs => cs.map((c) => c.width)")
+    assert size[0] == sum(widths) + 8 * (len(widths) + 1), (size, widths)  # device pixel ratio 1 here
+    assert _distinct_colours(path.read_bytes()) > 200, path  # panels, not a blank picture
+    return download.value.suggested_filename, size
+
+
 def _distinct_colours(png: bytes) -> int:
     from io import BytesIO
 
@@ -253,7 +338,8 @@ def _new_path(default, size):
 def test_quickstart_draw_generate_inspect(lab, tmp_path):
     """Run the quickstart, draw a second object (read back exactly, then deleted), draw a NEW path for the
     scene's object, generate again, and check that the player shows the new run: a new run id, and the
-    target path's end dot where the new path ends, not where the default one did."""
+    target path's end dot where the new path ends, not where the default one did; the player's overlay
+    legend and mask toggle, the viewer's hover readout and its "save PNG" download."""
     from anyi2v_lab.trajectory import Trajectory
 
     t0 = time.monotonic()
@@ -301,8 +387,13 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
         a, b = to_client(0.1 * W, 0.1 * H), to_client(0.35 * W, 0.3 * H)
         _drag(page, [a, ((a[0] + b[0]) // 2, (a[1] + b[1]) // 2), b])
         page.locator(".anyi2v-canvas button[data-mode='path']").click()
-        path_px = [to_client(x * W, y * H) for x, y in ((0.22, 0.2), (0.3, 0.3), (0.35, 0.45), (0.45, 0.5), (0.5, 0.6))]
+        # about 50 px at 64 px: longer than any training path, so the canvas warns as soon as it is drawn
+        path_px = [to_client(x * W, y * H)
+                   for x, y in ((0.22, 0.2), (0.3, 0.3), (0.35, 0.45), (0.45, 0.5), (0.75, 0.8))]
         _drag(page, path_px)
+        warnings = page.locator(".anyi2v-canvas .anyi2v-warnings")
+        page.wait_for_function("() => document.querySelector('.anyi2v-canvas .anyi2v-warnings').textContent"
+                               ".includes('object 2: too long')", timeout=10_000)
 
         traj = Trajectory.from_json(_run_cell(page, _code_cell(page, READ_BACK), 60_000).strip())
         timings["draw + read back"] = time.monotonic() - t0
@@ -317,6 +408,18 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
         canvas_png = page.locator(".anyi2v-canvas").screenshot(path=str(shots / "trajectory_canvas.png"))
         page.locator(".anyi2v-canvas button[data-action='delete']").click()  # the selected: object 2
         page.locator(".anyi2v-canvas .anyi2v-chip").nth(1).wait_for(state="detached", timeout=10_000)
+        assert warnings.inner_text() == ""  # the scene's own path is within the limits
+
+        # --- a drag with no object selected is not dropped silently ---------------------------------------
+        page.locator(".anyi2v-canvas button[data-mode='path']").click()
+        draw.press("Escape")  # select nothing
+        page.wait_for_function("() => !document.querySelector('.anyi2v-canvas .anyi2v-chip.anyi2v-active')",
+                               timeout=10_000)
+        measure()
+        _drag(page, [to_client(0.2 * W, 0.7 * H), to_client(0.4 * W, 0.75 * H), to_client(0.6 * W, 0.8 * H)])
+        warning = page.locator(".anyi2v-canvas .anyi2v-status.anyi2v-warning")
+        assert warning.inner_text().startswith("ignored: no object is selected"), warning.inner_text()
+        page.locator(".anyi2v-canvas").screenshot(path=str(shots / "trajectory_canvas_ignored_drag.png"))
 
         # --- a NEW path for the scene's object, then generate again ---------------------------------------
         page.locator(".anyi2v-canvas .anyi2v-chip").nth(0).click()
@@ -330,10 +433,21 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
         new_path = [to_image(*q) for q in new_px]
         assert len(traj.objects) == 1 and traj.objects[0].box == default.objects[0].box
         np.testing.assert_allclose(traj.objects[0].path, new_path, rtol=0, atol=1e-9)
-        advice = _run_cell(page, _code_cell(page, "trajectory = canvas.trajectory or default"), 60_000)
-        assert "within the motions the toy model learnt" in advice, advice
-        _run_cell(page, _code_cell(page, "result = generate("), 600_000)
-        _run_cell(page, _code_cell(page, "player = VideoPlayer.from_result(result)"), 60_000)
+        _run_cell(page, _code_cell(page, "canvas = TrajectoryCanvas("), 60_000)  # the canvas cell again: kept
+        assert Trajectory.from_json(_run_cell(page, _code_cell(page, READ_BACK), 60_000).strip()) == traj
+
+        # --- only the generate cell; a click in the viewer meanwhile shows that it waits -----------------
+        generate_cell = _code_cell(page, "result = generate(")
+        _start_cell(page, generate_cell)
+        viewer.scroll_into_view_if_needed()
+        clicks = [page.evaluate(_VIEWER_CLICK, [0.3, 0.35])]
+        assert clicks[0]["busy"], clicks  # the sign is up at once, not after the cell
+        viewer.screenshot(path=str(shots / "feature_viewer_waiting.png"))
+        busy_seen = page.evaluate(_NOTEBOOK_STATE)["busy"]
+        advice = _finish_cell(page, generate_cell, 600_000)
+        assert busy_seen and "within the motions the toy model learnt" in advice, (busy_seen, advice)
+        page.wait_for_selector(".anyi2v-viewer:not(.anyi2v-busy)", timeout=30_000)  # answered: the sign is gone
+        assert not page.locator(".anyi2v-viewer .anyi2v-busy-sign").is_visible()
         timings["generate the new path"] = time.monotonic() - t0
 
         # --- the player shows the new run -----------------------------------------------------------------
@@ -356,6 +470,16 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
         near_new = _colour_near(frame_png, (end[0] * fw / W, end[1] * fh / H), (255, 215, 0))
         near_old = _colour_near(frame_png, (old_end[0] * fw / W, old_end[1] * fh / H), (255, 215, 0))
         assert near_new > 0.6 > near_old, (near_new, near_old)  # the end dot sits on the new path's end
+        # the overlays' legend names the object's colour; the mask tint switches off and on again
+        legend = player.locator(".anyi2v-overlay-legend > span")
+        assert legend.all_inner_texts() == ["object 1: box, path, mask"], legend.all_inner_texts()
+        assert legend.locator("i").evaluate("i => getComputedStyle(i).backgroundColor") == "rgb(255, 215, 0)"
+        frame = player.locator("canvas.anyi2v-frame")
+        masks_on = frame.evaluate(_CANVAS_HASH)
+        player.locator("input[data-overlay='masks']").uncheck()
+        masks_off = frame.evaluate(_CANVAS_HASH)
+        player.locator("input[data-overlay='masks']").check()
+        assert masks_on != masks_off and frame.evaluate(_CANVAS_HASH) == masks_on, (masks_on, masks_off)
 
         viewer.scroll_into_view_if_needed()
         viewer.locator("input.anyi2v-slider").focus()
@@ -363,14 +487,30 @@ def test_quickstart_draw_generate_inspect(lab, tmp_path):
         page.keyboard.press("ArrowRight")  # one slider moves all three views to frame 2
         page.wait_for_function("() => document.querySelector('.anyi2v-viewer .anyi2v-readout').textContent"
                                ".startsWith('2 /')", timeout=10_000)
+        for k in range(6):  # clicks while the kernel is idle: timed, each answered (the sign goes)
+            clicks.append(page.evaluate(_VIEWER_CLICK, [0.2 + 0.1 * k, 0.7 - 0.08 * k]))
+            page.wait_for_selector(".anyi2v-viewer:not(.anyi2v-busy)", timeout=10_000)
         page.locator(".anyi2v-viewer canvas.anyi2v-pca").click(position={"x": 60, "y": 60})
-        page.wait_for_timeout(500)  # the attention map comes back from the kernel
+        page.wait_for_selector(".anyi2v-viewer:not(.anyi2v-busy)", timeout=10_000)
+        bar = viewer.locator(".anyi2v-colourbar-box")
+        assert bar.is_visible() and float(bar.locator("span").last.inner_text()) > 0  # the scale's top weight
+        # the weight under the pointer on the attention panel: within the colour bar's range
+        viewer.locator("canvas.anyi2v-attention").hover(position={"x": 60, "y": 60})
+        hover = viewer.locator(".anyi2v-hover").inner_text()
+        found = re.fullmatch(r"weight under the pointer: (\S+) \(cell \d+, \d+ of (\d+) x (\d+)\)", hover)
+        assert found and 0 < float(found[1]) <= float(bar.locator("span").last.inner_text()) * 1.01, hover
         viewer_png = viewer.screenshot(path=str(shots / "feature_viewer.png"))
+        name, _ = save_png_download(page, viewer, shots / "feature_viewer_export.png")
+        assert name == "feature-viewer-frame-2.png", name
+        moves = page.evaluate(_PLAYER_MOVES, [list(range(default.num_frames)) * 3])
         timings["total"] = time.monotonic() - t0
 
     publish_screenshots(shots)
     print("browser test timings (s):", {k: round(v, 1) for k, v in timings.items()}, f"run-all attempts: {attempts};",
           "screenshots:", SCREENSHOTS)
+    print("response times (ms):", json.dumps({
+        "viewer click": {k: _summary([c[k] for c in clicks]) for k in ("handler_ms", "frame_ms")},
+        "player slider": {k: _summary([m[k] for m in moves]) for k in ("handler_ms", "frame_ms")}}))
     assert not errors, f"page errors: {errors}"
     # the pictures are really there: the drawn object's colour (its box, path and preview) on the canvas, the
     # first object's overlay colour on the player, and non-blank viewers

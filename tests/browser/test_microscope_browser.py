@@ -1,9 +1,12 @@
 """The denoising microscope in a real JupyterLab and chromium: a notebook generates with the toy model
 (x0 of every step, the aligned layers' queries and keys, cross-attention), shows ``Microscope``, and the
-test moves the step slider (the x0 frame and the PCA image change), clicks a point (the self-attention
-view changes, and the kernel receives the point), and measures in the browser how long each slider move
-and each click takes to redraw. The timings go to ``microscope_timings.json`` in the test's tmp dir;
-screenshots to ``outputs/screenshots/``. Same harness as ``test_browser.py`` (its ``lab`` fixture).
+test moves the step slider (the x0 frame and the PCA image change; it snaps to the captured steps, which
+the timeline marks), clicks a point (the self-attention view changes, and the kernel receives the point),
+and measures in the browser how long each slider move and each click takes to redraw; the two attention
+panels have colour bars whose top follows the colour-scale choice (each map its own: at most the shared
+top), "save PNG" downloads the panel row, and the five panels sit in one row. The timings go to
+``microscope_timings.json`` in the test's tmp dir; screenshots to ``outputs/screenshots/``. Same harness as
+``test_browser.py`` (its ``lab`` fixture).
 """
 import json
 import statistics
@@ -12,7 +15,14 @@ import time
 import nbformat
 import pytest
 
-from browser.test_browser import SCREENSHOTS, _run_all, _run_last_cell, lab_notebook, publish_screenshots
+from browser.test_browser import (
+    SCREENSHOTS,
+    _run_all,
+    _run_last_cell,
+    lab_notebook,
+    publish_screenshots,
+    save_png_download,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -38,7 +48,8 @@ data = MicroscopeData.from_result(res, pipe)""",
     "m = Microscope(data)\nm",
     """point = m.point
 kept = m.layers[point]["pca_steps"]
-print(json.dumps({"steps": len(m.steps), "a": kept[0], "b": kept[-1], "x0_steps": m.x0_steps, "query": m.query,
+print(json.dumps({"steps": len(m.steps), "a": kept[0], "b": kept[-1], "kept": kept, "x0_steps": m.x0_steps,
+                  "query": m.query,
                   "query_frame": m.query_frame, "payload_bytes": m.payload_bytes, "frame_size": m.frame_size}))""",
 ]
 
@@ -123,6 +134,16 @@ def test_microscope_sliders_and_click_in_the_browser(lab, tmp_path):
         assert min(x0_b["distinct"], pca_b["distinct"]) > 8  # pictures, not a flat fill
         readout = root.locator(".anyi2v-step-readout").inner_text()
         assert readout.startswith(f"{info['b'] + 1} / {info['steps']} · sampling"), readout
+        # the timeline marks the captured steps, and the slider snaps to them
+        kept = info["kept"]
+        assert root.locator("canvas.anyi2v-timeline").get_attribute("data-marks") == ",".join(map(str, kept))
+        assert kept[0] >= 2 and kept[1] - kept[0] >= 2, kept  # uncaptured steps to land on
+        # a jump to step 0 lands on the nearest captured step; one step on from there, on the next one
+        for target, landing in ((0, kept[0]), (kept[0] + 1, kept[1])):
+            page.evaluate(_MOVE, ["anyi2v-step", [target]])
+            shown = root.locator(".anyi2v-step-readout").inner_text()
+            assert shown.startswith(f"{landing + 1} / "), (target, landing, shown)
+            assert root.locator("input.anyi2v-step").input_value() == str(landing)
         steps = list(range(info["steps"])) * 3
         moves = page.evaluate(_MOVE, ["anyi2v-step", steps])
         frames = page.evaluate(_MOVE, ["anyi2v-frame-slider", [f % 8 for f in range(1, 25)]])
@@ -147,6 +168,27 @@ def test_microscope_sliders_and_click_in_the_browser(lab, tmp_path):
         page.evaluate(_CLICK, ["canvas.anyi2v-mic-pca", w * 0.5, h * 0.6])
         page.wait_for_timeout(300)
         root.screenshot(path=str(shots / "microscope.png"))
+        # a colour bar under each heat panel (self- and cross-attention), and the five panels in one row
+        for panel in ("self", "cross"):
+            bar = root.locator(f"figure:has(canvas.anyi2v-mic-{panel}) .anyi2v-colourbar-box")
+            assert bar.is_visible() and float(bar.locator("span").last.inner_text()) > 0, panel
+        # the colour scale: each map its own tops the bars at this frame's largest weight, at most the shared one
+        heat = ("self", "cross")
+
+        def bar_tops():
+            ends = [root.locator(f"figure:has(canvas.anyi2v-mic-{p}) .anyi2v-colourbar-ends span") for p in heat]
+            return [float(e.last.inner_text()) for e in ends]
+        shared = bar_tops()
+        root.locator("select.anyi2v-scale").select_option("map")
+        own = bar_tops()
+        notes = root.locator(".anyi2v-colourbar-note").all_inner_texts()
+        root.locator("select.anyi2v-scale").select_option("shared")
+        assert 0 < own[0] <= shared[0] and 0 < own[1] <= shared[1] == 1, (shared, own)
+        assert all("own scale" in n for n in notes), notes
+        name, _ = save_png_download(page, root, shots / "microscope_export.png")
+        assert name.startswith("microscope-step-") and name.endswith("-frame-1.png"), name
+        tops = root.locator(".anyi2v-panels figure").evaluate_all("fs => fs.map((f) => f.getBoundingClientRect().top)")
+        assert len(tops) == 5 and max(tops) - min(tops) < 1, tops
         kernel = json.loads(_run_last_cell(page, 60_000).strip())
         W, H = info["frame_size"]
         assert kernel["query"] == pytest.approx([0.5 * W, 0.6 * H], abs=W / w + 1e-9)

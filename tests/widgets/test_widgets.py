@@ -19,8 +19,9 @@ from PIL import Image
 from anyi2v_lab.geometry import ResizeMap
 from anyi2v_lab.method.record import InspectionRecord, Iteration
 from anyi2v_lab.overlay import COLOURS, masks_from_record
+from anyi2v_lab.toy.limits import RULES, MotionLimits, motion_checks
 from anyi2v_lab.trajectory import ObjectTrack, Trajectory, TrajectoryError, frame_boxes, resample_path
-from anyi2v_lab.widgets import FeatureViewer, TrajectoryCanvas, VideoPlayer
+from anyi2v_lab.widgets import FeatureViewer, TrajectoryCanvas, VideoPlayer, show_run
 from anyi2v_lab.widgets.bundle import JS_DIR, esm
 from anyi2v_lab.widgets.editing import Draft, EditorState, EventError, apply_event
 from anyi2v_lab.widgets.features import attention_map, components_to_rgb, pca_rgb, query_index, token_grid
@@ -65,7 +66,27 @@ def make_fixtures() -> dict:
         mapping.append({"image_size": list(size), "display_width": width, "display_size": list(disp),
                         "canvas": canvas, "image": image,
                         "back": [list(image_to_canvas(p, size, disp)) for p in image]})
-    return {"resample": resample, "frame_boxes": fboxes, "mapping": mapping}
+    return {"resample": resample, "frame_boxes": fboxes, "mapping": mapping, "motion": _motion_fixtures(rng)}
+
+
+def _motion_fixtures(rng) -> list[dict]:
+    """Random drawings on two image sizes, with what :func:`motion_checks` finds (every rule at least once)."""
+    cases = []
+    for k in range(40):
+        size = (64, 64) if k % 2 else (128, 96)
+        x0, y0 = rng.uniform(0, size[0] - 20), rng.uniform(0, size[1] - 20)
+        box = (x0, y0, x0 + rng.uniform(6, 20), y0 + rng.uniform(6, 20))
+        path = rng.uniform(0, size[0] * 0.9, (int(rng.integers(1, 5)), 2)) * [1, size[1] / size[0]]
+        obj = ObjectTrack(box, [tuple(p) for p in path], name=f"o{k}",
+                          target_box=(0.0, 0.0, 12.0, 12.0) if k % 5 == 0 else None)
+        frames = (8, 16)[k % 3 == 0]
+        checks = motion_checks(Trajectory((obj,), size), frames)
+        cases.append({"image_size": list(size), "num_frames": frames,
+                      "object": {"box": list(obj.box), "target_box": None if obj.target_box is None else
+                                 list(obj.target_box), "path": [list(p) for p in obj.path], "name": obj.name},
+                      "limits": MotionLimits().to_dict(), "expected": [vars(c) for c in checks]})
+    assert {c["rule"] for case in cases for c in case["expected"]} == set(RULES)
+    return cases
 
 
 def test_js_fixtures_are_what_python_computes():
@@ -232,6 +253,11 @@ def test_canvas_setter_checks_and_status():
     assert canvas.objects == [] and canvas.undo() and canvas.selected == 0  # the setter is undoable
     with pytest.raises(ValueError, match="num_frames"):
         TrajectoryCanvas(IMAGE, num_frames=0)
+    assert canvas.limits == {}  # no limits: the browser warns about nothing
+    assert TrajectoryCanvas(IMAGE, limits=MotionLimits(frame_size=32)).limits == {**MotionLimits().to_dict(),
+                                                                                "frame_size": 32}
+    with pytest.raises(TypeError, match="limits must be a MotionLimits"):
+        TrajectoryCanvas(IMAGE, limits={"max_step": 3})
 
 
 # --- player ---------------------------------------------------------------------------------------
@@ -371,6 +397,71 @@ def test_feature_viewer_from_result_prefers_the_finest_attention(tiny_unet, unet
     probs = cache[f"{fine}.probs"][0, F - 1]
     ref = probs[:, query_index((60, 60), (128, 128), (16, 16))].double().mean(0).reshape(16, 16).numpy()
     np.testing.assert_allclose(v.attention_at(), ref)
+
+
+def test_feature_viewer_scale_answer_and_plain_labels():
+    g = torch.Generator().manual_seed(3)
+    name = "up_blocks.1.attentions.0.transformer_blocks.0.attn1.probs"
+    probs = torch.softmax(torch.randn(3, 2, 16, 16, generator=g) * 3, -1)
+    v = FeatureViewer(probs={name: probs}, frames=np.zeros((3, 32, 32, 3), np.uint8), query=[9.0, 25.0], frame=1)
+    maps = [probs[f][:, query_index((9, 25), (32, 32), (4, 4))].double().mean(0).numpy() for f in range(3)]
+    top = max(m.max() for m in maps)  # shared: one scale over the point's maps in every frame
+    assert v.scale == "shared" and v.attention_range == pytest.approx([0.0, top])
+    alpha = _png_pixels(v.attention)[..., 3].astype(float)
+    np.testing.assert_allclose(alpha, np.round(255 * 0.7 * maps[1] / top).reshape(4, 4), atol=0.5)
+    assert v.answered == {"frame": 1, "query": [9.0, 25.0], "point": name}
+    # the weights the browser reads under the pointer: the shown map, float32, on its grid
+    assert v.attention_grid == [4, 4]
+    np.testing.assert_allclose(np.frombuffer(v.attention_values, "<f4").reshape(4, 4), maps[1].reshape(4, 4),
+                               rtol=1e-6)
+    v.scale = "map"
+    assert v.attention_range == pytest.approx([0.0, maps[1].max()])
+    v.query = [1.0, 1.0]  # the kernel has answered a new point once the map is computed
+    assert v.answered["query"] == [1.0, 1.0] and len(v.heat_lut) == 768
+    assert v.labels == {name: "up_blocks.1 attention 0, 4x4: self-attention"}
+
+
+# --- one loop: draw -> generate -> look ------------------------------------------------------------
+SYNCED_RUN = ("frames", "masks", "boxes", "paths", "frame_size", "display_size", "caption", "pca", "pca_point",
+              "num_frames", "panel_size", "frame", "follow", "query", "attention", "attention_points")
+
+
+def _synced(widget) -> dict:
+    return {k: getattr(widget, k) for k in SYNCED_RUN if widget.has_trait(k)}
+
+
+def test_show_run_puts_a_new_run_into_the_views_of_its_key_in_place():
+    first, second = _fake_result(), _fake_result(F=5, H=40, W=40)
+    second.frames = second.frames[:, ::-1].copy()
+    player, viewer = VideoPlayer.from_result(first, key="t1"), FeatureViewer.from_result(first, key="t1")
+    other = VideoPlayer.from_result(first)  # no key: it keeps showing its run
+    viewer.frame, player.frame = 0, 3
+    assert show_run(second, key="t1") == 2 and show_run(second, key="nobody") == 0
+    # in place: the same widgets now hold exactly what new views of the second run would
+    assert _synced(player) == {**_synced(VideoPlayer.from_result(second)), "frame": 3}
+    assert _synced(viewer) == _synced(FeatureViewer.from_result(second))
+    assert _synced(other) == _synced(VideoPlayer.from_result(first))
+    viewer.follow, viewer.query, viewer.frame = -1, [5.0, 6.0], 2  # a click: the point stays for the next run
+    show_run(first, key="t1")
+    assert (viewer.query, viewer.frame, viewer.follow) == ([5.0, 6.0], 2, -1)
+    again = VideoPlayer.from_result(first, key="t1")  # the cell run again: the new view takes the old one's place
+    show_run(second, key="t1")
+    assert _synced(again)["caption"] == player.caption
+    with pytest.raises(ValueError, match="key = ''"):
+        VideoPlayer.from_result(first, key="")
+
+
+def test_canvas_with_a_key_keeps_the_drawing_when_made_again():
+    start = Trajectory.static((10.0, 10.0, 40.0, 40.0), SIZE, name="star")
+    canvas = TrajectoryCanvas(IMAGE, trajectory=start, num_frames=8, key="draw-k")
+    canvas.handle_event({"type": "path", "index": 0, "points": [[25.0, 25.0], [60.0, 30.0], [90.0, 50.0]]})
+    drawn = canvas.trajectory
+    assert drawn != start
+    again = TrajectoryCanvas(IMAGE, trajectory=start, num_frames=8, key="draw-k")  # the cell run again
+    assert again.trajectory == drawn and again.selected == canvas.selected
+    assert TrajectoryCanvas(IMAGE, trajectory=start, num_frames=8).trajectory.objects == start.objects  # no key
+    small = TrajectoryCanvas(IMAGE[:48], key="draw-k")  # another image size: nothing to take up
+    assert small.trajectory is None
 
 
 # --- bundling -------------------------------------------------------------------------------------

@@ -49,11 +49,11 @@ function build(model, el) {
   ].map(([action, text, fn]) => D.h("button", { "data-action": action, onclick: fn }, text));
   const ui = { modeButtons, chips: D.h("div", { class: "anyi2v-chips" }),
     canvas: D.h("canvas", { class: "anyi2v-draw", tabindex: "0", ...D.OWN_KEYS }),
-    status: D.h("div", { class: "anyi2v-status" }) };
+    status: D.h("div", { class: "anyi2v-status" }), warnings: D.h("div", { class: "anyi2v-warnings" }) };
   el.append(
     D.h("div", { class: "anyi2v anyi2v-canvas" },
       D.h("div", { class: "anyi2v-toolbar" }, ...modeButtons, D.h("span", { class: "anyi2v-sep" }), ...actions),
-      ui.chips, ui.canvas, ui.status),
+      ui.chips, ui.canvas, ui.status, ui.warnings),
   );
   ui.ctx = ui.canvas.getContext("2d");
   return ui;
@@ -71,12 +71,12 @@ function drawObject(v, o, i, selected, F) {
     const frames = L.frameBoxes(o, F);
     if (o.path.length > 1 || o.target_box) D.strokeBox(ctx, boxC(frames[F - 1]), c, { width: 1.5, dash: [6, 4] });
   }
-  if (o.target_box) D.strokeBox(ctx, boxC(o.target_box), c, { width: 1, dash: [2, 3] });
   if (o.path.length) {
     const samples = L.resamplePath(o.path, F).map(toC);
-    D.polyline(ctx, samples, c, { width: selected ? 3 : 2 });
-    D.dots(ctx, samples, c, { radius: 2.5 });
-    D.dots(ctx, o.path.map(toC), c, { radius: 5, hollow: true });
+    D.polyline(ctx, samples, c, { width: selected ? 2.5 : 1.5 });
+    D.dots(ctx, o.path.map(toC), "rgba(255,255,255,0.8)", { radius: 1.2 }); // the drawn points, small
+    D.dots(ctx, samples, c, { radius: 3.5 }); // one dot a frame, on top
+    D.arrowHead(ctx, samples, c); // which way it goes
   }
   for (const q of o.query_points) D.cross(ctx, toC(q), c);
 }
@@ -97,17 +97,39 @@ function drawGesture(v, points, mode, F) {
   }
 }
 
+/** The objects as they would be if the path being dragged were let go: what the live warnings check. */
+function liveObjects(v) {
+  const { model } = v;
+  const objects = model.get("objects");
+  const sel = model.get("selected");
+  const points = v.gesture || (v.pending && v.pending.points);
+  const mode = v.gesture ? model.get("mode") : v.pending && v.pending.mode;
+  if (mode !== "path" || !points || !L.isDrag(points) || !(sel >= 0 && sel < objects.length)) return objects;
+  const view = imageView(model);
+  const path = L.thinPath(points, L.PATH_STEP_PX).map((p) => L.clampPoint(L.canvasToImage(p, view), view.imageSize));
+  return objects.map((o, i) => (i === sel ? { ...o, path } : o));
+}
+
+/** The toy model's limits that the drawing (with the path being dragged) breaks, under the canvas. */
+function showWarnings(v) {
+  const { model, ui } = v;
+  const F = Math.max(1, model.get("num_frames"));
+  const checks = L.motionChecks(liveObjects(v), F, model.get("image_size"), model.get("limits"));
+  ui.warnings.replaceChildren(...checks.map((c) => D.h("div", { class: "anyi2v-warning-line" }, `⚠ ${L.motionWarning(c, F)}`)));
+}
+
 function redraw(v) {
   const { model, ui } = v;
   const [w, h] = model.get("display_size");
-  if (ui.canvas.width !== w || ui.canvas.height !== h) [ui.canvas.width, ui.canvas.height] = [w, h];
+  D.fitCanvas(ui.canvas, ui.ctx, w, h); // device pixels: crisp lines and text at any density
   ui.ctx.clearRect(0, 0, w, h);
-  D.drawImage(ui.ctx, v.bitmap, w, h, { smooth: true });
+  D.drawImage(ui.ctx, v.bitmap, w, h); // pixel-exact: one square per condition pixel
   const F = Math.max(1, model.get("num_frames"));
   const sel = model.get("selected");
   model.get("objects").forEach((o, i) => drawObject(v, o, i, i === sel, F));
   if (v.gesture) drawGesture(v, v.gesture, model.get("mode"), F);
   else if (v.pending) drawGesture(v, v.pending.points, v.pending.mode, F);
+  showWarnings(v);
 }
 
 function refreshControls(v) {
@@ -124,13 +146,15 @@ function refreshControls(v) {
       return chip;
     }),
   );
-  ui.status.textContent = model.get("status") || HINTS[mode] || "";
+  const warning = v.notice || model.get("status");
+  ui.status.textContent = warning || HINTS[mode] || "";
+  ui.status.classList.toggle("anyi2v-warning", !!warning);
 }
 
 /** Pointer gestures on the canvas: points collected while the pointer is down, one event sent on release. */
 function listenToPointer(v) {
   const canvas = v.ui.canvas;
-  const toCanvas = (e) => L.clientToCanvas(e.clientX, e.clientY, canvas.getBoundingClientRect(), [canvas.width, canvas.height]);
+  const toCanvas = (e) => L.clientToCanvas(e.clientX, e.clientY, canvas.getBoundingClientRect(), v.model.get("display_size"));
   canvas.addEventListener("pointerdown", (e) => {
     if (e.button !== 0) return;
     canvas.setPointerCapture(e.pointerId);
@@ -150,8 +174,11 @@ function listenToPointer(v) {
     const mode = v.model.get("mode");
     const event = L.gestureEvent(mode, v.gesture, imageView(v.model), v.model.get("objects"), v.model.get("selected"));
     v.pending = event ? { points: v.gesture, mode } : null; // drawn until Python's answer arrives
+    v.notice = event ? "" : L.ignoredReason(mode, v.gesture, imageView(v.model), v.model.get("objects"),
+      v.model.get("selected"));
     v.gesture = null;
     if (event) send(v.model, event);
+    refreshControls(v);
     redraw(v);
   });
   canvas.addEventListener("pointercancel", () => {
@@ -177,12 +204,14 @@ function onKey(model, e) {
 
 function render({ model, el }) {
   // gesture: canvas points of the pointer being dragged; pending: a sent gesture awaiting Python's answer
-  const v = { model, ui: build(model, el), bitmap: null, gesture: null, pending: null };
+  // notice: why the last gesture was ignored, until the next edit or mode
+  const v = { model, ui: build(model, el), bitmap: null, gesture: null, pending: null, notice: "" };
   listenToPointer(v);
   v.ui.canvas.addEventListener("keydown", (e) => onKey(model, e));
   const draw = () => redraw(v);
   const onState = () => {
     v.pending = null;
+    v.notice = "";
     refreshControls(v);
     draw();
   };
@@ -194,7 +223,7 @@ function render({ model, el }) {
     if (msg && msg.kind === "ack") onState();
   };
   const handlers = [["objects", onState], ["selected", onState], ["status", onState], ["mode", onState],
-    ["num_frames", draw], ["display_size", draw], ["image", onImage]];
+    ["num_frames", draw], ["display_size", draw], ["limits", draw], ["image", onImage]];
   model.on("msg:custom", onMsg);
   for (const [name, fn] of handlers) model.on(`change:${name}`, fn);
   refreshControls(v);

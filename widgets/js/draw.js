@@ -102,3 +102,36 @@ export function drawImage(ctx, bitmap, w, h, { smooth = false } = {}) {
   ctx.drawImage(bitmap, 0, 0, w, h);
   ctx.restore();
 }
+
+/** Size `canvas` to `w` x `h` CSS pixels backed by device pixels, and scale `ctx` so that drawing code
+ * keeps using CSS pixels: lines and text stay crisp on a 2x screen. */
+export function fitCanvas(canvas, ctx, w, h) {
+  const dpr = globalThis.devicePixelRatio || 1;
+  const [pw, ph] = [Math.round(w * dpr), Math.round(h * dpr)];
+  if (canvas.width !== pw || canvas.height !== ph) [canvas.width, canvas.height] = [pw, ph];
+  canvas.style.width = `${w}px`;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+}
+
+/** An arrowhead at the end of the polyline `pts`, pointing along its last move. */
+export function arrowHead(ctx, pts, colour, size = 9) {
+  let k = pts.length - 2;
+  const end = pts[pts.length - 1];
+  while (k >= 0 && Math.hypot(end[0] - pts[k][0], end[1] - pts[k][1]) < 1) k--;
+  if (k < 0) return;
+  const a = Math.atan2(end[1] - pts[k][1], end[0] - pts[k][0]);
+  const tip = [end[0] + 4 * Math.cos(a), end[1] + 4 * Math.sin(a)];
+  const wing = (s) => [tip[0] - size * Math.cos(a + s * 0.45), tip[1] - size * Math.sin(a + s * 0.45)];
+  ctx.save();
+  ctx.beginPath();
+  ctx.moveTo(...tip);
+  ctx.lineTo(...wing(1));
+  ctx.lineTo(...wing(-1));
+  ctx.closePath();
+  ctx.fillStyle = colour;
+  ctx.strokeStyle = "rgba(0,0,0,0.7)";
+  ctx.lineWidth = 1.5;
+  ctx.fill();
+  ctx.stroke();
+  ctx.restore();
+}

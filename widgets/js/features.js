@@ -14,6 +14,23 @@ export function cellOf(point, size, grid) {
   return row * w + col;
 }
 
+/** The value of a map `values` (row-major over `grid` = [h, w]) under `point` [x, y] of an image of
+ * `size` [W, H]: {value, row, col} (1-based row and column), or null for a map of another size. */
+export function valueUnder(values, grid, point, size) {
+  const [h, w] = grid;
+  if (!values || h * w === 0 || values.length !== h * w) return null;
+  const cell = cellOf(point, size, grid);
+  return { value: values[cell], row: Math.floor(cell / w) + 1, col: (cell % w) + 1 };
+}
+
+/** Synced little-endian float32 bytes (DataView, ArrayBuffer or typed array) -> Float32Array (a copy, so
+ * any byte offset will do). */
+export function float32s(bytes) {
+  if (!bytes || !bytes.byteLength) return new Float32Array(0);
+  const u8 = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return new Float32Array(u8.slice().buffer);
+}
+
 /** RGB bytes (n * 3) -> RGBA pixels (n * 4), opaque. */
 export function rgbToRgba(rgb) {
   const n = rgb.length / 3;
@@ -28,9 +45,10 @@ export function rgbToRgba(rgb) {
 }
 
 /** A heat map of uint8 values (already scaled so 255 is the map's maximum) through a colour table
- * `lut` (256 * 3 bytes) -> RGBA, opacity from `floor` (value 0) to `floor + span` (value 255), so
- * the frame shows through where little attention goes. */
-export function heatRgba(values, lut, floor = 70, span = 185) {
+ * `lut` (256 * 3 bytes) -> RGBA, opacity from `floor` (value 0: transparent) to `floor + span` (value
+ * 255: 0.7, as the FeatureViewer and the static figures draw maps), so the frame shows through where
+ * little attention goes. */
+export function heatRgba(values, lut, floor = 0, span = 179) {
   const out = new Uint8ClampedArray(values.length * 4);
   for (let i = 0; i < values.length; i++) {
     const v = values[i];

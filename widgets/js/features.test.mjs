@@ -19,7 +19,7 @@ test("colouring: RGB to opaque RGBA, heat through the table, cluster labels, obj
   const heat = F.heatRgba([0, 255], lut);
   assert.deepEqual([...heat.slice(0, 3)], [lut[0], lut[1], lut[2]]);
   assert.deepEqual([...heat.slice(4, 7)], [lut[765], lut[766], lut[767]]);
-  assert.ok(heat[3] < heat[7]); // more attention, more opaque
+  assert.deepEqual([heat[3], heat[7]], [0, 179]); // zero transparent, the top at 0.7 opacity
   const tint = F.labelRgba([0, 1, 255, 2], [[10, 20, 30], [40, 50, 60]], 100);
   assert.deepEqual([...tint], [10, 20, 30, 100, 40, 50, 60, 100, 0, 0, 0, 0, 10, 20, 30, 100]);
   // two objects over three cells: cell 0 object 0, cell 1 object 1, cell 2 neither
@@ -31,4 +31,14 @@ test("cluster labels and object weights take the one palette's colours by defaul
   assert.deepEqual([...F.labelRgba([1]).slice(0, 3)], P.CLUSTER_COLOURS[1]);
   assert.deepEqual([...F.weightsRgba([0, 255], 2).slice(0, 3)], P.OBJECT_COLOURS[1]);
   assert.equal(P.objectColour(5), "rgb(255, 215, 0)"); // colours repeat after the fifth object
+});
+
+test("valueUnder reads the map's value in the cell under a point; float32s decodes synced bytes", () => {
+  const values = F.float32s(new DataView(new Float32Array([0, 0.5, 0.25, 1, 2, 3]).buffer, 4, 16));
+  assert.deepEqual([...values], [0.5, 0.25, 1, 2]);
+  // a 2 x 2 map over a 64 x 32 frame: (40, 20) is row 2, column 2
+  assert.deepEqual(F.valueUnder(values, [2, 2], [40, 20], [64, 32]), { value: 2, row: 2, col: 2 });
+  assert.deepEqual(F.valueUnder(values, [2, 2], [10, 5], [64, 32]), { value: 0.5, row: 1, col: 1 });
+  assert.equal(F.valueUnder(values, [3, 3], [10, 5], [64, 32]), null); // values of another map
+  assert.equal(F.float32s(new Uint8Array(0)).length, 0);
 });

@@ -214,3 +214,93 @@ export function gestureEvent(mode, points, view, objects, selected) {
   if (mode === "points" && hasObject) return { type: "query_point", index: selected, point: last };
   return null;
 }
+
+/** Why a gesture that made no event (gestureEvent gave null) did nothing, for the status line; "" when
+ * nothing was meant (a click on empty canvas in select mode, a click on the selected object). */
+export function ignoredReason(mode, points, view, objects, selected) {
+  if (!points.length || mode === "select" || (!isDrag(points) && (mode === "box" || mode === "target"))) return "";
+  const hasObject = selected >= 0 && selected < objects.length;
+  if ((mode === "path" || mode === "points") && !hasObject) {
+    return objects.length ? `ignored: no object is selected; click a box or a name above to select one, then draw its ${mode}`
+      : `ignored: there is no object yet; drag a box first (Box), then its ${mode}`;
+  }
+  if (mode === "target" && !(hasObject && objects[selected].box)) {
+    return "ignored: a target box belongs to an object with a box; select one first";
+  }
+  return "ignored: the box has no area; drag from one corner to the opposite one";
+}
+
+// --- views that wait for the kernel ---------------------------------------------------------------
+/** True while the kernel has not answered the view's current frame, query and point: `answered`
+ * ({frame, query, point}) is what the shown map was computed for (FeatureViewer.answered). */
+export function isStale(answered, frame, query, point) {
+  if (!point) return false; // nothing computed in the kernel to wait for
+  if (!answered || answered.frame !== frame || answered.point !== point) return true;
+  const a = answered.query || [];
+  const q = query || [];
+  return a.length !== q.length || a.some((x, i) => x !== q[i]);
+}
+
+/** A weight for a colour bar's end: 3 significant digits, no exponent for ordinary sizes. */
+export function formatWeight(x) {
+  if (x === 0) return "0";
+  if (Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4) return String(Number(x.toPrecision(3)));
+  return x.toExponential(2);
+}
+
+/** Synced bytes (DataView, ArrayBuffer or typed array) as a Uint8Array over the same memory. */
+export function lutBytes(b) {
+  if (b instanceof ArrayBuffer) return new Uint8Array(b);
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+// --- the motions the toy model learnt (mirror: anyi2v_lab/toy/limits.py, motion_checks) ------------
+function moveChecks(o, i, boxes, numFrames, limits, height) {
+  const name = o.name || `object ${i + 1}`;
+  const out = [];
+  const check = (rule, value, limit, broken) => broken && out.push({ object: i, name, rule, value, limit });
+  const centres = boxes.map((b) => [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]);
+  const steps = centres.slice(1).map((c, k) => [c[0] - centres[k][0], c[1] - centres[k][1]]);
+  const speed = steps.length ? steps.map(([dx, dy]) => Math.sqrt(dx * dx + dy * dy)) : [0];
+  const fastest = Math.max(...speed);
+  const length = speed.reduce((a, b) => a + b, 0);
+  const stepLimit = (limits.max_step * (limits.trained_frames - 1)) / Math.max(numFrames - 1, 1);
+  check("too fast", fastest, stepLimit, fastest > limits.speed_slack * stepLimit);
+  check("too long", length, limits.max_length, length > limits.length_slack * limits.max_length);
+  const outside = boxes.some((b) => b[0] < 0 || b[1] < 0 || b[2] > limits.frame_size || b[3] > height);
+  check("leaves the frame", 0, 0, outside);
+  const moving = steps.filter((_, k) => speed[k] > 0.2);
+  if (moving.length > 1) {
+    const [a, b] = [moving[0], moving[moving.length - 1]];
+    const cos = (a[0] * b[0] + a[1] * b[1]) / Math.sqrt(a[0] * a[0] + a[1] * a[1]) / Math.sqrt(b[0] * b[0] + b[1] * b[1]);
+    const turn = (Math.acos(Math.min(1, Math.max(-1, cos))) * 180) / Math.PI;
+    check("sharp turn", turn, limits.max_turn, turn > limits.max_turn);
+  }
+  return out;
+}
+
+/** Every limit of `limits` (MotionLimits as a dict; {} for none) that the objects with a box break:
+ * [{object, name, rule, value, limit}], measured in pixels of a `limits.frame_size` wide frame. */
+export function motionChecks(objects, numFrames, imageSize, limits) {
+  if (!limits || !limits.frame_size) return [];
+  const [W, H] = imageSize;
+  const scale = (x) => (x * limits.frame_size) / W;
+  const out = [];
+  objects.forEach((o, i) => {
+    if (!o.box) return;
+    const boxes = frameBoxes(o, numFrames).map((b) => b.map(scale));
+    out.push(...moveChecks(o, i, boxes, numFrames, limits, (H * limits.frame_size) / W));
+  });
+  return out;
+}
+
+/** One check as the canvas says it, in the quickstart's words. */
+export function motionWarning(c, numFrames) {
+  const said = {
+    "too fast": `too fast, ${c.value.toFixed(1)} px a frame (the toy model learnt at most ${c.limit.toFixed(1)} at ${numFrames} frames): the object may fall behind`,
+    "too long": `too long, ${c.value.toFixed(0)} px (it learnt at most ${c.limit.toFixed(0)}): the object stops before the end`,
+    "leaves the frame": "the box leaves the frame: the object is lost at the edge",
+    "sharp turn": `a turn of ${c.value.toFixed(0)} degrees (it learnt gentle bends): the object cuts the corner`,
+  };
+  return `${c.name}: ${said[c.rule]}`;
+}

@@ -102,3 +102,51 @@ test("gestures: clicks select, path clicks append, drags replace", () => {
   assert.equal(L.gestureEvent("points", [[80, 80]], view, objs, -1), null); // needs an object
   assert.equal(L.gestureEvent("path", [], view, objs, 0), null);
 });
+
+test("isStale: the view waits until the kernel answered its frame, query and point", () => {
+  const answered = { frame: 2, query: [10.5, 3], point: "a.probs" };
+  assert.equal(L.isStale(answered, 2, [10.5, 3], "a.probs"), false);
+  assert.equal(L.isStale(answered, 3, [10.5, 3], "a.probs"), true); // a new frame
+  assert.equal(L.isStale(answered, 2, [10.5, 3.25], "a.probs"), true); // a new click
+  assert.equal(L.isStale(answered, 2, [10.5, 3], "b.probs"), true); // another layer
+  assert.equal(L.isStale({}, 0, [], "a.probs"), true); // nothing answered yet
+  assert.equal(L.isStale({}, 0, [], ""), false); // no attention to compute: never waits
+  assert.equal(L.isStale({ frame: 0, query: [], point: "a.probs" }, 0, [], "a.probs"), false);
+});
+
+test("formatWeight: colour bar ends", () => {
+  assert.equal(L.formatWeight(0), "0");
+  assert.equal(L.formatWeight(0.031234), "0.0312");
+  assert.equal(L.formatWeight(1), "1");
+  assert.equal(L.formatWeight(0.00001234), "1.23e-5");
+});
+
+test("ignoredReason says why a gesture did nothing", () => {
+  const view = { imageSize: [64, 64], displaySize: [64, 64] };
+  const drag = [[10, 10], [20, 20], [30, 25]];
+  const objects = [{ name: "", box: [1, 1, 9, 9], target_box: null, path: [], query_points: [] }];
+  assert.equal(L.gestureEvent("path", drag, view, objects, -1), null);
+  assert.match(L.ignoredReason("path", drag, view, objects, -1), /^ignored: no object is selected/);
+  assert.match(L.ignoredReason("points", [[3, 3]], view, [], -1), /^ignored: there is no object yet/);
+  assert.match(L.ignoredReason("target", drag, view, [{ ...objects[0], box: null }], 0), /target box/);
+  assert.match(L.ignoredReason("box", [[5, 5], [5, 30]], view, objects, 0), /no area/);
+  assert.equal(L.ignoredReason("select", drag, view, objects, -1), "");
+  assert.equal(L.ignoredReason("box", [[5, 5]], view, objects, 0), ""); // a click: selects, or nothing meant
+});
+
+test("motionChecks finds what Python's motion_checks finds (fixtures), and says it", () => {
+  assert.ok(fixtures.motion.length >= 20);
+  fixtures.motion.forEach(({ image_size, num_frames, object, limits, expected }, k) => {
+    const got = L.motionChecks([object], num_frames, image_size, limits);
+    assert.deepEqual(got.map((c) => c.rule), expected.map((c) => c.rule), `case ${k}`);
+    got.forEach((c, j) => {
+      assert.ok(Math.abs(c.value - expected[j].value) <= 1e-9 * Math.max(1, Math.abs(c.value)), `case ${k} ${c.rule}`);
+      assert.ok(Math.abs(c.limit - expected[j].limit) <= 1e-12, `case ${k} ${c.rule} limit`);
+      assert.equal(c.name, expected[j].name);
+    });
+  });
+  assert.deepEqual(L.motionChecks([{ box: [0, 0, 9, 9], path: [[0, 0], [60, 0]] }], 8, [64, 64], {}), []); // no limits
+  const fast = { object: 0, name: "star", rule: "too fast", value: 7.25, limit: 5.571 };
+  assert.equal(L.motionWarning(fast, 8),
+    "star: too fast, 7.3 px a frame (the toy model learnt at most 5.6 at 8 frames): the object may fall behind");
+});

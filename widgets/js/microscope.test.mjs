@@ -108,3 +108,45 @@ test("withBuffers puts each buffer back at its path, leaving the message untouch
   assert.deepEqual(out.layers.p.grid, [2, 1]);
   assert.equal(state.layers.p.pca, null);
 });
+
+test("the step slider snaps to the captured steps", () => {
+  const layer = { pca_steps: [2, 6, 10], masks_steps: [2, 6, 10], qk_steps: [6] };
+  const kept = M.capturedSteps(layer);
+  assert.deepEqual(kept, [2, 6, 10]);
+  assert.deepEqual(M.capturedSteps(undefined), []);
+  assert.equal(M.snapStep(kept, 7, 2), 6); // a jump: the nearest
+  assert.equal(M.snapStep(kept, 8, 2), 6); // a tie: the earlier
+  assert.equal(M.snapStep(kept, 9, 2), 10);
+  assert.equal(M.snapStep(kept, 7, 6), 10); // one position on: the next captured step that way
+  assert.equal(M.snapStep(kept, 5, 6), 2);
+  assert.equal(M.snapStep(kept, 11, 10), 10); // past the last: stays
+  assert.equal(M.snapStep([], 7, 6), 7);
+  const steps = Array.from({ length: 12 }, (_, i) => ({ phase: i < 4 ? "inversion" : "sampling", index: i }));
+  assert.equal(M.notCaptured(kept, steps), "captured at 3 of 12 steps (inversion and sampling; marked under the timeline), not at this one");
+});
+
+test("shared scaling tops every frame at the largest frame maximum, per-map at the frame's own", () => {
+  const x = Float32Array.from([0.1, 0.4, 0.2, 0.05, 0, 0]); // 3 frames of 2 values
+  const maxima = M.frameMaxima(x, 3, 2);
+  assert.deepEqual(maxima.map((v) => Math.round(v * 100) / 100), [0.4, 0.2, 0]);
+  assert.equal(M.scaleTop("shared", maxima, 1), maxima[0]);
+  assert.equal(M.scaleTop("shared", maxima, 2), maxima[0]);
+  assert.equal(M.scaleTop("map", maxima, 1), maxima[1]);
+  assert.equal(M.scaleTop("map", maxima, 2), 0);
+  // frame 1 drawn with each scale: its peak is 255 on its own scale, half that on the shared one
+  const shared = M.scaleToBytes(x, 2, 2, M.scaleTop("shared", maxima, 1));
+  const own = M.scaleToBytes(x, 2, 2, M.scaleTop("map", maxima, 1));
+  assert.deepEqual([...shared], [128, 32]);
+  assert.deepEqual([...own], [255, 64]);
+});
+
+test("ownScale stretches bytes on a shared scale to their own maximum and says where it sat", () => {
+  const { bytes, top } = M.ownScale(new Uint8Array([0, 51, 102]));
+  assert.deepEqual([...bytes], [0, 128, 255]);
+  assert.equal(top, 102 / 255);
+  const zero = new Uint8Array([0, 0]);
+  assert.deepEqual(M.ownScale(zero), { bytes: zero, top: 0 });
+  const full = M.ownScale(new Uint8Array([255, 10]));
+  assert.deepEqual([...full.bytes], [255, 10]);
+  assert.equal(full.top, 1);
+});

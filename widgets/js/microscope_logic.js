@@ -140,3 +140,55 @@ export function withBuffers(state, paths, buffers) {
   });
   return out;
 }
+
+/** The steps (positions, sorted) where hook point `layer` has features: its PCA, masks or queries and
+ * keys; [] for none (then the slider does not snap). */
+export function capturedSteps(layer) {
+  if (!layer) return [];
+  const all = new Set([...(layer.pca_steps || []), ...(layer.masks_steps || []), ...(layer.qk_steps || [])]);
+  return [...all].sort((a, b) => a - b);
+}
+
+/** Where the step slider lands when moved to `value` from `current`: a captured step. One position
+ * (an arrow key, a slow drag) goes on to the next captured step that way; a jump to the nearest one
+ * (the earlier on a tie). No captured steps: `value` itself. */
+export function snapStep(captured, value, current = value) {
+  if (!captured.length) return value;
+  if (Math.abs(value - current) === 1) {
+    const ahead = value > current ? captured.filter((s) => s >= value) : captured.filter((s) => s <= value).reverse();
+    return ahead.length ? ahead[0] : current;
+  }
+  let best = captured[0];
+  for (const s of captured) if (Math.abs(s - value) < Math.abs(best - value)) best = s;
+  return best;
+}
+
+/** Why a panel is empty at a step the point was not captured at, in the readout's words. */
+export function notCaptured(captured, steps) {
+  if (!captured.length) return "not captured at this hook point";
+  return `captured at ${captured.length} of ${steps.length} steps (${phasesOf(captured.map((i) => steps[i]))}; ` +
+    "marked under the timeline), not at this one";
+}
+
+/** The largest value of each of the `F` maps of `n` values laid out one after another in `x`. */
+export function frameMaxima(x, F, n) {
+  return Array.from({ length: F }, (_, f) => maxOf(x, f * n, n));
+}
+
+/** The weight at the top of frame `f`'s colour scale: with `scale` "shared", the largest of every frame's
+ * maximum (`maxima`), so frames compare (the FeatureViewer's default); with "map", frame `f`'s own, so a
+ * diffuse map shows its shape. */
+export function scaleTop(scale, maxima, f) {
+  if (scale === "map") return maxima[f] || 0;
+  return maxima.reduce((a, b) => Math.max(a, b), 0);
+}
+
+/** Bytes already scaled to a shared maximum (255), stretched so their own maximum is 255; with `top`,
+ * that maximum as a share of the shared one (the colour bar's upper end). All zero: unchanged, top 0. */
+export function ownScale(bytes) {
+  const top = maxOf(bytes);
+  if (!top) return { bytes, top: 0 };
+  const out = new Uint8Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) out[i] = Math.round((bytes[i] * 255) / top);
+  return { bytes: out, top: top / 255 };
+}

@@ -28,16 +28,17 @@ function initialize({ model }) {
   return () => clearInterval(timer);
 }
 
-/** Draw frame `f` with its overlays onto ctx (canvas size = display_size). */
-export function paintFrame(ctx, model, bitmaps, maskBitmaps, f) {
+/** Draw frame `f` with the overlays switched on in `show` ({boxes, paths, masks}) onto ctx (canvas size =
+ * display_size). */
+export function paintFrame(ctx, model, bitmaps, maskBitmaps, f, show = { boxes: true, paths: true, masks: true }) {
   const [w, h] = model.get("display_size");
   const v = { imageSize: model.get("frame_size"), displaySize: [w, h] };
   const toC = (p) => L.imageToCanvas(p, v);
   ctx.clearRect(0, 0, w, h);
   D.drawImage(ctx, bitmaps[f], w, h);
-  if (maskBitmaps[f]) D.drawImage(ctx, maskBitmaps[f], w, h);
-  const paths = model.get("paths");
-  model.get("boxes").forEach((frames, o) => {
+  if (maskBitmaps[f] && show.masks) D.drawImage(ctx, maskBitmaps[f], w, h);
+  const paths = show.paths ? model.get("paths") : [];
+  (show.boxes ? model.get("boxes") : []).forEach((frames, o) => {
     const c = P.objectColour(o);
     const b = frames[f];
     D.strokeBox(ctx, [...toC([b[0], b[1]]), ...toC([b[2], b[3]])], c, { width: 2 });
@@ -63,8 +64,19 @@ function render({ model, el }) {
     model.save_changes();
   });
   const caption = D.h("div", { class: "anyi2v-caption anyi2v-run" });
+  const show = { boxes: true, paths: true, masks: true };
+  const legend = D.h("span", { class: "anyi2v-legend anyi2v-overlay-legend" });
+  const toggles = Object.keys(show).map((name) => {
+    const box = D.h("input", { type: "checkbox", "data-overlay": name, onchange: () => {
+      show[name] = box.checked;
+      redraw();
+    } });
+    box.checked = true;
+    return D.h("label", {}, box, name === "paths" ? "path" : name);
+  });
   el.append(D.h("div", { class: "anyi2v anyi2v-player" }, canvas,
-    D.h("div", { class: "anyi2v-toolbar" }, play, slider, readout), caption));
+    D.h("div", { class: "anyi2v-toolbar" }, play, slider, readout),
+    D.h("div", { class: "anyi2v-toolbar" }, "overlays", ...toggles, legend), caption));
   const ctx = canvas.getContext("2d");
   let bitmaps = [];
   let maskBitmaps = [];
@@ -72,13 +84,15 @@ function render({ model, el }) {
   function redraw() {
     const n = model.get("frames").length;
     const f = Math.min(Math.max(model.get("frame"), 0), n - 1);
-    [canvas.width, canvas.height] = model.get("display_size");
+    D.fitCanvas(canvas, ctx, ...model.get("display_size")); // device pixels: crisp lines at any density
     slider.max = String(n - 1);
     slider.value = String(f);
     readout.textContent = `frame ${f + 1} / ${n}`;
     play.textContent = model.get("playing") ? "Pause" : "Play";
     caption.textContent = model.get("caption");
-    paintFrame(ctx, model, bitmaps, maskBitmaps, f);
+    legend.replaceChildren(...model.get("boxes").map((_, o) => D.h("span", {},
+      D.h("i", { style: `background:${P.objectColour(o)}` }), `object ${o + 1}: box, path${model.get("masks").length ? ", mask" : ""}`)));
+    paintFrame(ctx, model, bitmaps, maskBitmaps, f, show);
   }
   async function load() {
     bitmaps = await Promise.all(model.get("frames").map(D.decodePng));

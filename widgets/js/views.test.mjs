@@ -16,6 +16,11 @@ class Element {
     this.children.push(...items);
   }
   replaceChildren(...items) { this.children = []; this.append(...items); }
+  insertBefore(c, ref) {
+    c.parentElement = this;
+    const i = this.children.indexOf(ref);
+    this.children.splice(i < 0 ? this.children.length : i, 0, c);
+  }
   getBoundingClientRect() { return { left: 0, top: 0, width: this.width || 100, height: this.height || 100 }; }
   focus() {}
   setPointerCapture() {}
@@ -49,12 +54,18 @@ test("the FeatureViewer view draws, and a click puts the query and stops followi
   const { default: view } = await import("./viewer.js");
   const m = model({ frames: [], masks: [], boxes: [[[0, 0, 8, 8]]], frame_size: [64, 64], panel_size: [128, 128],
     num_frames: 1, frame: 0, pca: { a: [] }, pca_point: "a", attention_points: [], attention_point: "", query: [],
-    follow: 0, attention: new Uint8Array(0), status: "" });
+    follow: 0, attention: new Uint8Array(0), status: "", scale: "shared", attention_range: [0, 0], answered: {},
+    heat_lut: new Uint8Array(768), labels: { a: "a, 2x2" } });
   const el = new Element("div");
   view.render({ model: m, el });
   click(canvases(el)[1]);
   assert.deepEqual(m.get("query"), [5, 10]);
   assert.equal(m.get("follow"), -1);
+  m.set("attention_points", ["p"]);
+  m.set("attention_point", "p");
+  m.fire("change:attention_point");
+  m.set("answered", { frame: 0, query: [5, 10], point: "p" });
+  m.fire("change:answered"); // the kernel's answer: drawn without the waiting sign
 });
 
 test("the Microscope view draws before and after its arrays arrive, and a click sets the query", async () => {
@@ -84,7 +95,8 @@ test("the TrajectoryCanvas view draws and turns a drag into a box event", async 
   const { default: view } = await import("./canvas.js");
   const m = model({ image: new Uint8Array(0), image_size: [64, 64], display_size: [64, 64], num_frames: 4,
     objects: [{ name: "", box: [1, 1, 9, 9], target_box: null, path: [[5, 5], [30, 30]], query_points: [[5, 5]] }],
-    selected: 0, mode: "box", status: "" });
+    selected: 0, mode: "box", status: "", limits: { max_step: 2.6, max_length: 32, max_turn: 100, trained_frames: 16,
+      frame_size: 64, speed_slack: 1.25, length_slack: 1.1 } });
   const el = new Element("div");
   view.render({ model: m, el });
   const [c] = canvases(el);
