@@ -88,6 +88,19 @@ def layer_shapes(unet, layers: tuple[str, ...], latent_hw: tuple[int, int]) -> l
     return [(latent_hw[0] // points[l].downscale, latent_hw[1] // points[l].downscale) for l in layers]
 
 
+def checked_frame_boxes(trajectory: Trajectory, num_frames: int, image_hw: tuple[int, int], f: int) -> np.ndarray:
+    """The trajectory's boxes ``(O, F, 4)`` in model pixels, once ``f`` is known to divide the image; a box
+    that leaves the image warns (:class:`~anyi2v_lab.trajectory.TrajectoryWarning`), or raises at frame 0."""
+    H, W = image_hw
+    if H % f or W % f:
+        raise ConfigError(f"compress_factor={f} must divide the image size {W}x{H}")
+    boxes = frame_boxes(trajectory, num_frames)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        clip_frame_boxes(boxes, (W, H), [o.name for o in trajectory.objects])
+    return boxes
+
+
 def build_alignment(trajectory: Trajectory, config: AnyI2VConfig, image_hw: tuple[int, int],
                     latent_hw: tuple[int, int], shapes: list[tuple[int, int]], device) -> tuple[Alignment, np.ndarray]:
     """Per-frame boxes on the alignment grid, query offsets per object, and the optional update
@@ -95,12 +108,7 @@ def build_alignment(trajectory: Trajectory, config: AnyI2VConfig, image_hw: tupl
     (:class:`~anyi2v_lab.trajectory.TrajectoryWarning`) when no later frame has a box on the image."""
     H, W = image_hw
     f = config.compress_factor
-    if H % f or W % f:
-        raise ConfigError(f"compress_factor={f} must divide the image size {W}x{H}")
-    boxes = frame_boxes(trajectory, config.num_frames)
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        clip_frame_boxes(boxes, (W, H), [o.name for o in trajectory.objects])  # warns, or raises at frame 0
+    boxes = checked_frame_boxes(trajectory, config.num_frames, image_hw, f)
     grid = grid_boxes(torch.from_numpy(boxes), f)
     queries = [query_cells(query_points_at(obj), boxes[o, 0], f) for o, obj in enumerate(trajectory.objects)]
     region = None

@@ -17,6 +17,7 @@ import pytest
 
 from browser.test_browser import (
     SCREENSHOTS,
+    SLIDER_MOVES,
     _run_all,
     _run_last_cell,
     lab_notebook,
@@ -53,27 +54,14 @@ print(json.dumps({"steps": len(m.steps), "a": kept[0], "b": kept[-1], "kept": ke
                   "query_frame": m.query_frame, "payload_bytes": m.payload_bytes, "frame_size": m.frame_size}))""",
 ]
 
-# moves one slider of the microscope to each value in turn and times each redraw in the browser: the
-# input handler with the redraw it queues (a microtask, run before this function's next await
-# resumes), and until the next animation frame (painted)
-_MOVE = """async ([cls, values]) => {
-    const root = document.querySelector('.anyi2v-microscope');
-    const slider = root.querySelector('input.' + cls);
-    const out = [];
-    for (const v of values) {
-        const t0 = performance.now();
-        slider.value = String(v);
-        slider.dispatchEvent(new Event('input', {bubbles: true}));
-        await Promise.resolve();
-        const t1 = performance.now();
-        await new Promise(requestAnimationFrame);
-        out.push({value: v, handler_ms: t1 - t0, frame_ms: performance.now() - t0,
-                  draw_ms: Number(root.dataset.drawMs)});
-    }
-    return out;
-}"""
 
-# clicks a canvas at canvas pixel (x, y) and times the redraw, as _MOVE does
+
+def _move(page, cls: str, values: list) -> list[dict]:
+    """Moves the microscope's slider ``cls`` to each value in turn, timing each redraw (``SLIDER_MOVES``)."""
+    return page.evaluate(SLIDER_MOVES, [".anyi2v-microscope", "input." + cls, values])
+
+
+# clicks a canvas at canvas pixel (x, y) and times the redraw, as SLIDER_MOVES does
 _CLICK = """async ([sel, x, y]) => {
     const root = document.querySelector('.anyi2v-microscope');
     const c = root.querySelector(sel);
@@ -126,9 +114,9 @@ def test_microscope_sliders_and_click_in_the_browser(lab, tmp_path):
         root.screenshot(path=str(shots / "microscope_opening.png"))
 
         # --- the step slider: x0 and PCA change between two kept steps; every step timed ---------------
-        page.evaluate(_MOVE, ["anyi2v-step", [info["a"]]])
+        _move(page, "anyi2v-step", [info["a"]])
         x0_a, pca_a = page.evaluate(_PIXELS, "canvas.anyi2v-mic-x0"), page.evaluate(_PIXELS, "canvas.anyi2v-mic-pca")
-        page.evaluate(_MOVE, ["anyi2v-step", [info["b"]]])
+        _move(page, "anyi2v-step", [info["b"]])
         x0_b, pca_b = page.evaluate(_PIXELS, "canvas.anyi2v-mic-x0"), page.evaluate(_PIXELS, "canvas.anyi2v-mic-pca")
         assert x0_a["hash"] != x0_b["hash"] and pca_a["hash"] != pca_b["hash"], (x0_a, x0_b, pca_a, pca_b)
         assert min(x0_b["distinct"], pca_b["distinct"]) > 8  # pictures, not a flat fill
@@ -140,14 +128,14 @@ def test_microscope_sliders_and_click_in_the_browser(lab, tmp_path):
         assert kept[0] >= 2 and kept[1] - kept[0] >= 2, kept  # uncaptured steps to land on
         # a jump to step 0 lands on the nearest captured step; one step on from there, on the next one
         for target, landing in ((0, kept[0]), (kept[0] + 1, kept[1])):
-            page.evaluate(_MOVE, ["anyi2v-step", [target]])
+            _move(page, "anyi2v-step", [target])
             shown = root.locator(".anyi2v-step-readout").inner_text()
             assert shown.startswith(f"{landing + 1} / "), (target, landing, shown)
             assert root.locator("input.anyi2v-step").input_value() == str(landing)
         steps = list(range(info["steps"])) * 3
-        moves = page.evaluate(_MOVE, ["anyi2v-step", steps])
-        frames = page.evaluate(_MOVE, ["anyi2v-frame-slider", [f % 8 for f in range(1, 25)]])
-        page.evaluate(_MOVE, ["anyi2v-step", [info["b"]]])
+        moves = _move(page, "anyi2v-step", steps)
+        frames = _move(page, "anyi2v-frame-slider", [f % 8 for f in range(1, 25)])
+        _move(page, "anyi2v-step", [info["b"]])
 
         # --- a click: the self-attention view changes, the kernel gets the point -------------------------
         before = page.evaluate(_PIXELS, "canvas.anyi2v-mic-self")
@@ -162,9 +150,9 @@ def test_microscope_sliders_and_click_in_the_browser(lab, tmp_path):
             clicks.append(page.evaluate(_CLICK, ["canvas.anyi2v-mic-pca", w * (0.1 + 0.08 * k), h * (0.8 - 0.06 * k)]))
         # the point's matches in the other frames: keys of every frame, then the frame slider
         root.locator("select.anyi2v-keys").select_option("video")
-        video_moves = page.evaluate(_MOVE, ["anyi2v-frame-slider", [f % 8 for f in range(1, 17)]])
+        video_moves = _move(page, "anyi2v-frame-slider", [f % 8 for f in range(1, 17)])
         root.locator("select.anyi2v-keys").select_option("frame")
-        page.evaluate(_MOVE, ["anyi2v-frame-slider", [0]])
+        _move(page, "anyi2v-frame-slider", [0])
         page.evaluate(_CLICK, ["canvas.anyi2v-mic-pca", w * 0.5, h * 0.6])
         page.wait_for_timeout(300)
         root.screenshot(path=str(shots / "microscope.png"))

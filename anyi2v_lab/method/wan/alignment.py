@@ -17,9 +17,8 @@ import numpy as np
 import torch
 
 from ...causal_frames import WAN_TEMPORAL, video_frames_of
-from ...trajectory import Trajectory, TrajectoryWarning, clip_frame_boxes, frame_boxes, query_points_at
-from ..alignment import Alignment, grid_boxes, query_cells
-from ..config import ConfigError
+from ...trajectory import Trajectory, TrajectoryWarning, query_points_at
+from ..alignment import Alignment, checked_frame_boxes, grid_boxes, query_cells
 from ..grid import aligned_features, layer_fits
 from ..loss import LossParts, alignment_loss
 from ..optimize import Passes, frozen, pass_session
@@ -43,12 +42,7 @@ def wan_alignment(trajectory: Trajectory, config: WanAnyI2VConfig, token_hw: tup
     """The :class:`~anyi2v_lab.method.alignment.Alignment` of a trajectory in model pixels on the latent
     frames, and the binned model-pixel boxes ``(O, latent frames, 4)``."""
     H, W, f = config.height, config.width, config.compress_factor
-    if H % f or W % f:
-        raise ConfigError(f"compress_factor={f} must divide the image size {W}x{H}")
-    boxes = frame_boxes(trajectory, config.num_frames)
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        clip_frame_boxes(boxes, (W, H), [o.name for o in trajectory.objects])  # warns, or raises at frame 0
+    boxes = checked_frame_boxes(trajectory, config.num_frames, (H, W), f)
     binned = latent_frame_boxes(boxes, config.latent_frames)
     queries = [query_cells(query_points_at(obj), binned[o, 0], f).to(device)
                for o, obj in enumerate(trajectory.objects)]
