@@ -70,7 +70,7 @@ def at_floor(ref: dict, floor: dict, factor: float = FACTOR) -> bool:
             raise ValueError(f"the floor has no measure {key!r} (it has {sorted(floor)}): measure both alike")
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return False
-        if value > factor * max(floor[key], MIN_FLOOR[key]):
+        if value > factor * max(floor[key] or 0, MIN_FLOOR[key]):  # a floor stage that failed: the minimum
             return False
     return True
 
