@@ -24,12 +24,12 @@ def chain():
         return {"name": name, "switched": set(switched),
                 "stages": {s: {"ref": ref, "floor": FLOOR} for s, ref in stages.items()}}
     return [
-        run("shipped", [], {"at floor": measures(5e-6, flips=10, cells=3), "motion": measures(0.05, flips=400),
+        run("shipped", [], {"at floor": measures(1.5e-6, flips=3, cells=2), "motion": measures(0.05, flips=400),
                             "clip": measures(0.02, cells=40), "open": measures(0.01)}),
-        run("norm", [21], {"at floor": measures(4e-6), "motion": measures(2e-6, flips=3),
+        run("norm", [21], {"at floor": measures(1e-6), "motion": measures(1.2e-6, flips=3),
                            "clip": measures(0.02, cells=40), "open": measures(0.01)}),
-        run("norm+clip", [21, 12, 14], {"at floor": measures(4e-6), "motion": measures(2e-6),
-                                        "clip": measures(3e-6, cells=2), "open": measures(0.01)}),
+        run("norm+clip", [21, 12, 14], {"at floor": measures(1e-6), "motion": measures(1.2e-6),
+                                        "clip": measures(1.5e-6, cells=2), "open": measures(0.01)}),
     ]
 
 
@@ -55,10 +55,11 @@ def test_a_difference_no_run_removes_is_unexplained():
 
 def test_the_floor_has_a_float32_minimum_and_counts_have_none():
     zero = measures(0.0)
-    assert pv.at_floor(measures(3e-7), zero)  # within 10 roundings (1.2e-7 each) of a zero floor
-    assert not pv.at_floor(measures(1e-5), zero)
+    assert pv.at_floor(measures(5e-8), zero)  # within 2 roundings (1.2e-7 each) of a zero floor
+    assert not pv.at_floor(measures(1e-6), zero)
     assert not pv.at_floor(measures(0.0, flips=1), zero)  # a flip the floor never shows is not rounding
-    assert pv.at_floor(measures(0.0, flips=20), measures(0.0, flips=2))
+    assert pv.at_floor(measures(0.0, flips=4), measures(0.0, flips=2))
+    assert not pv.at_floor(measures(0.0, flips=5), measures(0.0, flips=2))
     assert not pv.at_floor(measures(float("nan")), zero)
     with pytest.raises(ValueError, match="'cells'"):
         pv.at_floor({"cells": 1}, {"rel": 0.0})

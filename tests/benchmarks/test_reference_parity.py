@@ -113,3 +113,28 @@ def test_injection_matches_the_reference(tmp_path):
     default = runs["ours_default"]
     assert default["inverted feature t=201 attn3"]["verdict"] == "noise"
     assert default["final latent"]["verdict"] == f"explained by deviation {rp.pv.deviation_numbers()['motion_norm']}"
+
+
+RESULTS = ROOT / "benchmarks" / "results"
+KERNEL_SETS = (RESULTS / "reference_parity.json", RESULTS / "reference_parity_scalar_kernels.json")
+
+
+def test_the_committed_reports_verdicts_hold_on_both_kernel_sets():
+    a, b = (json.loads(p.read_text()) for p in KERNEL_SETS)
+    assert a["machine"]["aten_cpu_capability"] != b["machine"]["aten_cpu_capability"]
+    shared = {c["case"] for c in a["cases"]} & {c["case"] for c in b["cases"]}
+    assert {"injection_only", "aligned"} <= shared
+    va, vb = ({k: v for k, v in rp.verdict_map(r).items() if k.split(" / ")[0] in shared} for r in (a, b))
+    assert rp.pv.same_verdicts(va, vb) == []
+
+
+def test_the_committed_reports_are_judged_with_the_method_documents_numbers():
+    numbers = rp.pv.deviation_numbers()
+    for report in (json.loads(p.read_text()) for p in KERNEL_SETS):
+        assert report["deviation_numbers"] == numbers
+        assert report["reference"]["commit"] and report["reference"]["files_as_committed"]
+        for case in report["cases"]:
+            assert case["open"] or not case["unexplained"], (case["case"], case["unexplained"][:5])
+            for c in case["comparisons"]:
+                for stage, row in c["stages"].items():
+                    assert row["verdict"] == rp.pv.verdict(stage, c, case["comparisons"])["verdict"]
