@@ -78,15 +78,24 @@ def at_floor(ref: dict, floor: dict, factor: float | None = None) -> bool:
     return True
 
 
-def _at_floor(row: dict) -> bool:
-    return at_floor(row["ref"], row["floor"])
+def floor_flags(run: dict, chains: tuple[str, ...] = ()) -> dict[str, bool]:
+    """Whether each stage of ``run`` is at the floor. A stage of a chain (stages whose names start with one
+    of ``chains``, in run order: the denoising steps, the optimisation's iterations) is at the floor only
+    if every earlier stage of its chain is: a later stage is computed from the state that diverged."""
+    flags = {s: at_floor(row["ref"], row["floor"]) for s, row in run["stages"].items()}
+    for prefix in chains:
+        diverged = False
+        for s in [s for s in flags if s.startswith(prefix)]:
+            diverged = diverged or not flags[s]
+            flags[s] = not diverged
+    return flags
 
 
-def verdict(stage: str, run: dict, runs: list[dict]) -> dict:
-    """The verdict of ``stage`` in ``run``; ``runs``: every run of the same comparison (the same reference
-    output, the same stages), each ``{"name", "switched": set of deviation numbers, "stages": {stage:
-    {"ref": measures, "floor": measures}}}``."""
-    if _at_floor(run["stages"][stage]):
+def verdict(stage: str, run: dict, runs: list[dict], flags: dict[str, dict[str, bool]]) -> dict:
+    """The verdict of ``stage`` in ``run``; ``runs``: every run of the same case, each ``{"name",
+    "switched": deviation numbers, "stages": {stage: {"ref": measures, "floor": measures}}}``; ``flags``:
+    :func:`floor_flags` of each run, by name."""
+    if flags[run["name"]][stage]:
         return {"verdict": "noise"}
     base = set(run["switched"])
     candidates = []
@@ -94,7 +103,7 @@ def verdict(stage: str, run: dict, runs: list[dict]) -> dict:
         added = set(other["switched"]) - base
         if not added or not base <= set(other["switched"]) or stage not in other["stages"]:
             continue
-        if _at_floor(other["stages"][stage]):
+        if flags[other["name"]][stage]:
             candidates.append((len(added), sorted(added), other["name"]))
     if not candidates:
         return {"verdict": "unexplained"}
@@ -106,9 +115,10 @@ def verdict(stage: str, run: dict, runs: list[dict]) -> dict:
     return {"verdict": f"explained by {words} {', '.join(map(str, added))}", "deviations": added, "by_run": name}
 
 
-def verdicts(runs: list[dict]) -> dict[str, dict[str, dict]]:
+def verdicts(runs: list[dict], chains: tuple[str, ...] = ()) -> dict[str, dict[str, dict]]:
     """``{run name: {stage: verdict}}`` for every stage of every run."""
-    return {run["name"]: {stage: verdict(stage, run, runs) for stage in run["stages"]} for run in runs}
+    flags = {run["name"]: floor_flags(run, chains) for run in runs}
+    return {run["name"]: {stage: verdict(stage, run, runs, flags) for stage in run["stages"]} for run in runs}
 
 
 def unexplained(all_verdicts: dict[str, dict[str, dict]]) -> list[tuple[str, str]]:
@@ -127,3 +137,14 @@ def same_verdicts(a: dict[str, dict[str, dict]], b: dict[str, dict[str, dict]]) 
                 out.append(f"{run} / {stage}: {va} against {vb}")
     return out
 
+
+
+def running_floor(floors: list[dict]) -> list[dict]:
+    """The floors of a chain of stages (the optimisation's iterations, the denoising steps), each raised to
+    the largest of the stages before it: when rounding tips a near-tie (a mask cell, a gradient's sign)
+    varies from run to run, so a floor run that tipped one at iteration 6 shows what one at iteration 8 is."""
+    out, top = [], {}
+    for f in floors:
+        top = {k: max(v, top.get(k, v)) if isinstance(v, (int, float)) else v for k, v in f.items()}
+        out.append(dict(top))
+    return out

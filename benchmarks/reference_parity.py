@@ -15,8 +15,9 @@ this script
 3. runs the reference's pipeline (its ``AnyI2V`` class, ``DDIM_inversion``, ``load_weights``,
    ``enhance_pipeline`` and ``load_trajectory_data`` of ``scripts/AnyI2V_fp16.py``) in that environment,
    and ours (``load_pipeline`` + ``generate``), each in its own single-threaded process, fp32 on the CPU;
-4. runs ours once more in a process whose only change is rounding: another ATen kernel set
-   (``ATEN_CPU_CAPABILITY``) and the initial noise moved by one ulp. Ours against that is the **floor**;
+4. runs ours once more (one variant a case) in a process whose only change is rounding: another ATen
+   kernel set (``ATEN_CPU_CAPABILITY``) and the initial noise moved by one ulp. Ours against that is the
+   **floor** (along the denoising steps and the optimisation's iterations, its running maximum);
 5. compares every stage both ways (ours against the reference, ours against the floor run): text
    embeddings, the source latent, the inverted features, the UNet output (both CFG halves) of every
    denoising step, the latent and the semantic masks after every optimisation iteration, the final latent
@@ -24,7 +25,7 @@ this script
    latent elements half a sign step apart and the mask cells that differ;
 6. computes each stage's verdict (``parity_verdicts``): noise, explained by a deviation of docs/method.md
    (a run with that deviation switched to the other side's rule reaches the floor), or unexplained. It
-   exits 1 when a stage is unexplained in a case not listed in ``OPEN`` (known open questions).
+   exits 1 when a stage is unexplained in a case not listed in ``OPEN`` (known open questions; none now).
 
 How the reference is driven (its script hard-codes CUDA, 512 px and model ids): ``ADAPTATIONS``. Where ours
 deviates, a variant switches our side to the reference's behaviour, patched on from outside (``VARIANTS``),
@@ -35,7 +36,7 @@ PCA solver for torch_pca's randomized one).
 
 Writes ``benchmarks/results/reference_parity.json`` (atomically). ``--work`` keeps the intermediate files,
 ``--case`` picks cases (default: ``DEFAULT_CASES``), ``--merge`` adds the cases to an existing report,
-``--compare A B`` lists where two reports' verdicts differ (exit 1 if anywhere).
+``--compare A B`` lists where two reports' verdicts differ on the cases both hold (exit 1 if anywhere).
 """
 from __future__ import annotations
 
@@ -142,8 +143,7 @@ CASES = {
 }
 DEFAULT_CASES = ("injection_only", "aligned", "clipped_right")
 # cases whose unexplained stages are known open questions (benchmarks/README.md names them): no failure
-OPEN = {"query_outside_box": "a query point outside the start box: the reference puts the box centre in, ours "
-                             "keeps the point (clamped to the crop); not in docs/method.md's list"}
+OPEN: dict[str, str] = {}
 
 
 def exact_two_means(X, num_clusters=2, distance="euclidean", device=None):
@@ -767,6 +767,11 @@ def switched(ref_options: dict, variant: str, numbers: dict) -> list[int]:
     return sorted({numbers[n] for n in names})
 
 
+# stages that follow one another in one loop: each floor is the running maximum along it (pv.running_floor),
+# and a stage after one above its floor is not noise (pv.floor_flags)
+CHAINS = ("UNet output (CFG), step", "latent after optimisation", "semantic masks")
+
+
 def compare_case(work: Path, name: str, numbers: dict) -> dict:
     """Every comparison of one case (each reference run against each of our variants), with verdicts."""
     import torch
@@ -776,6 +781,9 @@ def compare_case(work: Path, name: str, numbers: dict) -> dict:
     comparisons, ours = [], {v: torch.load(folder / f"ours_{v}.pt", weights_only=False) for v in case["ours"]}
     fv = floor_variant(name)
     floor = stage_measures(ours[fv], torch.load(folder / f"ours_{fv}.floor.pt", weights_only=False), settings, False)
+    for chain in CHAINS:
+        names = [s for s in floor if s.startswith(chain)]  # in run order
+        floor.update(zip(names, pv.running_floor([floor[s] for s in names])))
     for r, opts in case["refs"].items():
         ref = torch.load(folder / f"ref_{r}.pt", weights_only=False)
         for v in case["ours"]:
@@ -787,7 +795,7 @@ def compare_case(work: Path, name: str, numbers: dict) -> dict:
                 "boxes_reference_px": ref["boxes"],
                 "motion_keys_not_loaded_by_reference": ref["motion_keys_not_loaded"],
                 "stages": {s: {"ref": against[s], "floor": floor.get(s, {})} for s in against}})
-    verdicts = pv.verdicts(comparisons)
+    verdicts = pv.verdicts(comparisons, CHAINS)
     for c in comparisons:
         for s, row in c["stages"].items():
             row.update(verdicts[c["name"]][s])
@@ -800,9 +808,11 @@ def run(ref: Path, python: str, work: Path, names: list[str], reuse: bool = Fals
 
     numbers = pv.deviation_numbers()
     kernels = floor_kernels(torch.backends.cpu.get_cpu_capability())
-    size = write_model(work)
+    kept = reuse and (work / "mm.ckpt").is_file()  # --reuse: the inputs the kept runs were made from stay
+    size = SPEC["latent_size"] * 2 ** (len(SPEC["vae_channels"]) - 1) if kept else write_model(work)
     for name in names:
-        write_case(work, name, size)
+        if not (kept and (work / name / "settings.json").is_file()):
+            write_case(work, name, size)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
     started = time.perf_counter()
     seconds = run_jobs([j for name in names for j in case_jobs(ref, python, work, name, kernels, reuse)], env)
@@ -852,8 +862,10 @@ def main(argv=None) -> int:
         return 0
     if argv[:1] == ["--compare"]:  # where two reports' verdicts differ
         a, b = (json.loads(Path(p).read_text()) for p in argv[1:3])
-        diffs = pv.same_verdicts(verdict_map(a), verdict_map(b))
-        print("\n".join(diffs) or "the same verdicts")
+        shared = {c["case"] for c in a["cases"]} & {c["case"] for c in b["cases"]}
+        va, vb = ({k: v for k, v in verdict_map(r).items() if k.split(" / ")[0] in shared} for r in (a, b))
+        diffs = pv.same_verdicts(va, vb)
+        print("\n".join(diffs) or f"the same verdicts on {len(shared)} shared cases: {', '.join(sorted(shared))}")
         return 1 if diffs else 0
     if argv[:1] == ["_reference"]:
         reference_side(Path(argv[1]), Path(argv[2]), argv[3], json.loads(argv[4]))

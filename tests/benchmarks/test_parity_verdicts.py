@@ -79,3 +79,17 @@ def test_deviation_numbers_come_from_the_method_document():
     table = "## Where we differ from the reference implementation\n\n| 3 | VAE posterior mean | x | y |\n"
     with pytest.raises(ValueError, match="'canvas_size'.*0 rows"):
         pv.deviation_numbers(table)
+
+
+def test_a_chains_floor_keeps_the_largest_so_far():
+    floors = [measures(1e-6), measures(2e-6, cells=1), measures(1e-6)]
+    assert [f["cells"] for f in pv.running_floor(floors)] == [0, 1, 1]
+    assert [f["rel"] for f in pv.running_floor(floors)] == [1e-6, 2e-6, 2e-6]
+
+
+def test_a_chain_stage_after_a_divergence_is_not_noise():
+    run = {"name": "r", "switched": set(), "stages": {
+        f"latent {i}": {"ref": measures(rel), "floor": FLOOR} for i, rel in enumerate([1e-6, 5e-5, 1e-6])}}
+    assert list(pv.floor_flags(run).values()) == [True, False, True]
+    assert list(pv.floor_flags(run, ("latent",)).values()) == [True, False, False]
+    assert pv.verdicts([run], ("latent",))["r"]["latent 2"]["verdict"] == "unexplained"
