@@ -13,6 +13,10 @@ that differ). A stage is
   reference's rule on one side) and nothing smaller does;
 - ``unexplained``: neither.
 
+Along a loop (the denoising steps, the optimisation's iterations: ``chains``) a stage after one above its
+floor is not noise (:func:`floor_flags`), and the harness raises each floor to the largest before it
+(:func:`running_floor`): when rounding tips a near-tie varies from run to run.
+
 Deviation numbers are read from ``docs/method.md``'s table "Where we differ from the reference
 implementation", by a phrase of the row (``DEVIATIONS``), so a renumbering there cannot go stale here.
 """
