@@ -67,11 +67,36 @@ def test_exact_two_means_is_the_best_split():
     assert int(torch.argmax(centers)) == 1 and ids.sum() == 25
 
 
-def test_diff_reports_relative_and_noise():
-    a = torch.ones(10, dtype=torch.float64)
-    d = rp.diff(a + 1e-7, a)
-    assert d["noise"] and d["max_abs"] == pytest.approx(1e-7, rel=1e-3)
-    assert not rp.diff(a * 1.1, a)["noise"]
+def test_measure_counts_flips_and_mask_cells():
+    a = torch.zeros(10, dtype=torch.float64)
+    b = a.clone()
+    b[3], b[7] = 0.006, 0.004  # lr 0.01: a sign step apart is 0.01, half of it 0.005
+    m = rp.measure(b, a + 1.0, "latent")
+    assert m["max_abs"] == pytest.approx(1.0) and m["rel"] == pytest.approx(float((b - 1).norm() / 10 ** 0.5), rel=1e-3)
+    assert rp.measure(b, a, "latent")["flips"] == 1
+    assert rp.measure(torch.tensor([1.0, 0.5, 0.0]), torch.tensor([1.0, 0.5004, 1.0]), "mask")["cells"] == 1
+    assert rp.measure(torch.ones(3), torch.ones(4))["rel"] is None
+
+
+def test_reference_weights_follow_its_stored_mask():
+    # one object, 3 frames; frame 2 clipped to 2 of 4 columns; one iteration of 3 kmeans calls
+    settings = {"frames": 3, "size": 32, "compress_factor": 4}
+    boxes = [[[8, 8, 24, 24], [8, 12, 24, 28], [8, 24, 24, 40]]]  # [top, left, bottom, right] px
+    assert rp.reference_crop_shapes(boxes[0], settings) == [(4, 4), (4, 4), (4, 2)]
+    m0 = torch.tensor([[1.0, 1, 0, 0]] * 4)[..., None]  # (h, w, L=1)
+    calls = [m0.reshape(-1), torch.ones(16), torch.ones(8)]
+    (cells,) = rp.reference_weights(calls, boxes, settings)
+    assert torch.equal(cells[:16], m0.reshape(-1)) and torch.equal(cells[16:32], m0.reshape(-1))
+    squeezed = torch.nn.functional.interpolate(m0.permute(2, 0, 1)[None], size=(4, 2), mode="bilinear")[0]
+    assert torch.allclose(cells[32:], squeezed.permute(1, 2, 0).reshape(-1))
+
+
+def test_switched_deviations_are_numbered_as_the_method_document():
+    numbers = rp.pv.deviation_numbers()
+    assert rp.switched({"kmeans": "exact"}, "per_frame_norm+clip_rules", numbers) == sorted(
+        [numbers["kmeans"], numbers["motion_norm"], numbers["clipped_mask"], numbers["query_cell"]])
+    assert rp.switched({}, "ours_default", numbers) == []
+    assert rp.floor_kernels("AVX2") == "default" and rp.floor_kernels("AVX512") == "avx2"
 
 
 @pytest.mark.skipif(not (os.environ.get("ANYI2V_REFERENCE") and os.environ.get("ANYI2V_REFERENCE_PYTHON")),
@@ -79,11 +104,38 @@ def test_diff_reports_relative_and_noise():
 def test_injection_matches_the_reference(tmp_path):
     out = tmp_path / "parity.json"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reference_parity.py"), os.environ["ANYI2V_REFERENCE"],
-                    "--run", "injection_only", "--out", str(out)], check=True)
-    runs = {r["variant"]: r["stages"] for r in json.loads(out.read_text())["runs"]}
-    # with AnimateDiff's per-frame motion-module GroupNorm, every stage is float noise
-    stages = runs["per_frame_motion_norm"]
-    assert all(s["noise"] for s in stages), [s["stage"] for s in stages if not s["noise"]]
+                    "--case", "injection_only", "--out", str(out)], check=True)
+    (case,) = json.loads(out.read_text())["cases"]
+    runs = {c["ours"]: c["stages"] for c in case["comparisons"]}
+    # with AnimateDiff's per-frame motion-module GroupNorm, every stage is at the rounding floor
+    assert all(s["verdict"] == "noise" for s in runs["per_frame_norm"].values())
     # diffusers' all-frames GroupNorm: the inversion (motion modules bypassed) agrees, the sampling does not
-    default = {s["stage"]: s["noise"] for s in runs["ours_default"]}
-    assert default["inverted feature t=201 attn3"] and not default["final latent"]
+    default = runs["ours_default"]
+    assert default["inverted feature t=201 attn3"]["verdict"] == "noise"
+    assert default["final latent"]["verdict"] == f"explained by deviation {rp.pv.deviation_numbers()['motion_norm']}"
+
+
+RESULTS = ROOT / "benchmarks" / "results"
+KERNEL_SETS = (RESULTS / "reference_parity.json", RESULTS / "reference_parity_scalar_kernels.json")
+
+
+def test_the_committed_reports_verdicts_hold_on_both_kernel_sets():
+    a, b = (json.loads(p.read_text()) for p in KERNEL_SETS)
+    assert a["machine"]["aten_cpu_capability"] != b["machine"]["aten_cpu_capability"]
+    shared = {c["case"] for c in a["cases"]} & {c["case"] for c in b["cases"]}
+    assert {"injection_only", "aligned"} <= shared
+    va, vb = ({k: v for k, v in rp.verdict_map(r).items() if k.split(" / ")[0] in shared} for r in (a, b))
+    assert rp.pv.same_verdicts(va, vb) == []
+
+
+def test_the_committed_reports_are_judged_with_the_method_documents_numbers():
+    numbers = rp.pv.deviation_numbers()
+    for report in (json.loads(p.read_text()) for p in KERNEL_SETS):
+        assert report["deviation_numbers"] == numbers
+        assert report["reference"]["commit"] and report["reference"]["files_as_committed"]
+        for case in report["cases"]:
+            assert case["open"] or not case["unexplained"], (case["case"], case["unexplained"][:5])
+            again = rp.pv.verdicts(case["comparisons"], rp.CHAINS)
+            for c in case["comparisons"]:
+                assert {s: row["verdict"] for s, row in c["stages"].items()} == {
+                    s: v["verdict"] for s, v in again[c["name"]].items()}
