@@ -30,12 +30,14 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(items):
     """Notebooks and browser tests belong to the full run (``pytest --full``), not the inner loop.
 
-    The notebooks and browser tests, the longest, run first: xdist's workers then finish together on
-    short tests instead of one worker finishing a notebook alone at the end.
+    The slow tests run first, notebooks and browser tests (the longest) ahead of the rest: xdist's
+    workers then finish together on short tests instead of one worker finishing a long test alone at
+    the end.
     """
     import pytest
 
     for item in items:
         if item.path.suffix == ".ipynb" or item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: (item.path.suffix != ".ipynb", item.get_closest_marker("browser") is None))
+    items.sort(key=lambda item: (item.path.suffix != ".ipynb", item.get_closest_marker("browser") is None,
+                                 item.get_closest_marker("slow") is None))
