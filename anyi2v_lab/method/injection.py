@@ -30,8 +30,9 @@ def injection_active(config: AnyI2VConfig) -> Callable[[CallInfo], bool]:
     return active
 
 
-def _targets(ctx: HookContext, config: AnyI2VConfig) -> list[int]:
-    if config.inject_uncond:
+def injected_branches(ctx: HookContext, inject_uncond: bool) -> list[int]:
+    """The batch rows an injection edits: every CFG branch, or the conditional one alone."""
+    if inject_uncond:
         return list(range(len(ctx.branches)))
     return [ctx.branch("cond")] if "cond" in ctx.branches else []
 
@@ -44,7 +45,7 @@ def residual_edit(stored: torch.Tensor, config: AnyI2VConfig, active):
             return None
         v = ctx.frames(x)  # (B, F, C, h, w)
         out = v.clone()
-        for b in _targets(ctx, config):
+        for b in injected_branches(ctx, config.inject_uncond):
             source = v[b, 0].detach()
             if config.debias:
                 out[b, 0] = patch_adain(stored.to(source), source, config.adain_patch, config.adain_eps)
@@ -62,7 +63,7 @@ def query_edit(stored: torch.Tensor, config: AnyI2VConfig, active):
             return None
         v = ctx.frames(q)  # (B, F, N, C)
         out = v.clone()
-        for b in _targets(ctx, config):
+        for b in injected_branches(ctx, config.inject_uncond):
             out[b, 0] = stored.to(v)
         return ctx.merge(out)
     edit.active = active
@@ -77,7 +78,7 @@ def frame0_kv_edit(config: AnyI2VConfig, active):
             return None
         v = ctx.frames(k)  # (B, F, N, C)
         out = v.clone()
-        for b in _targets(ctx, config):
+        for b in injected_branches(ctx, config.inject_uncond):
             out[b, 1:] = v[b, :1].expand_as(v[b, 1:])
         return ctx.merge(out)
     edit.active = active

@@ -15,6 +15,7 @@ import torch
 
 from ...hooks import CallInfo, HookContext
 from ..adain import patch_adain
+from ..injection import injected_branches
 from .config import WanAnyI2VConfig
 from .inversion import WanFeatures
 
@@ -28,12 +29,6 @@ def injection_active(config: WanAnyI2VConfig) -> Callable[[CallInfo], bool]:
     return active
 
 
-def _targets(ctx: HookContext, config: WanAnyI2VConfig) -> list[int]:
-    if config.inject_uncond:
-        return list(range(len(ctx.branches)))
-    return [ctx.branch("cond")] if "cond" in ctx.branches else []
-
-
 def frame0_edit(stored: torch.Tensor, config: WanAnyI2VConfig, active, adain: bool):
     """Replace latent frame 0's tokens ``(h, w, C)`` by ``stored`` (with ``adain``: patch-AdaIN of ``stored``
     onto the current tokens, windows of ``config.adain_patch`` tokens)."""
@@ -42,7 +37,7 @@ def frame0_edit(stored: torch.Tensor, config: WanAnyI2VConfig, active, adain: bo
             return None
         v = ctx.frames(x)  # (B, F, h, w, C)
         out = v.clone()
-        for b in _targets(ctx, config):
+        for b in injected_branches(ctx, config.inject_uncond):
             if adain:
                 current = v[b, 0].detach().permute(2, 0, 1)  # (C, h, w)
                 target = stored.to(current).permute(2, 0, 1)
