@@ -117,29 +117,31 @@ def wan_config(overrides: list[str] = (), base: dict | None = None) -> WanAnyI2V
     for key, value in parse_overrides(list(overrides)).items():
         if key not in known:
             raise ConfigError(f"unknown Wan config key {key!r}; the keys: {', '.join(known)}")
-        values[key] = _converted(key, value, known[key].default)
+        values[key] = _converted(key, value, known[key])
     return WanAnyI2VConfig(**values)
 
 
-def _converted(key: str, value, default):
-    """``value`` (as YAML parsed it) as the type of ``default``; ``None`` where the field allows it."""
+def _converted(key: str, value, field):
+    """``value`` (as YAML parsed it) as the type ``field`` is annotated with; ``None`` where the annotation
+    allows it."""
+    default, kind = field.default, str(field.type).split(" | ")[0]
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-        if key in ("adain_patch", "pca_dim", "loss_scale"):
+        if "None" in str(field.type):
             return None
         raise ConfigError(f"{key}=none: {key} takes no none (default {default!r})")
     try:
-        if isinstance(default, tuple):
+        if kind.startswith("tuple"):
             parts = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
             return tuple(int(p) for p in parts if str(p).strip() != "")
-        if isinstance(default, bool):
+        if kind == "bool":
             if not isinstance(value, bool):
                 raise ValueError
             return value
-        if isinstance(default, int) or key in ("adain_patch", "pca_dim"):
+        if kind == "int":
             if isinstance(value, bool) or float(value) != int(value):
                 raise ValueError
             return int(value)
-        if isinstance(default, float) or key == "loss_scale":
+        if kind == "float":
             return float(value)
         return str(value)
     except (TypeError, ValueError):
